@@ -1,0 +1,14 @@
+//! kpbench's dataplane library: the synthetic service model and one backend per
+//! kube-proxy mode. Rendering (services -> rules) is pure; applying talks to the kernel.
+//! No CLI, no printing.
+
+pub mod backend;
+pub mod exec;
+pub mod iptables;
+pub mod model;
+pub mod names;
+pub mod netns;
+
+pub use backend::{backend, ApplyError, Backend, Mode, SyncKind, SyncReport};
+pub use model::{Endpoint, Service, ServiceSet};
+pub use netns::Netns;
