@@ -43,6 +43,12 @@ impl Mode {
     }
 }
 
+impl serde::Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -124,11 +130,20 @@ pub trait Backend: Send + Sync {
     fn object_kind(&self) -> &'static str;
 }
 
+/// The backend for a mode with an IPVS scheduler (ignored by other modes; None means
+/// the default, rr), or None where kpbench does not implement the mode yet.
+pub fn backend_with(mode: Mode, ipvs_scheduler: Option<&str>) -> Option<Box<dyn Backend>> {
+    let _ = ipvs_scheduler;
+    backend(mode)
+}
+
 /// The backend for a mode, or None where kpbench does not implement it yet.
 pub fn backend(mode: Mode) -> Option<Box<dyn Backend>> {
     match mode {
         Mode::Iptables => Some(Box::new(crate::iptables::IptablesBackend::nft())),
         Mode::IptablesLegacy => Some(Box::new(crate::iptables::IptablesBackend::legacy())),
+        Mode::Nftables => Some(Box::new(crate::nftables::NftablesBackend::new())),
+        Mode::Ipvs => Some(Box::new(crate::ipvs::IpvsBackend::new("rr"))),
         _ => None,
     }
 }

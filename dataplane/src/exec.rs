@@ -6,9 +6,26 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::netns::Netns;
+
+static CANCEL: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// The process-wide cancellation flag (set by SIGINT/SIGTERM handlers): running tools
+/// are killed and report [`ExecError::Cancelled`].
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    CANCEL
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone()
+}
+
+/// Whether the run was asked to stop.
+pub fn cancelled() -> bool {
+    CANCEL.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
 
 /// What running one tool cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -48,6 +65,8 @@ pub enum ExecError {
     },
     #[error("{tool} timed out after {after:?} and was killed")]
     Timeout { tool: String, after: Duration },
+    #[error("{tool} was stopped: the run was interrupted")]
+    Cancelled { tool: String },
     #[error("{tool} failed (exit {status}): {stderr}")]
     Failed {
         tool: String,
@@ -205,6 +224,11 @@ impl<'a> Tool<'a> {
         // The child was reaped by wait4 above; make sure std does not wait again.
         std::mem::forget(child);
         let Some(status) = status else {
+            if cancelled() {
+                return Err(ExecError::Cancelled {
+                    tool: self.program.to_string(),
+                });
+            }
             return Err(ExecError::Timeout {
                 tool: self.program.to_string(),
                 after: self.timeout,
@@ -257,7 +281,7 @@ fn wait_with_timeout(
             }
             return (Some(-1), ru);
         }
-        if start.elapsed() >= timeout {
+        if start.elapsed() >= timeout || cancelled() {
             // SAFETY: the child is ours and not yet reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             killed = true;

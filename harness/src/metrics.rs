@@ -1,0 +1,99 @@
+//! Summaries of repeated measurements: nearest-rank percentiles over samples.
+
+use std::time::Duration;
+
+use crate::results::DurationSummary;
+
+/// One timed sample: wall time and CPU (process plus children).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub wall: Duration,
+    pub user: Duration,
+    pub sys: Duration,
+}
+
+/// Nearest-rank percentile `p` (0..=100) of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 50.0)
+}
+
+/// Summarises samples as p50/p90/p99/max of wall time and the median CPU.
+/// Returns None for no samples (the schema requires at least one).
+pub fn summarize(samples: &[Sample]) -> Option<DurationSummary> {
+    if samples.is_empty() {
+        return None;
+    }
+    let walls: Vec<f64> = samples.iter().map(|s| ms(s.wall)).collect();
+    let mut sorted = walls.clone();
+    sorted.sort_by(f64::total_cmp);
+    Some(DurationSummary {
+        samples: samples.len() as u64,
+        p50_ms: percentile(&sorted, 50.0),
+        p90_ms: percentile(&sorted, 90.0),
+        p99_ms: percentile(&sorted, 99.0),
+        max_ms: *sorted.last().expect("non-empty"),
+        cpu_user_ms: median(samples.iter().map(|s| ms(s.user)).collect()),
+        cpu_sys_ms: median(samples.iter().map(|s| ms(s.sys)).collect()),
+        samples_ms: walls,
+    })
+}
+
+/// CPU time the calling thread has used so far (user, sys).
+pub fn thread_cpu() -> (Duration, Duration) {
+    // SAFETY: getrusage with a valid out-pointer.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    (tv(ru.ru_utime), tv(ru.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 5.0);
+        assert_eq!(percentile(&v, 90.0), 9.0);
+        assert_eq!(percentile(&v, 99.0), 10.0);
+        assert_eq!(percentile(&v, 0.0), 1.0);
+        assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn summary_of_known_samples() {
+        let s: Vec<Sample> = [30u64, 10, 20]
+            .iter()
+            .map(|&m| Sample {
+                wall: Duration::from_millis(m),
+                user: Duration::from_millis(m / 10),
+                sys: Duration::from_millis(m / 5),
+            })
+            .collect();
+        let d = summarize(&s).unwrap();
+        assert_eq!(d.samples, 3);
+        assert_eq!(d.p50_ms, 20.0);
+        assert_eq!(d.max_ms, 30.0);
+        assert_eq!(d.p99_ms, 30.0);
+        assert_eq!(d.cpu_user_ms, 2.0);
+        assert_eq!(d.cpu_sys_ms, 4.0);
+        assert_eq!(d.samples_ms, vec![30.0, 10.0, 20.0]);
+        assert!(summarize(&[]).is_none());
+    }
+}

@@ -1,0 +1,219 @@
+//! Shows a run's progress (a bar on a terminal, plain lines otherwise) and prints the
+//! end-of-run summary table. The engine only emits [`Event`]s.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::results::{Case, Results, Status};
+use crate::runner::Event;
+
+/// Renders events to stderr.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Progress {
+            bar: None,
+            label: String::new(),
+        }
+    }
+
+    pub fn event(&mut self, e: Event) {
+        match e {
+            Event::CaseStarted {
+                index,
+                total,
+                label,
+            } => {
+                self.label = label.clone();
+                if std::io::stderr().is_terminal() {
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let b = ProgressBar::new(total as u64);
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "{elapsed_precise} [{bar:25}] {pos}/{len} {msg}",
+                            )
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                        );
+                        b.enable_steady_tick(std::time::Duration::from_millis(200));
+                        b
+                    });
+                    bar.set_position(index as u64);
+                    bar.set_message(label);
+                } else {
+                    eprintln!("[{}/{}] {label}", index + 1, total);
+                }
+            }
+            Event::Step(step) => match &self.bar {
+                Some(b) => b.set_message(format!("{}: {step}", self.label)),
+                None => tracing::info!("{}: {step}", self.label),
+            },
+            Event::CaseFinished { index, case } => {
+                let line = format!("{} {}", status_word(&case), one_line(&case));
+                match &self.bar {
+                    Some(b) => {
+                        b.println(line);
+                        b.set_position(index as u64 + 1);
+                    }
+                    None => eprintln!("      {line}"),
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn status_word(c: &Case) -> &'static str {
+    match c.status {
+        Status::Ok => "ok     ",
+        Status::Skipped => "skipped",
+        Status::Failed => "FAILED ",
+    }
+}
+
+fn mode_label(c: &Case) -> String {
+    match &c.ipvs_scheduler {
+        Some(s) => format!("{}/{s}", c.mode),
+        None => c.mode.clone(),
+    }
+}
+
+fn one_line(c: &Case) -> String {
+    let head = format!(
+        "{} {} svc x {} ep",
+        mode_label(c),
+        c.services,
+        c.endpoints_per_service
+    );
+    match (&c.sync, &c.reason) {
+        (Some(s), _) => format!("{head}: full sync {:.0} ms", s.full.p50_ms),
+        (None, Some(r)) => format!("{head}: {r}"),
+        _ => head,
+    }
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The end-of-run summary as a fixed-width table.
+pub fn summary_table(r: &Results) -> String {
+    let header = [
+        "env",
+        "mode",
+        "services",
+        "status",
+        "objects",
+        "full ms",
+        "full cpu ms",
+        "add p50",
+        "remove p50",
+        "update p50",
+        "update p99",
+        "first +us",
+        "last +us",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for c in &r.cases {
+        let s = c.sync.as_ref();
+        let dp = c.datapath.as_ref();
+        rows.push(vec![
+            c.environment.clone(),
+            mode_label(c),
+            c.services.to_string(),
+            status_word(c).trim().to_string(),
+            c.rules
+                .as_ref()
+                .map(|r| r.kernel_objects.to_string())
+                .unwrap_or_else(|| "-".into()),
+            cell(s.map(|s| s.full.p50_ms), 1),
+            cell(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms), 1),
+            cell(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms), 1),
+            cell(
+                s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms),
+                1,
+            ),
+            cell(
+                s.and_then(|s| s.update_endpoints.as_ref())
+                    .map(|d| d.p50_ms),
+                1,
+            ),
+            cell(
+                s.and_then(|s| s.update_endpoints.as_ref())
+                    .map(|d| d.p99_ms),
+                1,
+            ),
+            cell(
+                dp.and_then(|d| d.lookup_overhead_us.get("first").copied()),
+                0,
+            ),
+            cell(
+                dp.and_then(|d| d.lookup_overhead_us.get("last").copied()),
+                0,
+            ),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if i < 2 || i == 3 {
+                    format!("{v:<w$}", w = widths[i])
+                } else {
+                    format!("{v:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            out.push('\n');
+        }
+    }
+    let notes: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| c.status != Status::Ok)
+        .filter_map(|c| {
+            c.reason.as_ref().map(|why| {
+                format!(
+                    "{} {} x {}: {why}",
+                    status_word(c).trim(),
+                    mode_label(c),
+                    c.services
+                )
+            })
+        })
+        .collect();
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            out.push_str(&n);
+            out.push('\n');
+        }
+    }
+    out
+}
