@@ -1,3 +1,14 @@
 //! kpbench's engine: scenarios, namespace topology, runner, load generator, metrics,
 //! results, reports and the kernel lab. `main.rs` only parses arguments and maps errors
 //! to exit codes.
+
+pub mod clean;
+pub mod cli;
+pub mod environment;
+pub mod exitcode;
+pub mod metrics;
+pub mod progress;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod topology;
