@@ -8,6 +8,7 @@ pub mod iptables;
 pub mod model;
 pub mod names;
 pub mod netns;
+pub mod nftables;
 
 pub use backend::{backend, ApplyError, Backend, Mode, SyncKind, SyncReport};
 pub use model::{Endpoint, Service, ServiceSet};
