@@ -353,7 +353,12 @@ pub fn render_full(set: &ServiceSet) -> Payload {
     Payload { text, rules }
 }
 
+/// The nat chains a service owns; none without endpoints (kube-proxy writes no
+/// KUBE-SVC chain for it, only the filter REJECT).
 fn chains_of(svc: &Service) -> Vec<String> {
+    if svc.endpoints.is_empty() {
+        return Vec::new();
+    }
     let mut v = vec![svc_chain(svc)];
     v.extend(svc.endpoints.iter().map(|ep| sep_chain(svc, ep)));
     v
