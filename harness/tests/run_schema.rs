@@ -1,0 +1,81 @@
+//! A real `kpbench run` (small, both iptables backends) whose results.json must
+//! validate against shared/results.schema.json, and whose CSV has one row per case.
+//! Needs root; says so when skipped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn schema_path() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // ../shared sits beside the project root (design.md).
+    here.join("../../shared/results.schema.json")
+}
+
+fn validate(instance: &serde_json::Value) -> Vec<String> {
+    let schema_text = std::fs::read_to_string(schema_path()).expect("shared/results.schema.json is readable");
+    let mut schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
+    // The schema's $id ("kpbench.results/1") is a relative URI, which the validator
+    // cannot use as a base for its internal $refs; give it an absolute one.
+    schema["$id"] = serde_json::json!("urn:kpbench:results:1");
+    let compiled = jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .compile(&schema)
+        .expect("schema compiles");
+    let errors = match compiled.validate(instance) {
+        Ok(()) => Vec::new(),
+        Err(errs) => errs.map(|e| format!("{} at {}", e, e.instance_path)).collect(),
+    };
+    errors
+}
+
+#[test]
+fn schema_rejects_a_broken_file() {
+    // The validator is live: a case without a status must fail.
+    let bad = serde_json::json!({
+        "schema_version": "kpbench.results/1",
+        "run": {"id": "x", "started_at": "", "finished_at": "", "tool_version": "0",
+                "scenario": {"name": "q", "resolved": {}}},
+        "environments": [{"id": "host", "kind": "host", "kernel_release": "6", "cpus": 1, "tools": {}}],
+        "cases": [{"environment": "host", "mode": "iptables", "services": 1, "endpoints_per_service": 1}]
+    });
+    assert!(!validate(&bad).is_empty());
+}
+
+#[test]
+fn a_real_run_validates_against_the_schema() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("a_real_run_validates_against_the_schema: skipped: needs root");
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_kpbench"))
+        .args(["run", "--modes", "iptables,iptables-legacy,ebpf", "--services", "20,40", "--endpoints", "3"])
+        .arg("--out")
+        .arg(out.path())
+        .env("KPBENCH_TEST_DATAPATH_SECONDS", "0.5")
+        .status()
+        .expect("kpbench runs");
+    assert!(status.success(), "kpbench run exited {status}");
+    let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let errors = validate(&json);
+    assert!(errors.is_empty(), "results.json does not validate:\n{}", errors.join("\n"));
+    let cases = json["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 6);
+    let ok: Vec<&serde_json::Value> = cases.iter().filter(|c| c["status"] == "ok").collect();
+    assert_eq!(ok.len(), 4, "{text}");
+    for c in &ok {
+        assert!(c["rules"]["kernel_objects"].as_u64().unwrap() > 0);
+        assert_eq!(c["sync"]["add_service"]["samples"], 10);
+    }
+    let ebpf: Vec<&serde_json::Value> = cases.iter().filter(|c| c["mode"] == "ebpf").collect();
+    assert!(ebpf.iter().all(|c| c["status"] == "skipped" && c["reason"].as_str().unwrap().contains("not implemented")));
+    let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + cases.len());
+    // Nothing of the run is left behind.
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let run_id = json["run"]["id"].as_str().unwrap();
+    assert!(!left.iter().any(|n| n.contains(run_id)), "{left:?}");
+}

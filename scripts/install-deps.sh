@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what kpbench needs on a fresh Debian/Ubuntu machine with Rust, if missing:
+# the kernel tools each mode runs, the load-test and lab tools, and the default lab
+# kernel. Idempotent: installs nothing when everything is there. Needs root.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: needs root (sudo $0)" >&2
+	exit 69
+fi
+
+# command -> Debian package
+declare -A need=(
+	[iptables-nft-restore]=iptables
+	[iptables-legacy-restore]=iptables
+	[nft]=nftables
+	[ipset]=ipset
+	[ipvsadm]=ipvsadm
+	[ip]=iproute2
+	[wrk]=wrk
+	[qemu-system-x86_64]=qemu-system-x86
+	[busybox]=busybox-static
+	[cpio]=cpio
+	[depmod]=kmod
+	[gzip]=gzip
+	[cc]=gcc
+)
+missing=()
+for cmd in "${!need[@]}"; do
+	PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+# busybox must be the static build: the lab's initramfs runs it without libraries.
+if command -v busybox >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
+	missing+=(busybox-static)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+	echo "install-deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+	echo "install-deps: cargo not found: install Rust (rustup) first" >&2
+	exit 69
+fi
+# The default lab kernel (Debian's 6.1 cloud kernel, with IPVS and dummy).
+if [ -z "${KPBENCH_SKIP_KERNELS:-}" ]; then
+	"$here/fetch-kernels.sh" debian:6.1
+fi
