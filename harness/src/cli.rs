@@ -30,6 +30,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Remove namespaces (and lab processes) that crashed or killed runs left behind.
     Clean(CleanArgs),
+    /// Boot a kernel in qemu (the kernel lab) and run a scenario or a command inside.
+    Lab(crate::lab::LabArgs),
 }
 
 #[derive(Debug, Args, Clone)]

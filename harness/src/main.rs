@@ -47,6 +47,7 @@ fn main() -> ExitCode {
         Command::Rules(a) => cmd_rules(a),
         Command::Apply(a) => cmd_apply(a),
         Command::Clean(a) => cmd_clean(a),
+        Command::Lab(a) => harness::lab::lab_main(a).map_err(Failure::from),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -174,6 +175,10 @@ fn cmd_apply(a: ApplyArgs) -> Result<i32, Failure> {
 fn cmd_clean(a: CleanArgs) -> Result<i32, Failure> {
     require_root()?;
     let report = harness::clean::clean(a.force);
+    let lab_leftovers = harness::lab::clean_leftovers();
+    for k in &lab_leftovers {
+        println!("{k}");
+    }
     for r in &report.removed {
         println!("removed {r}");
     }
@@ -183,7 +188,7 @@ fn cmd_clean(a: CleanArgs) -> Result<i32, Failure> {
     for e in &report.errors {
         eprintln!("kpbench clean: {e}");
     }
-    if report.removed.is_empty() && report.errors.is_empty() {
+    if report.removed.is_empty() && report.errors.is_empty() && lab_leftovers.is_empty() {
         println!("nothing to clean");
     }
     Ok(if report.errors.is_empty() {

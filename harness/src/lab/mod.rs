@@ -1,0 +1,350 @@
+//! The kernel lab: boots a chosen kernel in qemu with a small initramfs holding
+//! `kpbench` and the dataplane tools, runs a command inside, and brings its exit code,
+//! console output and result files back.
+//!
+//! Why: the host kernel may lack features (IPVS, dummy links) and CI wants numbers on
+//! nightly kernels. Lab numbers are only comparable with lab numbers of the same kernel
+//! and accelerator (`lab-kvm` / `lab-tcg`), which is recorded with every run.
+//!
+//! How results come back: the guest writes `/lab/out` (the command's `--out` dir) and
+//! its exit code as a tar archive onto a raw virtio disk image (`out.img` in the run
+//! dir), which the host reads after qemu exits. A kernel without virtio-blk falls back
+//! to base64 framed by markers on the serial console. The exit code is also announced
+//! on the console, so it survives a failed disk write. See `init.sh` for the protocol.
+//!
+//! Layout: `kernel` (specs, apt fetch), `modules` (modules.dep closure), `initramfs`
+//! (build + cache), `archive` (cpio/tar), `qemu` (boot, timeouts, cleanup), `cli`.
+
+mod archive;
+pub mod cli;
+mod initramfs;
+pub mod kernel;
+pub mod modules;
+mod qemu;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use archive::{read_tar, TarEntry};
+pub use cli::{lab_main, LabArgs};
+pub use kernel::{Kernel, KernelSpec, DEFAULT_KERNEL};
+pub use qemu::{clean_leftovers, PID_DIR};
+
+/// Exit code: the lab cannot run here (kernel not found, qemu/busybox/apt missing).
+pub const EXIT_UNAVAILABLE: i32 = crate::exitcode::UNAVAILABLE;
+/// Exit code: the VM failed: the kernel did not boot, panicked, showed no sign of life
+/// in time, the command overran the timeout, or the guest never reported an exit code.
+pub const EXIT_BOOT_FAILED: i32 = crate::exitcode::LAB_INFRA;
+/// Exit code: interrupted (Ctrl-C / SIGTERM); qemu was killed.
+pub const EXIT_INTERRUPTED: i32 = crate::exitcode::INTERRUPTED;
+
+/// Where the guest's command writes its results (its `--out`).
+pub const GUEST_OUT_DIR: &str = "/lab/out";
+
+/// The lab's cache: `$KPBENCH_LAB_CACHE`, else `/var/cache/kpbench/lab`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("KPBENCH_LAB_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kpbench/lab"))
+}
+
+/// The accelerator a guest ran under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    /// The environment kind of the results schema: `lab-kvm` or `lab-tcg`.
+    pub fn env_kind(self) -> &'static str {
+        match self {
+            Accel::Kvm => "lab-kvm",
+            Accel::Tcg => "lab-tcg",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Which accelerators to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// KVM when /dev/kvm works, else (or when KVM fails to boot) TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// What the guest runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestCommand {
+    /// `kpbench ARGS...`; any `--out DIR` is replaced by [`GUEST_OUT_DIR`], and added
+    /// for `run` when absent.
+    Kpbench(Vec<String>),
+    /// A program and its arguments, run as given (e.g. `["sh", "-c", "a && b"]`).
+    Argv(Vec<String>),
+}
+
+/// Everything a lab run can be told. `Default` gives the lab's defaults.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Overall limit for the VM: boot, command and shutdown.
+    pub timeout: Duration,
+    /// Limit for the guest's /init to announce itself. `None`: 20 s under KVM,
+    /// 180 s under TCG (or `$KPBENCH_LAB_BOOT_TIMEOUT` seconds).
+    pub boot_timeout: Option<Duration>,
+    pub accel: AccelChoice,
+    /// The kpbench binary to put in the guest. `None`: `$KPBENCH_LAB_BINARY`, else the
+    /// running executable.
+    pub kpbench_binary: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Size of the sparse results disk.
+    pub results_disk_mib: u64,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            timeout: Duration::from_secs(3600),
+            boot_timeout: std::env::var("KPBENCH_LAB_BOOT_TIMEOUT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Duration::from_secs),
+            accel: match std::env::var("KPBENCH_LAB_ACCEL").as_deref() {
+                Ok("kvm") => AccelChoice::Kvm,
+                Ok("tcg") => AccelChoice::Tcg,
+                _ => AccelChoice::Auto,
+            },
+            kpbench_binary: None,
+            cache_dir: cache_dir(),
+            memory_mib: 2048,
+            cpus: 2,
+            results_disk_mib: 512,
+        }
+    }
+}
+
+/// Progress of a lab run, for a UI to show (the engine never prints).
+#[derive(Debug, Clone)]
+pub enum LabEvent {
+    FetchingKernel {
+        package: String,
+    },
+    ExtractingKernel {
+        deb: PathBuf,
+    },
+    KernelReady {
+        source: String,
+        release: Option<String>,
+        vmlinuz: PathBuf,
+    },
+    BuildingInitramfs {
+        key: String,
+    },
+    InitramfsContents {
+        modules: usize,
+        missing_tools: Vec<String>,
+    },
+    InitramfsReady {
+        path: PathBuf,
+        cached: bool,
+    },
+    Booting {
+        accel: Accel,
+        run_dir: PathBuf,
+    },
+    /// The accelerator failed before the guest came up; trying the next one.
+    AccelFallback {
+        from: Accel,
+        to: Accel,
+        reason: String,
+    },
+    /// The guest's /init is running.
+    GuestAlive {
+        accel: Accel,
+        after: Duration,
+    },
+    /// A line the command printed (stdout and stderr share the serial console).
+    GuestOutput(String),
+    /// A console line outside the command: kernel messages, init's own notes.
+    Console(String),
+    GuestExited {
+        code: i32,
+        after: Duration,
+    },
+}
+
+/// What a finished lab run gives back.
+#[derive(Debug, Clone)]
+pub struct LabOutcome {
+    /// The command's exit code inside the guest.
+    pub exit_code: i32,
+    pub accel: Accel,
+    pub kernel_release: Option<String>,
+    pub kernel_source: String,
+    /// The full serial console of the run.
+    pub console_log: PathBuf,
+    /// Files the command left in its out dir, by path relative to it.
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// From qemu start to the guest's /init announcing itself.
+    pub boot_time: Duration,
+    /// From qemu start to qemu exit.
+    pub vm_time: Duration,
+}
+
+impl LabOutcome {
+    /// The bytes of the first `results.json` among the files (at the top or one
+    /// directory down, e.g. `<run-id>/results.json`).
+    pub fn results_json(&self) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .filter(|(p, _)| p.file_name().is_some_and(|n| n == "results.json"))
+            .min_by_key(|(p, _)| p.components().count())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Writes the files under `dir`, keeping their relative paths.
+    pub fn write_files(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
+        for (rel, data) in &self.files {
+            let p = dir.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&p, data)?;
+            written.push(p);
+        }
+        Ok(written)
+    }
+}
+
+/// Why a lab run failed (the command's own failure is an `Ok` with its exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("bad kernel name: {0}")]
+    BadSpec(String),
+    #[error("kernel unavailable: {0}")]
+    KernelUnavailable(String),
+    #[error("{tool} not found: {hint}")]
+    ToolMissing { tool: String, hint: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lab VM failed: {reason} (console log: {})", console_log.display())]
+    BootFailed {
+        reason: String,
+        console_log: PathBuf,
+    },
+    #[error("lab VM timed out: {reason}; qemu was killed (console log: {})", console_log.display())]
+    Timeout {
+        reason: String,
+        console_log: PathBuf,
+    },
+    #[error("interrupted; qemu was killed")]
+    Interrupted,
+}
+
+impl LabError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        LabError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The documented exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::BadSpec(_) => crate::exitcode::USAGE,
+            LabError::KernelUnavailable(_) | LabError::ToolMissing { .. } => EXIT_UNAVAILABLE,
+            LabError::Io { .. } => crate::exitcode::INTERNAL,
+            LabError::BootFailed { .. } | LabError::Timeout { .. } => EXIT_BOOT_FAILED,
+            LabError::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+/// Runs `kpbench ARGS...` (e.g. `["run", "--modes", "ipvs"]`) in a lab on `kernel`
+/// with the default options otherwise, and returns the command's exit code, the
+/// accelerator, the console log and the files it wrote to its `--out` (see
+/// [`LabOutcome::results_json`]). A SIGINT/SIGTERM registered on
+/// `dataplane::exec::cancel_flag()` stops it ([`LabError::Interrupted`]).
+pub fn run_in_lab(
+    kernel: &KernelSpec,
+    kpbench_args: &[String],
+    timeout: Duration,
+    progress: &mut dyn FnMut(LabEvent),
+) -> Result<LabOutcome, LabError> {
+    let opts = LabOptions {
+        timeout,
+        ..LabOptions::default()
+    };
+    run(
+        kernel,
+        &GuestCommand::Kpbench(kpbench_args.to_vec()),
+        &opts,
+        None,
+        progress,
+    )
+}
+
+/// Fetches the kernel and builds (or finds) the initramfs, without booting.
+pub fn prepare(
+    kernel: &KernelSpec,
+    opts: &LabOptions,
+    progress: &mut dyn FnMut(LabEvent),
+) -> Result<(Kernel, PathBuf), LabError> {
+    let k = kernel::prepare(kernel, &opts.cache_dir, progress)?;
+    progress(LabEvent::KernelReady {
+        source: k.source.clone(),
+        release: k.release.clone(),
+        vmlinuz: k.vmlinuz.clone(),
+    });
+    let bin = match &opts.kpbench_binary {
+        Some(b) => b.clone(),
+        None => match std::env::var_os("KPBENCH_LAB_BINARY").filter(|v| !v.is_empty()) {
+            Some(b) => PathBuf::from(b),
+            None => {
+                std::env::current_exe().map_err(|e| LabError::io(Path::new("/proc/self/exe"), e))?
+            }
+        },
+    };
+    let image = initramfs::build(&k, &bin, &opts.cache_dir, progress)?;
+    progress(LabEvent::InitramfsReady {
+        path: image.path.clone(),
+        cached: image.cached,
+    });
+    Ok((k, image.path))
+}
+
+/// Runs a command in a lab. `interrupt`, when set to true (e.g. by a signal handler),
+/// stops the run and kills qemu.
+pub fn run(
+    kernel: &KernelSpec,
+    command: &GuestCommand,
+    opts: &LabOptions,
+    interrupt: Option<&std::sync::atomic::AtomicBool>,
+    progress: &mut dyn FnMut(LabEvent),
+) -> Result<LabOutcome, LabError> {
+    let (k, initrd) = prepare(kernel, opts, progress)?;
+    if interrupt.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        || dataplane::exec::cancelled()
+    {
+        return Err(LabError::Interrupted);
+    }
+    qemu::boot(&k, &initrd, command, opts, interrupt, progress)
+}
