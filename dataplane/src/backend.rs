@@ -133,8 +133,10 @@ pub trait Backend: Send + Sync {
 /// The backend for a mode with an IPVS scheduler (ignored by other modes; None means
 /// the default, rr), or None where kpbench does not implement the mode yet.
 pub fn backend_with(mode: Mode, ipvs_scheduler: Option<&str>) -> Option<Box<dyn Backend>> {
-    let _ = ipvs_scheduler;
-    backend(mode)
+    match (mode, ipvs_scheduler) {
+        (Mode::Ipvs, Some(s)) => Some(Box::new(crate::ipvs::IpvsBackend::new(s))),
+        _ => backend(mode),
+    }
 }
 
 /// The backend for a mode, or None where kpbench does not implement it yet.

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod exec;
 pub mod iptables;
+pub mod ipvs;
 pub mod model;
 pub mod names;
 pub mod netns;

@@ -1,0 +1,26 @@
+//! kube-proxy's IPVS mode. IPVS is spoken directly over generic netlink (family
+//! `IPVS`, per the kernel's `include/uapi/linux/ip_vs.h`), as kube-proxy does through
+//! moby/ipvs, but with many requests per `send()`; no `ipvsadm` in the hot path.
+//!
+//! - [`attrs`]: commands and attributes, encoded and parsed;
+//! - [`message`]: the typed virtual service, real server and change ([`Op`]);
+//! - [`nl`]: a synchronous netlink socket with batching and dumps;
+//! - [`client`]: [`IpvsClient`], family resolution and the IPVS operations;
+//! - [`link`]: the `kube-ipvs0` dummy and its ClusterIPs over rtnetlink;
+//! - [`render`]: the pure part (changes between service sets, text for `kpbench rules`);
+//! - `apply`: [`IpvsBackend`], the [`crate::Backend`] for [`crate::Mode::Ipvs`].
+
+pub mod attrs;
+pub mod client;
+pub mod link;
+pub mod message;
+pub mod nl;
+pub mod render;
+
+mod apply;
+#[cfg(test)]
+mod tests;
+
+pub use apply::{IpvsBackend, SCHEDULERS};
+pub use client::{IpvsClient, IpvsError};
+pub use message::{host_port, Op, RealServer, VirtualService};

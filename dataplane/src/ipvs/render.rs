@@ -1,0 +1,351 @@
+//! Pure rendering of kube-proxy's IPVS mode: the change between two service sets
+//! (virtual services, real servers, bound ClusterIPs, ipset entries) and kube-proxy's
+//! fixed iptables rules, with the text `kpbench rules --mode ipvs` prints.
+
+use std::fmt::Write;
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::link::DUMMY_DEVICE;
+use super::message::{host_port, Op, RealServer, VirtualService};
+use crate::iptables::JumpRule;
+use crate::model::{pod_cidr, Endpoint, Service, ServiceSet};
+
+/// kube-proxy's ipset of every ClusterIP + port (`hash:ip,port`).
+pub const CLUSTER_IP_SET: &str = "KUBE-CLUSTER-IP";
+/// kube-proxy's hairpin ipset (`hash:ip,port,ip`); empty here (no endpoint is local to
+/// the node), but the KUBE-POSTROUTING rule needs it to exist.
+pub const LOOP_BACK_SET: &str = "KUBE-LOOP-BACK";
+
+/// `ipset create` arguments as kube-proxy's CreateSet builds them (defaults: family
+/// inet, hashsize 1024, maxelem 65536).
+pub fn ipset_create_args(name: &str, kind: &str) -> Vec<String> {
+    [
+        "create", name, kind, "family", "inet", "hashsize", "1024", "maxelem", "65536",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The two ipsets kube-proxy's IPVS mode needs for ClusterIP services.
+pub fn ipsets() -> [(&'static str, &'static str); 2] {
+    [
+        (CLUSTER_IP_SET, "hash:ip,port"),
+        (LOOP_BACK_SET, "hash:ip,port,ip"),
+    ]
+}
+
+/// The `KUBE-CLUSTER-IP` entry of a service: `VIP,tcp:PORT`.
+pub fn cluster_ip_entry(svc: &Service) -> String {
+    format!("{},tcp:{}", svc.vip, svc.port)
+}
+
+/// The virtual service of a synthetic service.
+pub fn virtual_service(svc: &Service, scheduler: &str) -> VirtualService {
+    VirtualService::tcp(IpAddr::V4(svc.vip), svc.port, scheduler)
+}
+
+/// The real server of an endpoint (masquerading, weight 1).
+pub fn real_server(ep: &Endpoint) -> RealServer {
+    RealServer::masq(IpAddr::V4(ep.ip), ep.port)
+}
+
+/// What one sync changes, computed from the old and new service sets (None: from
+/// empty). Unchanged services are not touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// New virtual services with all their real servers.
+    pub new_services: Vec<(VirtualService, Vec<RealServer>)>,
+    /// Virtual services to delete (the kernel drops their real servers with them).
+    pub del_services: Vec<VirtualService>,
+    /// Real servers to add to services that stay.
+    pub new_dests: Vec<(VirtualService, Vec<RealServer>)>,
+    /// Real servers to remove from services that stay.
+    pub del_dests: Vec<(VirtualService, Vec<RealServer>)>,
+    /// ClusterIPs to bind to / unbind from `kube-ipvs0`.
+    pub bind: Vec<Ipv4Addr>,
+    pub unbind: Vec<Ipv4Addr>,
+    /// `KUBE-CLUSTER-IP` entries to add / delete.
+    pub ipset_add: Vec<String>,
+    pub ipset_del: Vec<String>,
+}
+
+fn same_key(a: &Service, b: &Service) -> bool {
+    a.vip == b.vip && a.port == b.port
+}
+
+impl Changes {
+    pub fn compute(old: Option<&ServiceSet>, new: &ServiceSet, scheduler: &str) -> Self {
+        let mut c = Changes::default();
+        let empty = ServiceSet::default();
+        let old = old.unwrap_or(&empty);
+        let add = |c: &mut Changes, svc: &Service| {
+            c.new_services.push((
+                virtual_service(svc, scheduler),
+                svc.endpoints.iter().map(real_server).collect(),
+            ));
+            c.bind.push(svc.vip);
+            c.ipset_add.push(cluster_ip_entry(svc));
+        };
+        let del = |c: &mut Changes, svc: &Service| {
+            c.del_services.push(virtual_service(svc, scheduler));
+            c.unbind.push(svc.vip);
+            c.ipset_del.push(cluster_ip_entry(svc));
+        };
+        for svc in &old.services {
+            match new.get(svc.index) {
+                Some(now) if same_key(svc, now) => {}
+                _ => del(&mut c, svc),
+            }
+        }
+        for svc in &new.services {
+            let Some(before) = old.get(svc.index).filter(|b| same_key(b, svc)) else {
+                add(&mut c, svc);
+                continue;
+            };
+            if before == svc {
+                continue;
+            }
+            let vs = virtual_service(svc, scheduler);
+            let gone: Vec<RealServer> = before
+                .endpoints
+                .iter()
+                .filter(|e| !svc.endpoints.contains(e))
+                .map(real_server)
+                .collect();
+            let came: Vec<RealServer> = svc
+                .endpoints
+                .iter()
+                .filter(|e| !before.endpoints.contains(e))
+                .map(real_server)
+                .collect();
+            if !gone.is_empty() {
+                c.del_dests.push((vs.clone(), gone));
+            }
+            if !came.is_empty() {
+                c.new_dests.push((vs, came));
+            }
+        }
+        c
+    }
+
+    /// The IPVS requests, in the order they are sent: removals first, then additions.
+    pub fn ops(&self) -> Vec<Op<'_>> {
+        let mut ops = Vec::new();
+        for (vs, rs) in &self.del_dests {
+            ops.extend(rs.iter().map(|r| Op::DelDest(vs, *r)));
+        }
+        ops.extend(self.del_services.iter().map(Op::DelService));
+        for (vs, rs) in &self.new_services {
+            ops.push(Op::NewService(vs));
+            ops.extend(rs.iter().map(|r| Op::NewDest(vs, *r)));
+        }
+        for (vs, rs) in &self.new_dests {
+            ops.extend(rs.iter().map(|r| Op::NewDest(vs, *r)));
+        }
+        ops
+    }
+}
+
+/// One IPVS request as an `ipvsadm -S -n` / `ipvsadm -R` line.
+pub fn ipvsadm_line(op: &Op<'_>) -> String {
+    match op {
+        Op::NewService(s) | Op::SetService(s) => {
+            let flag = if matches!(op, Op::NewService(_)) {
+                "-A"
+            } else {
+                "-E"
+            };
+            format!("{flag} -t {} -s {}", host_port(s.addr, s.port), s.scheduler)
+        }
+        Op::DelService(s) => format!("-D -t {}", host_port(s.addr, s.port)),
+        Op::NewDest(s, d) | Op::SetDest(s, d) => {
+            let flag = if matches!(op, Op::NewDest(..)) {
+                "-a"
+            } else {
+                "-e"
+            };
+            format!(
+                "{flag} -t {} -r {} -m -w {}",
+                host_port(s.addr, s.port),
+                host_port(d.addr, d.port),
+                d.weight
+            )
+        }
+        Op::DelDest(s, d) => format!(
+            "-d -t {} -r {}",
+            host_port(s.addr, s.port),
+            host_port(d.addr, d.port)
+        ),
+        Op::Flush => "-C".to_string(),
+    }
+}
+
+/// The `ipset restore -exist` input of a full sync: both sets and every entry.
+pub fn ipset_restore(set: &ServiceSet) -> String {
+    let mut out = String::with_capacity(set.len() * 40 + 256);
+    for (name, kind) in ipsets() {
+        out.push_str(&ipset_create_args(name, kind).join(" "));
+        out.push('\n');
+    }
+    for svc in &set.services {
+        let _ = writeln!(out, "add {CLUSTER_IP_SET} {}", cluster_ip_entry(svc));
+    }
+    out
+}
+
+/// The chains kube-proxy's IPVS mode owns that this payload declares, per table.
+const FILTER_CHAINS: [&str; 1] = ["KUBE-FORWARD"];
+const NAT_CHAINS: [&str; 4] = [
+    "KUBE-SERVICES",
+    "KUBE-POSTROUTING",
+    "KUBE-NODE-PORT",
+    "KUBE-MARK-MASQ",
+];
+
+/// The chains to ensure (`iptables -N`) before the jumps, as (table, chain).
+pub fn kube_chains() -> Vec<(&'static str, &'static str)> {
+    FILTER_CHAINS
+        .iter()
+        .map(|c| ("filter", *c))
+        .chain(NAT_CHAINS.iter().map(|c| ("nat", *c)))
+        .collect()
+}
+
+fn jump(table: &'static str, from: &'static str, to: &'static str, comment: &str) -> JumpRule {
+    JumpRule {
+        table,
+        from,
+        to,
+        args: vec![
+            "-m".into(),
+            "comment".into(),
+            "--comment".into(),
+            comment.to_string(),
+            "-j".into(),
+            to.to_string(),
+        ],
+    }
+}
+
+/// kube-proxy's IPVS-mode jumps from built-in chains (its `iptablesJumpChain`,
+/// ClusterIP-relevant ones), ensured with `iptables -C`/`-I` on every sync.
+pub fn jump_rules() -> Vec<JumpRule> {
+    vec![
+        jump(
+            "nat",
+            "OUTPUT",
+            "KUBE-SERVICES",
+            "kubernetes service portals",
+        ),
+        jump(
+            "nat",
+            "PREROUTING",
+            "KUBE-SERVICES",
+            "kubernetes service portals",
+        ),
+        jump(
+            "nat",
+            "POSTROUTING",
+            "KUBE-POSTROUTING",
+            "kubernetes postrouting rules",
+        ),
+        jump(
+            "filter",
+            "FORWARD",
+            "KUBE-FORWARD",
+            "kubernetes forwarding rules",
+        ),
+    ]
+}
+
+/// The fixed `iptables-restore --noflush --counters` payload of kube-proxy's IPVS mode
+/// (it does not grow with the number of services: the ipset does).
+pub fn iptables_payload() -> String {
+    let mut out = String::from("*filter\n");
+    for c in FILTER_CHAINS {
+        let _ = writeln!(out, ":{c} - [0:0]");
+    }
+    out.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n");
+    out.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
+    out.push_str("COMMIT\n*nat\n");
+    for c in NAT_CHAINS {
+        let _ = writeln!(out, ":{c} - [0:0]");
+    }
+    let _ = writeln!(out, "-A KUBE-POSTROUTING -m comment --comment \"Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose\" -m set --match-set {LOOP_BACK_SET} dst,dst,src -j MASQUERADE");
+    out.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
+    out.push_str("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n");
+    out.push_str("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n");
+    out.push_str("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
+    out.push_str("-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN\n");
+    let _ = writeln!(out, "-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set {CLUSTER_IP_SET} dst,dst ! -s {} -j KUBE-MARK-MASQ", pod_cidr());
+    out.push_str("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n");
+    let _ = writeln!(
+        out,
+        "-A KUBE-SERVICES -m set --match-set {CLUSTER_IP_SET} dst,dst -j ACCEPT"
+    );
+    out.push_str("COMMIT\n");
+    out
+}
+
+/// Everything a sync from `old` to `new` programs, as text: the IPVS part in
+/// `ipvsadm -S -n` form (uncommented, so `grep '^-'` feeds `ipvsadm -R`), then the
+/// addresses, ipset and iptables parts.
+pub fn render(
+    old: Option<&ServiceSet>,
+    new: &ServiceSet,
+    scheduler: &str,
+    iptables: &str,
+    restore: &str,
+) -> String {
+    let changes = Changes::compute(old, new, scheduler);
+    let ops = changes.ops();
+    let mut out = String::with_capacity(ops.len() * 56 + changes.bind.len() * 48 + 4096);
+    let _ = writeln!(
+        out,
+        "# IPVS over generic netlink, many requests per send(); the same {} requests in `ipvsadm -S -n` form:",
+        ops.len()
+    );
+    for op in &ops {
+        out.push_str(&ipvsadm_line(op));
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "# {DUMMY_DEVICE}: dummy link (created if missing) and ClusterIPs over rtnetlink, many per send():"
+    );
+    for ip in &changes.bind {
+        let _ = writeln!(out, "# ip addr add {ip}/32 dev {DUMMY_DEVICE}");
+    }
+    for ip in &changes.unbind {
+        let _ = writeln!(out, "# ip addr del {ip}/32 dev {DUMMY_DEVICE}");
+    }
+    match old {
+        None => {
+            out.push_str("# ipset: full sync, piped to `ipset restore -exist` (kube-proxy runs one `ipset add ... -exist` per entry):\n");
+            out.push_str(&ipset_restore(new));
+        }
+        Some(_) => {
+            out.push_str("# ipset: one process per changed entry, as kube-proxy:\n");
+            for e in &changes.ipset_add {
+                let _ = writeln!(out, "# ipset add {CLUSTER_IP_SET} {e} -exist");
+            }
+            for e in &changes.ipset_del {
+                let _ = writeln!(out, "# ipset del {CLUSTER_IP_SET} {e} -exist");
+            }
+        }
+    }
+    out.push_str("# iptables: kube-proxy ensures these chains and jumps on every sync:\n");
+    for (table, chain) in kube_chains() {
+        let _ = writeln!(out, "# {iptables} -w -t {table} -N {chain}");
+    }
+    for j in jump_rules() {
+        let _ = writeln!(out, "# {iptables} -w {}", j.display("-I"));
+    }
+    let _ = writeln!(
+        out,
+        "# then pipes the following to: {restore} -w --noflush --counters"
+    );
+    out.push_str(&iptables_payload());
+    out
+}

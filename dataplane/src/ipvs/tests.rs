@@ -1,0 +1,357 @@
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+use netlink_packet_utils::nla::{NlaBuffer, NlasIterator};
+use netlink_packet_utils::{Emitable, Parseable};
+
+use super::attrs::*;
+use super::client::genl;
+use super::message::*;
+use super::nl::{encode, split};
+use super::render::*;
+use crate::model::{service, ServiceSet};
+
+const FAMILY: u16 = 0x23;
+
+fn svc() -> VirtualService {
+    VirtualService::tcp(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1)), 80, "rr")
+}
+
+fn rs() -> RealServer {
+    RealServer::masq(IpAddr::V4(Ipv4Addr::new(10, 128, 0, 1)), 8080)
+}
+
+fn bytes_of(op: Op<'_>, seq: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(
+        &mut out,
+        genl(op.message(), FAMILY),
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+    );
+    out
+}
+
+/// NEW_SERVICE for 10.96.0.1:80 rr, written out from ip_vs.h and moby's fillService:
+/// AF, PROTOCOL, ADDR (4 bytes), PORT (big-endian), SCHED_NAME, FLAGS {0, ~0},
+/// TIMEOUT 0, NETMASK ~0, nested in IPVS_CMD_ATTR_SERVICE without NLA_F_NESTED.
+#[cfg(target_endian = "little")]
+#[test]
+fn new_service_bytes_match_the_header() {
+    #[rustfmt::skip]
+    let expected: Vec<u8> = vec![
+        92, 0, 0, 0,          // nlmsg_len
+        0x23, 0,              // nlmsg_type: the family id
+        0x05, 0,              // NLM_F_REQUEST | NLM_F_ACK
+        7, 0, 0, 0,           // seq
+        0, 0, 0, 0,           // pid
+        1, 1, 0, 0,           // genl: IPVS_CMD_NEW_SERVICE, version 1
+        72, 0, 1, 0,          // IPVS_CMD_ATTR_SERVICE, 4 + 68
+        6, 0, 1, 0, 2, 0, 0, 0,                     // AF = AF_INET
+        6, 0, 2, 0, 6, 0, 0, 0,                     // PROTOCOL = TCP
+        8, 0, 3, 0, 10, 96, 0, 1,                   // ADDR
+        6, 0, 4, 0, 0, 80, 0, 0,                    // PORT 80, big-endian
+        7, 0, 6, 0, b'r', b'r', 0, 0,               // SCHED_NAME "rr\0"
+        12, 0, 7, 0, 0, 0, 0, 0, 255, 255, 255, 255, // FLAGS {0, 0xffffffff}
+        8, 0, 8, 0, 0, 0, 0, 0,                     // TIMEOUT 0
+        8, 0, 9, 0, 255, 255, 255, 255,             // NETMASK 0xffffffff
+    ];
+    assert_eq!(bytes_of(Op::NewService(&svc()), 7), expected);
+}
+
+/// NEW_DEST 10.128.0.1:8080 masq weight 1 of 10.96.0.1:80: the service's key
+/// attributes, then ADDR, PORT, FWD_METHOD, WEIGHT, U_THRESH, L_THRESH, ADDR_FAMILY.
+#[cfg(target_endian = "little")]
+#[test]
+fn new_dest_bytes_match_the_header() {
+    #[rustfmt::skip]
+    let expected: Vec<u8> = vec![
+        116, 0, 0, 0, 0x23, 0, 0x05, 0, 8, 0, 0, 0, 0, 0, 0, 0,
+        5, 1, 0, 0,           // IPVS_CMD_NEW_DEST, version 1
+        36, 0, 1, 0,          // IPVS_CMD_ATTR_SERVICE
+        6, 0, 1, 0, 2, 0, 0, 0,
+        6, 0, 2, 0, 6, 0, 0, 0,
+        8, 0, 3, 0, 10, 96, 0, 1,
+        6, 0, 4, 0, 0, 80, 0, 0,
+        60, 0, 2, 0,          // IPVS_CMD_ATTR_DEST
+        8, 0, 1, 0, 10, 128, 0, 1,                  // ADDR
+        6, 0, 2, 0, 0x1f, 0x90, 0, 0,               // PORT 8080, big-endian
+        8, 0, 3, 0, 0, 0, 0, 0,                     // FWD_METHOD = MASQ
+        8, 0, 4, 0, 1, 0, 0, 0,                     // WEIGHT 1
+        8, 0, 5, 0, 0, 0, 0, 0,                     // U_THRESH
+        8, 0, 6, 0, 0, 0, 0, 0,                     // L_THRESH
+        6, 0, 11, 0, 2, 0, 0, 0,                    // ADDR_FAMILY = AF_INET
+    ];
+    assert_eq!(bytes_of(Op::NewDest(&svc(), rs()), 8), expected);
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn delete_and_flush_carry_only_keys() {
+    let del = bytes_of(Op::DelService(&svc()), 1);
+    assert_eq!(del.len(), 16 + 4 + 4 + 32);
+    assert_eq!(del[16], IPVS_CMD_DEL_SERVICE);
+    let deld = bytes_of(Op::DelDest(&svc(), rs()), 2);
+    // Service keys (36) + dest ADDR, PORT, ADDR_FAMILY (4 + 24).
+    assert_eq!(deld.len(), 16 + 4 + 36 + 28);
+    let flush = bytes_of(Op::Flush, 3);
+    assert_eq!(
+        flush,
+        vec![20, 0, 0, 0, 0x23, 0, 5, 0, 3, 0, 0, 0, 0, 0, 0, 0, 17, 1, 0, 0]
+    );
+}
+
+#[test]
+fn a_kernel_reply_decodes_with_its_16_byte_addresses() {
+    // The kernel answers with the whole union nf_inet_addr (16 bytes).
+    let mut svc_attrs = svc().full_attrs();
+    svc_attrs[2] = SvcAttr::Addr(vec![10, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let back = VirtualService::from_attrs(&svc_attrs).unwrap();
+    assert_eq!(back, svc());
+    let mut d = rs().full_attrs();
+    d[0] = DestAttr::Addr(vec![10, 128, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(RealServer::from_attrs(&d, AF_INET).unwrap(), rs());
+}
+
+#[test]
+fn attributes_round_trip_through_the_parser() {
+    let msg = Op::NewDest(&svc(), rs()).message();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut buf);
+    let attrs: Vec<CmdAttr> = NlasIterator::new(&buf[..])
+        .map(|n| CmdAttr::parse(&n.unwrap()).unwrap())
+        .collect();
+    assert_eq!(attrs, msg.attrs);
+    let one = NlaBuffer::new(&buf[..]);
+    assert_eq!(one.kind(), IPVS_CMD_ATTR_SERVICE);
+    assert!(
+        !one.nested_flag(),
+        "moby sends nested attributes without NLA_F_NESTED"
+    );
+}
+
+#[test]
+fn replies_split_into_messages_and_errors() {
+    // Two ACKs back to back: one success (seq 5), one ESRCH (seq 6).
+    let mut data = Vec::new();
+    for (seq, code) in [(5u32, 0i32), (6, -libc::ESRCH)] {
+        data.extend_from_slice(&36u32.to_ne_bytes());
+        data.extend_from_slice(&2u16.to_ne_bytes());
+        data.extend_from_slice(&0u16.to_ne_bytes());
+        data.extend_from_slice(&seq.to_ne_bytes());
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&code.to_ne_bytes());
+        data.extend_from_slice(&[0u8; 16]);
+    }
+    let msgs = split(&data).unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!((msgs[0].kind, msgs[0].seq), (2, 5));
+    assert_eq!(msgs[1].seq, 6);
+    assert_eq!(
+        i32::from_ne_bytes(msgs[1].payload[..4].try_into().unwrap()),
+        -libc::ESRCH
+    );
+    assert!(split(&data[..20]).is_err());
+}
+
+#[test]
+fn a_full_sync_adds_every_service_and_endpoint() {
+    let set = ServiceSet::generate(3, 2);
+    let c = Changes::compute(None, &set, "rr");
+    assert_eq!(c.new_services.len(), 3);
+    assert_eq!(c.ops().len(), 3 + 6);
+    assert_eq!(c.bind.len(), 3);
+    assert_eq!(c.ipset_add[2], "10.96.0.3,tcp:80");
+    assert!(c.del_services.is_empty() && c.unbind.is_empty());
+}
+
+#[test]
+fn a_partial_sync_touches_only_the_difference() {
+    let old = ServiceSet::generate(4, 2);
+    let mut new = old.clone();
+    new.remove(1);
+    new.upsert(service(9, 2));
+    let mut changed = new.get(2).unwrap().clone();
+    changed.endpoints[0].ip = Ipv4Addr::new(10, 160, 0, 1);
+    new.upsert(changed);
+    let c = Changes::compute(Some(&old), &new, "rr");
+    let lines: Vec<String> = c.ops().iter().map(ipvsadm_line).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "-d -t 10.96.0.3:80 -r 10.128.0.5:8080",
+            "-D -t 10.96.0.2:80",
+            "-A -t 10.96.0.10:80 -s rr",
+            "-a -t 10.96.0.10:80 -r 10.128.0.19:8080 -m -w 1",
+            "-a -t 10.96.0.10:80 -r 10.128.0.20:8080 -m -w 1",
+            "-a -t 10.96.0.3:80 -r 10.160.0.1:8080 -m -w 1",
+        ]
+    );
+    assert_eq!(c.bind, vec![Ipv4Addr::new(10, 96, 0, 10)]);
+    assert_eq!(c.unbind, vec![Ipv4Addr::new(10, 96, 0, 2)]);
+    assert_eq!(c.ipset_add, vec!["10.96.0.10,tcp:80"]);
+    assert_eq!(c.ipset_del, vec!["10.96.0.2,tcp:80"]);
+    assert!(Changes::compute(Some(&new), &new, "rr").ops().is_empty());
+}
+
+const FULL_ONE_SERVICE: &str = r#"# IPVS over generic netlink, many requests per send(); the same 3 requests in `ipvsadm -S -n` form:
+-A -t 10.96.0.1:80 -s sh
+-a -t 10.96.0.1:80 -r 10.128.0.1:8080 -m -w 1
+-a -t 10.96.0.1:80 -r 10.128.0.2:8080 -m -w 1
+# kube-ipvs0: dummy link (created if missing) and ClusterIPs over rtnetlink, many per send():
+# ip addr add 10.96.0.1/32 dev kube-ipvs0
+# ipset: full sync, piped to `ipset restore -exist` (kube-proxy runs one `ipset add ... -exist` per entry):
+create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536
+create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 65536
+add KUBE-CLUSTER-IP 10.96.0.1,tcp:80
+# iptables: kube-proxy ensures these chains and jumps on every sync:
+# iptables-nft -w -t filter -N KUBE-FORWARD
+# iptables-nft -w -t nat -N KUBE-SERVICES
+# iptables-nft -w -t nat -N KUBE-POSTROUTING
+# iptables-nft -w -t nat -N KUBE-NODE-PORT
+# iptables-nft -w -t nat -N KUBE-MARK-MASQ
+# iptables-nft -w -t nat -I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+# iptables-nft -w -t nat -I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+# iptables-nft -w -t nat -I POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+# iptables-nft -w -t filter -I FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+# then pipes the following to: iptables-nft-restore -w --noflush --counters
+*filter
+:KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+COMMIT
+*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN
+-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.128.0.0/10 -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+"#;
+
+#[test]
+fn full_render_matches_kube_proxy_and_ipvsadm_save() {
+    let set = ServiceSet::generate(1, 2);
+    let text = render(None, &set, "sh", "iptables-nft", "iptables-nft-restore");
+    assert_eq!(text, FULL_ONE_SERVICE);
+}
+
+#[test]
+fn partial_render_lists_one_ipset_process_per_entry() {
+    let old = ServiceSet::generate(2, 1);
+    let mut new = old.clone();
+    new.upsert(service(2, 1));
+    let text = render(Some(&old), &new, "rr", "iptables", "iptables-restore");
+    assert!(text
+        .contains("\n-A -t 10.96.0.3:80 -s rr\n-a -t 10.96.0.3:80 -r 10.128.0.3:8080 -m -w 1\n"));
+    assert!(text.contains("# ipset add KUBE-CLUSTER-IP 10.96.0.3,tcp:80 -exist\n"));
+    assert!(
+        !text.contains("10.96.0.1:80"),
+        "unchanged services are not resent"
+    );
+}
+
+/// A namespace for privileged tests, removed on drop (even on panic).
+struct TestNs(crate::netns::Netns);
+
+impl TestNs {
+    fn new(tag: &str) -> Option<TestNs> {
+        if !crate::netns::is_root() {
+            eprintln!("SKIPPED ({tag}): needs root to create network namespaces");
+            return None;
+        }
+        let name = format!("kpb-test-ipvs-{tag}-{}", std::process::id());
+        Some(TestNs(
+            crate::netns::Netns::create(&name).expect("create namespace"),
+        ))
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = self.0.delete();
+    }
+}
+
+/// Privileged (any kernel): one batch of rtnetlink requests, several of them refused,
+/// spanning more than one send(); every ACK's errno must land on its own request.
+#[test]
+fn batched_acks_map_back_to_their_requests() {
+    use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    use netlink_packet_route::RouteNetlinkMessage;
+
+    use super::link;
+
+    let Some(ns) = TestNs::new("acks") else {
+        return;
+    };
+    let codes =
+        ns.0.run(|| {
+            let mut nl = link::open().unwrap();
+            let lo = link::index_of("lo").unwrap();
+            // 5000 requests: more than one chunk. Every 1000th is a duplicate of the
+            // previous one (EEXIST); request 4321 names a missing interface (ENODEV).
+            let reqs: Vec<(u32, Ipv4Addr)> = (0..5000u32)
+                .map(|i| {
+                    let k = if i % 1000 == 999 { i - 1 } else { i };
+                    let index = if i == 4321 { 9999 } else { lo };
+                    (index, Ipv4Addr::from(0x0a01_0000 + k))
+                })
+                .collect();
+            let batch = nl.batch(
+                reqs.iter()
+                    .map(|(i, ip)| RouteNetlinkMessage::NewAddress(link::address_message(*i, *ip))),
+                NLM_F_CREATE | NLM_F_EXCL,
+            );
+            nl.execute(&batch).unwrap()
+        })
+        .unwrap();
+    assert_eq!(codes.len(), 5000);
+    for (i, c) in codes.iter().enumerate() {
+        let want = if i == 4321 {
+            libc::ENODEV
+        } else if i % 1000 == 999 {
+            libc::EEXIST
+        } else {
+            0
+        };
+        assert_eq!(*c, want, "request {i}");
+    }
+}
+
+/// Privileged: on a kernel without IPVS (the host here) the family lookup says so and
+/// the backend's error counts as a missing feature (the case is skipped, not failed);
+/// with IPVS, the family resolves.
+#[test]
+fn a_kernel_without_ipvs_is_a_missing_feature() {
+    use crate::backend::Backend;
+
+    let Some(ns) = TestNs::new("noipvs") else {
+        return;
+    };
+    match super::IpvsClient::open_in(&ns.0) {
+        Ok(c) => {
+            eprintln!("this kernel has IPVS (family id {})", c.family());
+        }
+        Err(super::IpvsError::NoIpvs) => {
+            let err = super::IpvsBackend::new("rr")
+                .sync(
+                    &ns.0,
+                    None,
+                    &ServiceSet::generate(1, 1),
+                    std::time::Duration::from_secs(30),
+                )
+                .unwrap_err();
+            assert!(err.is_missing_tool(), "{err}");
+        }
+        Err(e) => panic!("unexpected: {e}"),
+    }
+}
