@@ -4,11 +4,14 @@
 
 pub mod clean;
 pub mod cli;
+pub mod cpustat;
 pub mod environment;
 pub mod exitcode;
+pub mod load;
 pub mod metrics;
 pub mod progress;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod serve;
 pub mod topology;

@@ -1,0 +1,331 @@
+//! Generator threads: each enters the namespace, runs a current-thread tokio runtime
+//! with its share of the connection slots, and keeps its own statistics, merged at
+//! the end. Nothing is shared between threads while the load runs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use dataplane::netns::Netns;
+use hdrhistogram::Histogram;
+use tokio::sync::Notify;
+
+use super::errors::{ErrorCounts, ErrorKind};
+use super::http::{Conn, Exchange};
+use super::{new_histogram, LoadError, LoadSpec};
+
+/// One thread's tallies.
+pub(crate) struct Stats {
+    pub latency: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub connect: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub errors: ErrorCounts,
+    pub requests: u64,
+    pub ok: u64,
+    pub endpoints: HashMap<Ipv4Addr, u64>,
+    pub endpoint_unknown: u64,
+    pub last_completion: Option<Instant>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            connect: new_histogram(),
+            lag: new_histogram(),
+            errors: ErrorCounts::default(),
+            requests: 0,
+            ok: 0,
+            endpoints: HashMap::new(),
+            endpoint_unknown: 0,
+            last_completion: None,
+        }
+    }
+
+    /// Adds another thread's tallies.
+    pub(crate) fn merge(&mut self, o: &Stats) {
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = self.latency.add(&o.latency);
+        let _ = self.uncorrected.add(&o.uncorrected);
+        let _ = self.connect.add(&o.connect);
+        let _ = self.lag.add(&o.lag);
+        self.errors.merge(&o.errors);
+        self.requests += o.requests;
+        self.ok += o.ok;
+        for (ip, n) in &o.endpoints {
+            *self.endpoints.entry(*ip).or_default() += n;
+        }
+        self.endpoint_unknown += o.endpoint_unknown;
+        self.last_completion = self.last_completion.max(o.last_completion);
+    }
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().min(u64::MAX as u128) as u64
+}
+
+/// What the slots of one thread share.
+pub(crate) struct Shared {
+    pub target: SocketAddr,
+    pub req: Vec<u8>,
+    pub keepalive: bool,
+    pub timeout: Duration,
+    /// No request is started (closed loop) or scheduled (open loop) from here on.
+    pub end: Instant,
+    /// Open loop: requests still queued from here on are counted as not sent.
+    pub drain_deadline: Instant,
+    pub stats: RefCell<Stats>,
+    pub queue: RefCell<VecDeque<Instant>>,
+    pub notify: Notify,
+    pub dispatch_done: Cell<bool>,
+}
+
+impl Shared {
+    /// Runs one exchange on `conn` and records it. `due` is when an open-loop request
+    /// was scheduled; corrected latency counts from it (closed loop: from the start).
+    pub(crate) async fn request(&self, conn: &mut Conn, due: Option<Instant>) {
+        let started = Instant::now();
+        let intended = due.unwrap_or(started);
+        let res = tokio::time::timeout(
+            self.timeout,
+            conn.exchange(self.target, &self.req, self.keepalive),
+        )
+        .await;
+        let mut st = self.stats.borrow_mut();
+        st.requests += 1;
+        match res {
+            Ok(Ok(Exchange {
+                connect,
+                completed,
+                endpoint,
+            })) => {
+                st.ok += 1;
+                st.latency.saturating_record(us(completed - intended));
+                st.uncorrected.saturating_record(us(completed - started));
+                if let Some(c) = connect {
+                    st.connect.saturating_record(us(c));
+                }
+                if due.is_some() {
+                    st.lag.saturating_record(us(started - intended));
+                }
+                match endpoint {
+                    Some(ip) => *st.endpoints.entry(ip).or_default() += 1,
+                    None => st.endpoint_unknown += 1,
+                }
+                st.last_completion = Some(completed);
+            }
+            Ok(Err(e)) => match e.kind() {
+                ErrorKind::Other => st.errors.add_other(|| e.message()),
+                k => st.errors.add(k),
+            },
+            Err(_elapsed) => {
+                conn.reset();
+                st.errors.add(ErrorKind::Timeout);
+            }
+        }
+    }
+}
+
+/// One thread's result.
+pub(crate) struct WorkerOutput {
+    pub stats: Stats,
+    pub cpu_user: Duration,
+    pub cpu_sys: Duration,
+}
+
+fn thread_cpu() -> (Duration, Duration) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+    };
+    match getrusage(UsageWho::RUSAGE_THREAD) {
+        Ok(u) => (tv(u.user_time()), tv(u.system_time())),
+        Err(_) => (Duration::ZERO, Duration::ZERO),
+    }
+}
+
+/// Lines the threads up so they start together, and lets the main thread call the
+/// start off when one of them (or spawning one) failed. Unlike a `Barrier`, it cannot
+/// leave a thread waiting forever.
+#[derive(Default)]
+struct StartGate {
+    state: Mutex<(usize, Option<Option<Instant>>)>,
+    cv: Condvar,
+}
+
+impl StartGate {
+    /// A thread is ready; waits for the decision: the start time, or `None` to give up.
+    fn arrive(&self) -> Option<Instant> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 += 1;
+        self.cv.notify_all();
+        loop {
+            if let Some(decision) = st.1 {
+                return decision;
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits for `n` threads to arrive.
+    fn wait_ready(&self, n: usize) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.0 < n {
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn decide(&self, start: Option<Instant>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 = Some(start);
+        self.cv.notify_all();
+    }
+}
+
+/// Runs `threads` generator threads and returns their outputs and the common start.
+pub(crate) fn run_threads(
+    ns: Option<&Netns>,
+    spec: &LoadSpec,
+    threads: usize,
+) -> Result<(Vec<WorkerOutput>, Instant), LoadError> {
+    let gate = Arc::new(StartGate::default());
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let (gate_t, failed_t) = (gate.clone(), failed.clone());
+        let ns = ns.cloned();
+        let spec = spec.clone();
+        let slots = spec.connections / threads + usize::from(index < spec.connections % threads);
+        let h = std::thread::Builder::new()
+            .name(format!("kpb-load-{index}"))
+            .spawn(move || -> Result<WorkerOutput, LoadError> {
+                let setup = std::panic::catch_unwind(AssertUnwindSafe(|| setup(ns.as_ref())))
+                    .unwrap_or(Err(LoadError::Panicked));
+                if setup.is_err() {
+                    failed_t.store(true, Ordering::SeqCst);
+                }
+                let start = gate_t.arrive();
+                let rt = setup?;
+                let Some(start) = start else {
+                    return Err(LoadError::Aborted);
+                };
+                let cpu0 = thread_cpu();
+                let stats = run_worker(&rt, &spec, start, index, threads, slots);
+                let cpu1 = thread_cpu();
+                Ok(WorkerOutput {
+                    stats,
+                    cpu_user: cpu1.0.saturating_sub(cpu0.0),
+                    cpu_sys: cpu1.1.saturating_sub(cpu0.1),
+                })
+            });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                gate.decide(None);
+                for h in handles {
+                    let _ = h.join();
+                }
+                return Err(LoadError::Thread(e));
+            }
+        }
+    }
+    gate.wait_ready(threads);
+    let start = Instant::now() + Duration::from_millis(2);
+    gate.decide((!failed.load(Ordering::SeqCst)).then_some(start));
+    let mut outs = Vec::with_capacity(threads);
+    let mut first_err = None;
+    for h in handles {
+        match h.join().unwrap_or(Err(LoadError::Panicked)) {
+            Ok(o) => outs.push(o),
+            Err(LoadError::Aborted) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((outs, start)),
+    }
+}
+
+fn setup(ns: Option<&Netns>) -> Result<tokio::runtime::Runtime, LoadError> {
+    if let Some(ns) = ns {
+        ns.enter()?;
+    }
+    // Timer slack would delay timer wake-ups by up to 50 us by default.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LoadError::Thread)
+}
+
+fn run_worker(
+    rt: &tokio::runtime::Runtime,
+    spec: &LoadSpec,
+    start: Instant,
+    index: usize,
+    threads: usize,
+    slots: usize,
+) -> Stats {
+    let end = start + spec.duration;
+    let shared = Rc::new(Shared {
+        target: spec.target,
+        req: super::http::request_bytes(spec.target, &spec.path, spec.keepalive),
+        keepalive: spec.keepalive,
+        timeout: spec.request_timeout,
+        end,
+        drain_deadline: end + spec.request_timeout,
+        stats: RefCell::new(Stats::new()),
+        queue: RefCell::new(VecDeque::new()),
+        notify: Notify::new(),
+        dispatch_done: Cell::new(false),
+    });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(rt, async {
+        let mut tasks = Vec::with_capacity(slots + 1);
+        match spec.rate_per_s {
+            Some(rate) => {
+                let share = super::openloop::Share {
+                    rate,
+                    index,
+                    threads,
+                    start,
+                };
+                tasks.push(tokio::task::spawn_local(super::openloop::dispatch(
+                    shared.clone(),
+                    share,
+                )));
+                for _ in 0..slots {
+                    tasks.push(tokio::task::spawn_local(super::openloop::slot(
+                        shared.clone(),
+                    )));
+                }
+            }
+            None => {
+                for _ in 0..slots {
+                    tasks.push(tokio::task::spawn_local(super::closedloop::slot(
+                        shared.clone(),
+                        start,
+                    )));
+                }
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let stats = std::mem::replace(&mut *shared.stats.borrow_mut(), Stats::new());
+    stats
+}

@@ -1,0 +1,269 @@
+//! The backend: a hyper HTTP/1.1 server that answers on every endpoint IP.
+//!
+//! One listener on `0.0.0.0:8080` in the backend namespace serves the whole pod CIDR (the
+//! topology adds a local route for it). Each response body is the local address the
+//! connection was accepted on, i.e. the endpoint IP, so the load generator can tell which
+//! endpoint served a request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dataplane::netns::{Netns, NetnsError};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::oneshot;
+
+/// Listen backlog; connection-per-request load opens many connections at once.
+const BACKLOG: u32 = 4096;
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("server thread panicked")]
+    Panicked,
+}
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on; `0.0.0.0:8080` answers on every local address.
+    pub listen: SocketAddr,
+    /// Delay before each response (zero for none); emulates backend work in tests.
+    pub delay: Duration,
+    /// Runtime worker threads (0 = one per CPU).
+    pub threads: usize,
+}
+
+impl ServeOptions {
+    /// Listens on `listen`, no delay, one worker thread per CPU.
+    pub fn new(listen: SocketAddr) -> Self {
+        ServeOptions {
+            listen,
+            delay: Duration::ZERO,
+            threads: 0,
+        }
+    }
+}
+
+/// A running server on its own thread. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    served: Arc<AtomicU64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the server on a dedicated thread, inside `ns` if given. Returns once the
+    /// listener is bound, so connections made after this call succeed.
+    pub fn start(ns: Option<&Netns>, opts: ServeOptions) -> Result<Server, ServeError> {
+        let ns = ns.cloned();
+        let served = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<SocketAddr, ServeError>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let counter = served.clone();
+        let thread = std::thread::Builder::new()
+            .name("kpb-serve".into())
+            .spawn(move || {
+                // Threads the runtime spawns inherit this thread's namespace.
+                if let Some(ns) = &ns {
+                    if let Err(e) = ns.enter() {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                }
+                let threads = if opts.threads == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    opts.threads
+                };
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .thread_name("kpb-serve-w")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ServeError::Runtime(e)));
+                        return;
+                    }
+                };
+                let listener = match rt.block_on(async { bind(opts.listen) }) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let addr = listener.local_addr().unwrap_or(opts.listen);
+                let _ = ready_tx.send(Ok(addr));
+                rt.block_on(accept_loop(listener, opts.delay, counter, stop_rx));
+                // Open connections are dropped with the runtime.
+                rt.shutdown_timeout(Duration::from_millis(200));
+            })
+            .map_err(ServeError::Runtime)?;
+        match ready_rx.recv() {
+            Ok(Ok(addr)) => Ok(Server {
+                addr,
+                served,
+                shutdown: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(ServeError::Panicked)
+            }
+        }
+    }
+
+    /// The address the listener is bound to (with the real port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, drops open connections and waits for the thread.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.shutdown_and_join()
+    }
+
+    fn shutdown_and_join(&mut self) -> Result<(), ServeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| ServeError::Panicked),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.shutdown_and_join();
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    let err = |source| ServeError::Listen { addr, source };
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // Lets a new server bind while connections of the last one are in TIME_WAIT.
+    sock.set_reuseaddr(true).map_err(err)?;
+    sock.bind(addr).map_err(err)?;
+    sock.listen(BACKLOG).map_err(err)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    delay: Duration,
+    served: Arc<AtomicU64>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stop => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("serve: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let served = served.clone();
+        tokio::spawn(async move {
+            let body = Bytes::from(local.ip().to_string());
+            let service = hyper::service::service_fn(move |_req: Request<Incoming>| {
+                let body = body.clone();
+                let served = served.clone();
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                    Ok::<_, Infallible>(Response::new(Full::new(body)))
+                }
+            });
+            // Clients that reset or vanish are normal under load; nothing to report.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// `kpbench serve` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`0.0.0.0:8080` answers on every local address).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Delay before each response, e.g. `20ms` (emulates backend work).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub delay: Duration,
+    /// Runtime worker threads (0 = one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `kpbench serve`: runs the server in the current namespace until SIGINT or SIGTERM.
+pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let server = Server::start(
+        None,
+        ServeOptions {
+            listen: args.listen,
+            delay: args.delay,
+            threads: args.threads,
+        },
+    )?;
+    eprintln!(
+        "kpbench serve: listening on http://{}/ (Ctrl-C to stop)",
+        server.local_addr()
+    );
+    signals.forever().next();
+    let served = server.served();
+    server.stop()?;
+    eprintln!("kpbench serve: stopped after {served} requests");
+    Ok(())
+}
