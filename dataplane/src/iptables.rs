@@ -250,65 +250,74 @@ fn write_filter(out: &mut String, set: &ServiceSet) -> usize {
 }
 
 /// Writes one service's KUBE-SERVICES rule, its KUBE-SVC chain and its KUBE-SEP chains.
-fn write_service(w: &mut Writer, svc: &Service, large: bool, declare: bool, body: bool) {
+/// Written straight into the buffers: this is the hot loop of a large render.
+fn write_service(w: &mut Writer, svc: &Service, large: bool, cluster_cidr: &str, rewrite: bool) {
     if svc.endpoints.is_empty() {
         return;
     }
     let name = svc.port_name();
     let svc_chain = svc_chain(svc);
-    let match_args = format!(
-        "-m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {} --dport {}",
-        svc.vip, svc.port
+    let (vip, port) = (svc.vip, svc.port);
+    let r = &mut w.rules;
+    let _ = writeln!(
+        r,
+        "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} -j {svc_chain}"
     );
-    w.rule(format_args!("-A KUBE-SERVICES {match_args} -j {svc_chain}"));
-    if !body {
+    w.count += 1;
+    if !rewrite {
         return;
     }
     let seps: Vec<String> = svc.endpoints.iter().map(|ep| sep_chain(svc, ep)).collect();
-    if declare {
-        w.chain(&svc_chain);
-        for sep in &seps {
-            w.chain(sep);
-        }
+    w.chain(&svc_chain);
+    for sep in &seps {
+        w.chain(sep);
     }
-    w.rule(format_args!(
-        "-A {svc_chain} {match_args} ! -s {} -j KUBE-MARK-MASQ",
-        pod_cidr()
-    ));
+    let r = &mut w.rules;
+    let _ = writeln!(
+        r,
+        "-A {svc_chain} -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"
+    );
     let n = svc.endpoints.len();
     for (i, (ep, sep)) in svc.endpoints.iter().zip(&seps).enumerate() {
-        let mut line = format!("-A {svc_chain}");
+        let _ = write!(r, "-A {svc_chain}");
         if !large {
             let _ = write!(
-                line,
-                " -m comment --comment \"{name} -> {}\"",
-                ep.host_port()
+                r,
+                " -m comment --comment \"{name} -> {}:{}\"",
+                ep.ip, ep.port
             );
         }
         if i < n - 1 {
             let _ = write!(
-                line,
-                " -m statistic --mode random --probability {}",
-                probability(n - i)
+                r,
+                " -m statistic --mode random --probability {:.10}",
+                1.0 / (n - i) as f64
             );
         }
-        w.rule(format_args!("{line} -j {sep}"));
+        let _ = writeln!(r, " -j {sep}");
     }
-    let comment = if large {
-        String::new()
-    } else {
-        format!(" -m comment --comment {name}")
-    };
     for (ep, sep) in svc.endpoints.iter().zip(&seps) {
-        w.rule(format_args!(
-            "-A {sep}{comment} -s {} -j KUBE-MARK-MASQ",
-            ep.ip
-        ));
-        w.rule(format_args!(
-            "-A {sep}{comment} -m tcp -p tcp -j DNAT --to-destination {}",
-            ep.host_port()
-        ));
+        if large {
+            let _ = writeln!(r, "-A {sep} -s {} -j KUBE-MARK-MASQ", ep.ip);
+            let _ = writeln!(
+                r,
+                "-A {sep} -m tcp -p tcp -j DNAT --to-destination {}:{}",
+                ep.ip, ep.port
+            );
+        } else {
+            let _ = writeln!(
+                r,
+                "-A {sep} -m comment --comment {name} -s {} -j KUBE-MARK-MASQ",
+                ep.ip
+            );
+            let _ = writeln!(
+                r,
+                "-A {sep} -m comment --comment {name} -m tcp -p tcp -j DNAT --to-destination {}:{}",
+                ep.ip, ep.port
+            );
+        }
     }
+    w.count += 1 + 3 * n;
 }
 
 fn write_nat_head(w: &mut Writer) {
@@ -341,8 +350,9 @@ pub fn render_full(set: &ServiceSet) -> Payload {
     let large = large_cluster(set);
     let mut w = Writer::new();
     write_nat_head(&mut w);
+    let cidr = pod_cidr();
     for svc in &set.services {
-        write_service(&mut w, svc, large, true, true);
+        write_service(&mut w, svc, large, &cidr, true);
     }
     write_nat_tail(&mut w);
     text.push_str("*nat\n");
@@ -375,9 +385,10 @@ pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     let mut w = Writer::new();
     write_nat_head(&mut w);
     let relabel = large != large_cluster(old);
+    let cidr = pod_cidr();
     for svc in &new.services {
         let changed = relabel || old.get(svc.index) != Some(svc);
-        write_service(&mut w, svc, large, changed, changed);
+        write_service(&mut w, svc, large, &cidr, changed);
     }
     write_nat_tail(&mut w);
     // Chains of services that changed or went away, minus those still in use.

@@ -9,9 +9,20 @@ fn base32_sha256(input: &str) -> String {
     data_encoding::BASE32.encode(&Sha256::digest(input.as_bytes()))
 }
 
+/// The first 16 base32 characters of sha256 over the concatenated parts. 16 base32
+/// characters are exactly the first 10 bytes of the digest, so only those are encoded
+/// (this runs once per endpoint on every render).
+fn hash16(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    data_encoding::BASE32.encode(&h.finalize()[..10])
+}
+
 /// kube-proxy's `portProtoHash`: first 16 chars of base32(sha256(name + proto)).
 fn port_proto_hash(svc_port_name: &str, proto: &str) -> String {
-    base32_sha256(&format!("{svc_port_name}{proto}"))[..16].to_string()
+    hash16(&[svc_port_name, proto])
 }
 
 /// `KUBE-SVC-<hash>` for a service-port name such as `ns/svc:port`.
@@ -21,8 +32,7 @@ pub fn kube_svc_chain(svc_port_name: &str, proto: &str) -> String {
 
 /// `KUBE-SEP-<hash>` for an endpoint `ip:port` of a service-port.
 pub fn kube_sep_chain(svc_port_name: &str, proto: &str, endpoint: &str) -> String {
-    let hash = base32_sha256(&format!("{svc_port_name}{proto}{endpoint}"));
-    format!("KUBE-SEP-{}", &hash[..16])
+    format!("KUBE-SEP-{}", hash16(&[svc_port_name, proto, endpoint]))
 }
 
 /// nftables proxier's `hashAndTruncate`: 8 chars of base32(sha256(name)), a dash, the name.

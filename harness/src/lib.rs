@@ -5,8 +5,10 @@
 pub mod clean;
 pub mod cli;
 pub mod cpustat;
+pub mod datapath;
 pub mod environment;
 pub mod exitcode;
+pub mod lab;
 pub mod load;
 pub mod metrics;
 pub mod progress;

@@ -214,6 +214,11 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
                     case.status = Status::Ok;
                     case.rules = Some(done.rules);
                     case.sync = Some(done.sync);
+                    case.datapath = done.datapath;
+                    if let Some(why) = done.datapath_error {
+                        case.status = Status::Failed;
+                        case.reason = Some(format!("data path: {why}"));
+                    }
                 }
                 Err(failure) => {
                     case.status = if failure.skipped {
@@ -277,6 +282,9 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
 struct CaseDone {
     rules: Rules,
     sync: Sync,
+    datapath: Option<crate::results::Datapath>,
+    /// Why the data path could not be measured, when it could not.
+    datapath_error: Option<String>,
 }
 
 struct CaseFailure {
@@ -385,6 +393,15 @@ fn run_case(
     );
     let objects = check_read_back(backend, &topo, &set, cmd_timeout)
         .map_err(fail("read-back after full sync"))?;
+    let (mut datapath, mut datapath_error) = (None, None);
+    if s.datapath.enabled {
+        match crate::datapath::measure(&topo, &set, &s.datapath, deadline, |m| {
+            on_event(Event::Step(m))
+        }) {
+            Ok(d) => datapath = Some(d),
+            Err(e) => datapath_error = Some(e),
+        }
+    }
     let (mut adds, mut removes, mut updates) = (Vec::new(), Vec::new(), Vec::new());
     let mut spare = 0u32;
     for r in 0..s.repeats {
@@ -445,5 +462,7 @@ fn run_case(
             remove_service: summarize(&removes),
             update_endpoints: summarize(&updates),
         },
+        datapath,
+        datapath_error,
     })
 }

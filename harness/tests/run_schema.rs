@@ -12,7 +12,8 @@ fn schema_path() -> PathBuf {
 }
 
 fn validate(instance: &serde_json::Value) -> Vec<String> {
-    let schema_text = std::fs::read_to_string(schema_path()).expect("shared/results.schema.json is readable");
+    let schema_text =
+        std::fs::read_to_string(schema_path()).expect("shared/results.schema.json is readable");
     let mut schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
     // The schema's $id ("kpbench.results/1") is a relative URI, which the validator
     // cannot use as a base for its internal $refs; give it an absolute one.
@@ -23,7 +24,9 @@ fn validate(instance: &serde_json::Value) -> Vec<String> {
         .expect("schema compiles");
     let errors = match compiled.validate(instance) {
         Ok(()) => Vec::new(),
-        Err(errs) => errs.map(|e| format!("{} at {}", e, e.instance_path)).collect(),
+        Err(errs) => errs
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect(),
     };
     errors
 }
@@ -49,7 +52,15 @@ fn a_real_run_validates_against_the_schema() {
     }
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_kpbench"))
-        .args(["run", "--modes", "iptables,iptables-legacy,ebpf", "--services", "20,40", "--endpoints", "3"])
+        .args([
+            "run",
+            "--modes",
+            "iptables,iptables-legacy,ebpf",
+            "--services",
+            "20,40",
+            "--endpoints",
+            "3",
+        ])
         .arg("--out")
         .arg(out.path())
         .env("KPBENCH_TEST_DATAPATH_SECONDS", "0.5")
@@ -59,7 +70,11 @@ fn a_real_run_validates_against_the_schema() {
     let text = std::fs::read_to_string(out.path().join("results.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let errors = validate(&json);
-    assert!(errors.is_empty(), "results.json does not validate:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "results.json does not validate:\n{}",
+        errors.join("\n")
+    );
     let cases = json["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 6);
     let ok: Vec<&serde_json::Value> = cases.iter().filter(|c| c["status"] == "ok").collect();
@@ -67,14 +82,32 @@ fn a_real_run_validates_against_the_schema() {
     for c in &ok {
         assert!(c["rules"]["kernel_objects"].as_u64().unwrap() > 0);
         assert_eq!(c["sync"]["add_service"]["samples"], 10);
+        let dp = &c["datapath"];
+        assert_eq!(dp["targets"].as_array().unwrap().len(), 4, "{dp}");
+        for t in dp["targets"].as_array().unwrap() {
+            assert_eq!(t["errors"], 0, "{t}");
+            assert!(t["requests"].as_u64().unwrap() > 50, "{t}");
+        }
+        // Every endpoint of the measured services answered through the rules.
+        assert_eq!(
+            dp["distribution"]["endpoints_hit"], dp["distribution"]["endpoints_total"],
+            "{dp}"
+        );
     }
     let ebpf: Vec<&serde_json::Value> = cases.iter().filter(|c| c["mode"] == "ebpf").collect();
-    assert!(ebpf.iter().all(|c| c["status"] == "skipped" && c["reason"].as_str().unwrap().contains("not implemented")));
+    assert!(ebpf
+        .iter()
+        .all(|c| c["status"] == "skipped"
+            && c["reason"].as_str().unwrap().contains("not implemented")));
     let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + cases.len());
     // Nothing of the run is left behind.
     let left: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let run_id = json["run"]["id"].as_str().unwrap();
     assert!(!left.iter().any(|n| n.contains(run_id)), "{left:?}");
