@@ -28,8 +28,9 @@ fn an_empty_file_gets_every_default() {
 fn the_shipped_scenarios_parse() {
     let quick = Scenario::quick();
     assert_eq!(quick.name, "quick");
-    assert_eq!(quick.scales_for(Mode::Iptables), &[100, 1000, 5000]);
-    assert_eq!(quick.scales_for(Mode::Nftables), &[100, 1000, 2000]);
+    assert_eq!(quick.scales_for(Mode::Iptables), &[100, 1000]);
+    assert_eq!(quick.scales_for(Mode::IptablesLegacy), &[100, 1000, 5000]);
+    assert_eq!(quick.scales_for(Mode::Nftables), &[100, 1000]);
     let scale = Scenario::parse(
         include_str!("../../../scenarios/scale.toml"),
         "scale.toml",
