@@ -1,0 +1,132 @@
+//! Privileged data-path tests: real rules in a namespace topology, real connections
+//! through them. They run when the process is root and say so when skipped.
+//!
+//! The lookup test measures `first` and `last` alternately over several rounds and
+//! compares medians, so a burst of noise on a busy machine does not decide it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dataplane::model::ENDPOINT_PORT;
+use dataplane::{backend, Backend, Mode, ServiceSet};
+use harness::load::{run_load, LoadSpec};
+use harness::serve::{ServeOptions, Server};
+use harness::topology::Topology;
+
+fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("{test}: skipped: needs root");
+        return None;
+    }
+    let b = backend::backend(mode)?;
+    if let Some(t) = b.tools().into_iter().find(|t| dataplane::exec::which(t).is_none()) {
+        eprintln!("{test}: skipped: {t} not found (install the {} package)", dataplane::exec::package_of(t));
+        return None;
+    }
+    Some(b)
+}
+
+fn topology(tag: &str) -> Topology {
+    Topology::create(&format!("test-{}-{tag}", std::process::id())).expect("topology")
+}
+
+fn p50(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::load::LoadReport) {
+    let spec = LoadSpec::open_loop(target, 400.0, Duration::from_millis(ms), 64);
+    let r = run_load(Some(&topo.client), &spec).expect("load runs");
+    (r.latency_us.value_at_quantile(0.5) as f64, r)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median over rounds of (last p50 - first p50), both through the service VIPs.
+fn last_minus_first(topo: &Topology, set: &ServiceSet) -> f64 {
+    let vip = |i: usize| SocketAddr::new(set.services[i].vip.into(), 80);
+    let (first, last) = (vip(0), vip(set.len() - 1));
+    let _ = p50(topo, first, 300); // warm up ARP, routes and the server
+    let mut diffs = Vec::new();
+    for _ in 0..5 {
+        let (f, rf) = p50(topo, first, 700);
+        let (l, rl) = p50(topo, last, 700);
+        assert_eq!(rf.errors.total() + rl.errors.total(), 0, "requests failed");
+        diffs.push(l - f);
+    }
+    median(diffs)
+}
+
+#[test]
+fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
+    // The legacy backend programs thousands of services in seconds; the chain walk
+    // that makes "last" slower is the same x_tables/nf_tables linear scan either way.
+    let Some(b) = can_run("iptables_lookup_cost_grows_with_the_position_of_the_service", Mode::IptablesLegacy) else {
+        return;
+    };
+    let topo = topology("ipt");
+    let set = ServiceSet::generate(5000, 1);
+    b.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
+    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
+        .expect("server");
+    let diff = last_minus_first(&topo, &set);
+    eprintln!("iptables-legacy, 5000 services: last p50 - first p50 = {diff:.0} us");
+    assert!(diff > 40.0, "the last service should cost clearly more than the first: {diff:.0} us");
+}
+
+#[test]
+fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
+    let Some(b) = can_run("nftables_lookup_cost_does_not_depend_on_the_position_of_the_service", Mode::Nftables) else {
+        return;
+    };
+    let legacy = can_run("nftables_lookup_cost (iptables-legacy reference)", Mode::IptablesLegacy);
+    let set = ServiceSet::generate(5000, 1);
+    let topo = topology("nft");
+    b.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
+    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
+        .expect("server");
+    let nft = last_minus_first(&topo, &set);
+    eprintln!("nftables, 5000 services: last p50 - first p50 = {nft:.0} us");
+    drop(_server);
+    drop(topo);
+    if let Some(legacy) = legacy {
+        let topo = topology("nft-ref");
+        legacy.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
+        let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
+            .expect("server");
+        let ipt = last_minus_first(&topo, &set);
+        eprintln!("iptables-legacy, same services: last p50 - first p50 = {ipt:.0} us");
+        assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
+    }
+    assert!(nft.abs() < 40.0, "nftables: last and first should cost the same: {nft:.0} us apart");
+}
+
+#[test]
+fn every_endpoint_answers_and_direct_bypasses_dnat() {
+    let Some(b) = can_run("every_endpoint_answers_and_direct_bypasses_dnat", Mode::Iptables) else {
+        return;
+    };
+    let topo = topology("dist");
+    let set = ServiceSet::generate(3, 5);
+    b.sync(&topo.node, None, &set, Duration::from_secs(120)).expect("sync");
+    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
+        .expect("server");
+    let svc = &set.services[1];
+    let (_, r) = p50(&topo, SocketAddr::new(svc.vip.into(), 80), 1500);
+    assert_eq!(r.errors.total(), 0);
+    for ep in &svc.endpoints {
+        assert!(r.endpoints.get(&ep.ip).copied().unwrap_or(0) > 0, "endpoint {} never answered: {:?}", ep.ip, r.endpoints);
+    }
+    assert!(r.endpoints.keys().all(|ip| svc.endpoints.iter().any(|e| e.ip == *ip)), "{:?}", r.endpoints);
+    // Direct: the endpoint address itself answers, and no DNAT rule counted it.
+    let ep = set.services[2].endpoints[3];
+    let (_, r) = p50(&topo, SocketAddr::new(ep.ip.into(), ENDPOINT_PORT), 500);
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(r.endpoints.keys().copied().collect::<Vec<_>>(), vec![ep.ip]);
+    let counters = dataplane::exec::Tool::new(b.tools()[2], &["-t", "nat", "-c"])
+        .netns(&topo.node)
+        .run_ok()
+        .unwrap()
+        .stdout;
+    let dnat_line = counters.lines().find(|l| l.contains(&format!("--to-destination {}:{}", ep.ip, ep.port))).unwrap();
+    assert!(dnat_line.starts_with("[0:0]"), "direct traffic went through DNAT: {dnat_line}");
+}
