@@ -1,0 +1,211 @@
+//! The HTML report and chart files of one or several runs: `report.html` (self-contained)
+//! plus `charts/<name>.svg` and `.png`, written next to results.json. A report is a view
+//! of results already on disk, so callers treat its failure as a warning, never as a
+//! failed measurement.
+
+pub mod cases;
+mod html;
+
+use std::path::{Path, PathBuf};
+
+pub use html::escape;
+
+use crate::capacity::{self, Budgets};
+use crate::charts::{self, ChartError};
+use crate::results::{write_atomic, Results, ResultsError};
+
+/// `kpbench report DIR... [--out DIR]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Run directories (or results.json files) to merge into one report, e.g. one per kernel.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write report.html and charts/ (default: the run's own directory; required with several runs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Capacity budget: the slowest incremental update's p50, milliseconds.
+    #[arg(long, default_value_t = 1000.0)]
+    pub max_update_ms: f64,
+    /// Capacity budget: latency the dataplane adds at p99 to the last service, microseconds.
+    #[arg(long, default_value_t = 100.0)]
+    pub max_added_latency_us: f64,
+}
+
+impl ReportArgs {
+    pub fn budgets(&self) -> Budgets {
+        Budgets {
+            max_update_ms: self.max_update_ms,
+            max_added_latency_us: self.max_added_latency_us,
+        }
+    }
+
+    /// Where the report goes: --out, or the single input's directory.
+    pub fn out_dir(&self) -> Option<PathBuf> {
+        if let Some(o) = &self.out {
+            return Some(o.clone());
+        }
+        match self.dirs.as_slice() {
+            [one] if one.is_dir() => Some(one.clone()),
+            [one] => Some(
+                one.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] ResultsError),
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+}
+
+/// Writes report.html, charts/*.svg and charts/*.png into `out_dir` with the default
+/// budgets; returns the files written, report.html first.
+pub fn write_report(results: &[Results], out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    write_report_with(results, out_dir, Budgets::default())
+}
+
+/// [`write_report`] with the capacity budgets given.
+pub fn write_report_with(
+    results: &[Results],
+    out_dir: &Path,
+    budgets: Budgets,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let charts = charts::build(results);
+    let chart_dir = out_dir.join("charts");
+    std::fs::create_dir_all(&chart_dir).map_err(|source| ReportError::Io {
+        path: chart_dir.clone(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    let mut drawn = Vec::new();
+    for c in &charts {
+        let svg = charts::render_svg(c)?;
+        let svg_path = chart_dir.join(format!("{}.svg", c.name));
+        write_atomic(&svg_path, svg.as_bytes())?;
+        let png_path = chart_dir.join(format!("{}.png", c.name));
+        charts::render_png(c, &png_path)?;
+        written.push(svg_path);
+        written.push(png_path);
+        drawn.push((c, svg));
+    }
+    let plan = capacity::plan(results, budgets);
+    let page = html::page(results, &drawn, &plan);
+    let report = out_dir.join("report.html");
+    write_atomic(&report, page.as_bytes())?;
+    written.insert(0, report);
+    Ok(written)
+}
+
+/// Reads every run named on the command line; the error names the path that failed.
+pub fn read_runs(paths: &[PathBuf]) -> Result<Vec<Results>, ResultsError> {
+    paths.iter().map(|p| Results::read(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::cases::fixtures::{case, results, skipped};
+
+    fn hostile() -> Results {
+        let mut r = results(
+            "6.18.0-<script>alert(1)</script>",
+            vec![
+                case("iptables", 100, 50.0, 5.0, 10.0),
+                case("iptables", 1000, 400.0, 40.0, 30.0),
+                case("nftables", 100, 30.0, 3.0, 4.0),
+                case("nftables", 1000, 90.0, 4.0, 5.0),
+                skipped("ipvs", 100, "ip_vs missing: <b>load</b> the module & retry"),
+            ],
+        );
+        r.run.scenario.name = "quick\"><img src=x onerror=alert(1)>".into();
+        r
+    }
+
+    #[test]
+    fn report_is_self_contained_and_escapes_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_report(&[hostile()], dir.path()).unwrap();
+        assert_eq!(files[0], dir.path().join("report.html"));
+        assert!(files.contains(&dir.path().join("charts/full_sync.svg")));
+        assert!(files.contains(&dir.path().join("charts/latency_percentiles.png")));
+        for f in &files {
+            assert!(f.exists(), "{}", f.display());
+        }
+        let html = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(!html.contains("<script"), "script injected");
+        assert!(!html.contains("<img"), "attribute injected");
+        assert!(html.contains("6.18.0-&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("&lt;b&gt;load&lt;/b&gt; the module &amp; retry"));
+        assert!(html.contains("quick&quot;&gt;&lt;img"));
+        // Nothing fetched: no external URLs other than the SVG namespace.
+        let no_ns = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(!no_ns.contains("http://") && !no_ns.contains("https://"));
+        for section in [
+            "id=\"run\"",
+            "id=\"environment\"",
+            "id=\"summary\"",
+            "id=\"charts\"",
+            "id=\"capacity\"",
+            "id=\"skipped\"",
+        ] {
+            assert!(html.contains(section), "{section}");
+        }
+        assert_eq!(html.matches("<svg").count(), 7);
+        assert!(html.contains("Choose nftables"), "recommendation");
+    }
+
+    #[test]
+    fn a_run_with_nothing_ok_still_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = results("6.1", vec![skipped("ipvs", 100, "no ip_vs")]);
+        let files = write_report(&[r], dir.path()).unwrap();
+        assert_eq!(files.len(), 1);
+        let html = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(html.contains("No successful measurements to chart."));
+        assert!(html.contains("no ip_vs"));
+    }
+
+    #[test]
+    fn an_unwritable_directory_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = write_report(&[hostile()], &file.join("out"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("file/out/charts"), "{e}");
+    }
+
+    #[test]
+    fn out_dir_defaults_to_the_single_run() {
+        let a = |dirs: &[&str], out: Option<&str>| ReportArgs {
+            dirs: dirs.iter().map(PathBuf::from).collect(),
+            out: out.map(PathBuf::from),
+            max_update_ms: 1000.0,
+            max_added_latency_us: 100.0,
+        };
+        assert_eq!(a(&["/tmp"], None).out_dir(), Some(PathBuf::from("/tmp")));
+        assert_eq!(
+            a(&["/nonexistent/r/results.json"], None).out_dir(),
+            Some(PathBuf::from("/nonexistent/r"))
+        );
+        assert_eq!(a(&["a", "b"], None).out_dir(), None);
+        assert_eq!(
+            a(&["a", "b"], Some("o")).out_dir(),
+            Some(PathBuf::from("o"))
+        );
+    }
+}
