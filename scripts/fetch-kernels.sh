@@ -19,23 +19,19 @@ for tool in apt-get apt-cache dpkg-deb depmod; do
 	command -v "$tool" >/dev/null || die "$tool not found: install it (apt/dpkg/kmod) or fetch kernels by hand"
 done
 
-# The newest cloud-amd64 kernel of a series, as the Rust side resolves it: the
-# metapackage's dependency first, else the highest-numbered package name.
+# The newest cloud-amd64 kernel of a series, as harness/src/lab/kernel.rs picks it: the
+# highest-numbered linux-image-<series>.<n>...-cloud-amd64 (not the metapackage).
+# A series apt does not have is bad input (exit 2), naming the series it has.
 resolve() {
-	local series="$1" pkg
-	for meta in "linux-image-${series}-cloud-amd64" linux-image-cloud-amd64; do
-		pkg=$(apt-cache depends "$meta" 2>/dev/null |
-			sed -n 's/^ *Depends: \(linux-image-.*-cloud-amd64\)$/\1/p' |
-			grep -E "^linux-image-${series//./\\.}[.-]" | head -n1 || true)
-		[ -n "$pkg" ] && { echo "$pkg"; return; }
-	done
-	pkg=$(apt-cache search --names-only "^linux-image-${series//./\\.}[.-].*-cloud-amd64\$" 2>/dev/null |
-		awk '{print $1}' | sort -V | tail -n1)
+	local series="$1" pkg have
+	local all
+	all=$(apt-cache search --names-only '^linux-image-[0-9].*-cloud-amd64$' 2>/dev/null | awk '{print $1}')
+	pkg=$(grep -E "^linux-image-${series//./\\.}[.-][0-9][^ ]*-cloud-amd64\$" <<<"$all" | sort -V | tail -n1 || true)
 	if [ -z "$pkg" ]; then
-		local have
-		have=$(apt-cache search --names-only '^linux-image-[0-9].*-cloud-amd64$' 2>/dev/null |
-			sed -n 's/^linux-image-\([0-9]*\.[0-9]*\).*/debian:\1/p' | sort -uV | tr '\n' ' ')
-		die "no linux-image-${series}*-cloud-amd64 package in the configured apt sources; available: ${have:-none}"
+		have=$(sed -n 's/^linux-image-\([0-9]*\.[0-9]*\)[.-][0-9].*/debian:\1/p' <<<"$all" | sort -uV | tr '\n' ' ')
+		[ -n "$have" ] || die "no linux-image-*-cloud-amd64 package in the apt sources (apt-get update? a Debian archive in sources.list?)"
+		echo "fetch-kernels: debian:$series: no linux-image-${series}*-cloud-amd64 package in the configured apt sources; available: $have" >&2
+		exit 2
 	fi
 	echo "$pkg"
 }
@@ -70,7 +66,13 @@ fetch() {
 for spec in "${specs[@]}"; do
 	case "$spec" in
 	debian:linux-image-*) fetch "${spec#debian:}" ;;
-	debian:*) fetch "$(resolve "${spec#debian:}")" ;;
-	*) die "$spec: only debian:<version> or debian:<package> are fetched; local files need no fetching" ;;
+	debian:*)
+		pkg=$(resolve "${spec#debian:}") || exit $?
+		fetch "$pkg"
+		;;
+	*)
+		echo "fetch-kernels: $spec: only debian:<version> or debian:<package> are fetched; local files need no fetching" >&2
+		exit 2
+		;;
 	esac
 done

@@ -32,20 +32,33 @@ for arg in $($BB cat /proc/cmdline); do
 done
 export KPBENCH_LAB=1 KPBENCH_LAB_OUT=/lab/out
 
+echo "kpbench-lab: init at uptime $($BB cut -d' ' -f1 /proc/uptime)s"
 echo /sbin/modprobe >/proc/sys/kernel/modprobe
-for m in $($BB cat /lab/modules.load 2>/dev/null); do
-	/sbin/modprobe "$m" 2>/dev/null || echo "kpbench-lab: modprobe $m failed"
-done
+# Every name in modules.load is in the image: load them in one go (one exec under TCG
+# is much cheaper than eighty); name the failures one by one otherwise.
+mods=$($BB cat /lab/modules.load 2>/dev/null)
+if [ -n "$mods" ] && ! /sbin/modprobe -a $mods 2>/dev/null; then
+	for m in $mods; do
+		/sbin/modprobe "$m" 2>/dev/null || echo "kpbench-lab: modprobe $m failed"
+	done
+fi
 /usr/bin/ip link set lo up 2>/dev/null || $BB ip link set lo up
 $BB hostname kpbench-lab
 
 $BB mkdir -p /lab/out /lab/status /lab/work
 cd /lab/work
+# Only emergencies and alerts (panics, oopses) may interleave with the command's output.
+echo 2 >/proc/sys/kernel/printk
+echo "kpbench-lab: command starts at uptime $($BB cut -d' ' -f1 /proc/uptime)s"
 echo "@@KPBENCH-LAB:$N:BEGIN@@"
-$BB sh /lab/cmd.sh </dev/null
-rc=$?
+# Through a pipe, so the command sees no terminal (no progress-bar redraws on the console).
+{
+	$BB sh /lab/cmd.sh </dev/null
+	echo "$?" >/lab/status/exit_code
+} 2>&1 | $BB cat
+rc=$($BB cat /lab/status/exit_code 2>/dev/null)
+[ -n "$rc" ] || rc=255
 echo "@@KPBENCH-LAB:$N:END rc=$rc@@"
-echo "$rc" >/lab/status/exit_code
 cd /
 if [ -b /dev/vda ]; then
 	$BB tar -cf /dev/vda -C /lab out status || echo "kpbench-lab: writing results to /dev/vda failed"

@@ -133,7 +133,7 @@ pub fn prepare(
                     path.display()
                 )));
             }
-            let digest = super::initramfs::file_digest(path)?;
+            let digest = super::initramfs::cached_digest(path, cache)?;
             let dir = cache.join("kernels").join(format!("deb-{}", &digest[..16]));
             let source = path.display().to_string();
             extract_deb_once(path, &dir, &source, progress)
@@ -149,9 +149,15 @@ fn image_kernel(vmlinuz: &Path, modules: Option<&Path>) -> Result<Kernel, LabErr
             vmlinuz.display()
         )));
     }
-    let release = std::fs::read(vmlinuz)
-        .ok()
-        .and_then(|bytes| bzimage_release(&bytes));
+    let bytes = std::fs::read(vmlinuz).map_err(|e| LabError::io(vmlinuz, e))?;
+    if !is_bootable_image(&bytes) {
+        return Err(LabError::BadKernel(format!(
+            "{}: not a bootable x86 kernel image (no bzImage boot header, not an ELF vmlinux); \
+             pass arch/x86/boot/bzImage of the build",
+            vmlinuz.display()
+        )));
+    }
+    let release = bzimage_release(&bytes);
     let modules_dir = match modules {
         None => None,
         Some(m) => Some(find_modules_dir(m, release.as_deref())?),
@@ -202,6 +208,12 @@ fn find_modules_dir(given: &Path, release: Option<&str>) -> Result<PathBuf, LabE
         "{}: not a modules directory (expected lib/modules/<release> with modules.order, or a root holding it)",
         given.display()
     )))
+}
+
+/// Whether qemu's `-kernel` can boot this: a bzImage (setup header magic `HdrS`) or an
+/// ELF vmlinux (booted through its PVH entry point).
+pub fn is_bootable_image(image: &[u8]) -> bool {
+    image.get(0x202..0x206) == Some(b"HdrS") || image.starts_with(b"\x7fELF")
 }
 
 /// The release string of a bzImage, from its setup header (`kernel_version` field).
@@ -604,7 +616,10 @@ mod tests {
         let text = b"6.13.0-rc1-nightly (builder@ci) #1 SMP\0";
         img[0x500..0x500 + text.len()].copy_from_slice(text);
         assert_eq!(bzimage_release(&img).as_deref(), Some("6.13.0-rc1-nightly"));
+        assert!(is_bootable_image(&img));
         assert_eq!(bzimage_release(b"garbage"), None);
+        assert!(!is_bootable_image(b"garbage"));
+        assert!(is_bootable_image(b"\x7fELF\x02\x01\x01"));
         assert_eq!(bzimage_release(&vec![0u8; 0x1000]), None);
     }
 }

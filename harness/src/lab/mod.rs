@@ -234,8 +234,14 @@ impl LabOutcome {
 pub enum LabError {
     #[error("bad kernel name: {0}")]
     BadSpec(String),
+    /// Another bad input, e.g. a scenario file that does not exist.
+    #[error("{0}")]
+    BadInput(String),
     #[error("kernel unavailable: {0}")]
     KernelUnavailable(String),
+    /// The kernel file cannot boot (checked before starting qemu).
+    #[error("{0}")]
+    BadKernel(String),
     #[error("{tool} not found: {hint}")]
     ToolMissing { tool: String, hint: String },
     #[error("{}: {source}", path.display())]
@@ -269,10 +275,12 @@ impl LabError {
     /// The documented exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LabError::BadSpec(_) => crate::exitcode::USAGE,
+            LabError::BadSpec(_) | LabError::BadInput(_) => crate::exitcode::USAGE,
             LabError::KernelUnavailable(_) | LabError::ToolMissing { .. } => EXIT_UNAVAILABLE,
             LabError::Io { .. } => crate::exitcode::INTERNAL,
-            LabError::BootFailed { .. } | LabError::Timeout { .. } => EXIT_BOOT_FAILED,
+            LabError::BadKernel(_) | LabError::BootFailed { .. } | LabError::Timeout { .. } => {
+                EXIT_BOOT_FAILED
+            }
             LabError::Interrupted => EXIT_INTERRUPTED,
         }
     }

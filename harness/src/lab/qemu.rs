@@ -78,6 +78,61 @@ pub fn guest_kpbench_args(args: &[String]) -> (Vec<String>, Option<String>) {
     (out, host_out)
 }
 
+/// `kpbench run` flags that take a value (so the value is not the scenario argument).
+const RUN_VALUE_FLAGS: &[&str] = &["--modes", "--services", "--endpoints", "--out", "--run-id"];
+
+/// The index of `kpbench run`'s scenario argument (its first positional), if any.
+pub fn scenario_arg(args: &[String]) -> Option<usize> {
+    if args.first().map(String::as_str) != Some("run") {
+        return None;
+    }
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" {
+            return (i + 1 < args.len()).then_some(i + 1);
+        }
+        if RUN_VALUE_FLAGS.contains(&a) {
+            i += 2;
+            continue;
+        }
+        if !a.starts_with('-') {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A file for the per-run overlay: guest path without the leading `/`, and contents.
+type OverlayFile = (String, Vec<u8>);
+
+/// The host's scenario file goes into the guest as `/lab/scenario/<file name>`: returns
+/// the command with that path and the file.
+fn stage_scenario(command: &GuestCommand) -> Result<(GuestCommand, Option<OverlayFile>), LabError> {
+    let GuestCommand::Kpbench(args) = command else {
+        return Ok((command.clone(), None));
+    };
+    let Some(i) = scenario_arg(args) else {
+        return Ok((command.clone(), None));
+    };
+    let host = Path::new(&args[i]);
+    let data = std::fs::read(host).map_err(|e| {
+        LabError::BadInput(format!(
+            "scenario {}: {e} (give a TOML file on this host)",
+            host.display()
+        ))
+    })?;
+    let name = host
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario.toml".into());
+    let guest = format!("lab/scenario/{name}");
+    let mut args = args.clone();
+    args[i] = format!("/{guest}");
+    Ok((GuestCommand::Kpbench(args), Some((guest, data))))
+}
+
 /// The guest's `/lab/cmd.sh` for a command.
 pub fn guest_script(command: &GuestCommand) -> String {
     let words: Vec<String> = match command {
@@ -184,8 +239,17 @@ pub(super) fn boot(
             .map(|d| d.subsec_nanos())
             .unwrap_or(0)
     );
+    let (command, scenario) = stage_scenario(command)?;
+    let command = &command;
     let run_initrd = run_dir.join("initrd.cpio");
-    write_run_initrd(initrd, &run_initrd, command, kernel, &nonce)?;
+    write_run_initrd(
+        initrd,
+        &run_initrd,
+        command,
+        scenario.as_ref(),
+        kernel,
+        &nonce,
+    )?;
     std::fs::write(run_dir.join("command.sh"), guest_script(command))
         .map_err(|e| LabError::io(&run_dir, e))?;
 
@@ -268,6 +332,7 @@ fn write_run_initrd(
     base: &Path,
     dest: &Path,
     command: &GuestCommand,
+    extra: Option<&OverlayFile>,
     kernel: &Kernel,
     nonce: &str,
 ) -> Result<(), LabError> {
@@ -287,6 +352,10 @@ fn write_run_initrd(
         w.dir("lab", 0o755)?;
         w.file("lab/run.env", 0o644, env.as_bytes())?;
         w.file("lab/cmd.sh", 0o755, guest_script(command).as_bytes())?;
+        if let Some((path, data)) = extra {
+            w.dir("lab/scenario", 0o755)?;
+            w.file(path, 0o644, data)?;
+        }
         w.finish()
     })()
     .map_err(|e| LabError::io(dest, e))?;
@@ -751,6 +820,31 @@ mod tests {
         assert_eq!(host, None);
         let (a, _) = guest_kpbench_args(&s(&["rules", "--mode", "ipvs"]));
         assert_eq!(a, s(&["rules", "--mode", "ipvs"]));
+    }
+
+    #[test]
+    fn scenario_argument() {
+        assert_eq!(
+            scenario_arg(&s(&["run", "a.toml", "--modes", "ipvs"])),
+            Some(1)
+        );
+        assert_eq!(
+            scenario_arg(&s(&["run", "--modes", "ipvs", "a.toml"])),
+            Some(3)
+        );
+        assert_eq!(
+            scenario_arg(&s(&["run", "--no-datapath", "a.toml"])),
+            Some(2)
+        );
+        assert_eq!(
+            scenario_arg(&s(&["run", "--out", "x", "--run-id", "y"])),
+            None
+        );
+        assert_eq!(scenario_arg(&s(&["run", "--", "a.toml"])), Some(2));
+        assert_eq!(scenario_arg(&s(&["rules", "a.toml"])), None);
+        let missing = GuestCommand::Kpbench(s(&["run", "/nonexistent/x.toml"]));
+        let e = stage_scenario(&missing).unwrap_err();
+        assert_eq!(e.exit_code(), crate::exitcode::USAGE);
     }
 
     #[test]
