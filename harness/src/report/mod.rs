@@ -101,12 +101,30 @@ pub fn write_report_with(
         written.push(png_path);
         drawn.push((c, svg));
     }
+    remove_stale_charts(&chart_dir, &written);
     let plan = capacity::plan(results, budgets);
     let page = html::page(results, &drawn, &plan);
     let report = out_dir.join("report.html");
     write_atomic(&report, page.as_bytes())?;
     written.insert(0, report);
     Ok(written)
+}
+
+/// Charts an earlier report drew that this one did not (e.g. data-path charts of a run
+/// since rebuilt without a data path) would otherwise linger next to the new ones.
+fn remove_stale_charts(dir: &Path, keep: &[PathBuf]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let chart_file = matches!(p.extension().and_then(|x| x.to_str()), Some("svg" | "png"));
+        if chart_file && !keep.contains(&p) {
+            if let Err(err) = std::fs::remove_file(&p) {
+                tracing::warn!("{}: removing an old chart: {err}", p.display());
+            }
+        }
+    }
 }
 
 /// Reads every run named on the command line; the error names the path that failed.
@@ -170,8 +188,13 @@ mod tests {
     #[test]
     fn a_run_with_nothing_ok_still_reports() {
         let dir = tempfile::tempdir().unwrap();
+        write_report(&[hostile()], dir.path()).unwrap();
         let r = results("6.1", vec![skipped("ipvs", 100, "no ip_vs")]);
         let files = write_report(&[r], dir.path()).unwrap();
+        let left = std::fs::read_dir(dir.path().join("charts"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "charts of the earlier report removed");
         assert_eq!(files.len(), 1);
         let html = std::fs::read_to_string(&files[0]).unwrap();
         assert!(html.contains("No successful measurements to chart."));

@@ -1,0 +1,84 @@
+//! `kpbench compare` and `kpbench report` as scripts and CI call them: exit codes and
+//! output. Pure: no root, no kernel.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kpbench(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kpbench"))
+        .args(args)
+        .output()
+        .expect("running kpbench")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/report")
+        .join(name)
+}
+
+/// A copy of the host fixture with every incremental sample of iptables made 3x slower.
+fn slower_copy(dir: &Path) -> PathBuf {
+    let mut r = harness::results::Results::read(&fixture("host")).unwrap();
+    for c in r.cases.iter_mut().filter(|c| c.mode == "iptables") {
+        let s = c.sync.as_mut().unwrap();
+        for d in [
+            &mut s.add_service,
+            &mut s.remove_service,
+            &mut s.update_endpoints,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            d.samples_ms.iter_mut().for_each(|v| *v *= 3.0);
+            d.p50_ms *= 3.0;
+        }
+    }
+    let out = dir.join("slower");
+    r.write(&out).unwrap();
+    out
+}
+
+#[test]
+fn compare_exit_codes() {
+    let same = kpbench(&[Path::new("compare"), &fixture("host"), &fixture("host")]);
+    assert_eq!(same.status.code(), Some(0), "{same:?}");
+    let text = String::from_utf8_lossy(&same.stdout);
+    assert!(text.contains("0 regression(s)"), "{text}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let slow = slower_copy(tmp.path());
+    let worse = kpbench(&[Path::new("compare"), &fixture("host"), &slow]);
+    assert_eq!(worse.status.code(), Some(3), "{worse:?}");
+    let text = String::from_utf8_lossy(&worse.stdout);
+    assert!(
+        text.contains("REGRESSION") && text.contains("9 regression(s)"),
+        "{text}"
+    );
+
+    let missing = kpbench(&[Path::new("compare"), Path::new("/nonexistent/run"), &slow]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/run"));
+    let not_results = kpbench(&[Path::new("compare"), Path::new("/etc/hostname"), &slow]);
+    assert_eq!(not_results.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&not_results.stderr).contains("not a kpbench results file"));
+}
+
+#[test]
+fn report_merges_runs_into_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("merged");
+    let ok = kpbench(&[
+        Path::new("report"),
+        &fixture("host"),
+        &fixture("lab"),
+        Path::new("--out"),
+        &out,
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(out.join("report.html").exists());
+    assert!(out.join("charts/kernels_full_sync.svg").exists());
+    let no_out = kpbench(&[Path::new("report"), &fixture("host"), &fixture("lab")]);
+    assert_eq!(no_out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_out.stderr).contains("--out"));
+}
