@@ -32,6 +32,14 @@ pub enum Command {
     Clean(CleanArgs),
     /// Boot a kernel in qemu (the kernel lab) and run a scenario or a command inside.
     Lab(crate::lab::LabArgs),
+    /// Run the backend server on its own: answers every request with the address it was reached on.
+    Serve(crate::serve::ServeArgs),
+    /// Run the load generator on its own (open loop with --rate, else closed-loop max rate).
+    Load(crate::load::LoadArgs),
+    /// Rebuild report.html and charts from one or more runs (e.g. one per kernel, merged).
+    Report(crate::report::ReportArgs),
+    /// Compare two runs case by case; exits 3 when NEW regressed beyond the threshold and the noise.
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Args, Clone)]

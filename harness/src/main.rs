@@ -48,6 +48,14 @@ fn main() -> ExitCode {
         Command::Apply(a) => cmd_apply(a),
         Command::Clean(a) => cmd_clean(a),
         Command::Lab(a) => harness::lab::lab_main(a).map_err(Failure::from),
+        Command::Serve(a) => harness::serve::serve_main(a)
+            .map(|()| exitcode::OK)
+            .map_err(Failure::from),
+        Command::Load(a) => harness::load::load_main(a)
+            .map(|()| exitcode::OK)
+            .map_err(Failure::from),
+        Command::Report(a) => cmd_report(a),
+        Command::Compare(a) => cmd_compare(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -260,6 +268,11 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     progress.finish();
     println!("{}", harness::progress::summary_table(&results));
     println!("results: {}/results.json, results.csv", out_dir.display());
+    // A report is a view of results already on disk: its failure never fails the run.
+    match harness::report::write_report(std::slice::from_ref(&results), &out_dir) {
+        Ok(files) => println!("report: {}", files[0].display()),
+        Err(e) => eprintln!("kpbench: warning: no report: {e}"),
+    }
     if results.run.incomplete.is_some() {
         eprintln!(
             "kpbench: interrupted; the finished cases are in {}",
@@ -268,4 +281,34 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
         return Ok(exitcode::INTERRUPTED);
     }
     Ok(exitcode::OK)
+}
+
+fn cmd_report(a: harness::report::ReportArgs) -> Result<i32, Failure> {
+    let out = a.out_dir().ok_or_else(|| {
+        fail(
+            exitcode::USAGE,
+            "several runs: say where the merged report goes with --out DIR",
+        )
+    })?;
+    let runs = harness::report::read_runs(&a.dirs).map_err(|e| fail(exitcode::USAGE, e))?;
+    let files = harness::report::write_report_with(&runs, &out, a.budgets())?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(exitcode::OK)
+}
+
+fn cmd_compare(a: harness::compare::CompareArgs) -> Result<i32, Failure> {
+    let threshold =
+        harness::compare::parse_threshold(&a.threshold).map_err(|e| fail(exitcode::USAGE, e))?;
+    let read =
+        |p: &PathBuf| harness::results::Results::read(p).map_err(|e| fail(exitcode::USAGE, e));
+    let (base, new) = (read(&a.base)?, read(&a.new)?);
+    let c = harness::compare::compare(&base, &new, threshold);
+    print!("{}", harness::compare::table(&c));
+    Ok(if c.regressions() > 0 {
+        exitcode::REGRESSION
+    } else {
+        exitcode::OK
+    })
 }

@@ -169,10 +169,58 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
         cases: Vec::new(),
     };
     let mut gave_up: Vec<(Mode, Option<String>, String)> = Vec::new();
+    let mut lab_done = false;
     let total = cases.len();
     for (index, spec) in cases.iter().enumerate() {
         if exec::cancelled() {
             break;
+        }
+        if spec.mode == Mode::Ipvs && crate::labrun::lab_needed() {
+            if lab_done {
+                continue;
+            }
+            lab_done = true;
+            let n = cases.iter().filter(|c| c.mode == Mode::Ipvs).count();
+            on_event(Event::CaseStarted {
+                index,
+                total,
+                label: format!("ipvs ({n} cases) in the kernel lab"),
+            });
+            let mut step = |m: String| on_event(Event::Step(m));
+            let lab_cases = match crate::labrun::run_ipvs_cases(s, &plan_.run_id, &mut step) {
+                Ok((envs, lab_cases)) => {
+                    for e in envs {
+                        if !results.environments.iter().any(|x| x.id == e.id) {
+                            results.environments.push(e);
+                        }
+                    }
+                    lab_cases
+                }
+                Err(reason) => cases
+                    .iter()
+                    .filter(|c| c.mode == Mode::Ipvs)
+                    .map(|c| Case {
+                        environment: env.id.clone(),
+                        mode: c.mode.name().into(),
+                        ipvs_scheduler: c.scheduler.clone(),
+                        services: c.services as u64,
+                        endpoints_per_service: s.endpoints_per_service as u64,
+                        status: Status::Skipped,
+                        reason: Some(reason.clone()),
+                        rules: None,
+                        sync: None,
+                        datapath: None,
+                        elapsed_s: None,
+                    })
+                    .collect(),
+            };
+            for case in lab_cases {
+                results.cases.push(case.clone());
+                results.run.finished_at = now_rfc3339();
+                results.write(&plan_.out_dir)?;
+                on_event(Event::CaseFinished { index, case });
+            }
+            continue;
         }
         on_event(Event::CaseStarted {
             index,
