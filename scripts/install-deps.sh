@@ -25,6 +25,7 @@ declare -A need=(
 	[depmod]=kmod
 	[gzip]=gzip
 	[cc]=gcc
+	[chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do
