@@ -55,4 +55,5 @@ for k in "${kernels[@]}"; do
 	fi
 done
 echo "ci-kernels: results under $out (per-kernel exit codes in $out/status.txt)"
+echo "ci-kernels: one report across kernels: $kpbench report --out $out/merged $out/*/results.json"
 exit "$status"

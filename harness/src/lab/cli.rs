@@ -182,7 +182,11 @@ fn print_event(e: &LabEvent, verbose: bool) {
             modules,
             missing_tools,
         } => {
-            eprintln!("kpbench lab: initramfs holds {modules} modules");
+            if *modules == 0 {
+                eprintln!("kpbench lab: no kernel modules: only built-in (=y) features work; give VMLINUZ:MODULES_DIR for the rest");
+            } else {
+                eprintln!("kpbench lab: initramfs holds {modules} modules");
+            }
             if !missing_tools.is_empty() {
                 eprintln!(
                     "kpbench lab: not on this host, left out: {}",

@@ -217,7 +217,8 @@ pub fn build(
     let staging = base.join(format!("{key}.staging-{}", std::process::id()));
     let result = stage(kernel, kpbench, &staging, progress).and_then(|_| {
         std::fs::create_dir_all(&dir).map_err(|e| LabError::io(&dir, e))?;
-        let tmp = dir.join("initrd.cpio.tmp");
+        // Per process: two runs may build the same image at once; the rename is atomic.
+        let tmp = dir.join(format!("initrd.cpio.tmp-{}", std::process::id()));
         let file = std::fs::File::create(&tmp).map_err(|e| LabError::io(&tmp, e))?;
         let mut w = CpioWriter::new(std::io::BufWriter::new(file));
         w.tree(&staging).map_err(|e| LabError::io(&staging, e))?;

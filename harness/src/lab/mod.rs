@@ -10,7 +10,16 @@
 //! its exit code as a tar archive onto a raw virtio disk image (`out.img` in the run
 //! dir), which the host reads after qemu exits. A kernel without virtio-blk falls back
 //! to base64 framed by markers on the serial console. The exit code is also announced
-//! on the console, so it survives a failed disk write. See `init.sh` for the protocol.
+//! on the console, so it survives a failed disk write. Markers carry a per-run nonce,
+//! so the command's own output cannot forge them. See `init.sh` for the protocol.
+//!
+//! What goes in: the cached initramfs (`<cache>/initramfs/<key>/initrd.cpio`, key =
+//! kernel + kpbench binary hash + host tools) plus a small per-run cpio appended to it
+//! with the command, its environment (`KPBENCH_ENV_KIND` comes from the kernel command
+//! line, `KPBENCH_KERNEL_SOURCE` from the spec) and, for `run SCENARIO.toml`, the host's
+//! scenario file as `/lab/scenario/<name>`. The command runs with stdout and stderr on
+//! one pipe to the console (no tty: no progress-bar redraws), kernel messages below
+//! KERN_ALERT silenced while it runs.
 //!
 //! Layout: `kernel` (specs, apt fetch), `modules` (modules.dep closure), `initramfs`
 //! (build + cache), `archive` (cpio/tar), `qemu` (boot, timeouts, cleanup), `cli`.
