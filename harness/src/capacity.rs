@@ -65,6 +65,31 @@ impl Fit {
         self.points.last().map(|p| p.0).unwrap_or(0.0)
     }
 
+    /// "12.0 ms + 4.56 ms per 1,000 services (3 scales)"; a falling line is called out,
+    /// since more services never make a dataplane faster: noise dominates it.
+    pub fn describe(&self, unit: &str) -> String {
+        let per_k = self.slope * 1000.0;
+        let mut s = format!(
+            "{} {unit} {} {} {unit} per 1,000 services ({} scales",
+            num(self.intercept),
+            if per_k < 0.0 { "\u{2212}" } else { "+" },
+            num(per_k.abs()),
+            self.points.len()
+        );
+        if per_k < 0.0 {
+            s.push_str("; falls with services: noise dominates");
+        }
+        s.push(')');
+        s
+    }
+
+    /// "grows 4.56 ms" or "falls 605 ms" (per 1,000 services).
+    fn trend(&self, unit: &str) -> String {
+        let per_k = self.slope * 1000.0;
+        let verb = if per_k < 0.0 { "falls" } else { "grows" };
+        format!("{verb} {} {unit} per 1,000 services", num(per_k.abs()))
+    }
+
     pub fn min_measured(&self) -> f64 {
         self.points.first().map(|p| p.0).unwrap_or(0.0)
     }
@@ -321,6 +346,12 @@ pub fn describe_limit(l: &Limit) -> String {
     match l {
         Limit::Unbounded => "no limit in sight: neither fitted line grows".into(),
         Limit::At {
+            services, binding, ..
+        } if *services <= 0.0 => format!(
+            "no service count: the {} line starts over budget",
+            binding.describe()
+        ),
+        Limit::At {
             services,
             binding,
             extrapolated,
@@ -367,12 +398,21 @@ fn recommend(modes: &[ModePlan], crossovers: &[Crossover], b: Budgets) -> String
         num(b.max_update_ms),
         num(b.max_added_latency_us)
     );
-    s.push_str(&format!("Choose {}", best.mode));
+    let within = limit_value(best) > 0.0;
+    if within {
+        s.push_str(&format!("Choose {}", best.mode));
+    } else {
+        s.push_str(&format!(
+            "No mode stays within the budgets at any measured scale; the closest is {}",
+            best.mode
+        ));
+    }
     match &best.limit {
-        Some(l) => s.push_str(&format!(
+        Some(l) if within => s.push_str(&format!(
             ": it stays within budget up to {}",
             describe_limit(l)
         )),
+        Some(l) => s.push_str(&format!(": {}", describe_limit(l))),
         None => s.push_str(&format!(
             ": only one scale was measured ({} services), too few to fit a trend",
             count(best.max_measured as f64)
@@ -380,24 +420,26 @@ fn recommend(modes: &[ModePlan], crossovers: &[Crossover], b: Budgets) -> String
     }
     if let Some(f) = &best.update {
         s.push_str(&format!(
-            "; its incremental update p50 grows {} ms per 1,000 services ({} ms at {} services measured)",
-            num(f.slope * 1000.0),
+            "; its incremental update p50 {} ({} ms at {} services measured)",
+            f.trend("ms"),
             num(f.points.last().map(|p| p.1).unwrap_or(0.0)),
             count(f.max_measured())
         ));
     }
     if let Some(f) = &best.added_latency {
-        s.push_str(&format!(
-            "; its added p99 latency grows {} us per 1,000 services",
-            num(f.slope * 1000.0)
-        ));
+        s.push_str(&format!("; its added p99 latency {}", f.trend("us")));
     } else {
         s.push_str("; the data path was not measured, so the latency budget is unchecked");
     }
     s.push('.');
     for other in modes.iter().filter(|m| m.mode != best.mode) {
         if let Some(l) = &other.limit {
-            s.push_str(&format!(" {}: up to {}.", other.mode, describe_limit(l)));
+            let up_to = if limit_value(other) > 0.0 {
+                "up to "
+            } else {
+                ""
+            };
+            s.push_str(&format!(" {}: {up_to}{}.", other.mode, describe_limit(l)));
         }
     }
     for c in crossovers.iter().filter(|c| c.metric == Metric::Update) {
@@ -431,6 +473,44 @@ mod tests {
         assert_eq!(f.max_measured(), 300.0);
         assert!(Fit::new(vec![(100.0, 1.0)]).is_none());
         assert!(Fit::new(vec![(100.0, 1.0), (100.0, 2.0)]).is_none());
+    }
+
+    #[test]
+    fn fits_describe_themselves() {
+        let up = Fit::new(vec![(100.0, 52.0), (300.0, 152.0)]).unwrap();
+        assert_eq!(
+            up.describe("ms"),
+            "2.00 ms + 500 ms per 1,000 services (2 scales)"
+        );
+        let down = Fit::new(vec![(100.0, 152.0), (300.0, 52.0)]).unwrap();
+        assert_eq!(
+            down.describe("ms"),
+            "202 ms \u{2212} 500 ms per 1,000 services (2 scales; falls with services: noise dominates)"
+        );
+        assert_eq!(down.trend("ms"), "falls 500 ms per 1,000 services");
+        let over = Limit::At {
+            services: 0.0,
+            binding: Metric::AddedLatency,
+            extrapolated: false,
+        };
+        assert_eq!(
+            describe_limit(&over),
+            "no service count: the added p99 latency line starts over budget"
+        );
+    }
+
+    #[test]
+    fn nothing_within_budget_says_so() {
+        let b = Budgets {
+            max_update_ms: 1.0,
+            max_added_latency_us: 1.0,
+        };
+        let r = &plan(&[two_modes()], b).envs[0].recommendation;
+        assert!(
+            r.contains("No mode stays within the budgets at any measured scale"),
+            "{r}"
+        );
+        assert!(!r.contains("Choose"), "{r}");
     }
 
     #[test]

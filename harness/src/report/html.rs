@@ -207,11 +207,7 @@ fn charts_section(h: &mut String, charts: &[(&Chart, String)]) {
 
 fn fit_text(f: Option<&capacity::Fit>, unit: &str) -> String {
     match f {
-        Some(f) => format!(
-            "{} {unit} + {} {unit} per 1,000 services",
-            capacity::num(f.intercept),
-            capacity::num(f.slope * 1000.0)
-        ),
+        Some(f) => escape(&f.describe(unit)),
         None => "&ndash;".into(),
     }
 }
