@@ -28,7 +28,7 @@ pub enum Event {
     /// A step inside the current case.
     Step(String),
     /// A case ended (its record is in the results already).
-    CaseFinished { index: usize, case: Case },
+    CaseFinished { index: usize, case: Box<Case> },
 }
 
 /// What to run and where to write.
@@ -45,6 +45,9 @@ pub enum RunError {
     #[error(transparent)]
     Results(#[from] ResultsError),
 }
+
+/// A mode, its IPVS scheduler (ipvs only) and its backend, if implemented.
+type ModeBackend = (Mode, Option<String>, Option<Box<dyn Backend>>);
 
 /// One planned case.
 #[derive(Debug, Clone)]
@@ -125,7 +128,7 @@ fn git_rev() -> Option<String> {
 pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, RunError> {
     let s = &plan_.scenario;
     let cases = plan(s);
-    let backends: Vec<(Mode, Option<String>, Option<Box<dyn Backend>>)> = s
+    let backends: Vec<ModeBackend> = s
         .modes
         .iter()
         .flat_map(|&m| {
@@ -218,7 +221,10 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
                 results.cases.push(case.clone());
                 results.run.finished_at = now_rfc3339();
                 results.write(&plan_.out_dir)?;
-                on_event(Event::CaseFinished { index, case });
+                on_event(Event::CaseFinished {
+                    index,
+                    case: Box::new(case),
+                });
             }
             continue;
         }
@@ -289,7 +295,10 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
         results.cases.push(case.clone());
         results.run.finished_at = now_rfc3339();
         results.write(&plan_.out_dir)?;
-        on_event(Event::CaseFinished { index, case });
+        on_event(Event::CaseFinished {
+            index,
+            case: Box::new(case),
+        });
     }
     results.run.incomplete = if exec::cancelled() {
         Some(format!(
