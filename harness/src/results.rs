@@ -238,7 +238,9 @@ impl Results {
 
     /// Reads a results.json (or the one inside a directory).
     pub fn read(path: &Path) -> Result<Results, ResultsError> {
-        let file = if path.is_dir() {
+        // A run directory, or the file itself (anything not ending in .json is taken
+        // as a directory, so a missing run names the file it looked for).
+        let file = if path.is_dir() || path.extension().is_none_or(|e| e != "json") {
             path.join("results.json")
         } else {
             path.to_path_buf()
