@@ -157,6 +157,10 @@ pub fn measure(
         rate = rate.min((probe.achieved_rate_per_s * 0.5).max(5.0));
     }
     for aim in all {
+        // A signal stops the data path between phases, so a run stops within one phase.
+        if dataplane::exec::cancelled() {
+            return Err("interrupted".into());
+        }
         if Instant::now() + duration + timeout > deadline {
             return Err(format!(
                 "case time limit reached before the {} target",
@@ -216,7 +220,7 @@ pub fn measure(
             .collect(),
         None => BTreeMap::new(),
     };
-    let max_rate = if cfg.max_rate_duration_s > 0.0 {
+    let max_rate = if cfg.max_rate_duration_s > 0.0 && !dataplane::exec::cancelled() {
         let mid = set
             .services
             .get(set.len() / 2)

@@ -268,17 +268,18 @@ fn cmd_run(a: RunArgs) -> Result<i32, Failure> {
     progress.finish();
     println!("{}", harness::progress::summary_table(&results));
     println!("results: {}/results.json, results.csv", out_dir.display());
+    if results.run.incomplete.is_some() {
+        // Stop promptly when asked to: the report can be built later from the results.
+        eprintln!(
+            "kpbench: interrupted; the finished cases are in {dir}; `kpbench report {dir}` builds their report",
+            dir = out_dir.display()
+        );
+        return Ok(exitcode::INTERRUPTED);
+    }
     // A report is a view of results already on disk: its failure never fails the run.
     match harness::report::write_report(std::slice::from_ref(&results), &out_dir) {
         Ok(files) => println!("report: {}", files[0].display()),
         Err(e) => eprintln!("kpbench: warning: no report: {e}"),
-    }
-    if results.run.incomplete.is_some() {
-        eprintln!(
-            "kpbench: interrupted; the finished cases are in {}",
-            out_dir.display()
-        );
-        return Ok(exitcode::INTERRUPTED);
     }
     Ok(exitcode::OK)
 }

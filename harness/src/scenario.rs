@@ -118,6 +118,12 @@ pub enum ScenarioError {
     },
 }
 
+/// Largest time field a scenario accepts, seconds (about 11 days).
+pub const MAX_SECONDS: f64 = 1_000_000.0;
+
+/// Most concurrent connections of the max-rate phase.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
 /// The IPVS schedulers kpbench accepts.
 pub const IPVS_SCHEDULERS: [&str; 5] = ["rr", "lc", "sh", "dh", "wrr"];
 
@@ -216,10 +222,13 @@ impl Scenario {
         let seconds =
             |v: Option<f64>, default: f64, name: &str, min: f64| -> Result<f64, ScenarioError> {
                 let v = v.unwrap_or(default);
-                if !v.is_finite() || v < min {
+                // The upper bound keeps every later Duration and Instant sum in range.
+                if !v.is_finite() || v < min || v > MAX_SECONDS {
                     return Err(field(
                         name,
-                        format!("{v} is out of range; use a number of seconds >= {min}"),
+                        format!(
+                        "{v} is out of range; use a number of seconds from {min} to {MAX_SECONDS}"
+                    ),
                     ));
                 }
                 Ok(v)
@@ -243,13 +252,23 @@ impl Scenario {
                 "datapath.max_rate_duration_s",
                 0.0,
             )?,
-            connections: count(
-                rd.connections,
-                d.connections as i64,
-                1,
-                "datapath.connections",
-                &field,
-            )?,
+            connections: {
+                let n = count(
+                    rd.connections,
+                    d.connections as i64,
+                    1,
+                    "datapath.connections",
+                    &field,
+                )?;
+                // Each is a task and a socket; more would exhaust memory or local ports.
+                if n > MAX_CONNECTIONS {
+                    return Err(field(
+                        "datapath.connections",
+                        format!("{n} is too many; use 1 to {MAX_CONNECTIONS}"),
+                    ));
+                }
+                n
+            },
             keepalive: rd.keepalive.unwrap_or(d.keepalive),
             request_timeout_ms: count(
                 rd.request_timeout_ms,

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Namespaces are named `kpb-<run-id>-{client,node,backend}` and removed when the
-//! [`Topology`] is dropped. None has a link to the host's root namespace.
+//! [`Topology`] is dropped; while it lives, `<run-id>` is registered with this pid, so
+//! `kpbench clean` leaves them alone. None has a link to the host's root namespace.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -49,6 +50,8 @@ pub struct Topology {
     pub node: Netns,
     pub backend: Netns,
     keep: bool,
+    /// Marks the namespaces as in use, so a concurrent `kpbench clean` keeps them.
+    registration: Option<crate::clean::RunRegistration>,
 }
 
 /// The namespace name for a role in a run.
@@ -181,11 +184,17 @@ impl Topology {
     /// Creates the three namespaces for `run_id` and wires them. On any error the
     /// namespaces made so far are removed.
     pub fn create(run_id: &str) -> Result<Topology, TopologyError> {
+        // Registered before anything exists, so clean never sees them unowned. Best
+        // effort: without /run/kpbench only a concurrent clean could remove them.
+        let registration = crate::clean::RunRegistration::new(run_id)
+            .map_err(|e| tracing::warn!("registering {run_id} under /run/kpbench: {e}"))
+            .ok();
         let mut topo = Topology {
             client: Netns::named(&netns_name(run_id, "client")),
             node: Netns::named(&netns_name(run_id, "node")),
             backend: Netns::named(&netns_name(run_id, "backend")),
             keep: false,
+            registration,
         };
         // Created one by one so Drop removes exactly what exists.
         topo.client = Netns::create(&topo.client.name)?;
@@ -195,9 +204,11 @@ impl Topology {
         Ok(topo)
     }
 
-    /// Keeps the namespaces after drop (for `kpbench apply`).
+    /// Keeps the namespaces after drop (for `kpbench apply`); `kpbench clean` may
+    /// remove them once this process is gone.
     pub fn keep(mut self) -> Self {
         self.keep = true;
+        self.registration = None;
         self
     }
 

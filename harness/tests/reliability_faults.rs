@@ -1,0 +1,148 @@
+//! Tool, kernel and backend failures: a restore that fails mid-sync fails only its
+//! case, with the tool's own message; a restore that hangs hits the case time limit and
+//! the larger scales are skipped; a backend that dies or stops answering under load
+//! gives counted errors in bounded time. The kernel tests need root and say so when
+//! skipped; the load tests run anywhere (loopback).
+
+mod reliability;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use harness::load::{run_load, LoadSpec};
+use harness::serve::{ServeOptions, Server};
+use reliability::*;
+
+const INJECTED: &str = "fake-restore: line 7 failed: injected by reliability_faults";
+
+#[test]
+fn a_restore_failure_fails_its_case_and_the_run_goes_on() {
+    if !root_or_skip("a_restore_failure_fails_its_case_and_the_run_goes_on") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Sync 2 is the first incremental sync (add_service) of the first case.
+    let fake = FakeTool::new("iptables-legacy-restore", 2, Misbehave::Fail(INJECTED));
+    let scenario = legacy_scenario(dir.path(), "[10, 20]", "");
+    let mut run = Run::scenario("fail", dir.path(), &scenario, Some(&fake));
+    let (code, text, took) = run.wait(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{text}");
+    let c = cases(&run.results());
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!((c[0].0.as_str(), c[0].1), ("failed", 10), "{c:?}");
+    assert!(c[0].2.contains("add_service"), "{}", c[0].2);
+    assert!(
+        c[0].2.contains(INJECTED),
+        "the tool's message is lost: {}",
+        c[0].2
+    );
+    assert_eq!((c[1].0.as_str(), c[1].1), ("ok", 20), "{c:?}");
+    nothing_left(&run.id);
+    eprintln!("injected failure run took {took:?}");
+}
+
+#[test]
+fn a_hanging_restore_hits_the_case_time_limit_and_larger_scales_are_skipped() {
+    if !root_or_skip("a_hanging_restore_hits_the_case_time_limit_and_larger_scales_are_skipped") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTool::new("iptables-legacy-restore", 1, Misbehave::Hang);
+    let scenario = legacy_scenario(dir.path(), "[10, 20]", "case_timeout_s = 2");
+    let mut run = Run::scenario("slow", dir.path(), &scenario, Some(&fake));
+    let (code, text, took) = run.wait(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{text}");
+    let c = cases(&run.results());
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!(c[0].0, "failed", "{c:?}");
+    assert!(c[0].2.contains("time limit"), "{}", c[0].2);
+    assert_eq!(c[1].0, "skipped", "{c:?}");
+    assert!(c[1].2.contains("not attempted"), "{}", c[1].2);
+    nothing_left(&run.id);
+    // The hung tool was killed at the limit, not waited for (it sleeps 60 s).
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    eprintln!("time-limited run took {took:?}");
+}
+
+/// The bound a load phase promises: its duration plus one request timeout, plus slack
+/// for a busy CI machine.
+fn bound(spec: &LoadSpec) -> Duration {
+    spec.duration + spec.request_timeout + Duration::from_secs(2)
+}
+
+#[test]
+fn a_backend_that_dies_under_load_gives_counted_errors_in_bounded_time() {
+    let server = Server::start(None, ServeOptions::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let mut spec = LoadSpec::open_loop(server.local_addr(), 200.0, Duration::from_secs(2), 16);
+    spec.request_timeout = Duration::from_millis(500);
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(600));
+        server.stop().unwrap();
+    });
+    let start = Instant::now();
+    let r = run_load(None, &spec).unwrap();
+    let took = start.elapsed();
+    killer.join().unwrap();
+    assert!(took < bound(&spec), "took {took:?}");
+    assert!(r.ok > 0, "nothing answered before the stop: {:?}", r.errors);
+    assert!(r.errors.total() > 0, "no errors after the backend died");
+    assert_eq!(r.requests, r.ok + r.errors.total(), "{:?}", r.errors);
+    eprintln!(
+        "backend died: {} ok, errors {:?}, {took:?}",
+        r.ok,
+        r.errors.by_kind()
+    );
+}
+
+#[test]
+fn a_backend_that_never_answers_gives_timeouts_in_bounded_time() {
+    // Connections complete in the kernel's backlog, but nothing ever accepts or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = silent.local_addr().unwrap();
+    let mut spec = LoadSpec::open_loop(addr, 50.0, Duration::from_secs(1), 16);
+    spec.request_timeout = Duration::from_millis(300);
+    let start = Instant::now();
+    let r = run_load(None, &spec).unwrap();
+    let took = start.elapsed();
+    assert!(took < bound(&spec), "took {took:?}");
+    assert_eq!(r.ok, 0);
+    assert!(r.errors.total() > 0, "{:?}", r.errors);
+    eprintln!(
+        "silent backend: errors {:?} in {took:?}",
+        r.errors.by_kind()
+    );
+    drop(silent);
+}
+
+/// Every external command the dataplanes run is bounded: `Tool` always has a timeout,
+/// and each call site passes one derived from the case's deadline, not the default.
+#[test]
+fn every_dataplane_tool_call_passes_a_timeout() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dataplane/src");
+    let mut files = vec![src.clone()];
+    let mut calls = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") || p.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        // Unit tests of exec.rs itself use the default on purpose.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for (at, _) in code.match_indices("Tool::new(") {
+            let stmt = &code[at..];
+            let end = stmt.find(';').unwrap_or(stmt.len());
+            assert!(
+                stmt[..end].contains(".timeout("),
+                "{}: a Tool::new without .timeout(..):\n{}",
+                p.display(),
+                &stmt[..end]
+            );
+            calls += 1;
+        }
+    }
+    assert!(calls >= 8, "found only {calls} Tool::new calls");
+}
