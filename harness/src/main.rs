@@ -176,7 +176,16 @@ fn cmd_apply(a: ApplyArgs) -> Result<i32, Failure> {
         b.object_kind(),
         b.expected_objects(&set)
     );
-    println!("inspect with: ip netns exec {} iptables-save | nft list ruleset; remove with: ip netns delete {}", a.netns, a.netns);
+    let inspect = match b.mode() {
+        Mode::Ipvs => "ipvsadm -S -n",
+        Mode::Nftables => "nft list table ip kube-proxy",
+        Mode::IptablesLegacy => "iptables-legacy-save",
+        _ => "iptables-nft-save",
+    };
+    println!(
+        "inspect with: ip netns exec {ns} {inspect}; remove with: ip netns delete {ns}",
+        ns = a.netns
+    );
     Ok(exitcode::OK)
 }
 
