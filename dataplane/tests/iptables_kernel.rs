@@ -34,9 +34,14 @@ fn backends(test: &str) -> Vec<(&'static str, IptablesBackend)> {
         return Vec::new();
     }
     let mut v = Vec::new();
-    for (name, b) in [("nft", IptablesBackend::nft()), ("legacy", IptablesBackend::legacy())] {
+    for (name, b) in [
+        ("nft", IptablesBackend::nft()),
+        ("legacy", IptablesBackend::legacy()),
+    ] {
         match b.tools().into_iter().find(|t| which(t).is_none()) {
-            Some(t) => eprintln!("{test} ({name}): skipped: {t} not found (install the iptables package)"),
+            Some(t) => {
+                eprintln!("{test} ({name}): skipped: {t} not found (install the iptables package)")
+            }
             None => v.push((name, b)),
         }
     }
@@ -49,11 +54,18 @@ fn ruleset(b: &IptablesBackend, ns: &Netns) -> String {
     let save = b.tools()[2];
     let mut out = String::new();
     for table in ["filter", "nat"] {
-        let text = Tool::new(save, &["-t", table]).netns(ns).timeout(TIMEOUT).run_ok().unwrap().stdout;
+        let text = Tool::new(save, &["-t", table])
+            .netns(ns)
+            .timeout(TIMEOUT)
+            .run_ok()
+            .unwrap()
+            .stdout;
         let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix(':') {
-                chains.entry(rest.split(' ').next().unwrap().to_string()).or_default();
+                chains
+                    .entry(rest.split(' ').next().unwrap().to_string())
+                    .or_default();
             } else if let Some(rest) = line.strip_prefix("-A ") {
                 let chain = rest.split(' ').next().unwrap().to_string();
                 chains.entry(chain).or_default().push(line.to_string());
@@ -78,14 +90,28 @@ fn full_sync_reads_back_every_rendered_rule() {
         let set = ServiceSet::generate(30, 5);
         let report = b.sync(&ns.0, None, &set, TIMEOUT).unwrap();
         assert!(report.payload_bytes > 0);
-        assert_eq!(b.read_back(&ns.0, TIMEOUT).unwrap(), b.expected_objects(&set), "{name}");
+        assert_eq!(
+            b.read_back(&ns.0, TIMEOUT).unwrap(),
+            b.expected_objects(&set),
+            "{name}"
+        );
         // A second full sync (kube-proxy's periodic resync) leaves the same rules:
         // jumps are ensured, not duplicated.
         b.sync(&ns.0, None, &set, TIMEOUT).unwrap();
-        assert_eq!(b.read_back(&ns.0, TIMEOUT).unwrap(), b.expected_objects(&set), "{name} resync");
+        assert_eq!(
+            b.read_back(&ns.0, TIMEOUT).unwrap(),
+            b.expected_objects(&set),
+            "{name} resync"
+        );
         let save = ruleset(&b, &ns.0);
         let svc = &set.services[0];
-        assert!(save.contains(&format!("-A KUBE-SERVICES -d {}/32 -p tcp -m comment", svc.vip)), "{save}");
+        assert!(
+            save.contains(&format!(
+                "-A KUBE-SERVICES -d {}/32 -p tcp -m comment",
+                svc.vip
+            )),
+            "{save}"
+        );
         assert!(save.contains("--to-destination 10.128.0.1:8080"));
     }
 }
@@ -118,8 +144,16 @@ fn partial_syncs_equal_a_fresh_full_sync() {
             b.sync(&ns.0, Some(&set), &next, TIMEOUT).unwrap();
             let fresh = NsGuard::new(&format!("fresh-{name}"));
             b.sync(&fresh.0, None, &next, TIMEOUT).unwrap();
-            assert_eq!(ruleset(&b, &ns.0), ruleset(&b, &fresh.0), "{name}: after {what}");
-            assert_eq!(b.read_back(&ns.0, TIMEOUT).unwrap(), b.expected_objects(&next), "{name}: {what}");
+            assert_eq!(
+                ruleset(&b, &ns.0),
+                ruleset(&b, &fresh.0),
+                "{name}: after {what}"
+            );
+            assert_eq!(
+                b.read_back(&ns.0, TIMEOUT).unwrap(),
+                b.expected_objects(&next),
+                "{name}: {what}"
+            );
             set = next;
         }
     }
@@ -132,7 +166,9 @@ fn a_restore_failure_reports_the_tools_message() {
         // A service set is fine; a namespace that vanished is not: the tool's error
         // must come back, not a hang or a panic.
         let gone = Netns::named(&format!("kpb-test-ipt-{}-missing", std::process::id()));
-        let err = b.sync(&gone, None, &ServiceSet::generate(1, 1), TIMEOUT).unwrap_err();
+        let err = b
+            .sync(&gone, None, &ServiceSet::generate(1, 1), TIMEOUT)
+            .unwrap_err();
         assert!(err.to_string().contains("missing"), "{name}: {err}");
         drop(ns);
     }

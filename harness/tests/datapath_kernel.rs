@@ -19,8 +19,15 @@ fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
         return None;
     }
     let b = backend::backend(mode)?;
-    if let Some(t) = b.tools().into_iter().find(|t| dataplane::exec::which(t).is_none()) {
-        eprintln!("{test}: skipped: {t} not found (install the {} package)", dataplane::exec::package_of(t));
+    if let Some(t) = b
+        .tools()
+        .into_iter()
+        .find(|t| dataplane::exec::which(t).is_none())
+    {
+        eprintln!(
+            "{test}: skipped: {t} not found (install the {} package)",
+            dataplane::exec::package_of(t)
+        );
         return None;
     }
     Some(b)
@@ -60,63 +67,109 @@ fn last_minus_first(topo: &Topology, set: &ServiceSet) -> f64 {
 fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
     // The legacy backend programs thousands of services in seconds; the chain walk
     // that makes "last" slower is the same x_tables/nf_tables linear scan either way.
-    let Some(b) = can_run("iptables_lookup_cost_grows_with_the_position_of_the_service", Mode::IptablesLegacy) else {
+    let Some(b) = can_run(
+        "iptables_lookup_cost_grows_with_the_position_of_the_service",
+        Mode::IptablesLegacy,
+    ) else {
         return;
     };
     let topo = topology("ipt");
     let set = ServiceSet::generate(5000, 1);
-    b.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
-    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
-        .expect("server");
+    b.sync(&topo.node, None, &set, Duration::from_secs(300))
+        .expect("sync");
+    let _server = Server::start(
+        Some(&topo.backend),
+        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
+    )
+    .expect("server");
     let diff = last_minus_first(&topo, &set);
     eprintln!("iptables-legacy, 5000 services: last p50 - first p50 = {diff:.0} us");
-    assert!(diff > 40.0, "the last service should cost clearly more than the first: {diff:.0} us");
+    assert!(
+        diff > 40.0,
+        "the last service should cost clearly more than the first: {diff:.0} us"
+    );
 }
 
 #[test]
 fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
-    let Some(b) = can_run("nftables_lookup_cost_does_not_depend_on_the_position_of_the_service", Mode::Nftables) else {
+    let Some(b) = can_run(
+        "nftables_lookup_cost_does_not_depend_on_the_position_of_the_service",
+        Mode::Nftables,
+    ) else {
         return;
     };
-    let legacy = can_run("nftables_lookup_cost (iptables-legacy reference)", Mode::IptablesLegacy);
+    let legacy = can_run(
+        "nftables_lookup_cost (iptables-legacy reference)",
+        Mode::IptablesLegacy,
+    );
     let set = ServiceSet::generate(5000, 1);
     let topo = topology("nft");
-    b.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
-    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
-        .expect("server");
+    b.sync(&topo.node, None, &set, Duration::from_secs(300))
+        .expect("sync");
+    let _server = Server::start(
+        Some(&topo.backend),
+        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
+    )
+    .expect("server");
     let nft = last_minus_first(&topo, &set);
     eprintln!("nftables, 5000 services: last p50 - first p50 = {nft:.0} us");
     drop(_server);
     drop(topo);
     if let Some(legacy) = legacy {
         let topo = topology("nft-ref");
-        legacy.sync(&topo.node, None, &set, Duration::from_secs(300)).expect("sync");
-        let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
-            .expect("server");
+        legacy
+            .sync(&topo.node, None, &set, Duration::from_secs(300))
+            .expect("sync");
+        let _server = Server::start(
+            Some(&topo.backend),
+            ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
+        )
+        .expect("server");
         let ipt = last_minus_first(&topo, &set);
         eprintln!("iptables-legacy, same services: last p50 - first p50 = {ipt:.0} us");
         assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
     }
-    assert!(nft.abs() < 40.0, "nftables: last and first should cost the same: {nft:.0} us apart");
+    assert!(
+        nft.abs() < 40.0,
+        "nftables: last and first should cost the same: {nft:.0} us apart"
+    );
 }
 
 #[test]
 fn every_endpoint_answers_and_direct_bypasses_dnat() {
-    let Some(b) = can_run("every_endpoint_answers_and_direct_bypasses_dnat", Mode::Iptables) else {
+    let Some(b) = can_run(
+        "every_endpoint_answers_and_direct_bypasses_dnat",
+        Mode::Iptables,
+    ) else {
         return;
     };
     let topo = topology("dist");
     let set = ServiceSet::generate(3, 5);
-    b.sync(&topo.node, None, &set, Duration::from_secs(120)).expect("sync");
-    let _server = Server::start(Some(&topo.backend), ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))))
-        .expect("server");
+    b.sync(&topo.node, None, &set, Duration::from_secs(120))
+        .expect("sync");
+    let _server = Server::start(
+        Some(&topo.backend),
+        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
+    )
+    .expect("server");
     let svc = &set.services[1];
     let (_, r) = p50(&topo, SocketAddr::new(svc.vip.into(), 80), 1500);
     assert_eq!(r.errors.total(), 0);
     for ep in &svc.endpoints {
-        assert!(r.endpoints.get(&ep.ip).copied().unwrap_or(0) > 0, "endpoint {} never answered: {:?}", ep.ip, r.endpoints);
+        assert!(
+            r.endpoints.get(&ep.ip).copied().unwrap_or(0) > 0,
+            "endpoint {} never answered: {:?}",
+            ep.ip,
+            r.endpoints
+        );
     }
-    assert!(r.endpoints.keys().all(|ip| svc.endpoints.iter().any(|e| e.ip == *ip)), "{:?}", r.endpoints);
+    assert!(
+        r.endpoints
+            .keys()
+            .all(|ip| svc.endpoints.iter().any(|e| e.ip == *ip)),
+        "{:?}",
+        r.endpoints
+    );
     // Direct: the endpoint address itself answers, and no DNAT rule counted it.
     let ep = set.services[2].endpoints[3];
     let (_, r) = p50(&topo, SocketAddr::new(ep.ip.into(), ENDPOINT_PORT), 500);
@@ -127,6 +180,12 @@ fn every_endpoint_answers_and_direct_bypasses_dnat() {
         .run_ok()
         .unwrap()
         .stdout;
-    let dnat_line = counters.lines().find(|l| l.contains(&format!("--to-destination {}:{}", ep.ip, ep.port))).unwrap();
-    assert!(dnat_line.starts_with("[0:0]"), "direct traffic went through DNAT: {dnat_line}");
+    let dnat_line = counters
+        .lines()
+        .find(|l| l.contains(&format!("--to-destination {}:{}", ep.ip, ep.port)))
+        .unwrap();
+    assert!(
+        dnat_line.starts_with("[0:0]"),
+        "direct traffic went through DNAT: {dnat_line}"
+    );
 }
