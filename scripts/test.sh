@@ -11,4 +11,4 @@ else
 fi
 # Tests run one binary at a time: they share the machine's 2 cores with the kernel
 # work they measure.
-cargo test --workspace --locked -- --test-threads=1 2>&1
+cargo test --workspace --locked --no-fail-fast -- --test-threads=1 2>&1

@@ -240,11 +240,12 @@ impl Results {
     pub fn read(path: &Path) -> Result<Results, ResultsError> {
         // A run directory, or the file itself (anything not ending in .json is taken
         // as a directory, so a missing run names the file it looked for).
-        let file = if path.is_dir() || path.extension().is_none_or(|e| e != "json") {
-            path.join("results.json")
-        } else {
-            path.to_path_buf()
-        };
+        let file =
+            if path.is_dir() || (!path.exists() && path.extension().is_none_or(|e| e != "json")) {
+                path.join("results.json")
+            } else {
+                path.to_path_buf()
+            };
         let bytes = std::fs::read(&file).map_err(io(&file))?;
         let r: Results = serde_json::from_slice(&bytes).map_err(|e| ResultsError::Format {
             path: file.clone(),
