@@ -429,3 +429,4 @@ mod tests;
 
 mod apply;
 pub use apply::{count_rules, IptablesBackend};
+pub(crate) use apply::{ensure_chain, ensure_rule, remaining};

@@ -51,19 +51,19 @@ fn a_real_run_validates_against_the_schema() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
+    let scenario = out.path().join("small.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"small\"\nmodes = [\"iptables\", \"iptables-legacy\", \"ebpf\"]\n\
+         services = [20, 40]\nendpoints_per_service = 3\n\
+         [datapath]\nrate_per_s = 200\nduration_s = 0.5\nmax_rate_duration_s = 0.5\n",
+    )
+    .unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_kpbench"))
-        .args([
-            "run",
-            "--modes",
-            "iptables,iptables-legacy,ebpf",
-            "--services",
-            "20,40",
-            "--endpoints",
-            "3",
-        ])
+        .arg("run")
+        .arg(&scenario)
         .arg("--out")
         .arg(out.path())
-        .env("KPBENCH_TEST_DATAPATH_SECONDS", "0.5")
         .status()
         .expect("kpbench runs");
     assert!(status.success(), "kpbench run exited {status}");

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{expected_rules, jump_rules, render_full, render_partial};
+use super::{expected_rules, jump_rules, render_full, render_partial, JumpRule};
 use crate::backend::{ApplyError, Backend, Mode, SyncReport};
 use crate::exec::{which, Cost, Tool};
 use crate::model::ServiceSet;
@@ -52,50 +52,16 @@ impl IptablesBackend {
         }
     }
 
-    fn remaining(deadline: Instant) -> Duration {
-        deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(1))
-    }
-
     /// kube-proxy's EnsureChain + EnsureRule(Prepend) for every jump rule.
     fn ensure_jumps(&self, ns: &Netns, deadline: Instant) -> Result<Cost, ApplyError> {
         let mut cost = Cost::default();
         let mut made: Vec<(&str, &str)> = Vec::new();
         for jump in jump_rules() {
             if !made.contains(&(jump.table, jump.to)) {
-                let out = Tool::new(self.iptables, &["-w", "-t", jump.table, "-N", jump.to])
-                    .netns(ns)
-                    .timeout(Self::remaining(deadline))
-                    .output()?;
-                cost += out.cost;
-                // Exit 1 with "Chain already exists" is what EnsureChain accepts.
-                if out.status != 0 && !out.stderr.contains("already exists") {
-                    return Err(ApplyError::Other(format!(
-                        "{} -t {} -N {}: {}",
-                        self.iptables,
-                        jump.table,
-                        jump.to,
-                        out.stderr.trim()
-                    )));
-                }
+                cost += ensure_chain(self.iptables, ns, jump.table, jump.to, deadline)?;
                 made.push((jump.table, jump.to));
             }
-            let mut args: Vec<&str> = vec!["-w", "-t", jump.table, "-C", jump.from];
-            args.extend(jump.args.iter().map(String::as_str));
-            let check = Tool::new(self.iptables, &args)
-                .netns(ns)
-                .timeout(Self::remaining(deadline))
-                .output()?;
-            cost += check.cost;
-            if check.status != 0 {
-                args[3] = "-I";
-                let out = Tool::new(self.iptables, &args)
-                    .netns(ns)
-                    .timeout(Self::remaining(deadline))
-                    .run_ok()?;
-                cost += out.cost;
-            }
+            cost += ensure_rule(self.iptables, ns, &jump, deadline)?;
         }
         Ok(cost)
     }
@@ -104,10 +70,63 @@ impl IptablesBackend {
         let out = Tool::new(self.restore, &["-w", "--noflush", "--counters"])
             .stdin(payload.as_bytes())
             .netns(ns)
-            .timeout(Self::remaining(deadline))
+            .timeout(remaining(deadline))
             .run_ok()?;
         Ok(out.cost)
     }
+}
+
+/// What is left of `deadline`, at least 1 ms (a tool always gets a bounded timeout).
+pub(crate) fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+/// kube-proxy's EnsureChain: `iptables -N CHAIN`, where "already exists" is success.
+pub(crate) fn ensure_chain(
+    iptables: &str,
+    ns: &Netns,
+    table: &str,
+    chain: &str,
+    deadline: Instant,
+) -> Result<Cost, ApplyError> {
+    let out = Tool::new(iptables, &["-w", "-t", table, "-N", chain])
+        .netns(ns)
+        .timeout(remaining(deadline))
+        .output()?;
+    if out.status != 0 && !out.stderr.contains("already exists") {
+        return Err(ApplyError::Other(format!(
+            "{iptables} -t {table} -N {chain}: {}",
+            out.stderr.trim()
+        )));
+    }
+    Ok(out.cost)
+}
+
+/// kube-proxy's EnsureRule(Prepend): `iptables -C`, then `-I` when the rule is missing.
+pub(crate) fn ensure_rule(
+    iptables: &str,
+    ns: &Netns,
+    jump: &JumpRule,
+    deadline: Instant,
+) -> Result<Cost, ApplyError> {
+    let mut args: Vec<&str> = vec!["-w", "-t", jump.table, "-C", jump.from];
+    args.extend(jump.args.iter().map(String::as_str));
+    let check = Tool::new(iptables, &args)
+        .netns(ns)
+        .timeout(remaining(deadline))
+        .output()?;
+    let mut cost = check.cost;
+    if check.status != 0 {
+        args[3] = "-I";
+        cost += Tool::new(iptables, &args)
+            .netns(ns)
+            .timeout(remaining(deadline))
+            .run_ok()?
+            .cost;
+    }
+    Ok(cost)
 }
 
 /// Counts `-A` rules in `iptables-save` output.

@@ -10,6 +10,7 @@ use super::message::{Op, RealServer, VirtualService};
 use super::render::{self, Changes, CLUSTER_IP_SET};
 use crate::backend::{ApplyError, Backend, Mode, SyncReport};
 use crate::exec::{which, Cost, ExecError, Tool};
+use crate::iptables::{ensure_chain, ensure_rule, remaining};
 use crate::model::ServiceSet;
 use crate::netns::{write_sysctl, Netns};
 
@@ -78,35 +79,10 @@ impl IpvsBackend {
     fn ensure_jumps(&self, ns: &Netns, deadline: Instant) -> Result<Cost, ApplyError> {
         let mut cost = Cost::default();
         for (table, chain) in render::kube_chains() {
-            let out = Tool::new(self.iptables, &["-w", "-t", table, "-N", chain])
-                .netns(ns)
-                .timeout(remaining(deadline))
-                .output()?;
-            cost += out.cost;
-            if out.status != 0 && !out.stderr.contains("already exists") {
-                return Err(ApplyError::Other(format!(
-                    "{} -t {table} -N {chain}: {}",
-                    self.iptables,
-                    out.stderr.trim()
-                )));
-            }
+            cost += ensure_chain(self.iptables, ns, table, chain, deadline)?;
         }
         for jump in render::jump_rules() {
-            let mut args: Vec<&str> = vec!["-w", "-t", jump.table, "-C", jump.from];
-            args.extend(jump.args.iter().map(String::as_str));
-            let check = Tool::new(self.iptables, &args)
-                .netns(ns)
-                .timeout(remaining(deadline))
-                .output()?;
-            cost += check.cost;
-            if check.status != 0 {
-                args[3] = "-I";
-                cost += Tool::new(self.iptables, &args)
-                    .netns(ns)
-                    .timeout(remaining(deadline))
-                    .run_ok()?
-                    .cost;
-            }
+            cost += ensure_rule(self.iptables, ns, &jump, deadline)?;
         }
         Ok(cost)
     }
@@ -167,12 +143,6 @@ impl IpvsBackend {
         }
         Ok((cost, bytes))
     }
-}
-
-fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1))
 }
 
 /// Maps an IPVS error: a kernel without IPVS is a missing feature (the case is skipped).
