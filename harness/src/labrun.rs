@@ -29,10 +29,13 @@ pub fn run_ipvs_cases(
     let cases = (s.scales_for(Mode::Ipvs).len() * s.ipvs_schedulers.len()).max(1);
     // Boot and initramfs work plus every case's own limit.
     let timeout = Duration::from_secs(300) + s.case_timeout() * cases as u32;
+    // The lab copies a scenario file named on the command line into the guest.
+    let file = std::env::temp_dir().join(format!("kpbench-{run_id}-ipvs.toml"));
+    std::fs::write(&file, toml).map_err(|e| format!("{}: {e}", file.display()))?;
+    let _remove = RemoveOnDrop(file.clone());
     let args: Vec<String> = vec![
         "run".into(),
-        "--scenario-toml".into(),
-        toml,
+        file.display().to_string(),
         "--run-id".into(),
         format!("{run_id}-lab"),
     ];
@@ -74,4 +77,13 @@ pub fn run_ipvs_cases(
         }
     }
     Ok((envs, guest.cases))
+}
+
+/// Removes a temporary file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
