@@ -55,3 +55,61 @@ fn ipvsadm_in_the_guest_agrees_with_kpbench() {
         "stdout:\n{stdout}"
     );
 }
+
+#[test]
+fn kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none() {
+    if let Some(why) = missing() {
+        eprintln!(
+            "skipped: {why} (kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none)"
+        );
+        return;
+    }
+    if std::path::Path::new("/proc/net/ip_vs").exists() {
+        eprintln!("skipped: this host has IPVS, so kpbench run measures it here (kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("ipvs.toml");
+    std::fs::write(
+        &scenario,
+        "modes = [\"iptables-legacy\", \"ipvs\"]\nservices = [4]\nendpoints_per_service = 2\nrepeats = 1\n\
+         [datapath]\nenabled = false\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kpbench"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("kpbench runs");
+    eprintln!(
+        "kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none: took {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let envs = json["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 2, "host and lab: {text}");
+    let lab = envs
+        .iter()
+        .find(|e| e["kind"] != "host")
+        .expect("a lab environment");
+    assert!(
+        lab["kind"] == "lab-tcg" || lab["kind"] == "lab-kvm",
+        "{lab}"
+    );
+    let ipvs = json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["mode"] == "ipvs")
+        .expect("an ipvs case");
+    assert_eq!(ipvs["status"], "ok", "{ipvs}");
+    assert_eq!(ipvs["environment"], lab["id"], "{ipvs}");
+    assert_eq!(ipvs["rules"]["kernel_objects"], 12, "{ipvs}");
+}
