@@ -66,6 +66,23 @@ impl CaseSpec {
     }
 }
 
+/// A case record for `spec`, `skipped` with no reason yet and nothing measured.
+fn skipped_case(environment: &str, spec: &CaseSpec, endpoints: usize) -> Case {
+    Case {
+        environment: environment.to_string(),
+        mode: spec.mode.name().into(),
+        ipvs_scheduler: spec.scheduler.clone(),
+        services: spec.services as u64,
+        endpoints_per_service: endpoints as u64,
+        status: Status::Skipped,
+        reason: None,
+        rules: None,
+        sync: None,
+        datapath: None,
+        elapsed_s: None,
+    }
+}
+
 fn plan(s: &Scenario) -> Vec<CaseSpec> {
     let mut v = Vec::new();
     for &mode in &s.modes {
@@ -202,18 +219,10 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
                 Err(reason) => cases
                     .iter()
                     .filter(|c| c.mode == Mode::Ipvs)
-                    .map(|c| Case {
-                        environment: env.id.clone(),
-                        mode: c.mode.name().into(),
-                        ipvs_scheduler: c.scheduler.clone(),
-                        services: c.services as u64,
-                        endpoints_per_service: s.endpoints_per_service as u64,
-                        status: Status::Skipped,
-                        reason: Some(reason.clone()),
-                        rules: None,
-                        sync: None,
-                        datapath: None,
-                        elapsed_s: None,
+                    .map(|c| {
+                        let mut case = skipped_case(&env.id, c, s.endpoints_per_service);
+                        case.reason = Some(reason.clone());
+                        case
                     })
                     .collect(),
             };
@@ -238,19 +247,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
             .iter()
             .find(|(m, sc, _)| *m == spec.mode && *sc == spec.scheduler)
             .and_then(|(_, _, b)| b.as_deref());
-        let mut case = Case {
-            environment: env.id.clone(),
-            mode: spec.mode.name().into(),
-            ipvs_scheduler: spec.scheduler.clone(),
-            services: spec.services as u64,
-            endpoints_per_service: s.endpoints_per_service as u64,
-            status: Status::Skipped,
-            reason: None,
-            rules: None,
-            sync: None,
-            datapath: None,
-            elapsed_s: None,
-        };
+        let mut case = skipped_case(&env.id, spec, s.endpoints_per_service);
         if let Some(reason) = unavailable(spec.mode, backend) {
             case.reason = Some(reason);
         } else if let Some((_, _, why)) = gave_up
@@ -311,25 +308,14 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
     };
     if results.cases.is_empty() {
         // The schema wants at least one case; say why there is none.
-        results.cases.push(Case {
-            environment: env.id.clone(),
-            mode: s
-                .modes
-                .first()
-                .copied()
-                .unwrap_or(Mode::Iptables)
-                .name()
-                .into(),
-            ipvs_scheduler: None,
+        let first = CaseSpec {
+            mode: s.modes.first().copied().unwrap_or(Mode::Iptables),
+            scheduler: None,
             services: 0,
-            endpoints_per_service: s.endpoints_per_service as u64,
-            status: Status::Skipped,
-            reason: Some("the run was interrupted before its first case".into()),
-            rules: None,
-            sync: None,
-            datapath: None,
-            elapsed_s: None,
-        });
+        };
+        let mut case = skipped_case(&env.id, &first, s.endpoints_per_service);
+        case.reason = Some("the run was interrupted before its first case".into());
+        results.cases.push(case);
     }
     results.run.finished_at = now_rfc3339();
     results.write(&plan_.out_dir)?;

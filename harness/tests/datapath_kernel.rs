@@ -37,26 +37,38 @@ fn topology(tag: &str) -> Topology {
     Topology::create(&format!("test-{}-{tag}", std::process::id())).expect("topology")
 }
 
-fn p50(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::load::LoadReport) {
+/// Loads `target` and returns the 25th percentile of TCP connect latency: the rule
+/// lookup happens on the SYN, so connect time carries it without the HTTP exchange,
+/// and a low percentile keeps the additive lookup cost while shedding most of the
+/// scheduling noise of a busy 2-core machine.
+fn syn_cost(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::load::LoadReport) {
     let spec = LoadSpec::open_loop(target, 400.0, Duration::from_millis(ms), 64);
     let r = run_load(Some(&topo.client), &spec).expect("load runs");
-    (r.latency_us.value_at_quantile(0.5) as f64, r)
+    (r.connect_us.value_at_quantile(0.25) as f64, r)
 }
+
+/// Enough services that the chain walk to the last one (a few hundred microseconds
+/// through iptables) stands well clear of connection-latency noise.
+const SERVICES: usize = 10_000;
+
+/// nftables' full sync grows superlinearly (one anonymous vmap per service), so its
+/// test, and the iptables reference beside it, use fewer.
+const NFT_SERVICES: usize = 5_000;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-/// Median over rounds of (last p50 - first p50), both through the service VIPs.
+/// Median over rounds of (last - first (connect p25)), both through the service VIPs.
 fn last_minus_first(topo: &Topology, set: &ServiceSet) -> f64 {
     let vip = |i: usize| SocketAddr::new(set.services[i].vip.into(), 80);
     let (first, last) = (vip(0), vip(set.len() - 1));
-    let _ = p50(topo, first, 300); // warm up ARP, routes and the server
+    let _ = syn_cost(topo, first, 300); // warm up ARP, routes and the server
     let mut diffs = Vec::new();
-    for _ in 0..5 {
-        let (f, rf) = p50(topo, first, 700);
-        let (l, rl) = p50(topo, last, 700);
+    for _ in 0..7 {
+        let (f, rf) = syn_cost(topo, first, 700);
+        let (l, rl) = syn_cost(topo, last, 700);
         assert_eq!(rf.errors.total() + rl.errors.total(), 0, "requests failed");
         diffs.push(l - f);
     }
@@ -74,7 +86,7 @@ fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
         return;
     };
     let topo = topology("ipt");
-    let set = ServiceSet::generate(5000, 1);
+    let set = ServiceSet::generate(SERVICES, 1);
     b.sync(&topo.node, None, &set, Duration::from_secs(300))
         .expect("sync");
     let _server = Server::start(
@@ -83,7 +95,7 @@ fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
     )
     .expect("server");
     let diff = last_minus_first(&topo, &set);
-    eprintln!("iptables-legacy, 5000 services: last p50 - first p50 = {diff:.0} us");
+    eprintln!("iptables-legacy, {SERVICES} services: last - first (connect p25) = {diff:.0} us");
     assert!(
         diff > 40.0,
         "the last service should cost clearly more than the first: {diff:.0} us"
@@ -102,7 +114,7 @@ fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
         "nftables_lookup_cost (iptables-legacy reference)",
         Mode::IptablesLegacy,
     );
-    let set = ServiceSet::generate(5000, 1);
+    let set = ServiceSet::generate(NFT_SERVICES, 1);
     let topo = topology("nft");
     b.sync(&topo.node, None, &set, Duration::from_secs(300))
         .expect("sync");
@@ -112,7 +124,7 @@ fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
     )
     .expect("server");
     let nft = last_minus_first(&topo, &set);
-    eprintln!("nftables, 5000 services: last p50 - first p50 = {nft:.0} us");
+    eprintln!("nftables, {NFT_SERVICES} services: last - first (connect p25) = {nft:.0} us");
     drop(_server);
     drop(topo);
     if let Some(legacy) = legacy {
@@ -126,12 +138,14 @@ fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
         )
         .expect("server");
         let ipt = last_minus_first(&topo, &set);
-        eprintln!("iptables-legacy, same services: last p50 - first p50 = {ipt:.0} us");
+        eprintln!("iptables-legacy, same services: last - first (connect p25) = {ipt:.0} us");
         assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
     }
+    // One-sided: the claim is that the last service costs no more than the first; a
+    // negative difference is noise, not position dependence.
     assert!(
-        nft.abs() < 40.0,
-        "nftables: last and first should cost the same: {nft:.0} us apart"
+        nft < 40.0,
+        "nftables: the last service should cost no more than the first: {nft:.0} us more"
     );
 }
 
@@ -153,7 +167,7 @@ fn every_endpoint_answers_and_direct_bypasses_dnat() {
     )
     .expect("server");
     let svc = &set.services[1];
-    let (_, r) = p50(&topo, SocketAddr::new(svc.vip.into(), 80), 1500);
+    let (_, r) = syn_cost(&topo, SocketAddr::new(svc.vip.into(), 80), 1500);
     assert_eq!(r.errors.total(), 0);
     for ep in &svc.endpoints {
         assert!(
@@ -172,7 +186,7 @@ fn every_endpoint_answers_and_direct_bypasses_dnat() {
     );
     // Direct: the endpoint address itself answers, and no DNAT rule counted it.
     let ep = set.services[2].endpoints[3];
-    let (_, r) = p50(&topo, SocketAddr::new(ep.ip.into(), ENDPOINT_PORT), 500);
+    let (_, r) = syn_cost(&topo, SocketAddr::new(ep.ip.into(), ENDPOINT_PORT), 500);
     assert_eq!(r.errors.total(), 0);
     assert_eq!(r.endpoints.keys().copied().collect::<Vec<_>>(), vec![ep.ip]);
     let counters = dataplane::exec::Tool::new(b.tools()[2], &["-t", "nat", "-c"])
