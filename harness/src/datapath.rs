@@ -132,6 +132,7 @@ pub fn measure(
     let mut measured = Vec::new();
     let (mut vip_busy, mut vip_requests, mut direct_per_req) = (0f64, 0u64, None);
     let all = aims(set);
+    let mut syn_p25: BTreeMap<String, f64> = BTreeMap::new();
     // The offered rate must stay well below what this environment can do at all, or
     // the open-loop numbers measure queueing, not the dataplane (a TCG guest manages
     // tens of connections per second). Probe the direct target's capacity first.
@@ -199,6 +200,10 @@ pub fn measure(
                 }
             }
         }
+        syn_p25.insert(
+            aim.name.to_string(),
+            report.connect_us.value_at_quantile(0.25) as f64,
+        );
         targets.push(target_of(&aim, &report, Some(cpu)));
     }
     if let Some(d) = direct_per_req {
@@ -217,6 +222,14 @@ pub fn measure(
             .iter()
             .filter(|t| t.target != "direct")
             .map(|t| (t.target.clone(), t.latency_us.p50 - d))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let syn_overhead_us: BTreeMap<String, f64> = match syn_p25.get("direct") {
+        Some(&d) => syn_p25
+            .iter()
+            .filter(|(name, _)| *name != "direct")
+            .map(|(name, v)| (name.clone(), v - d))
             .collect(),
         None => BTreeMap::new(),
     };
@@ -285,6 +298,7 @@ pub fn measure(
         connection_per_request: !cfg.keepalive,
         targets,
         lookup_overhead_us,
+        syn_overhead_us,
         max_rate,
         cpu,
         distribution: Some(dist),

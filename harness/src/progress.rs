@@ -129,6 +129,7 @@ pub fn summary_table(r: &Results) -> String {
         "update p99",
         "first +us",
         "last +us",
+        "last syn +us",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for c in &r.cases {
@@ -168,6 +169,7 @@ pub fn summary_table(r: &Results) -> String {
                 dp.and_then(|d| d.lookup_overhead_us.get("last").copied()),
                 0,
             ),
+            cell(dp.and_then(|d| d.syn_overhead_us.get("last").copied()), 0),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())

@@ -182,6 +182,11 @@ pub struct Datapath {
     pub connection_per_request: bool,
     pub targets: Vec<Target>,
     pub lookup_overhead_us: BTreeMap<String, f64>,
+    /// The same per target from the SYN alone: TCP connect latency p25 through the VIP
+    /// minus p25 to the endpoint directly. The rule lookup happens on the SYN, so this
+    /// carries it without the HTTP exchange and with far less scheduling noise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub syn_overhead_us: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rate: Option<MaxRate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,7 +280,7 @@ impl Results {
 }
 
 /// The stable CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 29] = [
+pub const CSV_COLUMNS: [&str; 31] = [
     "environment",
     "mode",
     "ipvs_scheduler",
@@ -305,6 +310,8 @@ pub const CSV_COLUMNS: [&str; 29] = [
     "cpu_per_request_us",
     "cpu_overhead_per_request_us",
     "endpoints_hit",
+    "syn_overhead_first_us",
+    "syn_overhead_last_us",
 ];
 
 fn f(v: Option<f64>) -> String {
@@ -364,6 +371,8 @@ fn csv_row(c: &Case) -> Vec<String> {
         dp.and_then(|d| d.distribution.as_ref())
             .map(|d| d.endpoints_hit.to_string())
             .unwrap_or_default(),
+        f(dp.and_then(|d| d.syn_overhead_us.get("first").copied())),
+        f(dp.and_then(|d| d.syn_overhead_us.get("last").copied())),
     ]
 }
 

@@ -196,6 +196,7 @@ pub(crate) mod fixtures {
                     target("last", 50.0 + added_us, 200.0 + added_us),
                 ],
                 lookup_overhead_us: overhead,
+                syn_overhead_us: BTreeMap::new(),
                 max_rate: Some(MaxRate {
                     requests_per_s: 10_000.0,
                     errors: 0,
