@@ -413,6 +413,14 @@ pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     Payload { text, rules }
 }
 
+/// The payload of a sync from `old` (None: empty, a full sync) to `new`.
+pub fn render(old: Option<&ServiceSet>, new: &ServiceSet) -> Payload {
+    match old {
+        None => render_full(new),
+        Some(old) => render_partial(old, new),
+    }
+}
+
 /// Rules the kernel should hold after a full sync of `set`: the payload's rules plus
 /// the jump rules.
 pub fn expected_rules(set: &ServiceSet) -> usize {

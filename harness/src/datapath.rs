@@ -112,6 +112,16 @@ fn distribution(
     }
 }
 
+/// Starts the backend server in the backend namespace: one listener on every
+/// address at the endpoint port, which the local route for the pod CIDR makes answer
+/// for every endpoint IP.
+pub fn start_backend(topo: &Topology) -> Result<Server, crate::serve::ServeError> {
+    Server::start(
+        Some(&topo.backend),
+        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
+    )
+}
+
 /// Measures the data path of a programmed topology. Returns a reason on failure.
 pub fn measure(
     topo: &Topology,
@@ -120,11 +130,7 @@ pub fn measure(
     deadline: Instant,
     mut step: impl FnMut(String),
 ) -> Result<Datapath, String> {
-    let server = Server::start(
-        Some(&topo.backend),
-        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
-    )
-    .map_err(|e| format!("backend server: {e}"))?;
+    let server = start_backend(topo).map_err(|e| format!("backend server: {e}"))?;
     let duration = Duration::from_secs_f64(cfg.duration_s);
     let timeout = Duration::from_millis(cfg.request_timeout_ms);
     let mut targets = Vec::new();

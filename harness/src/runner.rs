@@ -83,15 +83,20 @@ fn skipped_case(environment: &str, spec: &CaseSpec, endpoints: usize) -> Case {
     }
 }
 
+/// The IPVS schedulers a mode is measured with: each its own case for ipvs, none
+/// for the other modes.
+fn schedulers(s: &Scenario, mode: Mode) -> Vec<Option<String>> {
+    if mode == Mode::Ipvs {
+        s.ipvs_schedulers.iter().cloned().map(Some).collect()
+    } else {
+        vec![None]
+    }
+}
+
 fn plan(s: &Scenario) -> Vec<CaseSpec> {
     let mut v = Vec::new();
     for &mode in &s.modes {
-        let scheds: Vec<Option<String>> = if mode == Mode::Ipvs {
-            s.ipvs_schedulers.iter().cloned().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for sched in scheds {
+        for sched in schedulers(s, mode) {
             for &n in s.scales_for(mode) {
                 v.push(CaseSpec {
                     mode,
@@ -140,6 +145,25 @@ fn git_rev() -> Option<String> {
     option_env!("KPBENCH_GIT_REV").map(String::from)
 }
 
+/// Adds a finished case to the results, rewrites the result files (so nothing
+/// finished is lost) and reports it.
+fn record(
+    results: &mut Results,
+    out_dir: &std::path::Path,
+    case: Case,
+    index: usize,
+    on_event: &mut impl FnMut(Event),
+) -> Result<(), RunError> {
+    results.cases.push(case.clone());
+    results.run.finished_at = now_rfc3339();
+    results.write(out_dir)?;
+    on_event(Event::CaseFinished {
+        index,
+        case: Box::new(case),
+    });
+    Ok(())
+}
+
 /// Runs the plan, reporting progress through `on_event`. Returns the results as
 /// written to `out_dir`.
 pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, RunError> {
@@ -149,12 +173,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
         .modes
         .iter()
         .flat_map(|&m| {
-            let scheds: Vec<Option<String>> = if m == Mode::Ipvs {
-                s.ipvs_schedulers.iter().cloned().map(Some).collect()
-            } else {
-                vec![None]
-            };
-            scheds.into_iter().map(move |sc| {
+            schedulers(s, m).into_iter().map(move |sc| {
                 (
                     m,
                     sc.clone(),
@@ -227,13 +246,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
                     .collect(),
             };
             for case in lab_cases {
-                results.cases.push(case.clone());
-                results.run.finished_at = now_rfc3339();
-                results.write(&plan_.out_dir)?;
-                on_event(Event::CaseFinished {
-                    index,
-                    case: Box::new(case),
-                });
+                record(&mut results, &plan_.out_dir, case, index, &mut on_event)?;
             }
             continue;
         }
@@ -289,13 +302,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
             }
         }
         case.elapsed_s = Some(started.elapsed().as_secs_f64());
-        results.cases.push(case.clone());
-        results.run.finished_at = now_rfc3339();
-        results.write(&plan_.out_dir)?;
-        on_event(Event::CaseFinished {
-            index,
-            case: Box::new(case),
-        });
+        record(&mut results, &plan_.out_dir, case, index, &mut on_event)?;
     }
     results.run.incomplete = if exec::cancelled() {
         Some(format!(

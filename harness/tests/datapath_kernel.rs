@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use dataplane::model::ENDPOINT_PORT;
 use dataplane::{backend, Backend, Mode, ServiceSet};
+use harness::datapath::start_backend;
 use harness::load::{run_load, LoadSpec};
-use harness::serve::{ServeOptions, Server};
+use harness::serve::Server;
 use harness::topology::Topology;
 
 fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
@@ -31,6 +32,16 @@ fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
         return None;
     }
     Some(b)
+}
+
+/// A topology for this test with `set` programmed into its node by `b` and the
+/// backend server answering for every endpoint.
+fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet, timeout_s: u64) -> (Topology, Server) {
+    let topo = topology(tag);
+    b.sync(&topo.node, None, set, Duration::from_secs(timeout_s))
+        .expect("sync");
+    let server = start_backend(&topo).expect("server");
+    (topo, server)
 }
 
 fn topology(tag: &str) -> Topology {
@@ -85,15 +96,8 @@ fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
     ) else {
         return;
     };
-    let topo = topology("ipt");
     let set = ServiceSet::generate(SERVICES, 1);
-    b.sync(&topo.node, None, &set, Duration::from_secs(300))
-        .expect("sync");
-    let _server = Server::start(
-        Some(&topo.backend),
-        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
-    )
-    .expect("server");
+    let (topo, _server) = programmed(&*b, "ipt", &set, 300);
     let diff = last_minus_first(&topo, &set);
     eprintln!("iptables-legacy, {SERVICES} services: last - first (connect p25) = {diff:.0} us");
     assert!(
@@ -115,28 +119,13 @@ fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
         Mode::IptablesLegacy,
     );
     let set = ServiceSet::generate(NFT_SERVICES, 1);
-    let topo = topology("nft");
-    b.sync(&topo.node, None, &set, Duration::from_secs(300))
-        .expect("sync");
-    let _server = Server::start(
-        Some(&topo.backend),
-        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
-    )
-    .expect("server");
+    let (topo, _server) = programmed(&*b, "nft", &set, 300);
     let nft = last_minus_first(&topo, &set);
     eprintln!("nftables, {NFT_SERVICES} services: last - first (connect p25) = {nft:.0} us");
     drop(_server);
     drop(topo);
     if let Some(legacy) = legacy {
-        let topo = topology("nft-ref");
-        legacy
-            .sync(&topo.node, None, &set, Duration::from_secs(300))
-            .expect("sync");
-        let _server = Server::start(
-            Some(&topo.backend),
-            ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
-        )
-        .expect("server");
+        let (topo, _server) = programmed(&*legacy, "nft-ref", &set, 300);
         let ipt = last_minus_first(&topo, &set);
         eprintln!("iptables-legacy, same services: last - first (connect p25) = {ipt:.0} us");
         assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
@@ -157,15 +146,8 @@ fn every_endpoint_answers_and_direct_bypasses_dnat() {
     ) else {
         return;
     };
-    let topo = topology("dist");
     let set = ServiceSet::generate(3, 5);
-    b.sync(&topo.node, None, &set, Duration::from_secs(120))
-        .expect("sync");
-    let _server = Server::start(
-        Some(&topo.backend),
-        ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),
-    )
-    .expect("server");
+    let (topo, _server) = programmed(&*b, "dist", &set, 120);
     let svc = &set.services[1];
     let (_, r) = syn_cost(&topo, SocketAddr::new(svc.vip.into(), 80), 1500);
     assert_eq!(r.errors.total(), 0);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{expected_rules, jump_rules, render_full, render_partial, JumpRule};
+use super::{expected_rules, jump_rules, render, JumpRule};
 use crate::backend::{ApplyError, Backend, Mode, SyncReport};
 use crate::exec::{which, Cost, Tool};
 use crate::model::ServiceSet;
@@ -144,10 +144,7 @@ impl Backend for IptablesBackend {
     }
 
     fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String {
-        let payload = match old {
-            None => render_full(new),
-            Some(old) => render_partial(old, new),
-        };
+        let payload = render(old, new);
         let mut text = String::new();
         if old.is_none() {
             text.push_str("# kube-proxy ensures these jumps with one iptables call each (EnsureRule) on a full sync:\n");
@@ -174,10 +171,7 @@ impl Backend for IptablesBackend {
         // Rendering is part of what kube-proxy does per sync; it is timed too, but it
         // costs far less than the restore (see the criterion bench).
         let start = Instant::now();
-        let payload = match old {
-            None => render_full(new),
-            Some(old) => render_partial(old, new),
-        };
+        let payload = render(old, new);
         let mut cost = Cost::default();
         if old.is_none() {
             cost += self.ensure_jumps(ns, deadline)?;
