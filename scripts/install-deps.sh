@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps: needs root (sudo $0)" >&2
+	echo "install-deps: needs root: run it as root (or with sudo)" >&2
 	exit 69
 fi
 

@@ -1,24 +1,22 @@
-//! kpbench's engine: scenarios, namespace topology, runner, load generator, metrics,
-//! results, reports and the kernel lab. `main.rs` only parses arguments and maps errors
-//! to exit codes.
+//! kpbench's engine, one folder per stage of the pipeline:
+//!
+//! ```text
+//! cli -> scenario -> run -> sandbox (namespaces) -> dataplane backend (sync)
+//!                        -> datapath (server, load, CPU) -> results -> analysis -> report
+//!                        -> lab (the same run inside a booted kernel)
+//! ```
+//!
+//! Dependencies point down that list only. `cli` is the edge: it parses arguments,
+//! prints, and maps errors to exit codes; no other module prints. `main.rs` only
+//! dispatches. docs/architecture.md has the file for each stage and how to add a mode.
 
-pub mod capacity;
-pub mod charts;
-pub mod clean;
+pub mod analysis;
 pub mod cli;
-pub mod compare;
-pub mod cpustat;
 pub mod datapath;
-pub mod environment;
 pub mod exitcode;
 pub mod lab;
-pub mod labrun;
-pub mod load;
-pub mod metrics;
-pub mod progress;
 pub mod report;
 pub mod results;
-pub mod runner;
+pub mod run;
+pub mod sandbox;
 pub mod scenario;
-pub mod serve;
-pub mod topology;

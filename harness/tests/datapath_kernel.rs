@@ -10,9 +10,9 @@ use std::time::Duration;
 use dataplane::model::ENDPOINT_PORT;
 use dataplane::{backend, Backend, Mode, ServiceSet};
 use harness::datapath::start_backend;
-use harness::load::{run_load, LoadSpec};
-use harness::serve::Server;
-use harness::topology::Topology;
+use harness::datapath::load::{run_load, LoadSpec};
+use harness::datapath::serve::Server;
+use harness::sandbox::topology::Topology;
 
 fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
     if !nix::unistd::geteuid().is_root() {
@@ -52,7 +52,7 @@ fn topology(tag: &str) -> Topology {
 /// lookup happens on the SYN, so connect time carries it without the HTTP exchange,
 /// and a low percentile keeps the additive lookup cost while shedding most of the
 /// scheduling noise of a busy 2-core machine.
-fn syn_cost(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::load::LoadReport) {
+fn syn_cost(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::datapath::load::LoadReport) {
     let spec = LoadSpec::open_loop(target, 400.0, Duration::from_millis(ms), 64);
     let r = run_load(Some(&topo.client), &spec).expect("load runs");
     (r.connect_us.value_at_quantile(0.25) as f64, r)

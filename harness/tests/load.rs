@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dataplane::netns::{is_root, Netns};
-use harness::load::{run_load, summarize, LoadSpec};
-use harness::serve::{ServeOptions, Server};
+use harness::datapath::load::{run_load, summarize, LoadSpec};
+use harness::datapath::serve::{ServeOptions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Timing-sensitive: run one at a time so they do not compete for the two CPUs.

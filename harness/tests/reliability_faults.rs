@@ -9,8 +9,8 @@ mod reliability;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use harness::load::{run_load, LoadSpec};
-use harness::serve::{ServeOptions, Server};
+use harness::datapath::load::{run_load, LoadSpec};
+use harness::datapath::serve::{ServeOptions, Server};
 use reliability::*;
 
 const INJECTED: &str = "fake-restore: line 7 failed: injected by reliability_faults";

@@ -200,7 +200,7 @@ fn run_id(tag: &str) -> String {
 fn nothing_created(id: &str, out: &Path) {
     let left = dataplane::Netns::list(&format!("kpb-{id}-"));
     assert!(left.is_empty(), "namespaces created: {left:?}");
-    assert!(!Path::new(harness::clean::RUNS_DIR).join(id).exists());
+    assert!(!Path::new(harness::sandbox::registry::RUNS_DIR).join(id).exists());
     assert!(!out.exists(), "{} was created", out.display());
 }
 

@@ -235,7 +235,7 @@ fn clean_keeps_a_live_processs_topology() {
     }
     let _g = serial();
     let id = run_id("topo");
-    let topo = harness::topology::Topology::create(&id).expect("topology");
+    let topo = harness::sandbox::topology::Topology::create(&id).expect("topology");
     let live = namespaces(&id);
     assert_eq!(live.len(), 3, "{live:?}");
     let (code, text) = clean();

@@ -1,19 +1,18 @@
 //! A real `kpbench run` (small, both iptables backends) whose results.json must
-//! validate against shared/results.schema.json, and whose CSV has one row per case.
+//! validate against the schema kept in the repo (results/results.schema.json), and whose
+//! CSV has one row per case.
 //! Needs root; says so when skipped.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 fn schema_path() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // ../shared sits beside the project root (design.md).
-    here.join("../../shared/results.schema.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/results.schema.json")
 }
 
 fn validate(instance: &serde_json::Value) -> Vec<String> {
     let schema_text =
-        std::fs::read_to_string(schema_path()).expect("shared/results.schema.json is readable");
+        std::fs::read_to_string(schema_path()).expect("results/results.schema.json is readable");
     let mut schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
     // The schema's $id ("kpbench.results/1") is a relative URI, which the validator
     // cannot use as a base for its internal $refs; give it an absolute one.

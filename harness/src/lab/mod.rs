@@ -25,7 +25,6 @@
 //! (build + cache), `archive` (cpio/tar), `qemu` (boot, timeouts, cleanup), `cli`.
 
 mod archive;
-pub mod cli;
 mod initramfs;
 pub mod kernel;
 pub mod modules;
@@ -36,9 +35,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use archive::{read_tar, TarEntry};
-pub use cli::{lab_main, LabArgs};
 pub use kernel::{Kernel, KernelSpec, DEFAULT_KERNEL};
-pub use qemu::{clean_leftovers, PID_DIR};
+pub use qemu::{clean_leftovers, guest_kpbench_args, PID_DIR};
 
 /// Exit code: the lab cannot run here (kernel not found, qemu/busybox/apt missing).
 pub const EXIT_UNAVAILABLE: i32 = crate::exitcode::UNAVAILABLE;

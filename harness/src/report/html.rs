@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
-use crate::capacity::{self, Plan};
-use crate::charts::Chart;
-use crate::report::cases::{self, Row};
+use crate::analysis::capacity::{self, Plan};
+use crate::report::charts::Chart;
+use crate::analysis::cases::{self, Row};
 use crate::results::{Results, Status};
 
 /// Escapes text for HTML element content and quoted attribute values.

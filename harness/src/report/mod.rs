@@ -3,59 +3,16 @@
 //! of results already on disk, so callers treat its failure as a warning, never as a
 //! failed measurement.
 
-pub mod cases;
+pub mod charts;
 mod html;
 
 use std::path::{Path, PathBuf};
 
 pub use html::escape;
 
-use crate::capacity::{self, Budgets};
-use crate::charts::{self, ChartError};
+use crate::analysis::capacity::{self, Budgets};
+use charts::ChartError;
 use crate::results::{write_atomic, Results, ResultsError};
-
-/// `kpbench report DIR... [--out DIR]`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReportArgs {
-    /// Run directories (or results.json files) to merge into one report, e.g. one per kernel.
-    #[arg(required = true)]
-    pub dirs: Vec<PathBuf>,
-    /// Where to write report.html and charts/ (default: the run's own directory; required with several runs).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Capacity budget: the slowest incremental update's p50, milliseconds.
-    #[arg(long, default_value_t = 1000.0)]
-    pub max_update_ms: f64,
-    /// Capacity budget: latency the dataplane adds at p99 to the last service, microseconds.
-    #[arg(long, default_value_t = 100.0)]
-    pub max_added_latency_us: f64,
-}
-
-impl ReportArgs {
-    pub fn budgets(&self) -> Budgets {
-        Budgets {
-            max_update_ms: self.max_update_ms,
-            max_added_latency_us: self.max_added_latency_us,
-        }
-    }
-
-    /// Where the report goes: --out, or the single input's directory.
-    pub fn out_dir(&self) -> Option<PathBuf> {
-        if let Some(o) = &self.out {
-            return Some(o.clone());
-        }
-        match self.dirs.as_slice() {
-            [one] if one.is_dir() => Some(one.clone()),
-            [one] => Some(
-                one.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."))
-                    .to_path_buf(),
-            ),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -135,7 +92,7 @@ pub fn read_runs(paths: &[PathBuf]) -> Result<Vec<Results>, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::fixtures::{case, results, skipped};
+    use crate::analysis::cases::fixtures::{case, results, skipped};
 
     fn hostile() -> Results {
         let mut r = results(
@@ -210,25 +167,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("file/out/charts"), "{e}");
-    }
-
-    #[test]
-    fn out_dir_defaults_to_the_single_run() {
-        let a = |dirs: &[&str], out: Option<&str>| ReportArgs {
-            dirs: dirs.iter().map(PathBuf::from).collect(),
-            out: out.map(PathBuf::from),
-            max_update_ms: 1000.0,
-            max_added_latency_us: 100.0,
-        };
-        assert_eq!(a(&["/tmp"], None).out_dir(), Some(PathBuf::from("/tmp")));
-        assert_eq!(
-            a(&["/nonexistent/r/results.json"], None).out_dir(),
-            Some(PathBuf::from("/nonexistent/r"))
-        );
-        assert_eq!(a(&["a", "b"], None).out_dir(), None);
-        assert_eq!(
-            a(&["a", "b"], Some("o")).out_dir(),
-            Some(PathBuf::from("o"))
-        );
     }
 }

@@ -94,20 +94,26 @@ fn wrong_types_name_the_field() {
 #[test]
 fn command_line_overrides() {
     let mut s = parse("[scales]\nnftables = [10]").unwrap();
-    s.override_with(Some("iptables,nftables"), Some("200,100"), Some(3))
-        .unwrap();
+    s.override_with(
+        Some(&[Mode::Iptables, Mode::Nftables]),
+        Some(&[200, 100]),
+        Some(3),
+    )
+    .unwrap();
     assert_eq!(s.modes, vec![Mode::Iptables, Mode::Nftables]);
     assert_eq!(s.services, vec![100, 200]);
     assert_eq!(s.scales_for(Mode::Nftables), &[100, 200]);
     assert_eq!(s.endpoints_per_service, 3);
     let err = s
-        .override_with(None, Some("1,x"), None)
+        .override_with(None, Some(&[1, 0]), None)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("--services"), "{err}");
-    let err = s
-        .override_with(Some("bogus"), None, None)
-        .unwrap_err()
-        .to_string();
+    assert!(err.contains("--services[1]"), "{err}");
+    let err = s.override_with(Some(&[]), None, None).unwrap_err().to_string();
     assert!(err.contains("--modes"), "{err}");
+    let err = s
+        .override_with(None, Some(&[100]), Some(100_000_000))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--services/--endpoints"), "{err}");
 }

@@ -231,7 +231,7 @@ impl Drop for Run {
 /// Asserts that run `id` left no namespace and no registration.
 pub fn nothing_left(id: &str) {
     assert!(namespaces(id).is_empty(), "left: {:?}", namespaces(id));
-    let reg = Path::new(harness::clean::RUNS_DIR).join(id);
+    let reg = Path::new(harness::sandbox::registry::RUNS_DIR).join(id);
     assert!(!reg.exists(), "{} left", reg.display());
 }
 

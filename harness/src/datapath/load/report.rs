@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn summary_and_roundtrip() {
-        let mut h = crate::load::new_histogram();
+        let mut h = crate::datapath::load::new_histogram();
         for v in 1..=1000u64 {
             h.record(v).unwrap();
         }
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn empty_summary_is_zero() {
-        let s = summarize(&crate::load::new_histogram());
+        let s = summarize(&crate::datapath::load::new_histogram());
         assert_eq!((s.p50, s.max, s.mean), (0.0, 0.0, 0.0));
     }
 }

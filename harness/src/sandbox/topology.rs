@@ -18,8 +18,8 @@ use dataplane::netns::{write_sysctl, Netns, NetnsError};
 use futures::TryStreamExt;
 use netlink_packet_route::route::{RouteScope, RouteType};
 
-/// Prefix of every namespace kpbench creates.
-pub const NETNS_PREFIX: &str = "kpb-";
+pub use super::names::{netns_name, NETNS_PREFIX};
+use super::registry::RunRegistration;
 
 /// Client-side address of the client-node link.
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 2);
@@ -51,12 +51,7 @@ pub struct Topology {
     pub backend: Netns,
     keep: bool,
     /// Marks the namespaces as in use, so a concurrent `kpbench clean` keeps them.
-    registration: Option<crate::clean::RunRegistration>,
-}
-
-/// The namespace name for a role in a run.
-pub fn netns_name(run_id: &str, role: &str) -> String {
-    format!("{NETNS_PREFIX}{run_id}-{role}")
+    registration: Option<RunRegistration>,
 }
 
 fn nl_err(ns: &Netns, what: &str) -> impl FnOnce(rtnetlink::Error) -> TopologyError {
@@ -186,7 +181,7 @@ impl Topology {
     pub fn create(run_id: &str) -> Result<Topology, TopologyError> {
         // Registered before anything exists, so clean never sees them unowned. Best
         // effort: without /run/kpbench only a concurrent clean could remove them.
-        let registration = crate::clean::RunRegistration::new(run_id)
+        let registration = RunRegistration::new(run_id)
             .map_err(|e| tracing::warn!("registering {run_id} under /run/kpbench: {e}"))
             .ok();
         let mut topo = Topology {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::cases::{self, EnvKey, Row};
+use crate::analysis::cases::{self, EnvKey, Row};
 use crate::results::Results;
 
 /// What a deployment can afford. Defaults: a rule change is programmed within a second,
@@ -461,7 +461,7 @@ fn recommend(modes: &[ModePlan], crossovers: &[Crossover], b: Budgets) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::fixtures::{case, results};
+    use crate::analysis::cases::fixtures::{case, results};
 
     #[test]
     fn least_squares_is_exact_on_a_line() {

@@ -18,7 +18,7 @@ const PNG_SCALE: u32 = 2;
 /// The legend column, CSS pixels.
 const LEGEND_WIDTH: f64 = 270.0;
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),

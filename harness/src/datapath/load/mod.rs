@@ -10,7 +10,6 @@
 //! timeout and every phase a duration: a run always ends by itself, within about
 //! `duration + 2 * request_timeout`.
 
-pub mod cli;
 mod closedloop;
 pub mod errors;
 mod http;
@@ -25,7 +24,6 @@ use std::time::Duration;
 use dataplane::netns::{Netns, NetnsError};
 use hdrhistogram::Histogram;
 
-pub use cli::{load_main, LoadArgs};
 pub use errors::{ErrorCounts, ErrorKind};
 pub use report::{histogram_base64, summarize, LatencySummary};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::{run_load, LoadSpec};
+use crate::datapath::load::{run_load, LoadSpec};
 
 /// `kpbench load` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,7 +18,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub rate: Option<f64>,
     /// How long to send, e.g. `5s`, `500ms`, `1m`.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(long, value_parser = super::duration::parse, default_value = "5s")]
     pub duration: Duration,
     /// Concurrent connections (open loop: the most in flight).
     #[arg(long, default_value_t = 32)]
@@ -27,7 +27,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub keepalive: bool,
     /// Limit for one request, connect included.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    #[arg(long, value_parser = super::duration::parse, default_value = "2s")]
     pub timeout: Duration,
     /// Generator threads (0 = one per CPU).
     #[arg(long, default_value_t = 0)]

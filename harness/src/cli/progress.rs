@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::results::{Case, Results, Status};
-use crate::runner::Event;
+use crate::run::Event;
 
 /// Renders events to stderr.
 pub struct Progress {

@@ -21,39 +21,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::PathBuf;
 
-use crate::report::cases::{self, Row};
+use crate::analysis::cases::{self, Row};
 use crate::results::{Case, DurationSummary, Results, Status};
 
 /// Fewer samples than this on a side and the rank test has too little to go on.
 pub const MIN_SAMPLES: usize = 3;
 /// One-sided significance level of the rank test.
 pub const ALPHA: f64 = 0.05;
-
-/// `kpbench compare BASE NEW [--threshold 10%]`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CompareArgs {
-    /// The baseline run directory (or results.json).
-    pub base: PathBuf,
-    /// The run to check against it.
-    pub new: PathBuf,
-    /// How much worse a median may get before it counts, e.g. 10% (noise is judged too).
-    #[arg(long, default_value = "10%")]
-    pub threshold: String,
-}
-
-/// "10%", "10" or "7.5%" -> 0.10, 0.10, 0.075.
-pub fn parse_threshold(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let n = t.strip_suffix('%').unwrap_or(t).trim();
-    match n.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
-        _ => Err(format!(
-            "--threshold {s:?}: give a percentage >= 0, e.g. 10%"
-        )),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -152,7 +127,7 @@ fn erfc(x: f64) -> f64 {
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    crate::metrics::percentile(&s, 50.0)
+    crate::run::metrics::percentile(&s, 50.0)
 }
 
 fn key(r: &Row<'_>) -> String {
@@ -239,7 +214,7 @@ fn relative_iqr(samples: &[f64]) -> Option<f64> {
     }
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
-    let p = |q| crate::metrics::percentile(&s, q);
+    let p = |q| crate::run::metrics::percentile(&s, q);
     let m = p(50.0);
     (m > 0.0).then(|| (p(75.0) - p(25.0)) / m)
 }
@@ -253,7 +228,7 @@ pub fn case_noise(b: &Case, n: &Case) -> f64 {
         .filter_map(|d| relative_iqr(&d.samples_ms))
         .collect();
     iqrs.sort_by(f64::total_cmp);
-    crate::metrics::percentile(&iqrs, 50.0)
+    crate::run::metrics::percentile(&iqrs, 50.0)
 }
 
 fn compare_case(k: &str, b: &Case, n: &Case, threshold: f64, lines: &mut Vec<Line>) {
@@ -446,7 +421,7 @@ pub fn table(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::fixtures::{case, results, summary};
+    use crate::analysis::cases::fixtures::{case, results, summary};
 
     const NOISY: [f64; 10] = [
         100.0, 130.0, 90.0, 120.0, 85.0, 140.0, 95.0, 110.0, 125.0, 105.0,
@@ -460,14 +435,6 @@ mod tests {
 
     fn line<'a>(c: &'a Comparison, metric: &str) -> &'a Line {
         c.lines.iter().find(|l| l.metric == metric).unwrap()
-    }
-
-    #[test]
-    fn thresholds_parse() {
-        assert_eq!(parse_threshold("10%"), Ok(0.1));
-        assert_eq!(parse_threshold("7.5"), Ok(0.075));
-        assert!(parse_threshold("-3%").is_err());
-        assert!(parse_threshold("ten").is_err());
     }
 
     #[test]

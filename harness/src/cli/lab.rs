@@ -1,6 +1,6 @@
 //! `kpbench lab`: the command-line face of the lab. Prints the guest command's output
 //! on stdout, progress on stderr, and exits with the command's own exit code, or with
-//! [`EXIT_UNAVAILABLE`](super::EXIT_UNAVAILABLE) (69) / [`EXIT_BOOT_FAILED`](super::EXIT_BOOT_FAILED)
+//! [`EXIT_UNAVAILABLE`](crate::lab::EXIT_UNAVAILABLE) (69) / [`EXIT_BOOT_FAILED`](crate::lab::EXIT_BOOT_FAILED)
 //! (70) / 130 when the lab itself could not run it.
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{AccelChoice, GuestCommand, KernelSpec, LabEvent, LabOptions, DEFAULT_KERNEL};
+use crate::lab::{AccelChoice, GuestCommand, KernelSpec, LabEvent, LabOptions, DEFAULT_KERNEL};
 
 /// `kpbench lab --kernel K [run [SCENARIO] [run flags...] | prepare | -- CMD...]`
 #[derive(Debug, Clone, clap::Args)]
@@ -81,7 +81,7 @@ pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
 
     let (command, host_out) = match (&args.action, args.command.is_empty()) {
         (Some(LabAction::Prepare), _) => {
-            return Ok(match super::prepare(&spec, &opts, &mut progress) {
+            return Ok(match crate::lab::prepare(&spec, &opts, &mut progress) {
                 Ok(_) => 0,
                 Err(e) => {
                     eprintln!("kpbench lab: {e}");
@@ -103,7 +103,7 @@ pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
     ] {
         signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
     }
-    match super::run(&spec, &command, &opts, Some(&interrupted), &mut progress) {
+    match crate::lab::run(&spec, &command, &opts, Some(&interrupted), &mut progress) {
         Ok(outcome) => {
             if let Some(dir) = host_out {
                 let dir = dir.unwrap_or_else(|| default_out_dir(&outcome));
@@ -136,7 +136,7 @@ pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
 fn run_command(run: &[String]) -> (GuestCommand, Option<Option<PathBuf>>) {
     let mut argv = vec!["run".to_string()];
     argv.extend(run.iter().cloned());
-    let (_, host_out) = super::qemu::guest_kpbench_args(&argv);
+    let (_, host_out) = crate::lab::guest_kpbench_args(&argv);
     (
         GuestCommand::Kpbench(argv),
         Some(host_out.map(PathBuf::from)),
@@ -144,7 +144,7 @@ fn run_command(run: &[String]) -> (GuestCommand, Option<Option<PathBuf>>) {
 }
 
 /// `results/<run-id>`, the run id read from the guest's results.json.
-fn default_out_dir(outcome: &super::LabOutcome) -> PathBuf {
+fn default_out_dir(outcome: &crate::lab::LabOutcome) -> PathBuf {
     let id = outcome
         .results_json()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use dataplane::model::{self, ServiceSet};
 use dataplane::{exec, ApplyError, Backend, Mode};
 
-use crate::metrics::{summarize, thread_cpu, Sample};
+use crate::run::metrics::{summarize, thread_cpu, Sample};
 use crate::results::{
     Case, Environment, Results, ResultsError, Rules, RunInfo, ScenarioInfo, Status, Sync,
 };
 use crate::scenario::Scenario;
-use crate::topology::Topology;
+use crate::sandbox::topology::Topology;
 
 /// Progress of a run, for whatever UI shows it.
 #[derive(Debug, Clone)]
@@ -126,10 +126,10 @@ fn unavailable(mode: Mode, backend: Option<&dyn Backend>) -> Option<String> {
             ));
         }
     }
-    if mode == Mode::Ipvs && !crate::environment::has_ipvs() {
+    if mode == Mode::Ipvs && !crate::run::environment::has_ipvs() {
         return Some(format!(
             "this kernel ({}) has no IPVS (CONFIG_IP_VS): run the ipvs cases in the kernel lab, `kpbench lab --kernel debian:6.1 run --modes ipvs`",
-            crate::environment::kernel_release()
+            crate::run::environment::kernel_release()
         ));
     }
     None
@@ -188,7 +188,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
         .collect();
     tools.sort_unstable();
     tools.dedup();
-    let env: Environment = crate::environment::probe(&tools);
+    let env: Environment = crate::run::environment::probe(&tools);
     let mut results = Results {
         schema_version: crate::results::SCHEMA_VERSION.into(),
         run: RunInfo {
@@ -214,7 +214,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
         if exec::cancelled() {
             break;
         }
-        if spec.mode == Mode::Ipvs && crate::labrun::lab_needed() {
+        if spec.mode == Mode::Ipvs && crate::run::lab::lab_needed() {
             if lab_done {
                 continue;
             }
@@ -226,7 +226,7 @@ pub fn run(plan_: &RunPlan, mut on_event: impl FnMut(Event)) -> Result<Results, 
                 label: format!("ipvs ({n} cases) in the kernel lab"),
             });
             let mut step = |m: String| on_event(Event::Step(m));
-            let lab_cases = match crate::labrun::run_ipvs_cases(s, &plan_.run_id, &mut step) {
+            let lab_cases = match crate::run::lab::run_ipvs_cases(s, &plan_.run_id, &mut step) {
                 Ok((envs, lab_cases)) => {
                     for e in envs {
                         if !results.environments.iter().any(|x| x.id == e.id) {

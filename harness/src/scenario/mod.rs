@@ -10,7 +10,7 @@ use dataplane::{model, Mode};
 use serde::{Deserialize, Serialize};
 
 /// The quick scenario, embedded so `kpbench run` works from any directory.
-pub const QUICK_TOML: &str = include_str!("../../scenarios/quick.toml");
+pub const QUICK_TOML: &str = include_str!("../../../scenarios/quick.toml");
 
 /// A scenario exactly as written in the file (every field optional).
 #[derive(Debug, Default, Deserialize)]
@@ -312,9 +312,9 @@ impl Scenario {
     /// `--services` list replaces every per-mode scale too.
     pub fn override_with(
         &mut self,
-        modes: Option<&str>,
-        services: Option<&str>,
-        endpoints: Option<i64>,
+        modes: Option<&[Mode]>,
+        services: Option<&[usize]>,
+        endpoints: Option<usize>,
     ) -> Result<(), ScenarioError> {
         let field = |f: &str, m: String| ScenarioError::Field {
             file: "command line".into(),
@@ -322,27 +322,14 @@ impl Scenario {
             message: m,
         };
         if let Some(m) = modes {
-            let list: Vec<String> = m
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            self.modes = parse_modes(&list).map_err(|e| field("--modes", e))?;
+            let names: Vec<String> = m.iter().map(|m| m.name().to_string()).collect();
+            self.modes = parse_modes(&names).map_err(|e| field("--modes", e))?;
         }
         if let Some(e) = endpoints {
-            self.endpoints_per_service = count(Some(e), 0, 0, "--endpoints", &field)?;
+            self.endpoints_per_service = e;
         }
         if let Some(s) = services {
-            let mut list = Vec::new();
-            for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let n: i64 = part.replace('_', "").parse().map_err(|_| {
-                    field(
-                        "--services",
-                        format!("{part:?} is not a number; give counts like 100,1000"),
-                    )
-                })?;
-                list.push(n);
-            }
+            let list: Vec<i64> = s.iter().map(|&n| n as i64).collect();
             self.services = sizes(Some(list), vec![], "--services", &field)?;
             self.scales.clear();
         }

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use dataplane::model::{ServiceSet, ENDPOINT_PORT};
 
-use crate::cpustat::CpuSample;
-use crate::load::report::{histogram_base64, summarize};
-use crate::load::{run_load, LoadReport, LoadSpec};
+use crate::datapath::cpustat::CpuSample;
+use crate::datapath::load::report::{histogram_base64, summarize};
+use crate::datapath::load::{run_load, LoadReport, LoadSpec};
 use crate::results::{Cpu, Datapath, Distribution, MaxRate, Target};
 use crate::scenario;
-use crate::serve::{ServeOptions, Server};
-use crate::topology::Topology;
+use crate::datapath::serve::{ServeOptions, Server};
+use crate::sandbox::topology::Topology;
 
 /// A load target: its name in results, the service it goes through (None: direct).
 struct Aim {
@@ -115,7 +115,7 @@ fn distribution(
 /// Starts the backend server in the backend namespace: one listener on every
 /// address at the endpoint port, which the local route for the pod CIDR makes answer
 /// for every endpoint IP.
-pub fn start_backend(topo: &Topology) -> Result<Server, crate::serve::ServeError> {
+pub fn start_backend(topo: &Topology) -> Result<Server, crate::datapath::serve::ServeError> {
     Server::start(
         Some(&topo.backend),
         ServeOptions::new(SocketAddr::from(([0, 0, 0, 0], ENDPOINT_PORT))),

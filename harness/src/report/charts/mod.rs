@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 pub use render::{render_png, render_svg, ChartError};
 
-use crate::report::cases::{self, EnvKey, Row};
+use crate::analysis::cases::{self, EnvKey, Row};
 use crate::results::{Case, Results};
 
 /// A line: points sorted by x.
@@ -316,7 +316,7 @@ fn per_kernel(rows: &[Row<'_>], envs: &[EnvKey], modes: &[String]) -> Vec<Chart>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::cases::fixtures::{case, results, skipped};
+    use crate::analysis::cases::fixtures::{case, results, skipped};
 
     fn names(c: &[Chart]) -> Vec<&str> {
         c.iter().map(|c| c.name.as_str()).collect()

@@ -13,7 +13,7 @@ use crate::scenario::Scenario;
 /// Whether this process should hand ipvs cases to the lab: the kernel has no IPVS and
 /// we are not already inside a lab guest.
 pub fn lab_needed() -> bool {
-    !crate::environment::has_ipvs() && std::env::var_os("KPBENCH_ENV_KIND").is_none()
+    !crate::run::environment::has_ipvs() && std::env::var_os("KPBENCH_ENV_KIND").is_none()
 }
 
 /// Runs the ipvs cases of `s` in the lab. On success returns the guest's environment
@@ -52,7 +52,7 @@ pub fn run_ipvs_cases(
     };
     let hint = format!(
         "IPVS is not in this kernel ({}), and the kernel lab could not run it",
-        crate::environment::kernel_release()
+        crate::run::environment::kernel_release()
     );
     let outcome = lab::run_in_lab(&kernel, &args, timeout, &mut on).map_err(|e| {
         format!("{hint}: {e}; run scripts/install-deps.sh (qemu, busybox-static, the lab kernel) or `kpbench lab --kernel {DEFAULT_KERNEL} run --modes ipvs`")

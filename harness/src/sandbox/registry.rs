@@ -1,12 +1,8 @@
-//! `kpbench clean`: removes what crashed or killed runs left behind. A running kpbench
-//! registers its pid under `/run/kpbench/runs/<run-id>`; namespaces of runs whose
-//! process is still alive are left alone, so two runs never interfere.
+//! The registry of live runs: a running kpbench registers its pid under
+//! `/run/kpbench/runs/<run-id>`, so `kpbench clean` can tell a crashed run's leftovers
+//! from a live run's namespaces.
 
 use std::path::{Path, PathBuf};
-
-use dataplane::netns::Netns;
-
-use crate::topology::NETNS_PREFIX;
 
 /// Where running kpbench processes register themselves.
 pub const RUNS_DIR: &str = "/run/kpbench/runs";
@@ -34,10 +30,14 @@ impl Drop for RunRegistration {
 }
 
 fn alive(pid: i32) -> bool {
-    // Signal 0 checks for existence without sending anything.
+    use nix::errno::Errno;
+    // Signal 0 checks for existence without sending anything; EPERM means it exists
+    // but belongs to someone else.
     pid > 0
-        && (unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+        && matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Ok(()) | Err(Errno::EPERM)
+        )
 }
 
 /// Run ids of runs whose process is still alive.
@@ -63,30 +63,3 @@ pub fn live_runs() -> Vec<String> {
         .collect()
 }
 
-/// What `clean` removed, and what it failed to remove.
-#[derive(Debug, Default)]
-pub struct CleanReport {
-    pub removed: Vec<String>,
-    pub kept_live: Vec<String>,
-    pub errors: Vec<String>,
-}
-
-/// Removes every kpbench namespace not owned by a live run (all of them with `force`).
-pub fn clean(force: bool) -> CleanReport {
-    let live = if force { Vec::new() } else { live_runs() };
-    let mut report = CleanReport::default();
-    for name in Netns::list(NETNS_PREFIX) {
-        if live
-            .iter()
-            .any(|id| name.starts_with(&format!("{NETNS_PREFIX}{id}-")))
-        {
-            report.kept_live.push(name);
-            continue;
-        }
-        match Netns::named(&name).delete() {
-            Ok(()) => report.removed.push(format!("network namespace {name}")),
-            Err(e) => report.errors.push(e.to_string()),
-        }
-    }
-    report
-}

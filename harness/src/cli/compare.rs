@@ -1,0 +1,56 @@
+//! `kpbench compare BASE NEW`: prints the case-by-case comparison; exit 3 on a regression.
+
+use std::path::PathBuf;
+
+use super::failure::Failure;
+use crate::analysis::compare;
+use crate::exitcode;
+use crate::results::Results;
+
+/// `kpbench compare BASE NEW [--threshold 10%]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    /// The baseline run directory (or results.json).
+    pub base: PathBuf,
+    /// The run to check against it.
+    pub new: PathBuf,
+    /// How much worse a median may get before it counts, e.g. 10% (noise is judged too).
+    #[arg(long, default_value = "10%", value_parser = parse_threshold)]
+    pub threshold: f64,
+}
+
+/// A `--threshold`: "10%", "10" or "7.5%" -> 0.10, 0.10, 0.075.
+pub fn parse_threshold(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let n = t.strip_suffix('%').unwrap_or(t).trim();
+    match n.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v / 100.0),
+        _ => Err(format!("{s:?}: give a percentage >= 0, e.g. 10%")),
+    }
+}
+
+/// `kpbench compare BASE NEW [--threshold 10%]`.
+pub fn main(a: CompareArgs) -> Result<i32, Failure> {
+    let read = |p: &PathBuf| Results::read(p).map_err(Failure::usage);
+    let (base, new) = (read(&a.base)?, read(&a.new)?);
+    let c = compare::compare(&base, &new, a.threshold);
+    print!("{}", compare::table(&c));
+    Ok(if c.regressions() > 0 {
+        exitcode::REGRESSION
+    } else {
+        exitcode::OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse() {
+        assert_eq!(parse_threshold("10%"), Ok(0.1));
+        assert_eq!(parse_threshold("7.5"), Ok(0.075));
+        assert!(parse_threshold("-3%").is_err());
+        assert!(parse_threshold("ten").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! `kpbench run`: resolves the scenario, registers the run, runs it with a progress UI,
+//! prints the summary and writes the report.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::failure::{require_root, Failure};
+use super::RunArgs;
+use crate::exitcode;
+use crate::results::{Results, Status};
+
+/// A `--run-id`: letters, digits, '.', '_' and '-' (it names namespaces and folders).
+pub fn parse_run_id(id: &str) -> Result<String, String> {
+    if !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        Ok(id.to_string())
+    } else {
+        Err(format!("{id:?}: use letters, digits, '.', '_' and '-' only"))
+    }
+}
+
+fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    let stamp = now.format(&fmt).unwrap_or_else(|_| "run".into());
+    format!(
+        "{stamp}-{:04x}",
+        (std::process::id() ^ now.nanosecond()) & 0xffff
+    )
+}
+
+/// Whether no case could run at all because something was missing: every case was
+/// skipped (none ran, none failed).
+pub fn nothing_could_run(results: &Results) -> bool {
+    !results.cases.is_empty() && results.cases.iter().all(|c| c.status == Status::Skipped)
+}
+
+/// `kpbench run [SCENARIO] [--modes ..] [--services ..] [--endpoints N] [--out DIR]`.
+pub fn main(a: RunArgs) -> Result<i32, Failure> {
+    let (mut scenario, file) =
+        crate::scenario::resolve(a.scenario.as_ref()).map_err(Failure::usage)?;
+    scenario
+        .override_with(a.modes.as_deref(), a.services.as_deref(), a.endpoints)
+        .map_err(Failure::usage)?;
+    if a.no_datapath {
+        scenario.datapath.enabled = false;
+    }
+    let run_id = a.run_id.unwrap_or_else(new_run_id);
+    require_root()?;
+    let out_dir = a
+        .out
+        .unwrap_or_else(|| PathBuf::from("results").join(&run_id));
+    let _registration = crate::sandbox::registry::RunRegistration::new(&run_id)
+        .context("registering the run under /run/kpbench")?;
+    let flag = dataplane::exec::cancel_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
+    }
+    eprintln!(
+        "kpbench run {run_id}: scenario {}, writing {}",
+        scenario.name,
+        out_dir.display()
+    );
+    let plan = crate::run::RunPlan {
+        scenario,
+        scenario_file: file,
+        run_id,
+        out_dir: out_dir.clone(),
+    };
+    let mut progress = super::progress::Progress::new();
+    let results = crate::run::run(&plan, |e| progress.event(e))?;
+    progress.finish();
+    println!("{}", super::progress::summary_table(&results));
+    println!("results: {}/results.json, results.csv", out_dir.display());
+    if results.run.incomplete.is_some() {
+        // Stop promptly when asked to: the report can be built later from the results.
+        eprintln!(
+            "kpbench: interrupted; the finished cases are in {dir}; `kpbench report {dir}` builds their report",
+            dir = out_dir.display()
+        );
+        return Ok(exitcode::INTERRUPTED);
+    }
+    // A report is a view of results already on disk: its failure never fails the run.
+    match crate::report::write_report(std::slice::from_ref(&results), &out_dir) {
+        Ok(files) => println!("report: {}", files[0].display()),
+        Err(e) => eprintln!("kpbench: warning: no report: {e}"),
+    }
+    if nothing_could_run(&results) {
+        return Err(Failure::unavailable(format!(
+            "no case could run here: every case was skipped (the reasons are in the summary above and in {}/results.json)",
+            out_dir.display()
+        )));
+    }
+    Ok(exitcode::OK)
+}

@@ -1,0 +1,36 @@
+//! `kpbench clean`: removes what crashed or killed runs left behind. Namespaces of runs
+//! whose process is still alive (see [`super::registry`]) are left alone, so two runs
+//! never interfere.
+
+use dataplane::netns::Netns;
+
+use super::names::NETNS_PREFIX;
+use super::registry::live_runs;
+
+/// What `clean` removed, and what it failed to remove.
+#[derive(Debug, Default)]
+pub struct CleanReport {
+    pub removed: Vec<String>,
+    pub kept_live: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Removes every kpbench namespace not owned by a live run (all of them with `force`).
+pub fn clean(force: bool) -> CleanReport {
+    let live = if force { Vec::new() } else { live_runs() };
+    let mut report = CleanReport::default();
+    for name in Netns::list(NETNS_PREFIX) {
+        if live
+            .iter()
+            .any(|id| name.starts_with(&format!("{NETNS_PREFIX}{id}-")))
+        {
+            report.kept_live.push(name);
+            continue;
+        }
+        match Netns::named(&name).delete() {
+            Ok(()) => report.removed.push(format!("network namespace {name}")),
+            Err(e) => report.errors.push(e.to_string()),
+        }
+    }
+    report
+}

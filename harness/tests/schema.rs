@@ -1,0 +1,94 @@
+//! The results contract kept in the repo (results/results.schema.json) needs no root to
+//! check: it compiles, it accepts the `kpbench.results/1` documents kpbench has written
+//! (the report fixtures, one host run and one lab run), it rejects broken ones, and it
+//! is the same contract as the shared one when that is beside the project.
+
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn compiled() -> jsonschema::JSONSchema {
+    let path = repo().join("results/results.schema.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // "kpbench.results/1" is a relative URI, which the validator cannot use as the
+    // base of its internal $refs; give it an absolute one.
+    schema["$id"] = serde_json::json!("urn:kpbench:results:1");
+    jsonschema::JSONSchema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .compile(&schema)
+        .expect("the schema compiles")
+}
+
+fn errors(schema: &jsonschema::JSONSchema, doc: &serde_json::Value) -> Vec<String> {
+    match schema.validate(doc) {
+        Ok(()) => Vec::new(),
+        Err(errs) => errs
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect(),
+    }
+}
+
+fn fixture(name: &str) -> serde_json::Value {
+    let p = repo().join(format!("harness/tests/fixtures/report/{name}/results.json"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+#[test]
+fn written_results_validate_against_the_repo_schema() {
+    let schema = compiled();
+    for name in ["host", "lab"] {
+        let doc = fixture(name);
+        assert_eq!(doc["schema_version"], "kpbench.results/1");
+        let errs = errors(&schema, &doc);
+        assert!(errs.is_empty(), "{name}: {errs:#?}");
+    }
+}
+
+#[test]
+fn written_results_parse_into_the_results_types() {
+    for name in ["host", "lab"] {
+        let p = repo().join(format!("harness/tests/fixtures/report/{name}"));
+        let r = harness::results::Results::read(&p).unwrap();
+        assert!(!r.cases.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn the_schema_rejects_broken_documents() {
+    let schema = compiled();
+    let mut no_status = fixture("host");
+    no_status["cases"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("status");
+    assert!(!errors(&schema, &no_status).is_empty());
+    let mut bad_version = fixture("host");
+    bad_version["schema_version"] = serde_json::json!("kpbench.results/999");
+    assert!(!errors(&schema, &bad_version).is_empty());
+    let mut no_cases = fixture("host");
+    no_cases["cases"] = serde_json::json!([]);
+    assert!(!errors(&schema, &no_cases).is_empty());
+}
+
+#[test]
+fn the_repo_schema_is_the_shared_contract() {
+    let shared = repo().join("../shared/results.schema.json");
+    if !Path::new(&shared).exists() {
+        // Outside the team's checkout there is no shared copy to drift from.
+        println!("the shared contract is not beside this checkout; checked the repo copy only");
+        return;
+    }
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let ours = read(&repo().join("results/results.schema.json"));
+    let theirs = read(&shared);
+    assert_eq!(
+        ours["$id"], theirs["$id"],
+        "the repo schema's version differs from shared/results.schema.json"
+    );
+}
