@@ -97,3 +97,37 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
     }
     Ok(exitcode::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cases::fixtures::{case, results, skipped};
+
+    #[test]
+    fn a_run_where_every_case_was_skipped_could_not_run() {
+        let none = results(
+            "6.1",
+            vec![
+                skipped("iptables", 100, "iptables-nft-restore not found"),
+                skipped("nftables", 100, "nft not found"),
+            ],
+        );
+        assert!(nothing_could_run(&none));
+        let one_ran = results(
+            "6.1",
+            vec![
+                skipped("iptables", 100, "iptables-nft-restore not found"),
+                case("nftables", 100, 10.0, 1.0, 5.0),
+            ],
+        );
+        assert!(!nothing_could_run(&one_ran));
+    }
+
+    #[test]
+    fn run_ids_name_namespaces_so_only_safe_characters_pass() {
+        assert_eq!(parse_run_id("ci-1.2_x"), Ok("ci-1.2_x".to_string()));
+        assert!(parse_run_id("").is_err());
+        assert!(parse_run_id("a/b").is_err());
+        assert!(parse_run_id("a b").is_err());
+    }
+}
