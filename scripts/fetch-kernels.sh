@@ -19,7 +19,7 @@ for tool in apt-get apt-cache dpkg-deb depmod; do
 	command -v "$tool" >/dev/null || die "$tool not found: install it (apt/dpkg/kmod) or fetch kernels by hand"
 done
 
-# The newest cloud-amd64 kernel of a series, as harness/src/lab/kernel.rs picks it: the
+# The newest cloud-amd64 kernel of a series, as harness/src/lab/spec.rs picks it: the
 # highest-numbered linux-image-<series>.<n>...-cloud-amd64 (not the metapackage).
 # A series apt does not have is bad input (exit 2), naming the series it has.
 resolve() {

@@ -1,17 +1,23 @@
-//! IPVS live check and measurement, for a kernel with IPVS (the kernel lab).
+//! IPVS live check and measurement, for a kernel with IPVS (a host with `ip_vs`; the
+//! kernel lab runs the same checks through `kpbench apply` and `kpbench run`).
 //!
-//! `ipvs_smoke smoke [SCHEDULER]`: in a fresh namespace, a full sync of 5 services x 3
-//! endpoints through `IpvsBackend`, then a partial sync (one service removed, one
-//! added, one with a changed endpoint); after each, the netlink read-back, the
-//! `ipvsadm -S -n` output, the addresses on kube-ipvs0 and the ipset must all match
-//! what was meant. Exit 0 when they do.
+//! `ipvs_smoke smoke [SCHEDULER] [PROFILE]`: in a fresh namespace, a full sync of 5
+//! services x 3 endpoints with the profile's controller (default kube-proxy), then a
+//! partial sync (one service removed, one added, one with a changed endpoint) and its
+//! settle; after each, the netlink read-back, the `ipvsadm -S -n` output, the addresses
+//! on kube-ipvs0 and the KUBE-CLUSTER-IP set must all match what was meant. Exit 0 when
+//! they do.
 //!
 //! `ipvs_smoke bench SERVICES ENDPOINTS`: programs SERVICES x ENDPOINTS virtual
 //! services / real servers with `IpvsClient` (batched netlink) in one fresh namespace
 //! and with `ipvsadm -R` (same content) in another, and prints both wall times.
 //!
-//! `ipvs_smoke sync SERVICES ENDPOINTS`: the whole `IpvsBackend` at that size (full
-//! sync, read-back, one partial sync), with times.
+//! `ipvs_smoke sync SERVICES ENDPOINTS [PROFILE]`: a full sync and an add at that size
+//! with the profile's controller, with times and steps.
+//!
+//! `ipvs_smoke profiles SERVICES ENDPOINTS`: both profiles, each in its own namespace,
+//! through a full sync, an add, a remove and an endpoint update, then settle; prints
+//! each sync's time and steps, and exits 0 when both namespaces hold the same objects.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -20,10 +26,13 @@ use std::time::{Duration, Instant};
 use dataplane::exec::Tool;
 use dataplane::ipvs::render::{ipvsadm_line, Changes};
 use dataplane::ipvs::{host_port, IpvsBackend, IpvsClient};
-use dataplane::model::{service, ServiceSet};
-use dataplane::{Backend, Netns};
+use dataplane::model::{service, spare_endpoint_ip, ServiceSet};
+use dataplane::sync::{Controller, MeasuredExecutor, Profile, ProfileKind, RealExecutor};
+use dataplane::{
+    ApplyError, Backend, Deadline, IpvsScheduler, KubeProxyVersion, Netns, SyncReport,
+};
 
-const TIMEOUT: Duration = Duration::from_secs(600);
+const TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// A namespace removed on drop.
 struct Ns(Netns);
@@ -48,10 +57,66 @@ impl Drop for Ns {
     }
 }
 
+/// A profile's controller driving syncs into one namespace, at 1 s of virtual time apart.
+struct Driver<'a> {
+    ctl: Box<dyn Controller>,
+    io: RealExecutor<'a>,
+    at: Duration,
+    set: Option<ServiceSet>,
+}
+
+impl<'a> Driver<'a> {
+    fn new(backend: &IpvsBackend, profile: Profile, ns: &'a Netns) -> Self {
+        Driver {
+            ctl: backend.controller(profile),
+            io: RealExecutor::new(ns, Deadline::after(TIMEOUT)),
+            at: Duration::ZERO,
+            set: None,
+        }
+    }
+
+    fn sync(&mut self, new: &ServiceSet) -> Result<SyncReport, ApplyError> {
+        self.io.begin(Deadline::after(TIMEOUT));
+        let done = self.ctl.sync(&mut self.io, self.set.as_ref(), new, self.at);
+        let report = self.io.finish();
+        done?;
+        self.set = Some(new.clone());
+        self.at += Duration::from_secs(1);
+        Ok(report)
+    }
+
+    fn settle(&mut self) -> Result<(), ApplyError> {
+        let set = self.set.clone().unwrap_or_default();
+        self.io.begin(Deadline::after(TIMEOUT));
+        let done = self.ctl.settle(&mut self.io, &set, self.at);
+        self.io.finish();
+        done
+    }
+}
+
+fn print_report(what: &str, r: &SyncReport) {
+    println!(
+        "{what}: wall {:.3} s, user {:.3} s, sys {:.3} s, {} bytes",
+        r.cost.wall.as_secs_f64(),
+        r.cost.user.as_secs_f64(),
+        r.cost.sys.as_secs_f64(),
+        r.payload_bytes
+    );
+    for s in &r.steps.steps {
+        println!(
+            "    {:<28} {:>6} calls {:>9.3} s wall ({})",
+            s.name,
+            s.calls,
+            s.cost.wall.as_secs_f64(),
+            s.category.name()
+        );
+    }
+}
+
 /// What the kernel holds, in `ipvsadm -S -n` form, sorted.
 fn kernel_lines(ns: &Netns) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (s, dests) in IpvsBackend::dump(ns, TIMEOUT).expect("netlink dump") {
+    for (s, dests) in IpvsBackend::dump(ns, Deadline::after(TIMEOUT)).expect("netlink dump") {
         let svc = host_port(s.addr, s.port);
         out.insert(format!("-A -t {svc} -s {}", s.scheduler));
         for d in dests {
@@ -66,47 +131,68 @@ fn kernel_lines(ns: &Netns) -> BTreeSet<String> {
     out
 }
 
-fn ipvsadm_lines(ns: &Netns) -> BTreeSet<String> {
-    let out = Tool::new("ipvsadm", &["-S", "-n"])
+fn run_in(ns: &Netns, program: &str, args: &[&str]) -> String {
+    Tool::new(program, args)
         .netns(ns)
         .run_ok()
-        .expect("ipvsadm -S -n");
-    out.stdout.lines().map(str::to_string).collect()
+        .unwrap_or_else(|e| panic!("{program} {args:?}: {e}"))
+        .stdout
 }
 
-fn expected_lines(set: &ServiceSet, sched: &str) -> BTreeSet<String> {
-    Changes::compute(None, set, sched)
+fn ipvsadm_lines(ns: &Netns) -> BTreeSet<String> {
+    run_in(ns, "ipvsadm", &["-S", "-n"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn expected_lines(set: &ServiceSet, sched: IpvsScheduler) -> BTreeSet<String> {
+    Changes::compute(None, set, sched.name())
         .ops()
         .iter()
         .map(ipvsadm_line)
         .collect()
 }
 
+/// (objects found, objects expected) by the backend's verify.
+fn read_back(backend: &IpvsBackend, ns: &Netns, set: &ServiceSet) -> (usize, usize) {
+    match backend.verify(ns, set, Deadline::after(TIMEOUT)) {
+        Ok(found) => (found.count, found.count),
+        Err(ApplyError::Mismatch {
+            found, expected, ..
+        }) => (found, expected),
+        Err(e) => panic!("read back: {e}"),
+    }
+}
+
+fn addresses(ns: &Netns) -> BTreeSet<String> {
+    run_in(
+        ns,
+        "/usr/sbin/ip",
+        &["-4", "-o", "addr", "show", "dev", "kube-ipvs0"],
+    )
+    .lines()
+    .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+    .collect()
+}
+
 fn check(ns: &Netns, backend: &IpvsBackend, set: &ServiceSet, what: &str) -> bool {
     let want = expected_lines(set, backend.scheduler());
     let netlink = kernel_lines(ns);
     let ipvsadm = ipvsadm_lines(ns);
-    let count = backend.read_back(ns, TIMEOUT).expect("read back");
-    let addrs = Tool::new(
-        "/usr/sbin/ip",
-        &["-4", "-o", "addr", "show", "dev", "kube-ipvs0"],
-    )
-    .netns(ns)
-    .run_ok()
-    .map(|o| o.stdout.lines().count())
-    .unwrap_or(usize::MAX);
-    let ipset = Tool::new("ipset", &["list", "KUBE-CLUSTER-IP"])
-        .netns(ns)
-        .run_ok()
-        .map(|o| o.stdout.lines().filter(|l| l.contains(",tcp:")).count())
-        .unwrap_or(usize::MAX);
+    let (count, expected) = read_back(backend, ns, set);
+    let addrs = addresses(ns).len();
+    let ipset = run_in(ns, "ipset", &["list", "KUBE-CLUSTER-IP"])
+        .lines()
+        .filter(|l| l.contains(",tcp:"))
+        .count();
     println!("--- {what}: ipvsadm -S -n in the namespace:");
     for l in &ipvsadm {
         println!("{l}");
     }
     let ok = netlink == want
         && ipvsadm == want
-        && count == backend.expected_objects(set)
+        && count == expected
         && addrs == set.len()
         && ipset == set.len();
     println!(
@@ -114,30 +200,28 @@ fn check(ns: &Netns, backend: &IpvsBackend, set: &ServiceSet, what: &str) -> boo
         netlink.len(),
         ipvsadm.len(),
         want.len(),
-        backend.expected_objects(set),
+        expected,
         set.len(),
         if ok { "OK" } else { "MISMATCH" }
     );
     ok
 }
 
-fn smoke(sched: &str) -> bool {
+fn smoke(sched: IpvsScheduler, profile: Profile) -> bool {
     let ns = Ns::new("smoke");
     let backend = IpvsBackend::new(sched);
+    let mut d = Driver::new(&backend, profile, &ns.0);
     let old = ServiceSet::generate(5, 3);
-    let r = backend.sync(&ns.0, None, &old, TIMEOUT).expect("full sync");
-    println!("full sync: {:?} ({} bytes)", r.cost, r.payload_bytes);
+    print_report("full sync", &d.sync(&old).expect("full sync"));
     let mut ok = check(&ns.0, &backend, &old, "full sync");
     let mut new = old.clone();
     new.remove(1);
     new.upsert(service(7, 3));
     let mut changed = new.get(3).unwrap().clone();
-    changed.endpoints[0].ip = dataplane::model::spare_endpoint_ip(0);
+    changed.endpoints[0].ip = spare_endpoint_ip(0);
     new.upsert(changed);
-    let r = backend
-        .sync(&ns.0, Some(&old), &new, TIMEOUT)
-        .expect("partial sync");
-    println!("partial sync: {:?} ({} bytes)", r.cost, r.payload_bytes);
+    print_report("partial sync", &d.sync(&new).expect("partial sync"));
+    d.settle().expect("settle");
     ok &= check(&ns.0, &backend, &new, "partial sync");
     ok
 }
@@ -189,69 +273,164 @@ fn bench(services: usize, endpoints: usize) {
     );
 }
 
-/// The whole backend (sysctls, kube-ipvs0, IPVS, ipset, iptables) at size: a full
-/// sync, the read-back, then one partial sync adding a service.
-fn sync(services: usize, endpoints: usize) -> bool {
+/// A full sync and an add of one service at size, with the profile's controller.
+fn sync(services: usize, endpoints: usize, profile: Profile) -> bool {
     let ns = Ns::new("sync");
-    let backend = IpvsBackend::new("rr");
+    let backend = IpvsBackend::new(IpvsScheduler::Rr);
+    let mut d = Driver::new(&backend, profile, &ns.0);
     let set = ServiceSet::generate(services, endpoints);
-    let r = backend.sync(&ns.0, None, &set, TIMEOUT).expect("full sync");
+    let r = d.sync(&set).expect("full sync");
+    print_report(&format!("{profile} full sync {services}x{endpoints}"), &r);
+    let (count, expected) = read_back(&backend, &ns.0, &set);
+    println!("read back {count} objects (expected {expected})");
+    let mut more = set.clone();
+    more.upsert(service(services, endpoints));
+    let r = d.sync(&more).expect("add");
+    print_report(&format!("{profile} add one service"), &r);
+    count == expected
+}
+
+/// What a namespace holds, normalised: ipvsadm lines, ipset headers and members,
+/// iptables-save without counters, kube-ipvs0's addresses.
+fn objects(ns: &Netns, save: &str) -> String {
+    let mut out: Vec<String> = ipvsadm_lines(ns).into_iter().collect();
+    let mut members = BTreeSet::new();
+    let mut set = String::new();
+    let mut in_members = false;
+    for l in run_in(ns, "ipset", &["list"]).lines() {
+        if let Some(n) = l.strip_prefix("Name: ") {
+            set = n.to_string();
+            in_members = false;
+            out.push(l.to_string());
+        } else if l == "Members:" {
+            in_members = true;
+        } else if l.is_empty() {
+            in_members = false;
+        } else if in_members {
+            members.insert(format!("{set} {l}"));
+        } else if !l.starts_with("Size in memory:") {
+            let l = match l.find(" initval ") {
+                Some(p) => &l[..p],
+                None => l,
+            };
+            out.push(l.to_string());
+        }
+    }
+    out.extend(members);
+    for l in run_in(ns, save, &[]).lines() {
+        if l.starts_with('#') {
+            continue;
+        }
+        let l = match (l.starts_with(':'), l.rfind(" [")) {
+            (true, Some(p)) => &l[..p],
+            _ => l,
+        };
+        out.push(l.to_string());
+    }
+    out.extend(addresses(ns));
+    out.join("\n") + "\n"
+}
+
+fn profiles(services: usize, endpoints: usize) -> bool {
+    let backend = IpvsBackend::new(IpvsScheduler::Rr);
+    let save = if dataplane::exec::which("iptables-nft-save").is_some() {
+        "iptables-nft-save"
+    } else {
+        "iptables-save"
+    };
+    let full = ServiceSet::generate(services, endpoints);
+    let mut grown = full.clone();
+    grown.upsert(service(services, endpoints));
+    let mut updated = full.clone();
+    if endpoints > 0 && services > 0 {
+        let mut changed = updated.services[services / 2].clone();
+        changed.endpoints[0].ip = spare_endpoint_ip(0);
+        updated.upsert(changed);
+    }
+    let mut seen = Vec::new();
+    let mut namespaces = Vec::new();
+    for kind in ProfileKind::ALL {
+        let profile = Profile::new(kind, KubeProxyVersion::default());
+        let ns = Ns::new(kind.name());
+        {
+            let mut d = Driver::new(&backend, profile, &ns.0);
+            for (what, set) in [
+                ("full sync", &full),
+                ("add", &grown),
+                ("remove", &full),
+                ("update endpoints", &updated),
+            ] {
+                let r = d
+                    .sync(set)
+                    .unwrap_or_else(|e| panic!("{profile} {what}: {e}"));
+                print_report(&format!("{profile} {what} ({services}x{endpoints})"), &r);
+            }
+            d.settle().expect("settle");
+        }
+        seen.push(objects(&ns.0, save));
+        namespaces.push(ns);
+    }
+    let same = seen[0] == seen[1];
     println!(
-        "backend full sync {services}x{endpoints}: wall {:.3} s, user {:.3} s, sys {:.3} s, {} bytes",
-        r.cost.wall.as_secs_f64(),
-        r.cost.user.as_secs_f64(),
-        r.cost.sys.as_secs_f64(),
-        r.payload_bytes
+        "objects after settle: {} lines; the two profiles {}",
+        seen[0].lines().count(),
+        if same { "agree" } else { "DIFFER" }
     );
-    let start = Instant::now();
-    let count = backend.read_back(&ns.0, TIMEOUT).expect("read back");
-    println!(
-        "read back {count} objects (expected {}) in {:.3} s",
-        backend.expected_objects(&set),
-        start.elapsed().as_secs_f64()
-    );
-    let mut new = set.clone();
-    new.upsert(service(services, endpoints));
-    let r = backend
-        .sync(&ns.0, Some(&set), &new, TIMEOUT)
-        .expect("partial sync");
-    println!(
-        "backend partial sync (add one service): wall {:.3} s, {} bytes",
-        r.cost.wall.as_secs_f64(),
-        r.payload_bytes
-    );
-    count == backend.expected_objects(&set)
+    if !same {
+        for (a, b) in seen[0].lines().zip(seen[1].lines()) {
+            if a != b {
+                println!("  kube-proxy: {a}\n  floor:      {b}");
+            }
+        }
+    }
+    same
+}
+
+fn profile_arg(arg: Option<&String>) -> Result<Profile, String> {
+    match arg {
+        None => Ok(Profile::default()),
+        Some(s) => ProfileKind::parse(s)
+            .map(|k| Profile::new(k, KubeProxyVersion::default()))
+            .ok_or_else(|| format!("{s:?} is not a profile ({})", ProfileKind::names())),
+    }
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("smoke") => {
-            let sched = args.get(1).map(String::as_str).unwrap_or("rr");
-            if smoke(sched) {
-                println!("IPVS SMOKE OK ({sched})");
-                ExitCode::SUCCESS
-            } else {
-                println!("IPVS SMOKE FAILED ({sched})");
-                ExitCode::FAILURE
-            }
+    let n = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let verdict = |ok: bool| {
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         }
+    };
+    let result = match args.first().map(String::as_str) {
+        Some("smoke") => (|| {
+            let sched = match args.get(1) {
+                None => IpvsScheduler::Rr,
+                Some(s) => s.parse::<IpvsScheduler>().map_err(|e| e.to_string())?,
+            };
+            let profile = profile_arg(args.get(2))?;
+            let ok = smoke(sched, profile);
+            println!(
+                "IPVS SMOKE {} ({sched}, {profile})",
+                if ok { "OK" } else { "FAILED" }
+            );
+            Ok(verdict(ok))
+        })(),
         Some("sync") => {
-            let n = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-            if sync(n(1, 10_000), n(2, 10)) {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            profile_arg(args.get(3)).map(|p| verdict(sync(n(1, 10_000), n(2, 10), p)))
         }
         Some("bench") => {
-            let n = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
             bench(n(1, 10_000), n(2, 10));
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
-        _ => {
-            eprintln!("usage: ipvs_smoke smoke [SCHEDULER] | bench [SERVICES] [ENDPOINTS] | sync [SERVICES] [ENDPOINTS]");
-            ExitCode::from(2)
-        }
-    }
+        Some("profiles") => Ok(verdict(profiles(n(1, 100), n(2, 10)))),
+        _ => Err("usage: ipvs_smoke smoke [SCHEDULER] [PROFILE] | bench [SERVICES] [ENDPOINTS] | sync [SERVICES] [ENDPOINTS] [PROFILE] | profiles [SERVICES] [ENDPOINTS]".to_string()),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("ipvs_smoke: {e}");
+        ExitCode::from(2)
+    })
 }

@@ -1,59 +1,16 @@
-//! The seam between the runner and the modes: one [`Backend`] per kube-proxy mode.
-//! `render` is pure; `sync` and `read_back` talk to the kernel inside a namespace.
+//! The seam between the runner and the modes: one [`Backend`] per kube-proxy mode, made
+//! by [`backend`] from a [`ModeSpec`]. `render` is pure; `sync` and `verify` talk to the
+//! kernel inside a namespace, by a [`Deadline`].
 
-use std::time::Duration;
-
+use crate::deadline::Deadline;
 use crate::exec::{Cost, ExecError};
+use crate::ipvs::IpvsError;
+use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::{Netns, NetnsError};
-
-/// A kube-proxy dataplane mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mode {
-    Iptables,
-    IptablesLegacy,
-    Nftables,
-    Ipvs,
-    Ebpf,
-}
-
-impl Mode {
-    pub const ALL: [Mode; 5] = [
-        Mode::Iptables,
-        Mode::IptablesLegacy,
-        Mode::Nftables,
-        Mode::Ipvs,
-        Mode::Ebpf,
-    ];
-
-    /// The name used in scenarios, on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Iptables => "iptables",
-            Mode::IptablesLegacy => "iptables-legacy",
-            Mode::Nftables => "nftables",
-            Mode::Ipvs => "ipvs",
-            Mode::Ebpf => "ebpf",
-        }
-    }
-
-    /// Parses a mode name.
-    pub fn parse(s: &str) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
-
-impl serde::Serialize for Mode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::prereq::{Prerequisites, Unavailable};
+use crate::sync::record::StandIn;
+use crate::sync::{Controller, Profile};
 
 /// Whether a sync programs everything from scratch or only what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +19,45 @@ pub enum SyncKind {
     Partial,
 }
 
-/// What one sync cost and how large its payload was.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What one sync cost, how large its payload was, and where the time went.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncReport {
+    /// The whole sync: wall time from the call to the return, and CPU of the calling
+    /// thread (rendering, netlink) plus every tool and helper thread it ran.
     pub cost: Cost,
     pub payload_bytes: usize,
+    /// Each tool run and netlink request, by name (empty where a backend does not
+    /// record steps).
+    pub steps: crate::sync::StepLog,
+}
+
+/// What [`Backend::verify`] found: as many kernel objects as a full sync leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Objects {
+    pub count: usize,
+    /// What was counted ("iptables rules").
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.count, self.kind)
+    }
+}
+
+impl Objects {
+    /// `found` objects of `kind` where a full sync leaves `expected`: [`Objects`] when
+    /// they agree, [`ApplyError::Mismatch`] when not.
+    pub fn check(kind: &'static str, found: usize, expected: usize) -> Result<Self, ApplyError> {
+        if found != expected {
+            return Err(ApplyError::Mismatch {
+                what: kind,
+                found,
+                expected,
+            });
+        }
+        Ok(Objects { count: found, kind })
+    }
 }
 
 /// Errors programming or reading a dataplane.
@@ -76,36 +67,97 @@ pub enum ApplyError {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    /// The machine lacks something the mode needs (found while applying it).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    #[error(transparent)]
+    Ipvs(IpvsError),
     #[error("read-back mismatch: the kernel holds {found} {what}, {expected} were programmed")]
     Mismatch {
         what: &'static str,
         found: usize,
         expected: usize,
     },
-    #[error("{0}")]
-    Other(String),
-    #[error("mode {0} is not implemented in this version of kpbench")]
-    Unsupported(Mode),
+    #[error("sysctl {key}={value}: {source}")]
+    Sysctl {
+        key: &'static str,
+        value: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{command} in namespace {ns}: unparsable output: {source}")]
+    Unparsable {
+        command: &'static str,
+        ns: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The deadline had passed before the operation could start.
+    #[error("no time was left to start it")]
+    Expired,
 }
 
 impl ApplyError {
     /// Whether the error means the environment lacks a tool or kernel feature (the
     /// case is then `skipped`, not `failed`).
-    pub fn is_missing_tool(&self) -> bool {
+    pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            ApplyError::Exec(ExecError::NotFound { .. }) | ApplyError::Unsupported(_)
+            ApplyError::Exec(ExecError::NotFound { .. }) | ApplyError::Unavailable(_)
+        )
+    }
+
+    /// Whether a deadline ran out (a tool was killed for it, or nothing could start).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Exec(ExecError::Timeout { .. }) | ApplyError::Expired
         )
     }
 }
 
-/// One kube-proxy mode: how it renders services and how it programs the kernel.
-pub trait Backend: Send + Sync {
-    fn mode(&self) -> Mode;
+impl From<IpvsError> for ApplyError {
+    /// A kernel without IPVS is a missing feature (the case is skipped).
+    fn from(e: IpvsError) -> Self {
+        match e {
+            IpvsError::NoIpvs => ApplyError::Unavailable(Unavailable::missing_feature(
+                crate::prereq::KernelFeature::IpVs,
+            )),
+            IpvsError::Netns(e) => ApplyError::Netns(e),
+            other => ApplyError::Ipvs(other),
+        }
+    }
+}
 
-    /// External programs this backend runs (for availability checks and the
+/// One kube-proxy mode: what it needs, how it renders services, how it programs and
+/// reads back the kernel.
+pub trait Backend: Send + Sync {
+    /// The mode and its settings (the IPVS scheduler).
+    fn spec(&self) -> ModeSpec;
+
+    fn mode(&self) -> Mode {
+        self.spec().mode()
+    }
+
+    /// What the machine must have: the programs this backend runs (with their
+    /// packages) and the kernel features it programs.
+    fn prerequisites(&self) -> Prerequisites;
+
+    /// The programs this backend runs, in [`Backend::prerequisites`] order (for the
     /// environment's tool versions).
-    fn tools(&self) -> Vec<&'static str>;
+    fn tools(&self) -> Vec<&'static str> {
+        self.prerequisites().programs()
+    }
+
+    /// The command that shows what this mode programmed, to run inside the namespace
+    /// (`ipvsadm -S -n`, `nft list table ip kube-proxy`, ...).
+    fn inspect_command(&self) -> &'static str;
 
     /// The exact payload a sync from `old` (None: empty, a full sync) to `new` would
     /// program, as text.
@@ -117,35 +169,126 @@ pub trait Backend: Send + Sync {
         ns: &Netns,
         old: Option<&ServiceSet>,
         new: &ServiceSet,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<SyncReport, ApplyError>;
 
-    /// Counts the kernel objects this mode programmed, read back from the kernel.
-    fn read_back(&self, ns: &Netns, timeout: Duration) -> Result<usize, ApplyError>;
+    /// A controller that drives this mode's syncs the way `profile` says, with the
+    /// state kube-proxy keeps between syncs; one per case.
+    fn controller(&self, profile: Profile) -> Box<dyn Controller>;
 
-    /// How many kernel objects a full sync of `set` should leave.
-    fn expected_objects(&self, set: &ServiceSet) -> usize;
+    /// Stand-ins for the kernel state this mode's tools and requests touch, for the
+    /// recording executor (`kpbench rules --profile`, trace tests).
+    fn standins(&self) -> Vec<Box<dyn StandIn>>;
 
-    /// What [`Backend::read_back`] counts, for messages ("iptables rules").
-    fn object_kind(&self) -> &'static str;
+    /// Reads this mode's objects back from the kernel in `ns` and checks them against
+    /// what a full sync of `expected` leaves: [`ApplyError::Mismatch`] when they differ.
+    fn verify(
+        &self,
+        ns: &Netns,
+        expected: &ServiceSet,
+        deadline: Deadline,
+    ) -> Result<Objects, ApplyError>;
 }
 
-/// The backend for a mode with an IPVS scheduler (ignored by other modes; None means
-/// the default, rr), or None where kpbench does not implement the mode yet.
-pub fn backend_with(mode: Mode, ipvs_scheduler: Option<&str>) -> Option<Box<dyn Backend>> {
-    match (mode, ipvs_scheduler) {
-        (Mode::Ipvs, Some(s)) => Some(Box::new(crate::ipvs::IpvsBackend::new(s))),
-        _ => backend(mode),
+/// A mode kpbench has no backend for yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("mode {0} is not implemented in kpbench {version}", version = env!("CARGO_PKG_VERSION"))]
+pub struct NotImplemented(pub Mode);
+
+/// The backend of a mode with its settings.
+pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
+    match spec.mode() {
+        Mode::Iptables => Ok(Box::new(crate::iptables::IptablesBackend::nft())),
+        Mode::IptablesLegacy => Ok(Box::new(crate::iptables::IptablesBackend::legacy())),
+        Mode::Nftables => Ok(Box::new(crate::nftables::NftablesBackend::new())),
+        Mode::Ipvs => Ok(Box::new(crate::ipvs::IpvsBackend::new(
+            spec.scheduler().unwrap_or_default(),
+        ))),
+        Mode::Ebpf => Err(NotImplemented(Mode::Ebpf)),
     }
 }
 
-/// The backend for a mode, or None where kpbench does not implement it yet.
-pub fn backend(mode: Mode) -> Option<Box<dyn Backend>> {
-    match mode {
-        Mode::Iptables => Some(Box::new(crate::iptables::IptablesBackend::nft())),
-        Mode::IptablesLegacy => Some(Box::new(crate::iptables::IptablesBackend::legacy())),
-        Mode::Nftables => Some(Box::new(crate::nftables::NftablesBackend::new())),
-        Mode::Ipvs => Some(Box::new(crate::ipvs::IpvsBackend::new("rr"))),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mode::IpvsScheduler;
+
+    #[test]
+    fn every_implemented_mode_has_a_backend_that_says_what_it_needs() {
+        for mode in Mode::ALL {
+            match backend(ModeSpec::new(mode)) {
+                Ok(b) => {
+                    assert_eq!(b.mode(), mode);
+                    assert!(!b.tools().is_empty(), "{mode}");
+                    assert!(!b.prerequisites().kernel.is_empty(), "{mode}");
+                    assert!(!b.inspect_command().is_empty(), "{mode}");
+                }
+                Err(e) => {
+                    assert_eq!(mode, Mode::Ebpf);
+                    assert!(e
+                        .to_string()
+                        .starts_with("mode ebpf is not implemented in kpbench "));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_tools_of_each_mode_are_those_recorded_in_results() {
+        let tools = |spec| backend(spec).unwrap().tools();
+        let legacy = tools(ModeSpec::new(Mode::IptablesLegacy));
+        assert_eq!(
+            legacy,
+            [
+                "iptables-legacy",
+                "iptables-legacy-restore",
+                "iptables-legacy-save"
+            ]
+        );
+        assert_eq!(tools(ModeSpec::new(Mode::Nftables)), ["nft"]);
+        let ipvs = tools(ModeSpec::with_scheduler(Mode::Ipvs, IpvsScheduler::Wrr));
+        assert_eq!(ipvs.len(), 3);
+        assert_eq!(ipvs[0], "ipset");
+    }
+
+    #[test]
+    fn prerequisites_name_the_same_packages_as_install_hints() {
+        for mode in Mode::ALL {
+            let Ok(b) = backend(ModeSpec::new(mode)) else {
+                continue;
+            };
+            for t in b.prerequisites().tools {
+                assert_eq!(t.package, crate::exec::package_of(t.program), "{mode}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ipvs_backend_keeps_its_scheduler() {
+        let b = backend(ModeSpec::with_scheduler(Mode::Ipvs, IpvsScheduler::Sh)).unwrap();
+        assert_eq!(b.spec().scheduler(), Some(IpvsScheduler::Sh));
+        assert_eq!(b.inspect_command(), "ipvsadm -S -n");
+    }
+
+    #[test]
+    fn a_missing_kernel_feature_is_unavailable_not_a_missing_package() {
+        let e = ApplyError::from(IpvsError::NoIpvs);
+        assert!(e.is_unavailable());
+        assert!(!e.is_timeout());
+        assert!(e.to_string().contains("CONFIG_IP_VS"), "{e}");
+        assert!(!e.to_string().contains("package"), "{e}");
+    }
+
+    #[test]
+    fn a_count_that_disagrees_is_a_mismatch() {
+        assert_eq!(
+            Objects::check("rules", 3, 3).unwrap().to_string(),
+            "3 rules"
+        );
+        let e = Objects::check("rules", 2, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "read-back mismatch: the kernel holds 2 rules, 3 were programmed"
+        );
     }
 }

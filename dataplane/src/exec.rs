@@ -1,5 +1,6 @@
 //! Running the kernel's own tools (iptables-restore, nft, ipset, ...) inside a network
-//! namespace, with a timeout, and measuring their wall time and CPU exactly (wait4).
+//! namespace, by a [`Deadline`], and measuring their wall time and CPU exactly (wait4);
+//! [`Meter`] adds the calling thread's own CPU to what a sync's tools cost.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::netns::Netns;
 
 static CANCEL: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -40,6 +42,52 @@ impl std::ops::AddAssign for Cost {
         self.wall += o.wall;
         self.user += o.user;
         self.sys += o.sys;
+    }
+}
+
+fn timeval(t: nix::sys::time::TimeVal) -> Duration {
+    Duration::from_secs(t.tv_sec().max(0) as u64) + Duration::from_micros(t.tv_usec().max(0) as u64)
+}
+
+/// The user and system CPU the calling thread has used so far (wall is zero).
+pub fn thread_cpu() -> Cost {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_THREAD) {
+        Ok(u) => Cost {
+            wall: Duration::ZERO,
+            user: timeval(u.user_time()),
+            sys: timeval(u.system_time()),
+        },
+        // Only EINVAL is possible, and RUSAGE_THREAD is valid on Linux.
+        Err(_) => Cost::default(),
+    }
+}
+
+/// Measures one sync: the wall time since [`Meter::start`] and the CPU of the calling
+/// thread (rendering, netlink) plus whatever the sync's tools and helper threads cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Meter {
+    start: Instant,
+    cpu: Cost,
+}
+
+impl Meter {
+    pub fn start() -> Self {
+        Meter {
+            start: Instant::now(),
+            cpu: thread_cpu(),
+        }
+    }
+
+    /// The whole cost: wall time since the start, this thread's CPU since the start
+    /// plus `others` (tools' and helper threads' CPU; their wall time is ignored).
+    pub fn finish(self, others: Cost) -> Cost {
+        let now = thread_cpu();
+        Cost {
+            wall: self.start.elapsed(),
+            user: others.user + now.user.saturating_sub(self.cpu.user),
+            sys: others.sys + now.sys.saturating_sub(self.cpu.sys),
+        }
     }
 }
 
@@ -83,6 +131,17 @@ pub fn package_of(tool: &str) -> &'static str {
         "ipset" => "ipset",
         "ipvsadm" => "ipvsadm",
         "ip" => "iproute2",
+        // The host tools the kernel lab runs.
+        "apt-get" | "apt-cache" => "apt",
+        "dpkg-deb" => "dpkg",
+        "depmod" | "modprobe" => "kmod",
+        "ldd" => "libc-bin",
+        "strip" => "binutils",
+        "xz" => "xz-utils",
+        "zstd" => "zstd",
+        "gzip" => "gzip",
+        "busybox" => "busybox-static",
+        "qemu-system-x86_64" => "qemu-system-x86",
         _ => "matching",
     }
 }
@@ -103,13 +162,19 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// How long a tool may run when its caller gives no deadline.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// A tool invocation: program, arguments, optional stdin and target namespace.
 pub struct Tool<'a> {
     pub program: &'a str,
     pub args: Vec<String>,
     pub stdin: Option<&'a [u8]>,
     pub netns: Option<&'a Netns>,
-    pub timeout: Duration,
+    /// When the tool is killed; None: [`DEFAULT_TIMEOUT`] after it starts.
+    pub deadline: Option<Deadline>,
+    /// The tool's working directory; None: the caller's.
+    pub current_dir: Option<&'a Path>,
 }
 
 impl<'a> Tool<'a> {
@@ -119,8 +184,15 @@ impl<'a> Tool<'a> {
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin: None,
             netns: None,
-            timeout: Duration::from_secs(600),
+            deadline: None,
+            current_dir: None,
         }
+    }
+
+    /// Runs the tool in `dir` (e.g. `apt-get download`, which saves into its cwd).
+    pub fn current_dir(mut self, dir: &'a Path) -> Self {
+        self.current_dir = Some(dir);
+        self
     }
 
     pub fn stdin(mut self, data: &'a [u8]) -> Self {
@@ -133,8 +205,15 @@ impl<'a> Tool<'a> {
         self
     }
 
+    /// Kills the tool `t` after it starts.
     pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
+        self.deadline = Some(Deadline::after(t));
+        self
+    }
+
+    /// Kills the tool at `deadline` (it gets at least [`crate::deadline::MIN_BUDGET`]).
+    pub fn deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -153,19 +232,22 @@ impl<'a> Tool<'a> {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(dir) = self.current_dir {
+            cmd.current_dir(dir);
+        }
         if let Some(ns) = self.netns {
             let fd: OwnedFd = ns.open().map_err(|e| ExecError::Spawn {
                 tool: self.program.to_string(),
                 source: std::io::Error::other(e.to_string()),
             })?;
             let raw = fd.as_raw_fd();
-            // SAFETY: setns is async-signal-safe; the fd stays open until spawn returns.
+            // SAFETY: setns is async-signal-safe (one syscall, no allocation), and the
+            // fd stays open until spawn returns, so `raw` is valid in the child.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::setns(raw, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
+                    let ns = std::os::fd::BorrowedFd::borrow_raw(raw);
+                    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(std::io::Error::from)
                 });
             }
             let out = self.run(cmd);
@@ -190,6 +272,11 @@ impl<'a> Tool<'a> {
 
     fn run(&self, mut cmd: Command) -> Result<Output, ExecError> {
         let start = Instant::now();
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Deadline::after_from(start, DEFAULT_TIMEOUT));
+        // A tool that is started is always bounded, even when its deadline has passed.
+        let deadline = deadline.max(Deadline::after_from(start, crate::deadline::MIN_BUDGET));
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
             tool: self.program.to_string(),
             source,
@@ -216,7 +303,7 @@ impl<'a> Tool<'a> {
             let _ = err_pipe.read_to_end(&mut v);
             v
         });
-        let (status, rusage) = wait_with_timeout(pid, self.timeout, start);
+        let (status, rusage) = wait_until(pid, deadline);
         let _ = writer.join();
         let stdout = out_reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
@@ -231,7 +318,7 @@ impl<'a> Tool<'a> {
             }
             return Err(ExecError::Timeout {
                 tool: self.program.to_string(),
-                after: self.timeout,
+                after: wall,
             });
         };
         Ok(Output {
@@ -252,12 +339,9 @@ fn tv(t: libc::timeval) -> Duration {
 }
 
 /// Waits for `pid`, killing it at the deadline. Returns (exit status, rusage); the
-/// status is None when it was killed for the timeout.
-fn wait_with_timeout(
-    pid: libc::pid_t,
-    timeout: Duration,
-    start: Instant,
-) -> (Option<i32>, libc::rusage) {
+/// status is None when it was killed for the deadline or a cancellation. This stays on
+/// libc: wait4 is the one call that returns the child's own rusage, and nix has none.
+fn wait_until(pid: libc::pid_t, deadline: Deadline) -> (Option<i32>, libc::rusage) {
     let mut killed = false;
     let mut delay = Duration::from_micros(200);
     loop {
@@ -281,9 +365,12 @@ fn wait_with_timeout(
             }
             return (Some(-1), ru);
         }
-        if start.elapsed() >= timeout || cancelled() {
-            // SAFETY: the child is ours and not yet reaped.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        if deadline.expired() || cancelled() {
+            // The child is ours and not yet reaped, so the pid is still its own.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
             killed = true;
             continue;
         }
@@ -346,6 +433,37 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ExecError::Timeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_passed_deadline_still_starts_and_bounds_the_tool() {
+        let err = Tool::new("sleep", &["30"])
+            .deadline(Deadline::at(Instant::now()))
+            .output()
+            .unwrap_err();
+        assert!(
+            matches!(err, ExecError::Timeout { ref tool, .. } if tool == "sleep"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_meter_counts_this_threads_cpu_and_the_others() {
+        let meter = Meter::start();
+        let mut x = 0u64;
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let tools = Cost {
+            wall: Duration::from_secs(100),
+            user: Duration::from_secs(1),
+            sys: Duration::from_secs(2),
+        };
+        let c = meter.finish(tools);
+        assert!(c.wall >= Duration::from_millis(30) && c.wall < Duration::from_secs(100));
+        assert!(c.user >= Duration::from_secs(1) && c.sys >= Duration::from_secs(2));
+        assert!(c.user + c.sys > Duration::from_secs(3), "{c:?}");
     }
 
     #[test]

@@ -1,15 +1,33 @@
 //! kube-proxy's iptables mode: pure rendering of the `iptables-restore` payload for
-//! ClusterIP services (full and partial syncs), following pkg/proxy/iptables/proxier.go.
+//! ClusterIP services (full and partial syncs), following pkg/proxy/iptables/proxier.go
+//! `syncProxyRules`, plus the floor profile's payloads (the same objects written the
+//! fastest way). How a sync is driven is in [`controller`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use crate::model::{pod_cidr, Service, ServiceSet};
 use crate::names::{sep_chain, svc_chain};
+pub use crate::xtables::JumpRule;
 
 /// kube-proxy's `largeClusterEndpointsThreshold`: above this many endpoints in total,
-/// per-endpoint comments are dropped to shrink the payload.
+/// per-endpoint comments are dropped to shrink the payload, and `iptables-save` runs at
+/// most once per sync period.
 pub const LARGE_CLUSTER_ENDPOINTS_THRESHOLD: usize = 1000;
+
+/// kubelet's firewall chain, which kube-proxy duplicates (`kubeletFirewallChain`).
+pub const FIREWALL_CHAIN: &str = "KUBE-FIREWALL";
+
+/// kube-proxy's `localhostNodePorts` as a default iptables-mode kube-proxy runs it.
+/// `--iptables-localhost-nodeports` defaults to true, and `NewProxier` turns it off
+/// only when `--nodeport-addresses` does not contain 127.0.0.1; in iptables mode that
+/// flag defaults to all local addresses (`ContainsIPv4Loopback()` is true for an empty
+/// list; only nftables mode defaults to `primary`, per the Service docs: "`all` is the
+/// default for the iptables and ipvs modes"). So kube-proxy writes KUBE-FIREWALL's chain
+/// line and its DROP rule into every filter payload, and the nodeports tail rule is
+/// the `addrtype LOCAL` one without `! -d 127.0.0.0/8`. (The trace research read the
+/// default as `primary`, which it marked unverified; the documented default wins.)
+pub const LOCALHOST_NODEPORTS: bool = true;
 
 const FILTER_CHAINS: [&str; 5] = [
     "KUBE-SERVICES",
@@ -25,59 +43,23 @@ const NAT_CHAINS: [&str; 4] = [
     "KUBE-MARK-MASQ",
 ];
 
-/// One rule kube-proxy ensures with an individual `iptables -C`/`-I` call (EnsureRule)
-/// on every full sync: a jump from a built-in chain into a kube-proxy chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JumpRule {
-    pub table: &'static str,
-    pub from: &'static str,
-    pub to: &'static str,
-    /// Rule arguments, without `-t`, `-C/-I` and the chain.
-    pub args: Vec<String>,
+/// kube-proxy's `isServiceChainName`: the nat chains it owns per service, the only
+/// ones a stale-chain cleanup deletes.
+pub fn is_service_chain(name: &str) -> bool {
+    [
+        "KUBE-SVC-",
+        "KUBE-SVL-",
+        "KUBE-SEP-",
+        "KUBE-FW-",
+        "KUBE-EXT-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
-impl JumpRule {
-    fn new(
-        table: &'static str,
-        from: &'static str,
-        to: &'static str,
-        comment: &str,
-        extra: &[&str],
-    ) -> Self {
-        let mut args = vec![
-            "-m".into(),
-            "comment".into(),
-            "--comment".into(),
-            comment.to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(["-j".to_string(), to.to_string()]);
-        JumpRule {
-            table,
-            from,
-            to,
-            args,
-        }
-    }
-
-    /// The rule as a shell-quoted command line, for display.
-    pub fn display(&self, op: &str) -> String {
-        let args: Vec<String> = self
-            .args
-            .iter()
-            .map(|a| {
-                if a.contains(' ') {
-                    format!("\"{a}\"")
-                } else {
-                    a.clone()
-                }
-            })
-            .collect();
-        format!("-t {} {op} {} {}", self.table, self.from, args.join(" "))
-    }
-}
-
-/// kube-proxy's `iptablesJumpChains` (ClusterIP-relevant ones, IPv4).
+/// kube-proxy's `iptablesJumpChains` (ClusterIP-relevant ones, IPv4) followed by
+/// `iptablesKubeletJumpChains` (KUBE-FIREWALL from INPUT and OUTPUT, no comment): the
+/// 14 jumps a full sync ensures, in order.
 pub fn jump_rules() -> Vec<JumpRule> {
     let new = ["-m", "conntrack", "--ctstate", "NEW"];
     vec![
@@ -165,6 +147,8 @@ pub fn jump_rules() -> Vec<JumpRule> {
             "kubernetes postrouting rules",
             &[],
         ),
+        JumpRule::new("filter", "INPUT", FIREWALL_CHAIN, "", &[]),
+        JumpRule::new("filter", "OUTPUT", FIREWALL_CHAIN, "", &[]),
     ]
 }
 
@@ -181,7 +165,9 @@ pub fn probability(n: usize) -> String {
     format!("{:.10}", 1.0 / n as f64)
 }
 
-fn large_cluster(set: &ServiceSet) -> bool {
+/// kube-proxy's `largeClusterMode`: more than [`LARGE_CLUSTER_ENDPOINTS_THRESHOLD`]
+/// endpoints in total.
+pub fn large_cluster(set: &ServiceSet) -> bool {
     set.total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
 }
 
@@ -216,15 +202,25 @@ impl Writer {
         self.rules.push_str(line);
         self.rules.push('\n');
     }
+
+    fn is_empty(&self) -> bool {
+        self.chains.is_empty() && self.rules.is_empty()
+    }
+
+    /// Appends `*TABLE`, the chain lines, the rules and `COMMIT` to `out`.
+    fn finish(self, out: &mut String, table: &str) -> usize {
+        out.push('*');
+        out.push_str(table);
+        out.push('\n');
+        out.push_str(&self.chains);
+        out.push_str(&self.rules);
+        out.push_str("COMMIT\n");
+        self.count
+    }
 }
 
-fn write_filter(out: &mut String, set: &ServiceSet) -> usize {
-    let mut w = Writer::new();
-    for c in FILTER_CHAINS {
-        w.chain(c);
-    }
-    // Services without endpoints would get a REJECT here; synthetic services with zero
-    // endpoints are allowed, so render it as kube-proxy does.
+/// The filter KUBE-SERVICES rules: a REJECT for each service without endpoints.
+fn write_rejects(w: &mut Writer, set: &ServiceSet) {
     for svc in set.services.iter().filter(|s| s.endpoints.is_empty()) {
         w.rule(format_args!(
             "-A KUBE-SERVICES -m comment --comment \"{} has no endpoints\" -m tcp -p tcp -d {} --dport {} -j REJECT",
@@ -233,6 +229,28 @@ fn write_filter(out: &mut String, set: &ServiceSet) -> usize {
             svc.port
         ));
     }
+}
+
+/// The filter table as kube-proxy writes it on every sync: its chain lines,
+/// KUBE-FIREWALL's rule ([`LOCALHOST_NODEPORTS`]), the REJECTs, then KUBE-FORWARD.
+/// With `jumps`, the jumps from the built-in chains too (the floor's full sync).
+fn write_filter(out: &mut String, set: &ServiceSet, jumps: bool) -> usize {
+    let mut w = Writer::new();
+    for c in FILTER_CHAINS {
+        w.chain(c);
+    }
+    if LOCALHOST_NODEPORTS {
+        w.chain(FIREWALL_CHAIN);
+    }
+    if jumps {
+        write_jumps(&mut w, "filter");
+    }
+    if LOCALHOST_NODEPORTS {
+        w.rule(format_args!(
+            "-A {FIREWALL_CHAIN} -m comment --comment \"block incoming localnet connections\" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
+        ));
+    }
+    write_rejects(&mut w, set);
     w.rule(format_args!(
         "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"
     ));
@@ -242,29 +260,65 @@ fn write_filter(out: &mut String, set: &ServiceSet) -> usize {
     w.rule(format_args!(
         "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
     ));
-    out.push_str("*filter\n");
-    out.push_str(&w.chains);
-    out.push_str(&w.rules);
-    out.push_str("COMMIT\n");
-    w.count
+    w.finish(out, "filter")
 }
 
-/// Writes one service's KUBE-SERVICES rule, its KUBE-SVC chain and its KUBE-SEP chains.
-/// Written straight into the buffers: this is the hot loop of a large render.
-fn write_service(w: &mut Writer, svc: &Service, large: bool, cluster_cidr: &str, rewrite: bool) {
+/// The jumps of `table` as `-A` lines, each built-in chain's in the order kube-proxy's
+/// prepends (`EnsureRule(Prepend)`, one after the other) leave them: the last first.
+fn write_jumps(w: &mut Writer, table: &str) {
+    let jumps: Vec<JumpRule> = jump_rules()
+        .into_iter()
+        .filter(|j| j.table == table)
+        .collect();
+    let mut builtins: Vec<&str> = Vec::new();
+    for j in &jumps {
+        if !builtins.contains(&j.from) {
+            builtins.push(j.from);
+        }
+    }
+    for from in builtins {
+        for j in jumps.iter().rev().filter(|j| j.from == from) {
+            w.raw(&j.restore_line());
+        }
+    }
+}
+
+/// A service's rule in nat KUBE-SERVICES, as a line.
+fn write_services_rule(
+    out: &mut String,
+    name: &str,
+    vip: std::net::Ipv4Addr,
+    port: u16,
+    svc_chain: &str,
+) {
+    let _ = writeln!(
+        out,
+        "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} -j {svc_chain}"
+    );
+}
+
+/// Writes one service's KUBE-SERVICES rule (`services_rule`) and, with `chains`, its
+/// KUBE-SVC chain and its KUBE-SEP chains. Written straight into the buffers: this is
+/// the hot loop of a large render.
+fn write_service(
+    w: &mut Writer,
+    svc: &Service,
+    large: bool,
+    cluster_cidr: &str,
+    services_rule: bool,
+    chains: bool,
+) {
     if svc.endpoints.is_empty() {
         return;
     }
     let name = svc.port_name();
     let svc_chain = svc_chain(svc);
     let (vip, port) = (svc.vip, svc.port);
-    let r = &mut w.rules;
-    let _ = writeln!(
-        r,
-        "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} -j {svc_chain}"
-    );
-    w.count += 1;
-    if !rewrite {
+    if services_rule {
+        write_services_rule(&mut w.rules, &name, vip, port, &svc_chain);
+        w.count += 1;
+    }
+    if !chains {
         return;
     }
     let seps: Vec<String> = svc.endpoints.iter().map(|ep| sep_chain(svc, ep)).collect();
@@ -320,6 +374,8 @@ fn write_service(w: &mut Writer, svc: &Service, large: bool, cluster_cidr: &str,
     w.count += 1 + 3 * n;
 }
 
+/// The nat chain lines kube-proxy writes on every sync and the rules of KUBE-POSTROUTING
+/// and KUBE-MARK-MASQ.
 fn write_nat_head(w: &mut Writer) {
     for c in NAT_CHAINS {
         w.chain(c);
@@ -336,36 +392,57 @@ fn write_nat_head(w: &mut Writer) {
     w.rule(format_args!("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000"));
 }
 
+/// The stale-chain cleanup: a chain line (flushing it) and `-X` per chain, written
+/// after the services and before the nodeports tail, as `syncProxyRules` does.
+fn write_deletes(w: &mut Writer, delete: &BTreeSet<String>) {
+    for chain in delete {
+        w.chain(chain);
+        w.raw(&format!("-X {chain}"));
+    }
+}
+
+/// The last rule of nat KUBE-SERVICES (`nodePortAddresses.MatchAll()`, with
+/// [`LOCALHOST_NODEPORTS`]: no `! -d 127.0.0.0/8`).
 fn write_nat_tail(w: &mut Writer) {
     w.rule(format_args!(
         "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
     ));
 }
 
-/// The full-sync payload: every chain and rule for `set`, as kube-proxy writes it to
-/// `iptables-restore --noflush --counters` after startup or every `syncPeriod`.
-pub fn render_full(set: &ServiceSet) -> Payload {
+/// kube-proxy's payload for one sync (`syncProxyRules`): the filter table and nat
+/// KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING and KUBE-MARK-MASQ in full, the
+/// KUBE-SVC/KUBE-SEP chains of the services `rewrite` selects (all on a full sync, the
+/// changed ones on a partial one), comments as `large` says, and `delete`'s stale
+/// chains flushed and deleted.
+pub fn render_sync(
+    set: &ServiceSet,
+    rewrite: impl Fn(&Service) -> bool,
+    large: bool,
+    delete: &BTreeSet<String>,
+) -> Payload {
     let mut text = String::with_capacity(set.total_endpoints() * 330 + set.len() * 400 + 1024);
-    let mut rules = write_filter(&mut text, set);
-    let large = large_cluster(set);
+    let mut rules = write_filter(&mut text, set, false);
     let mut w = Writer::new();
     write_nat_head(&mut w);
     let cidr = pod_cidr();
     for svc in &set.services {
-        write_service(&mut w, svc, large, &cidr, true);
+        write_service(&mut w, svc, large, &cidr, true, rewrite(svc));
     }
+    write_deletes(&mut w, delete);
     write_nat_tail(&mut w);
-    text.push_str("*nat\n");
-    text.push_str(&w.chains);
-    text.push_str(&w.rules);
-    text.push_str("COMMIT\n");
-    rules += w.count;
+    rules += w.finish(&mut text, "nat");
     Payload { text, rules }
+}
+
+/// The full-sync payload: every chain and rule for `set`, as kube-proxy writes it to
+/// `iptables-restore --noflush --counters` at startup and on its periodic full syncs.
+pub fn render_full(set: &ServiceSet) -> Payload {
+    render_sync(set, |_| true, large_cluster(set), &BTreeSet::new())
 }
 
 /// The nat chains a service owns; none without endpoints (kube-proxy writes no
 /// KUBE-SVC chain for it, only the filter REJECT).
-fn chains_of(svc: &Service) -> Vec<String> {
+pub fn chains_of(svc: &Service) -> Vec<String> {
     if svc.endpoints.is_empty() {
         return Vec::new();
     }
@@ -374,25 +451,21 @@ fn chains_of(svc: &Service) -> Vec<String> {
     v
 }
 
-/// A partial-sync payload from `old` to `new`, as kube-proxy writes it when only some
-/// Services or EndpointSlices changed: the filter table and KUBE-SERVICES in full, the
-/// chains of changed services rewritten, chains that are no longer used flushed and
-/// deleted (`-X`); unchanged services' chains are left alone.
-pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
-    let mut text = String::new();
-    let mut rules = write_filter(&mut text, new);
-    let large = large_cluster(new);
-    let mut w = Writer::new();
-    write_nat_head(&mut w);
-    let relabel = large != large_cluster(old);
-    let cidr = pod_cidr();
-    for svc in &new.services {
-        let changed = relabel || old.get(svc.index) != Some(svc);
-        write_service(&mut w, svc, large, &cidr, changed);
-    }
-    write_nat_tail(&mut w);
-    // Chains of services that changed or went away, minus those still in use.
-    let mut stale: BTreeSet<String> = BTreeSet::new();
+/// Every nat chain a full sync of `set` leaves (kube-proxy's `activeNATChains`).
+pub fn active_chains(set: &ServiceSet) -> BTreeSet<String> {
+    set.services.iter().flat_map(chains_of).collect()
+}
+
+/// Whether `svc` changed since `old` (kube-proxy's `UpdatedServices` of the service
+/// and endpoint change trackers): its chains are rewritten on a partial sync.
+pub fn changed(old: &ServiceSet, svc: &Service) -> bool {
+    old.get(svc.index) != Some(svc)
+}
+
+/// The chains of services that changed or went away between `old` and `new` that
+/// `new` no longer uses.
+pub fn stale_chains(old: &ServiceSet, new: &ServiceSet) -> BTreeSet<String> {
+    let mut stale = BTreeSet::new();
     for svc in &old.services {
         let now = new.get(svc.index);
         if now == Some(svc) {
@@ -401,16 +474,22 @@ pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
         let keep: BTreeSet<String> = now.map(chains_of).unwrap_or_default().into_iter().collect();
         stale.extend(chains_of(svc).into_iter().filter(|c| !keep.contains(c)));
     }
-    for chain in &stale {
-        w.chain(chain);
-        w.raw(&format!("-X {chain}"));
-    }
-    text.push_str("*nat\n");
-    text.push_str(&w.chains);
-    text.push_str(&w.rules);
-    text.push_str("COMMIT\n");
-    rules += w.count;
-    Payload { text, rules }
+    stale
+}
+
+/// A partial-sync payload from `old` to `new`, as kube-proxy writes it when only some
+/// Services or EndpointSlices changed and its `iptables-save` ran: the filter table and
+/// the fixed nat chains in full, the chains of changed services rewritten, chains no
+/// longer used flushed and deleted (`-X`); unchanged services' chains are left alone,
+/// also when the change crosses the 1,000-endpoint threshold (kube-proxy then writes
+/// only the changed chains in the new comment style).
+pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
+    render_sync(
+        new,
+        |svc| changed(old, svc),
+        large_cluster(new),
+        &stale_chains(old, new),
+    )
 }
 
 /// The payload of a sync from `old` (None: empty, a full sync) to `new`.
@@ -419,6 +498,156 @@ pub fn render(old: Option<&ServiceSet>, new: &ServiceSet) -> Payload {
         None => render_full(new),
         Some(old) => render_partial(old, new),
     }
+}
+
+/// The floor's first sync into an empty namespace: the full payload plus the jumps from
+/// the built-in chains, for one `iptables-restore` without `--noflush` (no
+/// EnsureChain/EnsureRule processes); the objects are those of kube-proxy's full sync.
+pub fn render_floor_full(set: &ServiceSet) -> Payload {
+    let mut text = String::with_capacity(set.total_endpoints() * 330 + set.len() * 400 + 2048);
+    let mut rules = write_filter(&mut text, set, true);
+    let large = large_cluster(set);
+    let mut w = Writer::new();
+    write_nat_head(&mut w);
+    write_jumps(&mut w, "nat");
+    let cidr = pod_cidr();
+    for svc in &set.services {
+        write_service(&mut w, svc, large, &cidr, true, true);
+    }
+    write_nat_tail(&mut w);
+    rules += w.finish(&mut text, "nat");
+    Payload { text, rules }
+}
+
+/// The rules of nat KUBE-SERVICES for `set`, in order, as `-A` lines (the nodeports
+/// tail last).
+fn nat_services_lines(set: &ServiceSet) -> Vec<String> {
+    let mut out = String::new();
+    for svc in set.services.iter().filter(|s| !s.endpoints.is_empty()) {
+        write_services_rule(
+            &mut out,
+            &svc.port_name(),
+            svc.vip,
+            svc.port,
+            &svc_chain(svc),
+        );
+    }
+    let mut w = Writer::new();
+    write_nat_tail(&mut w);
+    out.push_str(&w.rules);
+    out.lines().map(str::to_string).collect()
+}
+
+/// The rules of filter KUBE-SERVICES for `set` (the REJECTs), as `-A` lines.
+fn filter_services_lines(set: &ServiceSet) -> Vec<String> {
+    let mut w = Writer::new();
+    write_rejects(&mut w, set);
+    w.rules.lines().map(str::to_string).collect()
+}
+
+/// How the floor turns `chain`'s rules from `old` into `new` (both `-A CHAIN ...`
+/// lines, the rules common to both in the same order): None when nothing changes.
+/// Few changes become `-D CHAIN <rule>` for each rule that goes and `-I CHAIN <n>
+/// <rule>` for each that comes, at its final position in increasing order (on
+/// iptables-nft about half the time of rewriting a 1,000-rule chain; the same on
+/// legacy, which replaces the whole table either way); many changes rewrite the chain
+/// (`flush` is then true: declare it with a chain line).
+struct ChainDiff {
+    flush: bool,
+    /// `-D` lines, to run before anything else (they may drop the last reference to a
+    /// chain deleted later).
+    deletes: Vec<String>,
+    /// The rewrite's `-A` lines, or the `-I` lines.
+    adds: Vec<String>,
+}
+
+fn chain_diff(chain: &str, old: &[String], new: &[String]) -> Option<ChainDiff> {
+    if old == new {
+        return None;
+    }
+    let old_set: std::collections::HashSet<&String> = old.iter().collect();
+    let new_set: std::collections::HashSet<&String> = new.iter().collect();
+    let gone: Vec<&String> = old.iter().filter(|r| !new_set.contains(r)).collect();
+    let come: Vec<(usize, &String)> = new
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !old_set.contains(r))
+        .collect();
+    let append = format!("-A {chain} ");
+    if (gone.len() + come.len()) * 2 > new.len().max(1) {
+        return Some(ChainDiff {
+            flush: true,
+            deletes: Vec::new(),
+            adds: new.to_vec(),
+        });
+    }
+    let spec = |r: &String| r.strip_prefix(&append).unwrap_or(r).to_string();
+    Some(ChainDiff {
+        flush: false,
+        deletes: gone
+            .into_iter()
+            .map(|r| format!("-D {chain} {}", spec(r)))
+            .collect(),
+        adds: come
+            .into_iter()
+            .map(|(i, r)| format!("-I {chain} {} {}", i + 1, spec(r)))
+            .collect(),
+    })
+}
+
+/// The floor's partial sync: for `iptables-restore --noflush`, only what differs from
+/// `old`: the rules of filter and nat KUBE-SERVICES that change ([`ChainDiff`]), the
+/// changed services' chains (rewritten as kube-proxy rewrites them, in the comment
+/// style of `new`), and the chains `new` no longer uses deleted. Empty when nothing
+/// changed.
+pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
+    let mut text = String::new();
+    let mut rules = 0;
+    if let Some(diff) = chain_diff(
+        "KUBE-SERVICES",
+        &filter_services_lines(old),
+        &filter_services_lines(new),
+    ) {
+        let mut w = Writer::new();
+        if diff.flush {
+            w.chain("KUBE-SERVICES");
+        }
+        for line in diff.deletes.iter().chain(&diff.adds) {
+            w.raw(line);
+        }
+        w.count = diff.adds.len();
+        rules += w.finish(&mut text, "filter");
+    }
+    let services = chain_diff(
+        "KUBE-SERVICES",
+        &nat_services_lines(old),
+        &nat_services_lines(new),
+    );
+    let large = large_cluster(new);
+    let cidr = pod_cidr();
+    let mut w = Writer::new();
+    if let Some(diff) = &services {
+        if diff.flush {
+            w.chain("KUBE-SERVICES");
+        }
+        for line in &diff.deletes {
+            w.raw(line);
+        }
+    }
+    for svc in &new.services {
+        write_service(&mut w, svc, large, &cidr, false, changed(old, svc));
+    }
+    if let Some(diff) = &services {
+        for line in &diff.adds {
+            w.raw(line);
+        }
+        w.count += diff.adds.len();
+    }
+    write_deletes(&mut w, &stale_chains(old, new));
+    if !w.is_empty() {
+        rules += w.finish(&mut text, "nat");
+    }
+    Payload { text, rules }
 }
 
 /// Rules the kernel should hold after a full sync of `set`: the payload's rules plus
@@ -436,5 +665,7 @@ pub fn nat_rules_per_service(e: usize) -> usize {
 mod tests;
 
 mod apply;
-pub use apply::{count_rules, IptablesBackend};
-pub(crate) use apply::{ensure_chain, ensure_rule, remaining};
+pub mod controller;
+pub use crate::xtables::count_rules;
+pub use apply::IptablesBackend;
+pub use controller::{FloorController, KubeProxyController};

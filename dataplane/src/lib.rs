@@ -3,14 +3,23 @@
 //! No CLI, no printing.
 
 pub mod backend;
+pub mod deadline;
 pub mod exec;
 pub mod iptables;
 pub mod ipvs;
+pub mod mode;
 pub mod model;
 pub mod names;
 pub mod netns;
 pub mod nftables;
+pub mod prereq;
+pub mod sync;
+pub mod xtables;
 
-pub use backend::{backend, ApplyError, Backend, Mode, SyncKind, SyncReport};
+pub use backend::{backend, ApplyError, Backend, NotImplemented, Objects, SyncKind, SyncReport};
+pub use deadline::Deadline;
+pub use mode::{IpvsScheduler, Mode, ModeSpec, UnknownScheduler};
 pub use model::{Endpoint, Service, ServiceSet};
 pub use netns::Netns;
+pub use prereq::{KernelFeature, Prerequisites, ToolNeed, Unavailable};
+pub use sync::{Controller, KubeProxyVersion, Profile, ProfileKind};

@@ -2,7 +2,10 @@
 //! `nft -f -` for ClusterIP services (full and partial syncs), following
 //! pkg/proxy/nftables/proxier.go and the text knftables writes for each object.
 //!
-//! # Full-sync payload shape, and why it is not knftables' statement order
+//! # Full-sync payload shape of the one-shot `Backend::sync`, and why it is not knftables' statement order
+//!
+//! (The kube-proxy sync profile below does use knftables' order; this section is about
+//! the one-shot sync's default [`Shape`].)
 //!
 //! kube-proxy writes, per service, its chains (`add` + `flush`), its map elements,
 //! then its rules, all in one transaction. With nft 1.0.6 on kernel 6.18 a full sync
@@ -44,8 +47,8 @@
 //! 10 transactions of 500: 15.9 s sys): what remains scales with the anonymous sets
 //! already in the table, not with the transaction.
 //!
-//! Measured through [`NftablesBackend`] (`examples/nft_full_sync.rs`, 10 endpoints per
-//! service, on a 2-core VM that other builds were loading, so wall times are inflated;
+//! Measured through [`NftablesBackend`]'s one-shot `sync` (an earlier
+//! `examples/nft_full_sync.rs`, 10 endpoints per service, on a 2-core VM that other builds were loading, so wall times are inflated;
 //! user and sys are the nft process's own):
 //!
 //! | services | kube-proxy order user / sys | this shape user / sys |
@@ -59,6 +62,39 @@
 //! still passes every chain declared before, and past about 5,000 services the commit
 //! list no longer fits in cache.
 
+//!
+//! # The two sync profiles
+//!
+//! - **kube-proxy** ([`render_kube_proxy`]): the transaction in knftables' call order
+//!   (the [`Shape::KubeProxy`] order), with kube-proxy's element storage (`ensureElem`:
+//!   add if new, delete + add if the value changed; leftover keys deleted at the end)
+//!   and its stale-chain handling: a listed service or endpoint chain (its name has a
+//!   "/") that is not active is flushed in this transaction; the controller deletes it
+//!   in a separate transaction at a later sync ([`render_delete_chains`]).
+//! - **floor** ([`render_floor_full`], [`render_floor_partial`]): "prepare then publish".
+//!   A full sync is two transactions: every chain and endpoint rule first, then the
+//!   service-chain rules (each binds its anonymous `numgen` vmap while the transaction
+//!   is short) and every element batched into one `add element` per container. A partial
+//!   sync is one transaction with batched element diffs, and the chains it left unused
+//!   are deleted by a second transaction right after it.
+//!
+//! Both leave identical kernel objects once the kube-proxy profile's delayed deletes
+//! have run (the privileged test `profiles_leave_identical_objects`).
+//!
+//! Full sync from empty through the controllers (`examples/nft_full_sync.rs --full-only`,
+//! 10 endpoints per service, kernel 6.18, nft 1.0.6; wall / sys of the whole sync, on a
+//! 2-core VM loaded by other builds, so walls are inflated):
+//!
+//! | services | kube-proxy 1.35 | kube-proxy 1.36 | floor |
+//! | --- | --- | --- | --- |
+//! | 1,000 | 1.30 / 0.53 s | 1.41 / 0.61 s | 1.06-1.57 / 0.36-0.44 s |
+//! | 2,000 | 2.97 / 1.69 s | 3.79 / 1.69 s | 2.60 / 1.07 s |
+//! | 5,000 | 31.5 / 27.7 s | 28.7 / 26.0 s | 6.96 / 4.22 s |
+//!
+//! The two kube-proxy releases write the same transaction; they differ in the listing
+//! of partial syncs (at 1,000 services: 1.35's two family-wide lists about 0.3 s,
+//! 1.36's `--json --terse list table` about 1.2-1.7 s wall).
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -66,7 +102,15 @@ use crate::model::{pod_cidr, Service, ServiceSet};
 use crate::names::{nft_endpoint_chain, nft_service_chain};
 
 mod setup;
-pub use setup::{BASE_CHAINS, MASQ_MARK};
+pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MARK};
+
+mod controller;
+mod standin;
+pub use controller::{
+    listed_names, listed_names_of, FloorController, KubeProxyController, FULL_SYNC_PERIOD,
+    STALE_CHAIN_DELAY,
+};
+pub use standin::NftStandIn;
 
 /// The table kube-proxy owns, as `nft` addresses it.
 pub const TABLE: &str = "ip kube-proxy";
@@ -86,7 +130,7 @@ pub enum Shape {
 }
 
 /// A rendered transaction plus what a full sync should leave in the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Payload {
     pub text: String,
     /// `add rule` statements.
@@ -155,9 +199,24 @@ impl Tx {
     }
 
     fn delete_elem(&mut self, e: &Elem) {
+        self.delete_key(e.container, &e.key);
+    }
+
+    /// knftables' `tx.Delete(&Element{..})`: the key only.
+    fn delete_key(&mut self, container: &str, key: &str) {
         self.line(format_args!(
-            "delete element {TABLE} {} {{ {} }}",
-            e.container, e.key
+            "delete element {TABLE} {container} {{ {key} }}"
+        ));
+    }
+
+    /// One `delete element` statement for many keys of one container.
+    fn delete_keys(&mut self, container: &str, keys: &[&str]) {
+        if keys.is_empty() {
+            return;
+        }
+        self.line(format_args!(
+            "delete element {TABLE} {container} {{ {} }}",
+            keys.join(", ")
         ));
     }
 
@@ -191,6 +250,18 @@ impl Elem {
         }
         s
     }
+}
+
+/// The named sets and maps kpbench's ClusterIP services fill, in the order kube-proxy
+/// declares its element storages (clusterIPs, serviceIPs, [firewallIPs,]
+/// noEndpointServices, ...): the order of `cleanupLeftoverKeys`.
+const CONTAINERS: [&str; 3] = ["cluster-ips", "service-ips", "no-endpoint-services"];
+
+fn container_index(name: &str) -> usize {
+    CONTAINERS
+        .iter()
+        .position(|c| *c == name)
+        .expect("elements_of only uses the containers in CONTAINERS")
 }
 
 /// The named-set and -map elements kube-proxy keeps for one ClusterIP service.
@@ -232,6 +303,17 @@ fn chains_of(svc: &Service) -> Vec<String> {
         .collect();
     v.push(nft_service_chain(svc));
     v
+}
+
+/// Every service and endpoint chain `set` uses.
+pub fn chains_of_set(set: &ServiceSet) -> BTreeSet<String> {
+    set.services.iter().flat_map(chains_of).collect()
+}
+
+/// Whether `chain` is one of the per-service chains kube-proxy may find stale
+/// (`isServiceChainName`: only they contain a "/").
+pub fn is_service_chain_name(chain: &str) -> bool {
+    chain.contains('/')
 }
 
 /// `ensureChain` for the endpoint chains, then the service chain, as kube-proxy orders them.
@@ -297,47 +379,59 @@ pub fn render_full(set: &ServiceSet) -> Payload {
     render_full_shaped(set, Shape::default())
 }
 
-/// The full-sync transaction in a given statement order.
+/// The full-sync transaction of a first sync in a given statement order, with the
+/// default `--nodeport-addresses`.
 pub fn render_full_shaped(set: &ServiceSet, shape: Shape) -> Payload {
-    let mut tx = Tx::new(capacity(set));
-    setup::write_setup(&mut tx);
-    match shape {
-        Shape::KubeProxy => {
-            for svc in &set.services {
-                write_chains(&mut tx, svc);
-                for e in elements_of(svc) {
-                    tx.add_elem(&e);
-                }
-                write_service_rules(&mut tx, svc);
-                write_endpoint_rules(&mut tx, svc);
-            }
-        }
-        Shape::BindEarly => {
-            for svc in &set.services {
-                write_chains(&mut tx, svc);
-                write_service_rules(&mut tx, svc);
-            }
-            for svc in &set.services {
-                write_endpoint_rules(&mut tx, svc);
-            }
-            let elems: Vec<Elem> = set.services.iter().flat_map(elements_of).collect();
-            for container in ["cluster-ips", "service-ips", "no-endpoint-services"] {
-                let batch: Vec<&Elem> = elems.iter().filter(|e| e.container == container).collect();
-                tx.add_elems(container, &batch);
-            }
-        }
-    }
-    tx.finish()
+    render_full_with(set, shape, Setup::first())
 }
 
-/// A partial-sync transaction from `old` to `new`, as kube-proxy writes it when only
-/// some Services or EndpointSlices changed: no table setup; the chains of changed
-/// services rewritten (`add` + `flush` + rules, endpoint chains included); map and set
-/// elements added or deleted by diffing against what the previous sync wrote; chains
-/// no longer used flushed. kube-proxy deletes flushed chains one second later in a
-/// separate transaction (for kernels before 6.2, which notice the last map reference
-/// going away only asynchronously); kpbench deletes them at the end of the same
-/// transaction, after the map elements that pointed at them.
+/// The full-sync transaction in a given statement order and setup.
+pub fn render_full_with(set: &ServiceSet, shape: Shape, setup: Setup) -> Payload {
+    match shape {
+        Shape::KubeProxy => {
+            render_kube_proxy(
+                &KubeProxySync {
+                    setup: Some(setup),
+                    old: None,
+                    new: set,
+                    listing: &Listing::default(),
+                },
+                &mut ElementStorage::default(),
+            )
+            .payload
+        }
+        Shape::BindEarly => {
+            let mut tx = Tx::new(capacity(set));
+            setup::write_setup(&mut tx, setup);
+            for svc in &set.services {
+                write_chains(&mut tx, svc);
+                write_service_rules(&mut tx, svc);
+            }
+            for svc in &set.services {
+                write_endpoint_rules(&mut tx, svc);
+            }
+            write_batched_elements(&mut tx, set);
+            tx.finish()
+        }
+    }
+}
+
+/// Every element of `set`, one `add element` statement per container.
+fn write_batched_elements(tx: &mut Tx, set: &ServiceSet) {
+    let elems: Vec<Elem> = set.services.iter().flat_map(elements_of).collect();
+    for container in CONTAINERS {
+        let batch: Vec<&Elem> = elems.iter().filter(|e| e.container == container).collect();
+        tx.add_elems(container, &batch);
+    }
+}
+
+/// A partial-sync transaction from `old` to `new` for the one-shot `Backend::sync`: no
+/// table setup; the chains of changed services rewritten (`add` + `flush` + rules,
+/// endpoint chains included); map and set elements added or deleted by diffing against
+/// what the previous sync wrote; chains no longer used flushed, then deleted at the end
+/// of the same transaction, after the map elements that pointed at them. (The profiles
+/// do not delete in the same transaction: see [`render_kube_proxy`] and
+/// [`render_floor_partial`].)
 pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     let mut tx = Tx::new(4096);
     let old_elems: BTreeMap<(&str, String), Elem> = old
@@ -392,12 +486,272 @@ pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     tx.finish()
 }
 
+/// kube-proxy's `nftElementStorage` for each container kpbench fills: what the previous
+/// syncs wrote, key to element. kube-proxy diffs against it instead of the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ElementStorage {
+    containers: [BTreeMap<String, Elem>; 3],
+}
+
+impl ElementStorage {
+    /// How many elements it holds over all containers.
+    pub fn len(&self) -> usize {
+        self.containers.iter().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `reset`: forgets everything (the full sync's `flush set|map` empties the kernel's).
+    pub fn clear(&mut self) {
+        for c in &mut self.containers {
+            c.clear();
+        }
+    }
+
+    /// `ensureElem`: writes `e` unless it is there with the same value; the key is no
+    /// longer a leftover.
+    fn ensure(&mut self, tx: &mut Tx, e: Elem, leftover: &mut [BTreeSet<String>; 3]) {
+        let i = container_index(e.container);
+        leftover[i].remove(&e.key);
+        match self.containers[i].get(&e.key) {
+            // knftables compares key and value (joined); the comment is not part of it.
+            Some(prev) if prev.value == e.value => {}
+            Some(_) => {
+                tx.delete_elem(&e);
+                tx.add_elem(&e);
+                self.containers[i].insert(e.key.clone(), e);
+            }
+            None => {
+                tx.add_elem(&e);
+                self.containers[i].insert(e.key.clone(), e);
+            }
+        }
+    }
+}
+
+/// What kube-proxy's listing at the start of a sync found in its table: chain and set
+/// names (empty when the listing failed, as on a fresh namespace: kube-proxy logs the
+/// error and goes on with nothing listed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub chains: Vec<String>,
+    pub sets: Vec<String>,
+}
+
+/// The inputs of one kube-proxy transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeProxySync<'a> {
+    /// `Some` on a full sync: `setupNFTables`, and every service rewritten.
+    pub setup: Option<Setup>,
+    /// What the previous sync programmed: the services that differ in `new` are the
+    /// changed ones (kube-proxy's service and endpoint change trackers). Ignored on a
+    /// full sync.
+    pub old: Option<&'a ServiceSet>,
+    pub new: &'a ServiceSet,
+    /// The listing made at the start of the sync.
+    pub listing: &'a Listing,
+}
+
+/// One kube-proxy transaction and what it decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeProxyTx {
+    pub payload: Payload,
+    /// Listed service chains that are not active: flushed in this transaction, to be
+    /// deleted by a later one.
+    pub stale: Vec<String>,
+    /// Listed service chains that are active (kube-proxy drops them from its stale list).
+    pub live: Vec<String>,
+}
+
+/// kube-proxy's main transaction of one sync (pkg/proxy/nftables/proxier.go
+/// `syncProxyRules`), in knftables' call order:
+///
+/// 1. on a full sync, `setupNFTables` (table, base chains, jump chains, sets and maps,
+///    the containers flushed: `storage` is cleared with them);
+/// 2. per service, in rule order: its chains (`add` + `flush`) if it changed; its
+///    elements (`ensureElem`, for every service on every sync); then, if it changed,
+///    its service-chain rules and its endpoint-chain rules;
+/// 3. every listed chain with a "/" that no service uses: `flush chain` (deleted by a
+///    later transaction, see [`render_delete_chains`]); every listed `affinity-*` set
+///    no service uses: `delete set` (kpbench's services use none);
+/// 4. `cleanupLeftoverKeys`: `delete element` for every key no service ensured, by
+///    container in kube-proxy's order.
+///
+/// kube-proxy iterates Go maps (services, listed chains, leftover keys) in random
+/// order; kpbench uses service index and name order.
+pub fn render_kube_proxy(sync: &KubeProxySync<'_>, storage: &mut ElementStorage) -> KubeProxyTx {
+    let full = sync.setup.is_some();
+    let mut tx = Tx::new(if full { capacity(sync.new) } else { 4096 });
+    if let Some(setup) = sync.setup {
+        setup::write_setup(&mut tx, setup);
+        storage.clear();
+    }
+    let mut leftover: [BTreeSet<String>; 3] = Default::default();
+    for (i, c) in storage.containers.iter().enumerate() {
+        leftover[i] = c.keys().cloned().collect();
+    }
+    let mut active: BTreeSet<String> = BTreeSet::new();
+    for svc in &sync.new.services {
+        let rewrite = full || sync.old.is_none_or(|old| old.get(svc.index) != Some(svc));
+        let chains = chains_of(svc);
+        if rewrite {
+            for chain in &chains {
+                tx.chain(chain);
+            }
+        }
+        active.extend(chains);
+        for e in elements_of(svc) {
+            storage.ensure(&mut tx, e, &mut leftover);
+        }
+        if rewrite {
+            write_service_rules(&mut tx, svc);
+            write_endpoint_rules(&mut tx, svc);
+        }
+    }
+    let listed: BTreeSet<&String> = sync.listing.chains.iter().collect();
+    let mut stale = Vec::new();
+    let mut live = Vec::new();
+    for chain in listed {
+        if !is_service_chain_name(chain) {
+            continue;
+        }
+        if active.contains(chain) {
+            live.push(chain.clone());
+        } else {
+            tx.line(format_args!("flush chain {TABLE} {chain}"));
+            stale.push(chain.clone());
+        }
+    }
+    let listed_sets: BTreeSet<&String> = sync.listing.sets.iter().collect();
+    for set in listed_sets {
+        if set.starts_with("affinity-") {
+            tx.line(format_args!("delete set {TABLE} {set}"));
+        }
+    }
+    for (i, keys) in leftover.iter().enumerate() {
+        for key in keys {
+            tx.delete_key(CONTAINERS[i], key);
+            storage.containers[i].remove(key);
+        }
+    }
+    KubeProxyTx {
+        payload: tx.finish(),
+        stale,
+        live,
+    }
+}
+
+/// kube-proxy's delayed delete of stale chains: a separate transaction, one
+/// `delete chain` per chain (empty text for none).
+pub fn render_delete_chains(chains: &[String]) -> String {
+    let mut text = String::new();
+    for chain in chains {
+        let _ = writeln!(text, "delete chain {TABLE} {chain}");
+    }
+    text
+}
+
+/// The floor's full sync from an empty table, "prepare then publish":
+///
+/// - **prepare**: `setupNFTables`, then per service its chains (`add` + `flush`) and its
+///   endpoint-chain rules. Nothing refers to these chains yet.
+/// - **publish**: per service its service-chain rules (each `numgen ... vmap` binds its
+///   anonymous map while this transaction is still short), then every element, one
+///   `add element` per container.
+///
+/// Same statements as kube-proxy's transaction, so the same objects.
+pub fn render_floor_full(set: &ServiceSet, setup: Setup) -> [Payload; 2] {
+    let mut prepare = Tx::new(capacity(set));
+    setup::write_setup(&mut prepare, setup);
+    for svc in &set.services {
+        write_chains(&mut prepare, svc);
+        write_endpoint_rules(&mut prepare, svc);
+    }
+    let mut publish = Tx::new(set.len() * 700 + 1024);
+    for svc in &set.services {
+        write_service_rules(&mut publish, svc);
+    }
+    write_batched_elements(&mut publish, set);
+    [prepare.finish(), publish.finish()]
+}
+
+/// The floor's partial sync from `old` to `new`: one transaction with the chains and
+/// rules of the changed services, the element differences batched per container
+/// (deletes, then adds: a changed value is deleted and added again), and a `flush` of
+/// every chain no longer used. Returns those chains, which a second transaction deletes
+/// ([`render_delete_chains`]): deleting a chain in the transaction that drops the map
+/// element pointing at it can fail before Linux 6.2.
+pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> (Payload, Vec<String>) {
+    let mut tx = Tx::new(4096);
+    let mut active: BTreeSet<String> = BTreeSet::new();
+    let changed: Vec<&Service> = new
+        .services
+        .iter()
+        .filter(|svc| old.get(svc.index) != Some(*svc))
+        .collect();
+    for svc in &new.services {
+        active.extend(chains_of(svc));
+    }
+    for svc in &changed {
+        write_chains(&mut tx, svc);
+        write_endpoint_rules(&mut tx, svc);
+    }
+    for svc in &changed {
+        write_service_rules(&mut tx, svc);
+    }
+    let index = |set: &ServiceSet| -> BTreeMap<(usize, String), Elem> {
+        set.services
+            .iter()
+            .flat_map(elements_of)
+            .map(|e| ((container_index(e.container), e.key.clone()), e))
+            .collect()
+    };
+    let (was, now) = (index(old), index(new));
+    for (i, container) in CONTAINERS.iter().enumerate() {
+        let deletes: Vec<&str> = was
+            .iter()
+            .filter(|((c, _), e)| {
+                *c == i
+                    && now
+                        .get(&(i, e.key.clone()))
+                        .is_none_or(|n| n.value != e.value)
+            })
+            .map(|(_, e)| e.key.as_str())
+            .collect();
+        tx.delete_keys(container, &deletes);
+    }
+    for (i, container) in CONTAINERS.iter().enumerate() {
+        let adds: Vec<&Elem> = now
+            .iter()
+            .filter(|((c, _), e)| {
+                *c == i
+                    && was
+                        .get(&(i, e.key.clone()))
+                        .is_none_or(|w| w.value != e.value)
+            })
+            .map(|(_, e)| e)
+            .collect();
+        tx.add_elems(container, &adds);
+    }
+    let stale: Vec<String> = chains_of_set(old)
+        .into_iter()
+        .filter(|c| !active.contains(c))
+        .collect();
+    for chain in &stale {
+        tx.line(format_args!("flush chain {TABLE} {chain}"));
+    }
+    (tx.finish(), stale)
+}
+
 /// Rules the kernel should hold after a full sync of `set`.
 pub fn expected_rules(set: &ServiceSet) -> usize {
     FIXED_RULES + set.services.iter().map(rules_per_service).sum::<usize>()
 }
 
-/// Named set and map elements the kernel should hold after a sync of `set`.
+/// Elements of the services' named sets and maps after a sync of `set` (the
+/// `nodeport-ips` set holds [`NodePortAddresses::ips`] besides).
 pub fn expected_elements(set: &ServiceSet) -> usize {
     2 * set.len()
 }

@@ -1,14 +1,20 @@
 //! Privileged tests of kube-proxy's nftables mode against the real kernel, each in
-//! network namespaces of its own. They run when the process is root and say so on
-//! stderr when they are skipped.
+//! network namespaces of its own. They need root and nft: without feature `root-tests`
+//! they are reported as ignored; with it, a missing prerequisite fails them.
 
 use std::time::Duration;
 
 use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
 use dataplane::nftables::{normalized_listing, render_full_shaped, NftablesBackend, Shape};
-use dataplane::{Backend, Netns, ServiceSet};
+use dataplane::sync::{Controller, MeasuredExecutor, RealExecutor};
+use dataplane::{Backend, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A fresh deadline of [`TIMEOUT`] for one call.
+fn deadline() -> Deadline {
+    Deadline::after(TIMEOUT)
+}
 
 /// A namespace that is deleted when the guard drops, also on panic.
 struct NsGuard(Netns);
@@ -26,16 +32,18 @@ impl Drop for NsGuard {
     }
 }
 
-fn can_run(test: &str) -> bool {
-    if !dataplane::netns::is_root() {
-        eprintln!("{test}: skipped: needs root");
-        return false;
-    }
-    if dataplane::exec::which("nft").is_none() {
-        eprintln!("{test}: skipped: nft not found (install the nftables package)");
-        return false;
-    }
-    true
+/// Fails the test unless this process is root and has nft.
+fn require_root_and_nft() {
+    assert!(
+        dataplane::netns::is_root(),
+        "needs root: this privileged test is on (feature dataplane/root-tests) but the \
+         process is not root; run `sudo scripts/test.sh`, or build without the feature to \
+         see it reported as ignored"
+    );
+    assert!(
+        dataplane::exec::which("nft").is_some(),
+        "nft not found: install the nftables package (scripts/install-deps.sh does)"
+    );
 }
 
 /// A set with one endpoint-less service, so every container is exercised.
@@ -46,106 +54,145 @@ fn sample(n: usize, e: usize) -> ServiceSet {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn full_sync_reads_back_what_was_rendered() {
-    if !can_run("full_sync_reads_back_what_was_rendered") {
-        return;
-    }
+    require_root_and_nft();
     let set = sample(40, 10);
     for (tag, shape) in [("kp", Shape::KubeProxy), ("early", Shape::BindEarly)] {
         let ns = NsGuard::new(&format!("full-{tag}"));
         let backend = NftablesBackend::with_shape(shape);
-        let report = backend.sync(&ns.0, None, &set, TIMEOUT).unwrap();
+        let report = backend.sync(&ns.0, None, &set, deadline()).unwrap();
         assert_eq!(
             report.payload_bytes,
             render_full_shaped(&set, shape).text.len()
         );
-        let found = backend.read_back(&ns.0, TIMEOUT).unwrap();
+        let found = backend
+            .verify(&ns.0, &set, deadline())
+            .unwrap_or_else(|e| panic!("shape {shape:?}: {e}"))
+            .count;
         assert_eq!(found, backend.expected_objects(&set), "shape {shape:?}");
-        assert_eq!(found, 23 + 40 * 22 + 2 * 41);
+        // Fixed rules, 2 + 2 x 10 per service, 2 elements per service, the node IP.
+        assert_eq!(found, 23 + 40 * 22 + 2 * 41 + 1);
     }
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn both_shapes_leave_the_same_ruleset() {
-    if !can_run("both_shapes_leave_the_same_ruleset") {
-        return;
-    }
+    require_root_and_nft();
     let set = sample(25, 4);
     let a = NsGuard::new("shape-a");
     let b = NsGuard::new("shape-b");
     NftablesBackend::with_shape(Shape::KubeProxy)
-        .sync(&a.0, None, &set, TIMEOUT)
+        .sync(&a.0, None, &set, deadline())
         .unwrap();
     NftablesBackend::with_shape(Shape::BindEarly)
-        .sync(&b.0, None, &set, TIMEOUT)
+        .sync(&b.0, None, &set, deadline())
         .unwrap();
-    let listing = normalized_listing(&a.0, TIMEOUT).unwrap();
+    let listing = normalized_listing(&a.0, deadline()).unwrap();
     assert!(
         listing.contains("numgen") && listing.contains("dnat"),
         "{listing}"
     );
-    assert_eq!(listing, normalized_listing(&b.0, TIMEOUT).unwrap());
+    assert_eq!(listing, normalized_listing(&b.0, deadline()).unwrap());
     // A different set must give a different listing, or the comparison proves nothing.
     let c = NsGuard::new("shape-c");
     NftablesBackend::new()
-        .sync(&c.0, None, &sample(24, 4), TIMEOUT)
+        .sync(&c.0, None, &sample(24, 4), deadline())
         .unwrap();
-    assert_ne!(listing, normalized_listing(&c.0, TIMEOUT).unwrap());
+    assert_ne!(listing, normalized_listing(&c.0, deadline()).unwrap());
 }
 
-/// Applies `new` as a partial sync on top of `old` in `live`, and checks the kernel now
-/// holds exactly what a fresh full sync of `new` gives.
-fn check_partial(live: &Netns, old: &ServiceSet, new: &ServiceSet, step: &str) {
-    let backend = NftablesBackend::new();
-    backend
-        .sync(live, Some(old), new, TIMEOUT)
-        .unwrap_or_else(|e| panic!("{step}: partial sync failed: {e}"));
+/// The profiles the controllers replay.
+fn profiles() -> Vec<Profile> {
+    let mut v: Vec<Profile> = KubeProxyVersion::ALL
+        .into_iter()
+        .map(Profile::KubeProxy)
+        .collect();
+    v.push(Profile::Floor);
+    v
+}
+
+/// One controller syncing one namespace through the real executor, as the runner
+/// drives it: syncs spaced 1 s apart in virtual time.
+struct Driven<'a> {
+    ns: &'a Netns,
+    ctl: Box<dyn Controller>,
+    io: RealExecutor<'a>,
+    state: Option<ServiceSet>,
+    at: Duration,
+}
+
+impl<'a> Driven<'a> {
+    fn new(ns: &'a Netns, profile: Profile) -> Self {
+        Driven {
+            ns,
+            ctl: NftablesBackend::new().controller(profile),
+            io: RealExecutor::new(ns, deadline()),
+            state: None,
+            at: Duration::ZERO,
+        }
+    }
+
+    /// Syncs to `next`; returns the names of the steps it ran.
+    fn sync(&mut self, next: &ServiceSet) -> Vec<String> {
+        self.io.begin(deadline());
+        let profile = self.ctl.profile();
+        self.ctl
+            .sync(&mut self.io, self.state.as_ref(), next, self.at)
+            .unwrap_or_else(|e| panic!("{profile}: sync at {:?}: {e}", self.at));
+        let report = self.io.finish();
+        self.state = Some(next.clone());
+        self.at += Duration::from_secs(1);
+        report.steps.steps.into_iter().map(|s| s.name).collect()
+    }
+
+    /// Fires the pending timers and reads the table back, normalised.
+    fn settle_and_list(&mut self) -> String {
+        let set = self.state.clone().unwrap_or_default();
+        let profile = self.ctl.profile();
+        self.io.begin(deadline());
+        self.ctl
+            .settle(&mut self.io, &set, self.at)
+            .unwrap_or_else(|e| panic!("{profile}: settle: {e}"));
+        normalized_listing(self.ns, deadline()).unwrap()
+    }
+}
+
+/// The normalised table a fresh floor full sync of `set` leaves.
+fn fresh_listing(set: &ServiceSet) -> String {
     let fresh = NsGuard::new("fresh");
-    backend.sync(&fresh.0, None, new, TIMEOUT).unwrap();
-    let got = normalized_listing(live, TIMEOUT).unwrap();
-    let want = normalized_listing(&fresh.0, TIMEOUT).unwrap();
-    if got != want {
-        let diff: Vec<String> = got
-            .lines()
-            .zip(want.lines())
-            .filter(|(g, w)| g != w)
-            .take(3)
-            .map(|(g, w)| format!("partial: {g}\n   full: {w}"))
-            .collect();
-        panic!(
-            "{step}: partial sync differs from a full sync:\n{}",
-            diff.join("\n")
-        );
-    }
-    assert_eq!(
-        backend.read_back(live, TIMEOUT).unwrap(),
-        backend.expected_objects(new),
-        "{step}"
-    );
+    let mut d = Driven::new(&fresh.0, Profile::Floor);
+    d.sync(set);
+    d.settle_and_list()
 }
 
-#[test]
-fn partial_syncs_equal_full_syncs() {
-    if !can_run("partial_syncs_equal_full_syncs") {
-        return;
-    }
-    let live = NsGuard::new("live");
-    let backend = NftablesBackend::new();
+fn first_differences(got: &str, want: &str) -> String {
+    got.lines()
+        .zip(want.lines())
+        .filter(|(g, w)| g != w)
+        .take(3)
+        .map(|(g, w)| format!("  got: {g}\n want: {w}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The sequence of service sets both tests apply after a full sync of the first.
+fn sequence() -> Vec<(&'static str, ServiceSet)> {
+    let mut v = Vec::new();
     let mut state = sample(30, 3);
-    backend.sync(&live.0, None, &state, TIMEOUT).unwrap();
-
-    let mut next = state.clone();
-    next.upsert(service(100, 3));
-    check_partial(&live.0, &state, &next, "add service");
-    state = next;
-
-    let mut next = state.clone();
-    next.remove(7);
-    check_partial(&live.0, &state, &next, "remove service");
-    state = next;
-
-    let mut next = state.clone();
-    let mut svc = next.get(12).unwrap().clone();
+    v.push(("full sync", state.clone()));
+    state.upsert(service(100, 3));
+    v.push(("add service", state.clone()));
+    state.remove(7);
+    v.push(("remove service", state.clone()));
+    let mut svc = state.get(12).unwrap().clone();
     svc.endpoints[1] = Endpoint {
         ip: spare_endpoint_ip(5),
         port: ENDPOINT_PORT,
@@ -154,12 +201,116 @@ fn partial_syncs_equal_full_syncs() {
         ip: spare_endpoint_ip(6),
         port: ENDPOINT_PORT,
     });
-    next.upsert(svc);
-    check_partial(&live.0, &state, &next, "update endpoints");
-    state = next;
+    state.upsert(svc);
+    v.push(("update endpoints", state.clone()));
+    state.upsert(service(3, 0));
+    state.upsert(service(30, 2));
+    v.push(("lose all endpoints, and gain some", state.clone()));
+    state.remove(100);
+    state.remove(12);
+    v.push(("remove two services", state.clone()));
+    v
+}
 
-    let mut next = state.clone();
-    next.upsert(service(3, 0));
-    next.upsert(service(30, 2));
-    check_partial(&live.0, &state, &next, "lose all endpoints, and gain some");
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn partial_syncs_equal_full_syncs() {
+    require_root_and_nft();
+    // With the kube-proxy controller, step by step: after each partial sync and
+    // kube-proxy's pending timers, the table is what a fresh full sync leaves.
+    for version in KubeProxyVersion::ALL {
+        let live = NsGuard::new("live");
+        let mut d = Driven::new(&live.0, Profile::KubeProxy(version));
+        for (step, set) in sequence() {
+            d.sync(&set);
+            let got = d.settle_and_list();
+            let want = fresh_listing(&set);
+            assert!(
+                got == want,
+                "kube-proxy {version}, {step}: partial sync differs from a full sync:\n{}",
+                first_differences(&got, &want)
+            );
+            let found = NftablesBackend::new()
+                .verify(&live.0, &set, deadline())
+                .unwrap_or_else(|e| panic!("{version}, {step}: {e}"))
+                .count;
+            assert_eq!(
+                found,
+                NftablesBackend::new().expected_objects(&set),
+                "{step}"
+            );
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn profiles_leave_identical_objects() {
+    require_root_and_nft();
+    // Every profile applies the whole sequence in a namespace of its own (no settle
+    // in between: kube-proxy's delayed deletes run at its own later syncs), then
+    // settles; the normalised tables must be identical, and a fresh full sync's.
+    let mut listings: Vec<(Profile, String)> = Vec::new();
+    for profile in profiles() {
+        let ns = NsGuard::new("profile");
+        let mut d = Driven::new(&ns.0, profile);
+        let removed = sample(30, 3).get(7).unwrap().clone();
+        let removed_chain = dataplane::names::nft_service_chain(&removed);
+        for (i, (_, set)) in sequence().into_iter().enumerate() {
+            let steps = d.sync(&set);
+            let listing = normalized_listing(&ns.0, deadline()).unwrap();
+            let has_removed = listing.contains(&format!("chain {removed_chain}:"));
+            match (i, profile) {
+                // kube-proxy: flushed when the service goes (step 2), deleted by a
+                // transaction of its own 1 s later, before the listing.
+                (2, Profile::KubeProxy(_)) => {
+                    assert!(has_removed, "{profile}: flushed, not deleted yet");
+                    assert!(!steps.iter().any(|s| s.contains("delete")), "{steps:?}");
+                }
+                (3, Profile::KubeProxy(_)) => {
+                    assert!(!has_removed, "{profile}: deleted 1 s later");
+                    assert_eq!(steps[0], "nft -f (delete stale chains)", "{profile}");
+                }
+                // floor: deleted at once, by a second transaction.
+                (2, Profile::Floor) => {
+                    assert!(!has_removed, "floor: deleted at once");
+                    assert_eq!(
+                        &steps[..steps.len() - 1],
+                        ["nft -f", "nft -f (delete stale chains)"]
+                    );
+                }
+                _ => {}
+            }
+            if i == 0 {
+                let want: &[&str] = match profile {
+                    Profile::KubeProxy(KubeProxyVersion::V1_35) => {
+                        &["nft list chains", "nft list sets", "nft -f"]
+                    }
+                    Profile::KubeProxy(KubeProxyVersion::V1_36) => &["nft list table", "nft -f"],
+                    Profile::Floor => &["nft -f (prepare)", "nft -f (publish)"],
+                };
+                assert_eq!(&steps[..steps.len() - 1], want, "{profile}");
+            }
+        }
+        listings.push((profile, d.settle_and_list()));
+    }
+    let end = sequence().pop().unwrap().1;
+    let want = fresh_listing(&end);
+    assert!(
+        want.contains("10.255.0.1"),
+        "the node IP in nodeport-ips: {want}"
+    );
+    for (profile, got) in &listings {
+        assert!(
+            *got == want,
+            "{profile}: differs from a fresh full sync:\n{}",
+            first_differences(got, &want)
+        );
+    }
 }

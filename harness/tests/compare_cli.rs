@@ -64,6 +64,42 @@ fn compare_exit_codes() {
     assert!(String::from_utf8_lossy(&not_results.stderr).contains("not a kpbench results file"));
 }
 
+/// A copy of the host fixture as if it ran on another kernel.
+fn other_kernel_copy(dir: &Path, kernel: &str) -> PathBuf {
+    let mut r = harness::results::Results::read(&fixture("host")).unwrap();
+    for e in &mut r.environments {
+        e.kernel_release = kernel.into();
+    }
+    let out = dir.join(kernel);
+    r.write(&out).unwrap();
+    out
+}
+
+#[test]
+fn compare_across_kernels_finds_the_common_cases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = other_kernel_copy(tmp.path(), "6.1.0-56-cloud-amd64");
+    let b = other_kernel_copy(tmp.path(), "6.12.57-cloud-amd64");
+    let out = kpbench(&[Path::new("compare"), &a, &b]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("matched case by case across environments"),
+        "{text}"
+    );
+    assert!(!text.contains("0 metric(s) compared"), "{text}");
+    // Runs with nothing in common: a usage error, not a pass.
+    let mut other = harness::results::Results::read(&fixture("host")).unwrap();
+    for c in &mut other.cases {
+        c.services += 1;
+    }
+    let other_dir = tmp.path().join("other-sizes");
+    other.write(&other_dir).unwrap();
+    let none = kpbench(&[Path::new("compare"), &fixture("host"), &other_dir]);
+    assert_eq!(none.status.code(), Some(2), "{none:?}");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("nothing was compared"));
+}
+
 #[test]
 fn report_merges_runs_into_out() {
     let tmp = tempfile::tempdir().unwrap();

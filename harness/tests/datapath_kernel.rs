@@ -1,45 +1,44 @@
 //! Privileged data-path tests: real rules in a namespace topology, real connections
-//! through them. They run when the process is root and say so when skipped.
+//! through them. They need root: without feature `root-tests` they are reported as
+//! ignored; with it, a missing root or tool fails them.
 //!
 //! The lookup test measures `first` and `last` alternately over several rounds and
 //! compares medians, so a burst of noise on a busy machine does not decide it.
+
+mod tier;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use dataplane::model::ENDPOINT_PORT;
-use dataplane::{backend, Backend, Mode, ServiceSet};
-use harness::datapath::start_backend;
+use dataplane::{backend, Backend, Deadline, Mode, ModeSpec, ServiceSet};
 use harness::datapath::load::{run_load, LoadSpec};
 use harness::datapath::serve::Server;
+use harness::datapath::start_backend;
 use harness::sandbox::topology::Topology;
 
-fn can_run(test: &str, mode: Mode) -> Option<Box<dyn Backend>> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("{test}: skipped: needs root");
-        return None;
+/// The backend of `mode`; fails the test unless this process is root and has the
+/// backend's tools.
+fn backend_of(mode: Mode) -> Box<dyn Backend> {
+    tier::require_root();
+    let b = backend(ModeSpec::new(mode)).unwrap_or_else(|e| panic!("{e}"));
+    for t in b.tools() {
+        tier::require_tool(t);
     }
-    let b = backend::backend(mode)?;
-    if let Some(t) = b
-        .tools()
-        .into_iter()
-        .find(|t| dataplane::exec::which(t).is_none())
-    {
-        eprintln!(
-            "{test}: skipped: {t} not found (install the {} package)",
-            dataplane::exec::package_of(t)
-        );
-        return None;
-    }
-    Some(b)
+    b
 }
 
 /// A topology for this test with `set` programmed into its node by `b` and the
 /// backend server answering for every endpoint.
 fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet, timeout_s: u64) -> (Topology, Server) {
     let topo = topology(tag);
-    b.sync(&topo.node, None, set, Duration::from_secs(timeout_s))
-        .expect("sync");
+    b.sync(
+        &topo.node,
+        None,
+        set,
+        Deadline::after(Duration::from_secs(timeout_s)),
+    )
+    .expect("sync");
     let server = start_backend(&topo).expect("server");
     (topo, server)
 }
@@ -52,7 +51,11 @@ fn topology(tag: &str) -> Topology {
 /// lookup happens on the SYN, so connect time carries it without the HTTP exchange,
 /// and a low percentile keeps the additive lookup cost while shedding most of the
 /// scheduling noise of a busy 2-core machine.
-fn syn_cost(topo: &Topology, target: SocketAddr, ms: u64) -> (f64, harness::datapath::load::LoadReport) {
+fn syn_cost(
+    topo: &Topology,
+    target: SocketAddr,
+    ms: u64,
+) -> (f64, harness::datapath::load::LoadReport) {
     let spec = LoadSpec::open_loop(target, 400.0, Duration::from_millis(ms), 64);
     let r = run_load(Some(&topo.client), &spec).expect("load runs");
     (r.connect_us.value_at_quantile(0.25) as f64, r)
@@ -87,15 +90,14 @@ fn last_minus_first(topo: &Topology, set: &ServiceSet) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
     // The legacy backend programs thousands of services in seconds; the chain walk
     // that makes "last" slower is the same x_tables/nf_tables linear scan either way.
-    let Some(b) = can_run(
-        "iptables_lookup_cost_grows_with_the_position_of_the_service",
-        Mode::IptablesLegacy,
-    ) else {
-        return;
-    };
+    let b = backend_of(Mode::IptablesLegacy);
     let set = ServiceSet::generate(SERVICES, 1);
     let (topo, _server) = programmed(&*b, "ipt", &set, 300);
     let diff = last_minus_first(&topo, &set);
@@ -107,29 +109,23 @@ fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
-    let Some(b) = can_run(
-        "nftables_lookup_cost_does_not_depend_on_the_position_of_the_service",
-        Mode::Nftables,
-    ) else {
-        return;
-    };
-    let legacy = can_run(
-        "nftables_lookup_cost (iptables-legacy reference)",
-        Mode::IptablesLegacy,
-    );
+    let b = backend_of(Mode::Nftables);
+    let legacy = backend_of(Mode::IptablesLegacy);
     let set = ServiceSet::generate(NFT_SERVICES, 1);
     let (topo, _server) = programmed(&*b, "nft", &set, 300);
     let nft = last_minus_first(&topo, &set);
     eprintln!("nftables, {NFT_SERVICES} services: last - first (connect p25) = {nft:.0} us");
     drop(_server);
     drop(topo);
-    if let Some(legacy) = legacy {
-        let (topo, _server) = programmed(&*legacy, "nft-ref", &set, 300);
-        let ipt = last_minus_first(&topo, &set);
-        eprintln!("iptables-legacy, same services: last - first (connect p25) = {ipt:.0} us");
-        assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
-    }
+    let (topo, _server) = programmed(&*legacy, "nft-ref", &set, 300);
+    let ipt = last_minus_first(&topo, &set);
+    eprintln!("iptables-legacy, same services: last - first (connect p25) = {ipt:.0} us");
+    assert!(nft < ipt / 2.0, "nftables' verdict map should not grow like iptables' chain: nft {nft:.0} us, iptables {ipt:.0} us");
     // One-sided: the claim is that the last service costs no more than the first; a
     // negative difference is noise, not position dependence.
     assert!(
@@ -139,13 +135,12 @@ fn nftables_lookup_cost_does_not_depend_on_the_position_of_the_service() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn every_endpoint_answers_and_direct_bypasses_dnat() {
-    let Some(b) = can_run(
-        "every_endpoint_answers_and_direct_bypasses_dnat",
-        Mode::Iptables,
-    ) else {
-        return;
-    };
+    let b = backend_of(Mode::Iptables);
     let set = ServiceSet::generate(3, 5);
     let (topo, _server) = programmed(&*b, "dist", &set, 120);
     let svc = &set.services[1];

@@ -1,12 +1,15 @@
 //! The load generator against in-process servers on loopback (and, as root, inside a
-//! `kpb-` namespace of its own). Every phase is short and bounded.
+//! `kpb-` namespace of its own: without feature `root-tests` that test is reported as
+//! ignored). Every phase is short and bounded.
+
+mod tier;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dataplane::netns::{is_root, Netns};
-use harness::datapath::load::{run_load, summarize, LoadSpec};
+use dataplane::netns::Netns;
+use harness::datapath::load::{run_load, summarize, LoadError, LoadSpec, SpecError};
 use harness::datapath::serve::{ServeOptions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -224,14 +227,32 @@ fn http_status_and_timeouts_are_counted() {
 #[test]
 fn invalid_specs_are_rejected() {
     let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut bad_path = LoadSpec::closed_loop(target, Duration::from_secs(1), 1);
+    bad_path.path = "/a b".into();
     let bad = [
-        LoadSpec::closed_loop(target, Duration::from_secs(1), 0),
-        LoadSpec::closed_loop(target, Duration::ZERO, 1),
-        LoadSpec::open_loop(target, 0.0, Duration::from_secs(1), 1),
-        LoadSpec::open_loop(target, f64::NAN, Duration::from_secs(1), 1),
+        (
+            LoadSpec::closed_loop(target, Duration::from_secs(1), 0),
+            SpecError::Connections,
+        ),
+        (
+            LoadSpec::closed_loop(target, Duration::ZERO, 1),
+            SpecError::Duration,
+        ),
+        (
+            LoadSpec::open_loop(target, 0.0, Duration::from_secs(1), 1),
+            SpecError::Rate,
+        ),
+        (
+            LoadSpec::open_loop(target, f64::NAN, Duration::from_secs(1), 1),
+            SpecError::Rate,
+        ),
+        (bad_path, SpecError::Path),
     ];
-    for spec in bad {
-        assert!(run_load(None, &spec).is_err(), "{spec:?}");
+    for (spec, want) in bad {
+        match run_load(None, &spec) {
+            Err(LoadError::Spec(got)) => assert_eq!(got, want, "{spec:?}"),
+            other => panic!("{spec:?}: expected {want:?}, got {other:?}"),
+        }
     }
 }
 
@@ -263,11 +284,12 @@ fn lo_up(ns: &Netns) {
 /// The server answers on every local address with the address it was reached on, and
 /// both ends run inside a namespace. Needs root.
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn serves_and_loads_inside_a_namespace() {
-    if !is_root() {
-        eprintln!("SKIPPED serves_and_loads_inside_a_namespace: needs root (namespaces)");
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let name = format!("kpb-test-load-{}", std::process::id());
     let ns = NsGuard(Netns::create(&name).unwrap());

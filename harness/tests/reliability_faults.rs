@@ -1,10 +1,11 @@
 //! Tool, kernel and backend failures: a restore that fails mid-sync fails only its
 //! case, with the tool's own message; a restore that hangs hits the case time limit and
 //! the larger scales are skipped; a backend that dies or stops answering under load
-//! gives counted errors in bounded time. The kernel tests need root and say so when
-//! skipped; the load tests run anywhere (loopback).
+//! gives counted errors in bounded time. The kernel tests need root (without feature
+//! `root-tests` they are reported as ignored); the load tests run anywhere (loopback).
 
 mod reliability;
+mod tier;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,10 +17,12 @@ use reliability::*;
 const INJECTED: &str = "fake-restore: line 7 failed: injected by reliability_faults";
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn a_restore_failure_fails_its_case_and_the_run_goes_on() {
-    if !root_or_skip("a_restore_failure_fails_its_case_and_the_run_goes_on") {
-        return;
-    }
+    tier::require_root();
     let dir = tempfile::tempdir().unwrap();
     // Sync 2 is the first incremental sync (add_service) of the first case.
     let fake = FakeTool::new("iptables-legacy-restore", 2, Misbehave::Fail(INJECTED));
@@ -42,10 +45,12 @@ fn a_restore_failure_fails_its_case_and_the_run_goes_on() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn a_hanging_restore_hits_the_case_time_limit_and_larger_scales_are_skipped() {
-    if !root_or_skip("a_hanging_restore_hits_the_case_time_limit_and_larger_scales_are_skipped") {
-        return;
-    }
+    tier::require_root();
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTool::new("iptables-legacy-restore", 1, Misbehave::Hang);
     let scenario = legacy_scenario(dir.path(), "[10, 20]", "case_timeout_s = 2");
@@ -115,7 +120,8 @@ fn a_backend_that_never_answers_gives_timeouts_in_bounded_time() {
 }
 
 /// Every external command the dataplanes run is bounded: `Tool` always has a timeout,
-/// and each call site passes one derived from the case's deadline, not the default.
+/// and each call site passes one (a `Deadline` derived from the case's, or a timeout of
+/// its own), not the default.
 #[test]
 fn every_dataplane_tool_call_passes_a_timeout() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dataplane/src");
@@ -136,8 +142,8 @@ fn every_dataplane_tool_call_passes_a_timeout() {
             let stmt = &code[at..];
             let end = stmt.find(';').unwrap_or(stmt.len());
             assert!(
-                stmt[..end].contains(".timeout("),
-                "{}: a Tool::new without .timeout(..):\n{}",
+                stmt[..end].contains(".deadline(") || stmt[..end].contains(".timeout("),
+                "{}: a Tool::new without .deadline(..) or .timeout(..):\n{}",
                 p.display(),
                 &stmt[..end]
             );

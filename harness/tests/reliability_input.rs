@@ -200,7 +200,9 @@ fn run_id(tag: &str) -> String {
 fn nothing_created(id: &str, out: &Path) {
     let left = dataplane::Netns::list(&format!("kpb-{id}-"));
     assert!(left.is_empty(), "namespaces created: {left:?}");
-    assert!(!Path::new(harness::sandbox::registry::RUNS_DIR).join(id).exists());
+    assert!(!Path::new(harness::sandbox::registry::RUNS_DIR)
+        .join(id)
+        .exists());
     assert!(!out.exists(), "{} was created", out.display());
 }
 
@@ -227,7 +229,10 @@ fn bad_flags_exit_2_naming_the_flag_and_create_nothing() {
             &["--services", "1000", "--endpoints", "99999"],
             &["--endpoints", "99999"],
         ),
-        ("negeps", &["--endpoints", "-1"], &["--endpoints"]),
+        // clap takes a bare "-1" for a flag of its own and names it; the `=` form reaches
+        // the count parser, which names the flag.
+        ("negeps", &["--endpoints", "-1"], &["'-1'"]),
+        ("negeps2", &["--endpoints=-1"], &["--endpoints", "-1"]),
         ("runid", &["--run-id", "../etc"], &["--run-id"]),
     ];
     for (tag, args, names) in cases {
@@ -245,7 +250,7 @@ fn bad_flags_exit_2_naming_the_flag_and_create_nothing() {
         &["--mode", "bogus"],
     );
     rejected(
-        &kpbench(&["rules", "--mode", "iptables", "--services", "-1"]),
+        &kpbench(&["rules", "--mode", "iptables", "--services=-1"]),
         &["--services"],
     );
     rejected(&kpbench(&["run", "--no-such-flag"]), &["--no-such-flag"]);

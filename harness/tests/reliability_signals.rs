@@ -1,9 +1,10 @@
 //! Crashes, signals and concurrency: what `kpbench run` leaves when it is killed, how
 //! it stops on SIGINT/SIGTERM, that `kpbench clean` removes leftovers but never a live
-//! run's namespaces, and that two runs at once do not interfere. Needs root; says so
-//! when skipped. A fake `iptables-legacy-restore` that hangs holds a run mid-case.
+//! run's namespaces, and that two runs at once do not interfere. Needs root: without
+//! feature `root-tests` the tests are reported as ignored. A fake `iptables-legacy-restore` that hangs holds a run mid-case.
 
 mod reliability;
+mod tier;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,10 +58,12 @@ fn interrupt(run: &mut Run, sig: i32, finished_ok: u64) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn sigint_keeps_finished_cases_and_leaves_nothing() {
-    if !root_or_skip("sigint_keeps_finished_cases_and_leaves_nothing") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     // One full sync and three incremental syncs per case: call 5 is case 2's full sync.
@@ -69,10 +72,12 @@ fn sigint_keeps_finished_cases_and_leaves_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn sigint_in_the_data_path_stops_within_one_load_phase() {
-    if !root_or_skip("sigint_in_the_data_path_stops_within_one_load_phase") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("dp.toml");
@@ -109,10 +114,12 @@ fn sigint_in_the_data_path_stops_within_one_load_phase() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn clean_keeps_a_live_run_and_sigterm_stops_it() {
-    if !root_or_skip("clean_keeps_a_live_run_and_sigterm_stops_it") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let (mut run, _fake) = hanging_run("term", 1, dir.path());
@@ -132,10 +139,12 @@ fn clean_keeps_a_live_run_and_sigterm_stops_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn kill_9_leaves_namespaces_that_clean_removes() {
-    if !root_or_skip("kill_9_leaves_namespaces_that_clean_removes") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let (mut run, _fake) = hanging_run("kill", 1, dir.path());
@@ -174,10 +183,12 @@ fn kill_9_leaves_namespaces_that_clean_removes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn two_runs_at_once_both_succeed_and_results_are_never_partial() {
-    if !root_or_skip("two_runs_at_once_both_succeed_and_results_are_never_partial") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
     let args = [
@@ -229,10 +240,12 @@ fn two_runs_at_once_both_succeed_and_results_are_never_partial() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn clean_keeps_a_live_processs_topology() {
-    if !root_or_skip("clean_keeps_a_live_processs_topology") {
-        return;
-    }
+    tier::require_root();
     let _g = serial();
     let id = run_id("topo");
     let topo = harness::sandbox::topology::Topology::create(&id).expect("topology");

@@ -1,7 +1,9 @@
 //! A real `kpbench run` (small, both iptables backends) whose results.json must
 //! validate against the schema kept in the repo (results/results.schema.json), and whose
 //! CSV has one row per case.
-//! Needs root; says so when skipped.
+//! The real run needs root: without feature `root-tests` it is reported as ignored.
+
+mod tier;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -44,11 +46,12 @@ fn schema_rejects_a_broken_file() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn a_real_run_validates_against_the_schema() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("a_real_run_validates_against_the_schema: skipped: needs root");
-        return;
-    }
+    tier::require_root();
     let out = tempfile::tempdir().unwrap();
     let scenario = out.path().join("small.toml");
     std::fs::write(

@@ -11,8 +11,7 @@ fn repo() -> PathBuf {
 
 fn compiled() -> jsonschema::JSONSchema {
     let path = repo().join("results/results.schema.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     // "kpbench.results/1" is a relative URI, which the validator cannot use as the
     // base of its internal $refs; give it an absolute one.

@@ -1,44 +1,51 @@
-//! Programming kube-proxy's iptables payload into a namespace, as kube-proxy does:
-//! EnsureChain/EnsureRule calls for the jumps on full syncs, then one
-//! `iptables-restore -w --noflush --counters` with the payload on stdin.
+//! The iptables backends (nf_tables and legacy binaries). Syncs are driven by the
+//! controllers of [`super::controller`] (`Backend::controller`), which the recording
+//! executor replays against [`XtablesStandIn`]; the one-shot `Backend::sync` below
+//! (EnsureChain/EnsureRule for the jumps on a full sync, then one
+//! `iptables-restore -w --noflush --counters`) stays until the runner is switched.
 
-use std::time::{Duration, Instant};
-
-use super::{expected_rules, jump_rules, render, JumpRule};
-use crate::backend::{ApplyError, Backend, Mode, SyncReport};
-use crate::exec::{which, Cost, Tool};
+use super::{expected_rules, jump_rules, render};
+use crate::backend::{ApplyError, Backend, Objects, SyncReport};
+use crate::deadline::Deadline;
+use crate::exec::{Cost, Meter};
+use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
+use crate::prereq::Prerequisites;
+use crate::sync::record::StandIn;
+use crate::sync::{Controller, Profile};
+use crate::xtables::standin::XtablesStandIn;
+use crate::xtables::{Xtables, KUBE_RESTORE_ARGS};
+
+use super::controller::{FloorController, KubeProxyController};
+
+/// Arguments joined for display, quoted where they have spaces.
+fn quoted(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// iptables through the nf_tables backend (`iptables-nft*`) or x_tables (`iptables-legacy*`).
 #[derive(Debug, Clone)]
 pub struct IptablesBackend {
     mode: Mode,
-    iptables: &'static str,
-    restore: &'static str,
-    save: &'static str,
+    xt: Xtables,
 }
 
 impl IptablesBackend {
     /// Mode `iptables`: the nf_tables backend, as current kube-proxy images use.
     pub fn nft() -> Self {
-        // Debian's plain `iptables` may point at either backend through alternatives;
-        // the explicit -nft names cannot.
-        let explicit =
-            which("iptables-nft-restore").is_some() || which("iptables-restore").is_none();
         IptablesBackend {
             mode: Mode::Iptables,
-            iptables: if explicit { "iptables-nft" } else { "iptables" },
-            restore: if explicit {
-                "iptables-nft-restore"
-            } else {
-                "iptables-restore"
-            },
-            save: if explicit {
-                "iptables-nft-save"
-            } else {
-                "iptables-save"
-            },
+            xt: Xtables::nft(),
         }
     }
 
@@ -46,114 +53,84 @@ impl IptablesBackend {
     pub fn legacy() -> Self {
         IptablesBackend {
             mode: Mode::IptablesLegacy,
-            iptables: "iptables-legacy",
-            restore: "iptables-legacy-restore",
-            save: "iptables-legacy-save",
+            xt: Xtables::legacy(),
         }
     }
 
+    /// The binaries this backend runs.
+    pub fn xtables(&self) -> Xtables {
+        self.xt
+    }
+
+    /// How many rules the kernel should hold after a full sync of `set`.
+    pub fn expected_objects(&self, set: &ServiceSet) -> usize {
+        expected_rules(set)
+    }
+
     /// kube-proxy's EnsureChain + EnsureRule(Prepend) for every jump rule.
-    fn ensure_jumps(&self, ns: &Netns, deadline: Instant) -> Result<Cost, ApplyError> {
+    fn ensure_jumps(&self, ns: &Netns, deadline: Deadline) -> Result<Cost, ApplyError> {
         let mut cost = Cost::default();
         let mut made: Vec<(&str, &str)> = Vec::new();
         for jump in jump_rules() {
             if !made.contains(&(jump.table, jump.to)) {
-                cost += ensure_chain(self.iptables, ns, jump.table, jump.to, deadline)?;
+                cost += self.xt.ensure_chain(ns, jump.table, jump.to, deadline)?;
                 made.push((jump.table, jump.to));
             }
-            cost += ensure_rule(self.iptables, ns, &jump, deadline)?;
+            cost += self.xt.ensure_rule(ns, &jump, deadline)?;
         }
         Ok(cost)
     }
-
-    fn restore(&self, ns: &Netns, payload: &str, deadline: Instant) -> Result<Cost, ApplyError> {
-        let out = Tool::new(self.restore, &["-w", "--noflush", "--counters"])
-            .stdin(payload.as_bytes())
-            .netns(ns)
-            .timeout(remaining(deadline))
-            .run_ok()?;
-        Ok(out.cost)
-    }
-}
-
-/// What is left of `deadline`, at least 1 ms (a tool always gets a bounded timeout).
-pub(crate) fn remaining(deadline: Instant) -> Duration {
-    deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(1))
-}
-
-/// kube-proxy's EnsureChain: `iptables -N CHAIN`, where "already exists" is success.
-pub(crate) fn ensure_chain(
-    iptables: &str,
-    ns: &Netns,
-    table: &str,
-    chain: &str,
-    deadline: Instant,
-) -> Result<Cost, ApplyError> {
-    let out = Tool::new(iptables, &["-w", "-t", table, "-N", chain])
-        .netns(ns)
-        .timeout(remaining(deadline))
-        .output()?;
-    if out.status != 0 && !out.stderr.contains("already exists") {
-        return Err(ApplyError::Other(format!(
-            "{iptables} -t {table} -N {chain}: {}",
-            out.stderr.trim()
-        )));
-    }
-    Ok(out.cost)
-}
-
-/// kube-proxy's EnsureRule(Prepend): `iptables -C`, then `-I` when the rule is missing.
-pub(crate) fn ensure_rule(
-    iptables: &str,
-    ns: &Netns,
-    jump: &JumpRule,
-    deadline: Instant,
-) -> Result<Cost, ApplyError> {
-    let mut args: Vec<&str> = vec!["-w", "-t", jump.table, "-C", jump.from];
-    args.extend(jump.args.iter().map(String::as_str));
-    let check = Tool::new(iptables, &args)
-        .netns(ns)
-        .timeout(remaining(deadline))
-        .output()?;
-    let mut cost = check.cost;
-    if check.status != 0 {
-        args[3] = "-I";
-        cost += Tool::new(iptables, &args)
-            .netns(ns)
-            .timeout(remaining(deadline))
-            .run_ok()?
-            .cost;
-    }
-    Ok(cost)
-}
-
-/// Counts `-A` rules in `iptables-save` output.
-pub fn count_rules(save_output: &str) -> usize {
-    save_output.lines().filter(|l| l.starts_with("-A ")).count()
 }
 
 impl Backend for IptablesBackend {
-    fn mode(&self) -> Mode {
-        self.mode
+    fn controller(&self, profile: Profile) -> Box<dyn Controller> {
+        match profile {
+            Profile::KubeProxy(version) => Box::new(KubeProxyController::new(self.xt, version)),
+            Profile::Floor => Box::new(FloorController::new(self.xt)),
+        }
     }
 
-    fn tools(&self) -> Vec<&'static str> {
-        vec![self.iptables, self.restore, self.save]
+    /// The x_tables model answering this backend's three binaries.
+    fn standins(&self) -> Vec<Box<dyn StandIn>> {
+        vec![Box::new(XtablesStandIn::new(self.xt))]
+    }
+
+    fn spec(&self) -> ModeSpec {
+        ModeSpec::new(self.mode)
+    }
+
+    fn prerequisites(&self) -> Prerequisites {
+        Prerequisites {
+            tools: [self.xt.iptables, self.xt.restore, self.xt.save]
+                .map(Xtables::need)
+                .to_vec(),
+            kernel: vec![self.xt.feature],
+        }
+    }
+
+    fn inspect_command(&self) -> &'static str {
+        self.xt.save
     }
 
     fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String {
         let payload = render(old, new);
         let mut text = String::new();
         if old.is_none() {
-            text.push_str("# kube-proxy ensures these jumps with one iptables call each (EnsureRule) on a full sync:\n");
+            text.push_str("# kube-proxy ensures each jump's chain (EnsureChain) and the jump (EnsureRule: -C, then -I) with one iptables call each on a full sync:\n");
             for j in jump_rules() {
-                text.push_str(&format!("# {} -w {}\n", self.iptables, j.display("-I")));
+                text.push_str(&format!(
+                    "# {ipt} -w 5 -W 100000 -N {} -t {}\n# {ipt} {}\n",
+                    j.to,
+                    j.table,
+                    quoted(&j.kube_argv("-I")),
+                    ipt = self.xt.iptables,
+                ));
             }
             text.push_str(&format!(
-                "# then pipes the following to: {} -w --noflush --counters\n",
-                self.restore
+                "# then saves the nat table ({} -t nat) and pipes the following to: {} {}\n",
+                self.xt.save,
+                self.xt.restore,
+                KUBE_RESTORE_ARGS.join(" ")
             ));
         }
         text.push_str(&payload.text);
@@ -165,42 +142,31 @@ impl Backend for IptablesBackend {
         ns: &Netns,
         old: Option<&ServiceSet>,
         new: &ServiceSet,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<SyncReport, ApplyError> {
-        let deadline = Instant::now() + timeout;
         // Rendering is part of what kube-proxy does per sync; it is timed too, but it
         // costs far less than the restore (see the criterion bench).
-        let start = Instant::now();
+        let meter = Meter::start();
         let payload = render(old, new);
-        let mut cost = Cost::default();
+        let mut tools = Cost::default();
         if old.is_none() {
-            cost += self.ensure_jumps(ns, deadline)?;
+            tools += self.ensure_jumps(ns, deadline)?;
         }
-        cost += self.restore(ns, &payload.text, deadline)?;
-        cost.wall = start.elapsed();
+        tools += self.xt.restore(ns, &payload.text, deadline)?;
         Ok(SyncReport {
-            cost,
+            cost: meter.finish(tools),
             payload_bytes: payload.text.len(),
+            steps: Default::default(),
         })
     }
 
-    fn read_back(&self, ns: &Netns, timeout: Duration) -> Result<usize, ApplyError> {
-        let mut total = 0;
-        for table in ["filter", "nat"] {
-            let out = Tool::new(self.save, &["-t", table])
-                .netns(ns)
-                .timeout(timeout)
-                .run_ok()?;
-            total += count_rules(&out.stdout);
-        }
-        Ok(total)
-    }
-
-    fn expected_objects(&self, set: &ServiceSet) -> usize {
-        expected_rules(set)
-    }
-
-    fn object_kind(&self) -> &'static str {
-        "iptables rules"
+    fn verify(
+        &self,
+        ns: &Netns,
+        expected: &ServiceSet,
+        deadline: Deadline,
+    ) -> Result<Objects, ApplyError> {
+        let found = self.xt.count_rules(ns, &["filter", "nat"], deadline)?;
+        Objects::check("iptables rules", found, self.expected_objects(expected))
     }
 }

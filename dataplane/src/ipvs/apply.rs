@@ -2,87 +2,97 @@
 //! dummy with every ClusterIP, virtual services and real servers over generic netlink
 //! (many requests per send), the ipsets, and the fixed iptables rules.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::client::{IpvsClient, IpvsError};
+use super::controller::{
+    release_before, tolerated, FloorController, KubeProxyController, Settings,
+};
 use super::link::{self, DUMMY_DEVICE};
-use super::message::{Op, RealServer, VirtualService};
+use super::message::{RealServer, VirtualService};
 use super::render::{self, Changes, CLUSTER_IP_SET};
-use crate::backend::{ApplyError, Backend, Mode, SyncReport};
-use crate::exec::{which, Cost, ExecError, Tool};
-use crate::iptables::{ensure_chain, ensure_rule, remaining};
+use super::standin::Node;
+use crate::backend::{ApplyError, Backend, Objects, SyncReport};
+use crate::deadline::Deadline;
+use crate::exec::{thread_cpu, Cost, Meter, Tool};
+use crate::mode::{IpvsScheduler, Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::{write_sysctl, Netns};
-
-/// Schedulers the kernel ships (`ip_vs_<name>.ko`); kpbench's scenarios use rr
-/// (kube-proxy's default), lc, sh, dh and wrr.
-pub const SCHEDULERS: [&str; 13] = [
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
-];
+use crate::prereq::{kernel_release, KernelFeature, Prerequisites, ToolNeed};
+use crate::sync::record::StandIn;
+use crate::sync::{Controller, Profile};
+use crate::xtables::Xtables;
 
 /// kube-proxy's IPVS mode.
 #[derive(Debug, Clone)]
 pub struct IpvsBackend {
-    scheduler: String,
-    iptables: &'static str,
-    restore: &'static str,
+    scheduler: IpvsScheduler,
+    xt: Xtables,
 }
 
 impl Default for IpvsBackend {
     fn default() -> Self {
-        IpvsBackend::new("rr")
+        IpvsBackend::new(IpvsScheduler::default())
     }
 }
 
 impl IpvsBackend {
     /// A backend whose virtual services use `scheduler` (kube-proxy's `--ipvs-scheduler`,
-    /// default `rr`). The kernel refuses names it has no module for.
-    pub fn new(scheduler: &str) -> Self {
-        let explicit =
-            which("iptables-nft-restore").is_some() || which("iptables-restore").is_none();
-        IpvsBackend {
-            scheduler: scheduler.to_string(),
-            iptables: if explicit { "iptables-nft" } else { "iptables" },
-            restore: if explicit {
-                "iptables-nft-restore"
-            } else {
-                "iptables-restore"
-            },
+    /// default rr). The kernel refuses a scheduler it has no module for.
+    pub fn new(scheduler: IpvsScheduler) -> Self {
+        IpvsBackend::with_xtables(scheduler, Xtables::nft())
+    }
+
+    /// A backend that runs these x_tables binaries (the trace tests name them as
+    /// kube-proxy does: `iptables`, `iptables-restore`).
+    pub fn with_xtables(scheduler: IpvsScheduler, xt: Xtables) -> Self {
+        IpvsBackend { scheduler, xt }
+    }
+
+    /// A controller for `profile` on a kernel as `settings` describe it.
+    pub fn controller_with(profile: Profile, settings: Settings) -> Box<dyn Controller> {
+        match profile {
+            Profile::KubeProxy(_) => Box::new(KubeProxyController::new(profile, settings)),
+            Profile::Floor => Box::new(FloorController::new(settings)),
         }
     }
 
-    pub fn scheduler(&self) -> &str {
-        &self.scheduler
+    pub fn scheduler(&self) -> IpvsScheduler {
+        self.scheduler
+    }
+
+    /// How many virtual services and real servers a full sync of `set` leaves.
+    pub fn expected_objects(&self, set: &ServiceSet) -> usize {
+        set.len() + set.total_endpoints()
     }
 
     /// Every virtual service with its real servers, read from the kernel with one
     /// GET_SERVICE dump and one GET_DEST dump per service.
     pub fn dump(
         ns: &Netns,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<Vec<(VirtualService, Vec<RealServer>)>, ApplyError> {
-        ns.run(move || -> Result<_, IpvsError> {
+        Ok(ns.run(move || -> Result<_, IpvsError> {
             let mut c = IpvsClient::open()?;
-            c.set_timeout(timeout)?;
+            c.set_timeout(deadline.budget())?;
             let mut out = Vec::new();
             for s in c.services()? {
                 let d = c.destinations(&s)?;
                 out.push((s, d));
             }
             Ok(out)
-        })?
-        .map_err(ipvs_error)
+        })??)
     }
 
     /// kube-proxy's EnsureChain + EnsureRule(Prepend) for its chains and jumps; it runs
     /// them on every IPVS sync.
-    fn ensure_jumps(&self, ns: &Netns, deadline: Instant) -> Result<Cost, ApplyError> {
+    fn ensure_jumps(&self, ns: &Netns, deadline: Deadline) -> Result<Cost, ApplyError> {
         let mut cost = Cost::default();
         for (table, chain) in render::kube_chains() {
-            cost += ensure_chain(self.iptables, ns, table, chain, deadline)?;
+            cost += self.xt.ensure_chain(ns, table, chain, deadline)?;
         }
         for jump in render::jump_rules() {
-            cost += ensure_rule(self.iptables, ns, &jump, deadline)?;
+            cost += self.xt.ensure_rule(ns, &jump, deadline)?;
         }
         Ok(cost)
     }
@@ -96,7 +106,7 @@ impl IpvsBackend {
         ns: &Netns,
         full: Option<&ServiceSet>,
         changes: &Changes,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<(Cost, usize), ApplyError> {
         let mut cost = Cost::default();
         if let Some(set) = full {
@@ -104,7 +114,7 @@ impl IpvsBackend {
             cost += Tool::new("ipset", &["restore", "-exist"])
                 .stdin(input.as_bytes())
                 .netns(ns)
-                .timeout(remaining(deadline))
+                .deadline(deadline)
                 .run_ok()?
                 .cost;
             return Ok((cost, input.len()));
@@ -115,7 +125,7 @@ impl IpvsBackend {
             bytes += args.iter().map(|a| a.len() + 1).sum::<usize>();
             cost += Tool::new("ipset", &refs)
                 .netns(ns)
-                .timeout(remaining(deadline))
+                .deadline(deadline)
                 .run_ok()?
                 .cost;
             Ok(())
@@ -125,36 +135,17 @@ impl IpvsBackend {
             args.push("-exist".into());
             run(args)?;
         }
-        for e in &changes.ipset_add {
-            run(vec![
-                "add".into(),
-                CLUSTER_IP_SET.into(),
-                e.clone(),
-                "-exist".into(),
-            ])?;
-        }
-        for e in &changes.ipset_del {
-            run(vec![
-                "del".into(),
-                CLUSTER_IP_SET.into(),
-                e.clone(),
-                "-exist".into(),
-            ])?;
+        for (op, entries) in [("add", &changes.ipset_add), ("del", &changes.ipset_del)] {
+            for e in entries {
+                run(vec![
+                    op.into(),
+                    CLUSTER_IP_SET.into(),
+                    e.clone(),
+                    "-exist".into(),
+                ])?;
+            }
         }
         Ok((cost, bytes))
-    }
-}
-
-/// Maps an IPVS error: a kernel without IPVS is a missing feature (the case is skipped).
-fn ipvs_error(e: IpvsError) -> ApplyError {
-    match e {
-        IpvsError::NoIpvs => ApplyError::Exec(ExecError::NotFound {
-            tool: "IPVS (the kernel's ip_vs module)".into(),
-            package: "kernel with ip_vs (run the ipvs mode under `kpbench lab`); linux-image"
-                .into(),
-        }),
-        IpvsError::Netns(e) => ApplyError::Netns(e),
-        other => ApplyError::Other(other.to_string()),
     }
 }
 
@@ -168,80 +159,38 @@ fn write_sysctls() -> Result<(), ApplyError> {
         ("net/ipv4/vs/expire_quiescent_template", "1"),
         ("net/ipv4/ip_forward", "1"),
     ];
-    if kernel_before(5, 9) {
+    if release_before(&kernel_release(), 5, 9) {
         list.push(("net/ipv4/vs/conn_reuse_mode", "0"));
     }
     for (key, value) in list {
-        write_sysctl(key, value)
-            .map_err(|e| ApplyError::Other(format!("sysctl {key}={value}: {e}")))?;
+        write_sysctl(key, value).map_err(|source| ApplyError::Sysctl { key, value, source })?;
     }
     Ok(())
 }
 
-/// Whether the running kernel's release is older than `major.minor`.
-fn kernel_before(major: u32, minor: u32) -> bool {
-    // SAFETY: uname fills the struct it is given.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return false;
-    }
-    // SAFETY: release is NUL-terminated by uname.
-    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (a, b) < (major, minor)
-}
-
-/// The user and system CPU of the calling thread so far.
-fn thread_cpu() -> Cost {
-    // SAFETY: plain syscall with a valid out-pointer.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Cost {
-        wall: Duration::ZERO,
-        user: tv(ru.ru_utime),
-        sys: tv(ru.ru_stime),
-    }
-}
-
-/// Errnos that mean "already in the wanted state".
-fn tolerated(op: &Op<'_>, errno: i32) -> bool {
-    match op {
-        Op::NewService(_) | Op::NewDest(..) => errno == libc::EEXIST,
-        Op::DelService(_) => errno == libc::ESRCH,
-        Op::DelDest(..) => errno == libc::ENOENT,
-        _ => false,
-    }
-}
-
 /// The netlink part of a sync, run on a thread inside the namespace: sysctls (full
 /// sync), `kube-ipvs0` and its new addresses, IPVS, then stale addresses. Returns
-/// (bytes sent, thread CPU).
+/// (bytes sent, this thread's CPU).
 fn sync_netlink(
     changes: &Changes,
     full: bool,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> Result<(usize, Cost), ApplyError> {
     let before = thread_cpu();
-    let mut ipvs = IpvsClient::open().map_err(ipvs_error)?;
-    ipvs.set_timeout(timeout).map_err(ipvs_error)?;
+    let mut ipvs = IpvsClient::open()?;
+    ipvs.set_timeout(deadline.budget())?;
     if full {
         write_sysctls()?;
     }
     let nl_err = |what: &str| {
         let what = what.to_string();
-        move |e: std::io::Error| ApplyError::Other(format!("{what}: {e}"))
+        move |source: std::io::Error| ApplyError::Netlink { what, source }
     };
     // kube-ipvs0 and its addresses first, as kube-proxy binds a ClusterIP before it adds
     // real servers: the kernel checks a real server's address type against the local
     // routing table, which a namespace gets with its first address.
     let mut rt = link::open().map_err(nl_err("rtnetlink socket"))?;
-    rt.set_timeout(timeout)
+    rt.set_timeout(deadline.budget())
         .map_err(nl_err("rtnetlink socket"))?;
     let index = link::ensure_dummy(&mut rt, DUMMY_DEVICE).map_err(nl_err(DUMMY_DEVICE))?;
     let mut unbind = changes.unbind.clone();
@@ -253,10 +202,7 @@ fn sync_netlink(
     }
     let mut bytes =
         link::add_addresses(&mut rt, index, &changes.bind).map_err(nl_err(DUMMY_DEVICE))?;
-    let stats = ipvs
-        .execute_ok(&changes.ops(), tolerated)
-        .map_err(ipvs_error)?;
-    bytes += stats.bytes;
+    bytes += ipvs.execute_ok(&changes.ops(), tolerated)?.bytes;
     // Unbind only once the services that used the addresses are gone.
     bytes += link::del_addresses(&mut rt, index, &unbind).map_err(nl_err(DUMMY_DEVICE))?;
     let after = thread_cpu();
@@ -271,16 +217,43 @@ fn sync_netlink(
 }
 
 impl Backend for IpvsBackend {
-    fn mode(&self) -> Mode {
-        Mode::Ipvs
+    /// kube-proxy's IPVS `syncProxyRules` (the same calls in 1.35 and 1.36), or the floor.
+    fn controller(&self, profile: Profile) -> Box<dyn Controller> {
+        IpvsBackend::controller_with(profile, Settings::detect(self.scheduler, self.xt))
     }
 
-    fn tools(&self) -> Vec<&'static str> {
-        vec!["ipset", self.iptables, self.restore]
+    /// One modelled node: IPVS, kube-ipvs0 and its addresses, ipsets, x_tables rules.
+    fn standins(&self) -> Vec<Box<dyn StandIn>> {
+        Node::new().standins()
+    }
+
+    fn spec(&self) -> ModeSpec {
+        ModeSpec::with_scheduler(Mode::Ipvs, self.scheduler)
+    }
+
+    fn prerequisites(&self) -> Prerequisites {
+        Prerequisites {
+            tools: vec![
+                ToolNeed::new("ipset", "ipset"),
+                Xtables::need(self.xt.iptables),
+                Xtables::need(self.xt.restore),
+            ],
+            kernel: vec![KernelFeature::IpVs, KernelFeature::IpSet, self.xt.feature],
+        }
+    }
+
+    fn inspect_command(&self) -> &'static str {
+        "ipvsadm -S -n"
     }
 
     fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String {
-        render::render(old, new, &self.scheduler, self.iptables, self.restore)
+        render::render(
+            old,
+            new,
+            self.scheduler.name(),
+            self.xt.iptables,
+            self.xt.restore,
+        )
     }
 
     fn sync(
@@ -288,53 +261,43 @@ impl Backend for IpvsBackend {
         ns: &Netns,
         old: Option<&ServiceSet>,
         new: &ServiceSet,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<SyncReport, ApplyError> {
-        let start = Instant::now();
-        let deadline = start + timeout;
+        let meter = Meter::start();
         let full = old.is_none();
-        let mut changes = Changes::compute(old, new, &self.scheduler);
+        let mut changes = Changes::compute(old, new, self.scheduler.name());
         // The ipset part runs after the netlink part; keep its entries here.
         let ipset_changes = Changes {
             ipset_add: std::mem::take(&mut changes.ipset_add),
             ipset_del: std::mem::take(&mut changes.ipset_del),
             ..Changes::default()
         };
-        let (mut bytes, mut cost) = ns.run(move || sync_netlink(&changes, full, timeout))??;
-        let (c, b) = self.sync_ipsets(
-            ns,
-            if full { Some(new) } else { None },
-            &ipset_changes,
-            deadline,
-        )?;
-        cost += c;
+        let (mut bytes, mut others) = ns.run(move || sync_netlink(&changes, full, deadline))??;
+        let (c, b) = self.sync_ipsets(ns, full.then_some(new), &ipset_changes, deadline)?;
+        others += c;
         bytes += b;
-        cost += self.ensure_jumps(ns, deadline)?;
+        others += self.ensure_jumps(ns, deadline)?;
         let payload = render::iptables_payload();
-        cost += Tool::new(self.restore, &["-w", "--noflush", "--counters"])
-            .stdin(payload.as_bytes())
-            .netns(ns)
-            .timeout(remaining(deadline))
-            .run_ok()?
-            .cost;
+        others += self.xt.restore(ns, &payload, deadline)?;
         bytes += payload.len();
-        cost.wall = start.elapsed();
         Ok(SyncReport {
-            cost,
+            cost: meter.finish(others),
             payload_bytes: bytes,
+            steps: Default::default(),
         })
     }
 
-    fn read_back(&self, ns: &Netns, timeout: Duration) -> Result<usize, ApplyError> {
-        let dump = IpvsBackend::dump(ns, timeout)?;
-        Ok(dump.iter().map(|(_, d)| 1 + d.len()).sum())
-    }
-
-    fn expected_objects(&self, set: &ServiceSet) -> usize {
-        set.len() + set.total_endpoints()
-    }
-
-    fn object_kind(&self) -> &'static str {
-        "IPVS virtual services + real servers"
+    fn verify(
+        &self,
+        ns: &Netns,
+        expected: &ServiceSet,
+        deadline: Deadline,
+    ) -> Result<Objects, ApplyError> {
+        let dump = IpvsBackend::dump(ns, deadline)?;
+        Objects::check(
+            "IPVS virtual services + real servers",
+            dump.iter().map(|(_, d)| 1 + d.len()).sum(),
+            self.expected_objects(expected),
+        )
     }
 }

@@ -49,7 +49,14 @@ pub const IPVS_DEST_ATTR_FWD_METHOD: u16 = 3;
 pub const IPVS_DEST_ATTR_WEIGHT: u16 = 4;
 pub const IPVS_DEST_ATTR_U_THRESH: u16 = 5;
 pub const IPVS_DEST_ATTR_L_THRESH: u16 = 6;
+pub const IPVS_DEST_ATTR_ACTIVE_CONNS: u16 = 7;
+pub const IPVS_DEST_ATTR_INACT_CONNS: u16 = 8;
+pub const IPVS_DEST_ATTR_PERSIST_CONNS: u16 = 9;
 pub const IPVS_DEST_ATTR_ADDR_FAMILY: u16 = 11;
+
+/// `IP_VS_SVC_F_HASHED`: set by the kernel on every service it has hashed; kube-proxy
+/// strips it from what it reads before comparing (`toVirtualServer`).
+pub const IP_VS_SVC_F_HASHED: u32 = 0x0002;
 
 /// `IP_VS_CONN_F_MASQ`: the forwarding method kube-proxy uses (NAT).
 pub const IP_VS_CONN_F_MASQ: u32 = 0;
@@ -191,6 +198,10 @@ pub enum DestAttr {
     Weight(u32),
     UThresh(u32),
     LThresh(u32),
+    /// Connection counters the kernel reports in GET_DEST replies (read-only).
+    ActiveConns(u32),
+    InactConns(u32),
+    PersistConns(u32),
     AddrFamily(u16),
     Other(DefaultNla),
 }
@@ -203,7 +214,10 @@ impl Nla for DestAttr {
             DestAttr::FwdMethod(_)
             | DestAttr::Weight(_)
             | DestAttr::UThresh(_)
-            | DestAttr::LThresh(_) => 4,
+            | DestAttr::LThresh(_)
+            | DestAttr::ActiveConns(_)
+            | DestAttr::InactConns(_)
+            | DestAttr::PersistConns(_) => 4,
             DestAttr::Other(n) => n.value_len(),
         }
     }
@@ -216,6 +230,9 @@ impl Nla for DestAttr {
             DestAttr::Weight(_) => IPVS_DEST_ATTR_WEIGHT,
             DestAttr::UThresh(_) => IPVS_DEST_ATTR_U_THRESH,
             DestAttr::LThresh(_) => IPVS_DEST_ATTR_L_THRESH,
+            DestAttr::ActiveConns(_) => IPVS_DEST_ATTR_ACTIVE_CONNS,
+            DestAttr::InactConns(_) => IPVS_DEST_ATTR_INACT_CONNS,
+            DestAttr::PersistConns(_) => IPVS_DEST_ATTR_PERSIST_CONNS,
             DestAttr::AddrFamily(_) => IPVS_DEST_ATTR_ADDR_FAMILY,
             DestAttr::Other(n) => n.kind(),
         }
@@ -229,7 +246,10 @@ impl Nla for DestAttr {
             DestAttr::FwdMethod(v)
             | DestAttr::Weight(v)
             | DestAttr::UThresh(v)
-            | DestAttr::LThresh(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
+            | DestAttr::LThresh(v)
+            | DestAttr::ActiveConns(v)
+            | DestAttr::InactConns(v)
+            | DestAttr::PersistConns(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
             DestAttr::Other(n) => n.emit_value(buf),
         }
     }
@@ -245,6 +265,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
             IPVS_DEST_ATTR_WEIGHT => DestAttr::Weight(parse_u32(v)?),
             IPVS_DEST_ATTR_U_THRESH => DestAttr::UThresh(parse_u32(v)?),
             IPVS_DEST_ATTR_L_THRESH => DestAttr::LThresh(parse_u32(v)?),
+            IPVS_DEST_ATTR_ACTIVE_CONNS => DestAttr::ActiveConns(parse_u32(v)?),
+            IPVS_DEST_ATTR_INACT_CONNS => DestAttr::InactConns(parse_u32(v)?),
+            IPVS_DEST_ATTR_PERSIST_CONNS => DestAttr::PersistConns(parse_u32(v)?),
             IPVS_DEST_ATTR_ADDR_FAMILY => DestAttr::AddrFamily(parse_u16(v)?),
             _ => DestAttr::Other(DefaultNla::parse(buf)?),
         })

@@ -189,6 +189,35 @@ impl IpvsClient {
         Ok(out)
     }
 
+    /// One virtual service by its key (kube-proxy's `GetVirtualServer`): a GET_SERVICE
+    /// request without a dump; None when the kernel has no such service.
+    pub fn service(&mut self, s: &VirtualService) -> Result<Option<VirtualService>, IpvsError> {
+        let msg = IpvsMessage {
+            cmd: IPVS_CMD_GET_SERVICE,
+            attrs: vec![CmdAttr::Service(s.key_attrs())],
+        };
+        let parts = match self.nl.request(genl(msg, self.family), false) {
+            Ok(parts) => parts,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::ENOENT)) => {
+                return Ok(None)
+            }
+            Err(source) => {
+                return Err(IpvsError::Kernel {
+                    op: format!("get service {}", host_port(s.addr, s.port)),
+                    source,
+                })
+            }
+        };
+        for p in parts {
+            for a in parse(&p)?.attrs {
+                if let CmdAttr::Service(attrs) = a {
+                    return Ok(Some(VirtualService::from_attrs(&attrs).map_err(decode)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The real servers of `s`: one GET_DEST dump.
     pub fn destinations(&mut self, s: &VirtualService) -> Result<Vec<RealServer>, IpvsError> {
         let msg = IpvsMessage {

@@ -8,7 +8,9 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{
     AddressAttribute, AddressMessage, AddressMessageBuffer, AddressScope,
 };
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoKind, LinkAttribute, LinkInfo, LinkMessage, LinkMessageBuffer,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_packet_utils::Parseable;
 
@@ -23,9 +25,9 @@ pub fn open() -> io::Result<NlSocket> {
 }
 
 /// Creates the dummy device `name` unless it exists (`ip link add NAME type dummy`)
-/// and returns its index. Call from a thread inside the target namespace.
+/// and returns its index, in the namespace of `nl`'s socket (whichever thread calls).
 pub fn ensure_dummy(nl: &mut NlSocket, name: &str) -> io::Result<u32> {
-    if let Some(index) = index_of(name) {
+    if let Some(index) = link_index(nl, name)? {
         return Ok(index);
     }
     let mut msg = LinkMessage::default();
@@ -58,7 +60,7 @@ pub fn ensure_dummy(nl: &mut NlSocket, name: &str) -> io::Result<u32> {
             ))
         }
     }
-    index_of(name).ok_or_else(|| {
+    link_index(nl, name)?.ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
             format!("{name} was created but has no index"),
@@ -66,7 +68,25 @@ pub fn ensure_dummy(nl: &mut NlSocket, name: &str) -> io::Result<u32> {
     })
 }
 
-/// The interface index of `name` in the calling thread's namespace.
+/// The index of link `name` in the namespace of `nl`'s socket (RTM_GETLINK by name, as
+/// `ip link show NAME`); None when there is no such link.
+pub fn link_index(nl: &mut NlSocket, name: &str) -> io::Result<Option<u32>> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    let parts = match nl.request(RouteNetlinkMessage::GetLink(msg), false) {
+        Ok(parts) => parts,
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(p) = parts.first() else {
+        return Ok(None);
+    };
+    let msg = LinkMessage::parse(&LinkMessageBuffer::new(p))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    Ok(Some(msg.header.index))
+}
+
+/// The interface index of `name` in the calling thread's namespace (if_nametoindex).
 pub fn index_of(name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;
     // SAFETY: a valid NUL-terminated string.

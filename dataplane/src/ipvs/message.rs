@@ -9,6 +9,7 @@ use super::attrs::{
     addr_bytes, addr_from, af_of, CmdAttr, DestAttr, IpvsMessage, SvcAttr, AF_INET, IPPROTO_TCP,
     IPVS_CMD_DEL_DEST, IPVS_CMD_DEL_SERVICE, IPVS_CMD_FLUSH, IPVS_CMD_NEW_DEST,
     IPVS_CMD_NEW_SERVICE, IPVS_CMD_SET_DEST, IPVS_CMD_SET_SERVICE, IP_VS_CONN_F_MASQ,
+    IP_VS_SVC_F_HASHED,
 };
 
 /// A virtual service (`ipvsadm -A`), as kube-proxy fills moby's `Service`.
@@ -36,6 +37,22 @@ impl VirtualService {
             timeout: 0,
             netmask: if addr.is_ipv4() { 0xffff_ffff } else { 128 },
         }
+    }
+
+    /// Whether `other` is the same virtual service (address, protocol, port), as
+    /// kube-proxy keys them (`VirtualServer.String()`).
+    pub fn same_key(&self, other: &VirtualService) -> bool {
+        self.addr == other.addr && self.protocol == other.protocol && self.port == other.port
+    }
+
+    /// kube-proxy's `VirtualServer.Equal` between what it wants (`self`) and what the
+    /// kernel answered: key, scheduler, flags (without the kernel's HASHED bit) and
+    /// timeout; a difference means an UpdateVirtualServer (SET_SERVICE).
+    pub fn kube_proxy_equal(&self, applied: &VirtualService) -> bool {
+        self.same_key(applied)
+            && self.scheduler == applied.scheduler
+            && self.flags & !IP_VS_SVC_F_HASHED == applied.flags & !IP_VS_SVC_F_HASHED
+            && self.timeout == applied.timeout
     }
 
     /// The attributes that identify the service (AF, PROTOCOL, ADDR, PORT): enough
@@ -98,6 +115,10 @@ pub struct RealServer {
     pub weight: u32,
     pub u_thresh: u32,
     pub l_thresh: u32,
+    /// Connections the kernel counts for it (GET_DEST replies only; never sent):
+    /// kube-proxy's graceful termination waits for active + inactive to reach 0.
+    pub active_conns: u32,
+    pub inact_conns: u32,
 }
 
 impl RealServer {
@@ -110,7 +131,15 @@ impl RealServer {
             weight: 1,
             u_thresh: 0,
             l_thresh: 0,
+            active_conns: 0,
+            inact_conns: 0,
         }
+    }
+
+    /// Whether `other` is the same destination (address and port), as kube-proxy's
+    /// `RealServer.Equal` compares them.
+    pub fn same_key(&self, other: &RealServer) -> bool {
+        self.addr == other.addr && self.port == other.port
     }
 
     /// The attributes that identify the destination (ADDR, PORT, ADDR_FAMILY).
@@ -148,8 +177,10 @@ impl RealServer {
                 DestAttr::Weight(v) => d.weight = *v,
                 DestAttr::UThresh(v) => d.u_thresh = *v,
                 DestAttr::LThresh(v) => d.l_thresh = *v,
+                DestAttr::ActiveConns(v) => d.active_conns = *v,
+                DestAttr::InactConns(v) => d.inact_conns = *v,
                 DestAttr::AddrFamily(v) => af = *v,
-                DestAttr::Other(_) => {}
+                DestAttr::PersistConns(_) | DestAttr::Other(_) => {}
             }
         }
         if let Some(raw) = raw {
@@ -217,9 +248,10 @@ impl Op<'_> {
                 svc(s)
             ),
             Op::SetDest(s, d) => format!(
-                "set real server {} of {}",
+                "set real server {} of {} weight {}",
                 host_port(d.addr, d.port),
-                svc(s)
+                svc(s),
+                d.weight
             ),
             Op::DelDest(s, d) => format!(
                 "delete real server {} of {}",

@@ -7,20 +7,25 @@
 //! - [`nl`]: a synchronous netlink socket with batching and dumps;
 //! - [`client`]: [`IpvsClient`], family resolution and the IPVS operations;
 //! - [`link`]: the `kube-ipvs0` dummy and its ClusterIPs over rtnetlink;
-//! - [`render`]: the pure part (changes between service sets, text for `kpbench rules`);
+//! - [`render`]: the pure part (changes between service sets, kube-proxy's payloads,
+//!   text for `kpbench rules`);
+//! - [`controller`]: the two sync profiles (kube-proxy's `syncProxyRules`, the floor);
+//! - [`standin`]: an in-memory node answering an IPVS sync's tools and requests;
 //! - `apply`: [`IpvsBackend`], the [`crate::Backend`] for [`crate::Mode::Ipvs`].
 
 pub mod attrs;
 pub mod client;
+pub mod controller;
 pub mod link;
 pub mod message;
 pub mod nl;
 pub mod render;
+pub mod standin;
 
 mod apply;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{IpvsBackend, SCHEDULERS};
+pub use apply::IpvsBackend;
 pub use client::{IpvsClient, IpvsError};
 pub use message::{host_port, Op, RealServer, VirtualService};

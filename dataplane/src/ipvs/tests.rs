@@ -259,19 +259,20 @@ fn partial_render_lists_one_ipset_process_per_entry() {
     );
 }
 
-/// A namespace for privileged tests, removed on drop (even on panic).
+/// A namespace for privileged tests, removed on drop (even on panic). The tests that
+/// use it are ignored without feature `root-tests`; with it, not being root fails them.
 struct TestNs(crate::netns::Netns);
 
 impl TestNs {
-    fn new(tag: &str) -> Option<TestNs> {
-        if !crate::netns::is_root() {
-            eprintln!("SKIPPED ({tag}): needs root to create network namespaces");
-            return None;
-        }
+    fn new(tag: &str) -> TestNs {
+        assert!(
+            crate::netns::is_root(),
+            "needs root to create network namespaces: this privileged test is on (feature \
+             dataplane/root-tests) but the process is not root; run `sudo scripts/test.sh`, \
+             or build without the feature to see it reported as ignored"
+        );
         let name = format!("kpb-test-ipvs-{tag}-{}", std::process::id());
-        Some(TestNs(
-            crate::netns::Netns::create(&name).expect("create namespace"),
-        ))
+        TestNs(crate::netns::Netns::create(&name).expect("create namespace"))
     }
 }
 
@@ -284,15 +285,17 @@ impl Drop for TestNs {
 /// Privileged (any kernel): one batch of rtnetlink requests, several of them refused,
 /// spanning more than one send(); every ACK's errno must land on its own request.
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn batched_acks_map_back_to_their_requests() {
     use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
     use netlink_packet_route::RouteNetlinkMessage;
 
     use super::link;
 
-    let Some(ns) = TestNs::new("acks") else {
-        return;
-    };
+    let ns = TestNs::new("acks");
     let codes =
         ns.0.run(|| {
             let mut nl = link::open().unwrap();
@@ -331,27 +334,223 @@ fn batched_acks_map_back_to_their_requests() {
 /// the backend's error counts as a missing feature (the case is skipped, not failed);
 /// with IPVS, the family resolves.
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
 fn a_kernel_without_ipvs_is_a_missing_feature() {
     use crate::backend::Backend;
 
-    let Some(ns) = TestNs::new("noipvs") else {
-        return;
-    };
+    let ns = TestNs::new("noipvs");
     match super::IpvsClient::open_in(&ns.0) {
         Ok(c) => {
             eprintln!("this kernel has IPVS (family id {})", c.family());
         }
         Err(super::IpvsError::NoIpvs) => {
-            let err = super::IpvsBackend::new("rr")
+            let err = super::IpvsBackend::new(crate::mode::IpvsScheduler::Rr)
                 .sync(
                     &ns.0,
                     None,
                     &ServiceSet::generate(1, 1),
-                    std::time::Duration::from_secs(30),
+                    crate::deadline::Deadline::after(std::time::Duration::from_secs(30)),
                 )
                 .unwrap_err();
-            assert!(err.is_missing_tool(), "{err}");
+            assert!(err.is_unavailable(), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    crate::backend::ApplyError::Unavailable(
+                        crate::prereq::Unavailable::KernelFeature {
+                            feature: crate::prereq::KernelFeature::IpVs,
+                            ..
+                        }
+                    )
+                ),
+                "a kernel feature, not a package: {err}"
+            );
         }
         Err(e) => panic!("unexpected: {e}"),
     }
+}
+
+/// kube-proxy's restore for ClusterIP services with no local endpoint, written out from
+/// `syncProxyRules` (natChains, natRules, filterChains, filterRules) and
+/// `writeIptablesRules` (its order; only non-empty sets get their match rules).
+const KUBE_PROXY_RESTORE: &str = r#"*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN
+-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst ! -s 10.128.0.0/10 -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+-A KUBE-POSTROUTING -m mark ! --mark 0x00004000/0x00004000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x00004000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x00004000
+COMMIT
+*filter
+:KUBE-FORWARD - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SOURCE-RANGES-FIREWALL - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+:KUBE-IPVS-OUT-FILTER - [0:0]
+-A KUBE-SOURCE-RANGES-FIREWALL -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x00004000/0x00004000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-NODE-PORT -m comment --comment "Kubernetes health check node port" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-LOAD-BALANCER dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-CLUSTER-IP dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-EXTERNAL-IP-LOCAL dst,dst -j RETURN
+-A KUBE-IPVS-FILTER -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j RETURN
+-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set KUBE-IPVS-IPS dst -j REJECT
+COMMIT
+"#;
+
+#[test]
+fn kube_proxys_restore_is_written_in_its_order() {
+    assert_eq!(kube_proxy_payload(true), KUBE_PROXY_RESTORE);
+    // Without services KUBE-CLUSTER-IP is empty and its two rules are not written.
+    let empty = kube_proxy_payload(false);
+    assert!(!empty.contains("--match-set KUBE-CLUSTER-IP dst,dst ! -s"));
+    assert!(
+        !empty.contains("-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT")
+    );
+    assert_eq!(
+        empty.lines().count(),
+        KUBE_PROXY_RESTORE.lines().count() - 2
+    );
+}
+
+#[test]
+fn the_floors_first_restore_carries_the_jumps_in_ensure_order() {
+    let text = floor_first_payload(true);
+    let jumps = "\
+-I OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-I PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-I POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING
+-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN
+";
+    assert!(
+        text.contains(&format!(":KUBE-MARK-MASQ - [0:0]\n{jumps}")),
+        "{text}"
+    );
+    let jumps = "\
+:KUBE-IPVS-OUT-FILTER - [0:0]
+-I FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD
+-I INPUT -m comment --comment \"kubernetes health check rules\" -j KUBE-NODE-PORT
+-I INPUT -m comment --comment \"kube-proxy firewall rules\" -j KUBE-PROXY-FIREWALL
+-I FORWARD -m comment --comment \"kube-proxy firewall rules\" -j KUBE-PROXY-FIREWALL
+-I INPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-FILTER
+-I OUTPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-OUT-FILTER
+-A KUBE-SOURCE-RANGES-FIREWALL -j DROP
+";
+    assert!(text.contains(jumps), "{text}");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-I "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(without, KUBE_PROXY_RESTORE);
+}
+
+#[test]
+fn ipsets_are_created_as_kube_proxys_create_set_does() {
+    let args = |n, k| kube_proxy_ipset_create(n, k).join(" ");
+    assert_eq!(
+        args("KUBE-CLUSTER-IP", "hash:ip,port"),
+        "create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 -exist"
+    );
+    assert_eq!(
+        args("KUBE-NODE-PORT-TCP", "bitmap:port"),
+        "create KUBE-NODE-PORT-TCP bitmap:port range 0-65535 -exist"
+    );
+    assert_eq!(
+        args("KUBE-IPVS-IPS", "hash:ip"),
+        "create KUBE-IPVS-IPS hash:ip -exist"
+    );
+    let set = ServiceSet::generate(2, 1);
+    let [(a, cluster), (b, bound)] = kube_proxy_entries(&set);
+    assert_eq!((a, b), ("KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"));
+    let add: Vec<(&str, String)> = cluster
+        .into_iter()
+        .map(|e| (a, e))
+        .chain(bound.into_iter().map(|e| (b, e)))
+        .collect();
+    let text = floor_ipset_restore(
+        true,
+        &[("KUBE-CLUSTER-IP", "10.96.0.9,tcp:80".into())],
+        &add,
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 17 + 1 + 4);
+    assert_eq!(
+        lines[0],
+        "create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 65536"
+    );
+    assert_eq!(lines[16], "create KUBE-IPVS-IPS hash:ip");
+    assert_eq!(
+        &lines[17..],
+        [
+            "del KUBE-CLUSTER-IP 10.96.0.9,tcp:80",
+            "add KUBE-CLUSTER-IP 10.96.0.1,tcp:80",
+            "add KUBE-CLUSTER-IP 10.96.0.2,tcp:80",
+            "add KUBE-IPVS-IPS 10.96.0.1",
+            "add KUBE-IPVS-IPS 10.96.0.2",
+        ]
+    );
+}
+
+#[test]
+fn ipset_list_members_are_read_as_list_entries_does() {
+    use super::controller::ipset_members;
+    let out = "Name: KUBE-CLUSTER-IP\nType: hash:ip,port\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x5d3b2a10\nSize in memory: 456\nReferences: 3\nNumber of entries: 2\nMembers:\n10.96.0.2,tcp:80\n10.96.0.1,tcp:80\n";
+    let got: Vec<String> = ipset_members(out).into_iter().collect();
+    assert_eq!(got, ["10.96.0.1,tcp:80", "10.96.0.2,tcp:80"]);
+    assert!(ipset_members("Name: X\nMembers:\n").is_empty());
+}
+
+#[test]
+fn kernel_releases_compare_by_major_and_minor() {
+    use super::controller::release_before;
+    assert!(release_before("5.4.0-150-generic", 5, 9));
+    assert!(!release_before("5.9.1", 5, 9));
+    assert!(!release_before("6.1.0-56-cloud-amd64", 5, 9));
+    assert!(!release_before("unknown", 0, 0));
+}
+
+/// A GET_DEST reply carries the connection counters (ip_vs.h attributes 7-9), which
+/// graceful termination reads; kube-proxy's Equal ignores them, and the kernel's
+/// HASHED service flag.
+#[test]
+fn dest_replies_decode_connection_counts() {
+    let attrs = vec![
+        DestAttr::Addr(vec![10, 128, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        DestAttr::Port(8080),
+        DestAttr::FwdMethod(0),
+        DestAttr::Weight(0),
+        DestAttr::ActiveConns(3),
+        DestAttr::InactConns(4),
+        DestAttr::PersistConns(5),
+    ];
+    let mut buf = vec![0u8; attrs.as_slice().buffer_len()];
+    attrs.as_slice().emit(&mut buf);
+    let parsed: Vec<DestAttr> = NlasIterator::new(&buf[..])
+        .map(|n| DestAttr::parse(&n.unwrap()).unwrap())
+        .collect();
+    assert_eq!(parsed, attrs);
+    let d = RealServer::from_attrs(&parsed, AF_INET).unwrap();
+    assert_eq!((d.active_conns, d.inact_conns, d.weight), (3, 4, 0));
+    assert!(d.same_key(&rs()));
+    assert_ne!(d, rs());
+    let mut applied = svc();
+    applied.flags |= IP_VS_SVC_F_HASHED;
+    assert!(svc().kube_proxy_equal(&applied));
+    applied.scheduler = "wrr".into();
+    assert!(!svc().kube_proxy_equal(&applied));
 }

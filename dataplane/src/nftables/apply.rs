@@ -2,21 +2,35 @@
 //! the whole transaction on stdin of one `nft -f -`; reads with `nft --json list`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{expected_elements, expected_rules, render_full_shaped, render_partial, Shape};
-use crate::backend::{ApplyError, Backend, Mode, SyncReport};
-use crate::exec::Tool;
+use super::{
+    expected_elements, expected_rules, render_full_with, render_partial, FloorController,
+    KubeProxyController, NftStandIn, NodePortAddresses, Setup, Shape,
+};
+use crate::backend::{ApplyError, Backend, Objects, SyncReport};
+use crate::deadline::Deadline;
+use crate::exec::{Meter, Tool};
+use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
+use crate::prereq::{KernelFeature, Prerequisites, ToolNeed};
+use crate::sync::record::StandIn;
+use crate::sync::{Controller, Profile};
+
+/// How kube-proxy's table is listed, for people and for the read-back.
+const LIST: &str = "nft list table ip kube-proxy";
+const LIST_JSON: &str = "nft --json list table ip kube-proxy";
 
 /// kube-proxy's nftables mode.
 #[derive(Debug, Clone, Default)]
 pub struct NftablesBackend {
-    /// Statement order of full syncs.
+    /// Statement order of the one-shot [`Backend::sync`]'s full syncs.
     pub shape: Shape,
+    /// kube-proxy's `--nodeport-addresses`: by default `primary` with the node address
+    /// kpbench's topology gives the node ([`super::DEFAULT_NODE_IP`]).
+    pub node_ports: NodePortAddresses,
 }
 
 impl NftablesBackend {
@@ -24,31 +38,50 @@ impl NftablesBackend {
         Self::default()
     }
 
-    /// A backend writing full syncs in a given statement order (for the investigation
-    /// in `examples/nft_full_sync.rs`).
+    /// A backend writing full syncs in a given statement order (the one-shot
+    /// [`Backend::sync`]).
     pub fn with_shape(shape: Shape) -> Self {
-        NftablesBackend { shape }
+        NftablesBackend {
+            shape,
+            ..Self::default()
+        }
+    }
+
+    /// The same backend with another `--nodeport-addresses` (e.g. another node IP).
+    pub fn with_node_ports(self, node_ports: NodePortAddresses) -> Self {
+        NftablesBackend { node_ports, ..self }
+    }
+
+    /// How many rules and named set and map elements a full sync of `set` leaves.
+    pub fn expected_objects(&self, set: &ServiceSet) -> usize {
+        expected_rules(set) + expected_elements(set) + self.node_ports.ips().len()
     }
 
     fn payload(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> super::Payload {
         match old {
-            None => render_full_shaped(new, self.shape),
+            None => render_full_with(
+                new,
+                self.shape,
+                Setup {
+                    first: true,
+                    node_ports: self.node_ports,
+                },
+            ),
             Some(old) => render_partial(old, new),
         }
     }
 }
 
 /// `nft --json list table ip kube-proxy` in `ns`, parsed.
-fn list_json(ns: &Netns, timeout: Duration) -> Result<Value, ApplyError> {
+fn list_json(ns: &Netns, deadline: Deadline) -> Result<Value, ApplyError> {
     let out = Tool::new("nft", &["--json", "list", "table", "ip", "kube-proxy"])
         .netns(ns)
-        .timeout(timeout)
+        .deadline(deadline)
         .run_ok()?;
-    serde_json::from_str(&out.stdout).map_err(|e| {
-        ApplyError::Other(format!(
-            "nft --json list table ip kube-proxy in namespace {}: unparsable output: {e}",
-            ns.name
-        ))
+    serde_json::from_str(&out.stdout).map_err(|source| ApplyError::Unparsable {
+        command: LIST_JSON,
+        ns: ns.name.clone(),
+        source,
     })
 }
 
@@ -87,8 +120,8 @@ pub fn count_objects(listing: &Value) -> (usize, usize) {
 /// built it: handles dropped, chains and sets keyed by name, each chain with its rules
 /// in order, set and map elements sorted. Two namespaces hold the same ruleset exactly
 /// when these strings are equal.
-pub fn normalized_listing(ns: &Netns, timeout: Duration) -> Result<String, ApplyError> {
-    let listing = list_json(ns, timeout)?;
+pub fn normalized_listing(ns: &Netns, deadline: Deadline) -> Result<String, ApplyError> {
+    let listing = list_json(ns, deadline)?;
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
     let mut rules: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (kind, body) in objects(&listing) {
@@ -125,12 +158,32 @@ pub fn normalized_listing(ns: &Netns, timeout: Duration) -> Result<String, Apply
 }
 
 impl Backend for NftablesBackend {
-    fn mode(&self) -> Mode {
-        Mode::Nftables
+    fn controller(&self, profile: Profile) -> Box<dyn Controller> {
+        match profile {
+            Profile::KubeProxy(version) => {
+                Box::new(KubeProxyController::new(version, self.node_ports))
+            }
+            Profile::Floor => Box::new(FloorController::new(self.node_ports)),
+        }
     }
 
-    fn tools(&self) -> Vec<&'static str> {
-        vec!["nft"]
+    fn standins(&self) -> Vec<Box<dyn StandIn>> {
+        vec![Box::new(NftStandIn::new())]
+    }
+
+    fn spec(&self) -> ModeSpec {
+        ModeSpec::new(Mode::Nftables)
+    }
+
+    fn prerequisites(&self) -> Prerequisites {
+        Prerequisites {
+            tools: vec![ToolNeed::new("nft", "nftables")],
+            kernel: vec![KernelFeature::NfTables],
+        }
+    }
+
+    fn inspect_command(&self) -> &'static str {
+        LIST
     }
 
     fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String {
@@ -142,39 +195,35 @@ impl Backend for NftablesBackend {
         ns: &Netns,
         old: Option<&ServiceSet>,
         new: &ServiceSet,
-        timeout: Duration,
+        deadline: Deadline,
     ) -> Result<SyncReport, ApplyError> {
         // Rendering is part of what kube-proxy does per sync, so it is inside the wall
         // time; it costs far less than nft itself.
-        let start = Instant::now();
+        let meter = Meter::start();
         let payload = self.payload(old, new);
         let out = Tool::new("nft", &["-f", "-"])
             .stdin(payload.text.as_bytes())
             .netns(ns)
-            .timeout(
-                timeout
-                    .saturating_sub(start.elapsed())
-                    .max(Duration::from_millis(1)),
-            )
+            .deadline(deadline)
             .run_ok()?;
-        let mut cost = out.cost;
-        cost.wall = start.elapsed();
         Ok(SyncReport {
-            cost,
+            cost: meter.finish(out.cost),
             payload_bytes: payload.text.len(),
+            steps: Default::default(),
         })
     }
 
-    fn read_back(&self, ns: &Netns, timeout: Duration) -> Result<usize, ApplyError> {
-        let (rules, elements) = count_objects(&list_json(ns, timeout)?);
-        Ok(rules + elements)
-    }
-
-    fn expected_objects(&self, set: &ServiceSet) -> usize {
-        expected_rules(set) + expected_elements(set)
-    }
-
-    fn object_kind(&self) -> &'static str {
-        "nftables rules and map elements"
+    fn verify(
+        &self,
+        ns: &Netns,
+        expected: &ServiceSet,
+        deadline: Deadline,
+    ) -> Result<Objects, ApplyError> {
+        let (rules, elements) = count_objects(&list_json(ns, deadline)?);
+        Objects::check(
+            "nftables rules and map elements",
+            rules + elements,
+            self.expected_objects(expected),
+        )
     }
 }

@@ -1,10 +1,64 @@
 //! The fixed part of a full sync: kube-proxy's `setupNFTables` for IPv4 with
-//! `--nodeport-addresses` matching all addresses, a cluster CIDR local-traffic detector
-//! and a known service CIDR. Text as knftables writes it (numeric priorities, see
-//! [`BASE_CHAINS`]).
+//! `--nodeport-addresses` as configured ([`NodePortAddresses`], by default `primary`), a
+//! cluster CIDR local-traffic detector and a known service CIDR. Text as knftables
+//! writes it (numeric priorities, see [`BASE_CHAINS`]).
+
+use std::net::Ipv4Addr;
 
 use super::Tx;
 use crate::model::service_cidr;
+
+/// The node's address kpbench's topology gives the node namespace on its client link
+/// (harness `sandbox::topology::NODE_CLIENT_ADDR`): the node IP kube-proxy's default
+/// `--nodeport-addresses primary` puts in `nodeport-ips`. The dataplane library does not
+/// see the topology, so backends take it as a parameter with this default.
+pub const DEFAULT_NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
+
+/// kube-proxy's `--nodeport-addresses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodePortAddresses {
+    /// Every local address (`MatchAll`, e.g. `0.0.0.0/0`): no `nodeport-ips` set (added
+    /// and deleted), NodePorts matched by `fib daddr type local`.
+    All,
+    /// `primary`, the default since 1.31: the node's primary IP is the only element of
+    /// `nodeport-ips`, and NodePorts match `ip daddr @nodeport-ips`.
+    Primary(Ipv4Addr),
+}
+
+impl Default for NodePortAddresses {
+    fn default() -> Self {
+        NodePortAddresses::Primary(DEFAULT_NODE_IP)
+    }
+}
+
+impl NodePortAddresses {
+    /// The elements of `nodeport-ips` (none when the set does not exist).
+    pub fn ips(self) -> Vec<Ipv4Addr> {
+        match self {
+            NodePortAddresses::All => Vec::new(),
+            NodePortAddresses::Primary(ip) => vec![ip],
+        }
+    }
+}
+
+/// How `setupNFTables` runs in one full sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Setup {
+    /// Whether the one-off `add` + `delete` of every base chain is still due (kube-proxy's
+    /// `!proxier.flushed`: its first full sync only).
+    pub first: bool,
+    pub node_ports: NodePortAddresses,
+}
+
+impl Setup {
+    /// The setup of kube-proxy's first sync with the default `--nodeport-addresses`.
+    pub fn first() -> Self {
+        Setup {
+            first: true,
+            node_ports: NodePortAddresses::default(),
+        }
+    }
+}
 
 /// kube-proxy's masquerade mark: `fmt.Sprintf("%#08x", 1<<14)`. Go pads the digits,
 /// not the whole field, to 8, hence eight hex digits after `0x`.
@@ -46,15 +100,23 @@ const JUMP_CHAINS: [(&str, &str, &str); 11] = [
 
 const VMAP_V4: &str = "ipv4_addr . inet_proto . inet_service : verdict";
 
-/// Writes `setupNFTables` as on kube-proxy's first sync (when it also does the one-off
-/// add+delete of every base chain so that changed base-chain properties can apply).
-pub(super) fn write_setup(tx: &mut Tx) {
+/// Writes `setupNFTables`; on kube-proxy's first sync (`setup.first`) it also does the
+/// one-off add+delete of every base chain so that changed base-chain properties can apply.
+///
+/// The containers are reset with `flush set|map` at the end, as the documented
+/// `nftElementStorage.reset` does. Newer trees read the containers instead
+/// (`readOrReset`: one `nft --json list set|map` per container); whether 1.35/1.36 have
+/// that is unverified (/tmp/kube-proxy-trace.md §2.2), so kpbench models the documented
+/// flush and no element listing.
+pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add table ip kube-proxy {{ comment \"rules for kube-proxy\" ; }}"
     ));
-    for (name, ..) in BASE_CHAINS {
-        tx.line(format_args!("add chain ip kube-proxy {name}"));
-        tx.line(format_args!("delete chain ip kube-proxy {name}"));
+    if setup.first {
+        for (name, ..) in BASE_CHAINS {
+            tx.line(format_args!("add chain ip kube-proxy {name}"));
+            tx.line(format_args!("delete chain ip kube-proxy {name}"));
+        }
     }
     for (name, kind, hook, prio) in BASE_CHAINS {
         tx.line(format_args!(
@@ -100,12 +162,22 @@ pub(super) fn write_setup(tx: &mut Tx) {
             service_cidr()
         ),
     );
-    // nodePortAddresses matches all: kube-proxy adds and deletes the set so that it is
-    // gone whether or not it existed.
     tx.line(format_args!(
         "add set ip kube-proxy nodeport-ips {{ type ipv4_addr ; comment \"IPs that accept NodePort traffic\" ; }}"
     ));
-    tx.line(format_args!("delete set ip kube-proxy nodeport-ips"));
+    match setup.node_ports {
+        // MatchAll: kube-proxy adds and deletes the set so that it is gone whether or
+        // not it existed.
+        NodePortAddresses::All => tx.line(format_args!("delete set ip kube-proxy nodeport-ips")),
+        // Otherwise flush it and add each node IP, one `add element` each.
+        NodePortAddresses::Primary(ip) => {
+            tx.line(format_args!("flush set ip kube-proxy nodeport-ips"));
+            tx.line(format_args!(
+                "add element ip kube-proxy nodeport-ips {{ {ip} }}"
+            ));
+            tx.elements += 1;
+        }
+    }
     tx.line(format_args!(
         "add map ip kube-proxy no-endpoint-services {{ type {VMAP_V4} ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}"
     ));
@@ -121,9 +193,13 @@ pub(super) fn write_setup(tx: &mut Tx) {
         "service-endpoints-check",
         format_args!("ip daddr . meta l4proto . th dport vmap @no-endpoint-services"),
     );
+    let nodeport_match = match setup.node_ports {
+        NodePortAddresses::All => "ip daddr != 127.0.0.0/8",
+        NodePortAddresses::Primary(_) => "ip daddr @nodeport-ips",
+    };
     tx.rule(
         "nodeport-endpoints-check",
-        format_args!("ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no-endpoint-nodeports"),
+        format_args!("{nodeport_match} meta l4proto . th dport vmap @no-endpoint-nodeports"),
     );
     tx.line(format_args!(
         "add map ip kube-proxy firewall-ips {{ type {VMAP_V4} ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"
@@ -142,11 +218,13 @@ pub(super) fn write_setup(tx: &mut Tx) {
         "services",
         format_args!("ip daddr . meta l4proto . th dport vmap @service-ips"),
     );
+    let nodeport_dispatch = match setup.node_ports {
+        NodePortAddresses::All => "fib daddr type local ip daddr != 127.0.0.0/8",
+        NodePortAddresses::Primary(_) => "ip daddr @nodeport-ips",
+    };
     tx.rule(
         "services",
-        format_args!(
-            "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"
-        ),
+        format_args!("{nodeport_dispatch} meta l4proto . th dport vmap @service-nodeports"),
     );
     // nftElementStorage.reset for every container.
     tx.line(format_args!("flush set ip kube-proxy cluster-ips"));

@@ -181,7 +181,9 @@ pub struct Plan {
 pub fn plan(results: &[Results], budgets: Budgets) -> Plan {
     let rows = cases::rows(results);
     let mut groups: BTreeMap<EnvKey, BTreeMap<String, Vec<Row<'_>>>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.ok()) {
+    // The plan is about what users run: kube-proxy's profile (or results from before
+    // profiles). The floor is the kernel's share, shown in the sync breakdown instead.
+    for r in rows.iter().filter(|r| r.ok() && !cases::is_floor(r.case)) {
         groups
             .entry(r.env())
             .or_default()

@@ -54,11 +54,42 @@ pub fn env_key(run: &Results, case: &Case) -> EnvKey {
     }
 }
 
+/// The mode with its IPVS scheduler and, for the floor profile, `(floor)`:
+/// `ipvs/rr`, `nftables (floor)`. kube-proxy's profile is the mode itself, since it is
+/// what users run.
 pub fn mode_label(c: &Case) -> String {
+    let mode = base_mode(c);
+    if is_floor(c) {
+        format!("{mode} (floor)")
+    } else {
+        mode
+    }
+}
+
+/// The mode with its IPVS scheduler, whatever the profile: `ipvs/rr`, `nftables`.
+pub fn base_mode(c: &Case) -> String {
     match &c.ipvs_scheduler {
         Some(s) => format!("{}/{s}", c.mode),
         None => c.mode.clone(),
     }
+}
+
+/// The mode with its profile spelled out, kube-proxy's release included, where the
+/// profiles stand side by side: `nftables (kube-proxy 1.36)`, `nftables (floor)`, and
+/// the bare mode for results written before profiles.
+pub fn profile_label(c: &Case) -> String {
+    let mode = base_mode(c);
+    match (c.profile.as_deref(), c.kube_proxy_version.as_deref()) {
+        (None, _) => mode,
+        (Some(p), Some(v)) if !is_floor(c) => format!("{mode} ({p} {v})"),
+        (Some(p), _) => format!("{mode} ({p})"),
+    }
+}
+
+/// Whether a case measured the floor profile (the kernel's cost without kube-proxy's
+/// controller work), not what kube-proxy does.
+pub fn is_floor(c: &Case) -> bool {
+    c.profile.as_deref() == Some("floor")
 }
 
 /// Every case of every run, in input order.
@@ -75,6 +106,45 @@ pub fn envs(rows: &[Row<'_>]) -> Vec<EnvKey> {
     v.sort();
     v.dedup();
     v
+}
+
+/// One kind of sync, as `Case::sync` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncKind {
+    Full,
+    AddService,
+    RemoveService,
+    UpdateEndpoints,
+}
+
+impl SyncKind {
+    pub const ALL: [SyncKind; 4] = [
+        SyncKind::Full,
+        SyncKind::AddService,
+        SyncKind::RemoveService,
+        SyncKind::UpdateEndpoints,
+    ];
+
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SyncKind::Full => "full sync",
+            SyncKind::AddService => "add service",
+            SyncKind::RemoveService => "remove service",
+            SyncKind::UpdateEndpoints => "update endpoints",
+        }
+    }
+
+    /// The case's summary of this kind of sync, when measured.
+    pub fn pick(self, c: &Case) -> Option<&DurationSummary> {
+        let s = c.sync.as_ref()?;
+        match self {
+            SyncKind::Full => Some(&s.full),
+            SyncKind::AddService => s.add_service.as_ref(),
+            SyncKind::RemoveService => s.remove_service.as_ref(),
+            SyncKind::UpdateEndpoints => s.update_endpoints.as_ref(),
+        }
+    }
 }
 
 /// The slowest incremental operation's summary (add, remove or update endpoints) by p50:
@@ -131,6 +201,7 @@ pub(crate) mod fixtures {
             cpu_user_ms: 1.0,
             cpu_sys_ms: 1.0,
             samples_ms: samples_ms.to_vec(),
+            steps: Vec::new(),
         }
     }
 
@@ -173,6 +244,8 @@ pub(crate) mod fixtures {
             environment: "host".into(),
             mode: mode.into(),
             ipvs_scheduler: (mode == "ipvs").then(|| "rr".into()),
+            profile: None,
+            kube_proxy_version: None,
             services,
             endpoints_per_service: 10,
             status: Status::Ok,
@@ -207,14 +280,72 @@ pub(crate) mod fixtures {
                     softirq_ms: 5.0,
                     per_request_us: 30.0 + services as f64 / 1000.0,
                     overhead_per_request_us: None,
+                    dataplane_ns_per_request: None,
+                    max_rate_softirq_pct: None,
                 }),
                 distribution: Some(Distribution {
                     endpoints_hit: 10,
                     endpoints_total: 10,
                     max_deviation_pct: 5.0,
                 }),
+                transit: None,
+                transit_error: None,
             }),
             elapsed_s: Some(1.0),
+        }
+    }
+
+    /// A case of `profile` (`kube-proxy`, replaying 1.36, or `floor`): the full sync
+    /// and every incremental sync take the samples given, without steps (add them with
+    /// [`with_steps`]) and without a data path.
+    pub fn profiled(mode: &str, services: u64, profile: &str, full: &[f64], incr: &[f64]) -> Case {
+        let mut c = case(mode, services, 0.0, 0.0, 0.0);
+        c.profile = Some(profile.into());
+        c.kube_proxy_version = (profile == "kube-proxy").then(|| "1.36".into());
+        c.datapath = None;
+        c.sync = Some(Sync {
+            full: summary(full),
+            add_service: Some(summary(incr)),
+            remove_service: Some(summary(incr)),
+            update_endpoints: Some(summary(incr)),
+        });
+        c
+    }
+
+    /// The case with `steps` recorded for one kind of its syncs.
+    pub fn with_steps(
+        mut c: Case,
+        kind: crate::analysis::cases::SyncKind,
+        steps: Vec<StepSummary>,
+    ) -> Case {
+        use crate::analysis::cases::SyncKind;
+        let s = c.sync.as_mut().expect("an ok case has syncs");
+        let d = match kind {
+            SyncKind::Full => &mut s.full,
+            SyncKind::AddService => s.add_service.as_mut().expect("add measured"),
+            SyncKind::RemoveService => s.remove_service.as_mut().expect("remove measured"),
+            SyncKind::UpdateEndpoints => s.update_endpoints.as_mut().expect("update measured"),
+        };
+        d.steps = steps;
+        c
+    }
+
+    /// One step per sync: `calls` runs costing `wall`, `user` and `sys` ms in all.
+    pub fn step(
+        name: &str,
+        category: &str,
+        calls: f64,
+        wall: f64,
+        user: f64,
+        sys: f64,
+    ) -> StepSummary {
+        StepSummary {
+            name: name.into(),
+            category: category.into(),
+            calls,
+            wall_ms: wall,
+            user_ms: user,
+            sys_ms: sys,
         }
     }
 
@@ -223,6 +354,8 @@ pub(crate) mod fixtures {
             environment: "host".into(),
             mode: mode.into(),
             ipvs_scheduler: None,
+            profile: None,
+            kube_proxy_version: None,
             services,
             endpoints_per_service: 10,
             status: Status::Skipped,

@@ -1,7 +1,10 @@
 //! `kpbench compare BASE NEW`: case by case, did NEW get slower than BASE?
 //!
-//! Cases match on environment kind and kernel, mode, IPVS scheduler, services and
-//! endpoints. Per metric the rule is:
+//! Cases match on mode (with IPVS scheduler and profile), services and endpoints, and,
+//! by [`MatchBy::Environment`], also on environment kind and kernel. Comparing two
+//! kernels (nightly A against B) matches [`MatchBy::Case`] instead: the environments
+//! differ on purpose. [`MatchBy::auto`] picks `Case` when each run has one environment.
+//! Per metric the rule is:
 //!
 //! * **Repeated timings** (full sync and incremental updates, when both sides have at least
 //!   [`MIN_SAMPLES`] `samples_ms`): a regression when NEW's median is worse than BASE's by
@@ -30,6 +33,31 @@ pub const MIN_SAMPLES: usize = 3;
 /// One-sided significance level of the rank test.
 pub const ALPHA: f64 = 0.05;
 
+/// What must agree for a case of BASE to be compared with one of NEW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchBy {
+    /// Environment kind and kernel too: the same machine over time.
+    Environment,
+    /// Mode, profile, services and endpoints only: e.g. one kernel against another.
+    Case,
+}
+
+impl MatchBy {
+    /// `Case` when each run's cases ran in one environment (one kernel against
+    /// another, the nightly-kernel CI), else `Environment`.
+    pub fn auto(base: &Results, new: &Results) -> MatchBy {
+        let one_env = |r: &Results| {
+            let rows = cases::rows(std::slice::from_ref(r));
+            cases::envs(&rows).len() == 1
+        };
+        if one_env(base) && one_env(new) {
+            MatchBy::Case
+        } else {
+            MatchBy::Environment
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Regression,
@@ -48,6 +76,9 @@ pub struct Line {
     pub worse_by: f64,
     pub verdict: Verdict,
     pub note: String,
+    /// Set when the line is about the case's status (BASE's, NEW's) rather than a
+    /// number; `base` and `new` are then 0.
+    pub status: Option<(Status, Status)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -130,32 +161,60 @@ fn median(v: &[f64]) -> f64 {
     crate::run::metrics::percentile(&s, 50.0)
 }
 
-fn key(r: &Row<'_>) -> String {
-    let e = r.env();
-    format!(
-        "{} {} {} {} svc x {} ep",
-        e.kind,
-        e.kernel,
+fn key(r: &Row<'_>, by: MatchBy) -> String {
+    let case = format!(
+        "{} {} svc x {} ep",
         r.mode(),
         r.case.services,
         r.case.endpoints_per_service
-    )
+    );
+    match by {
+        MatchBy::Environment => {
+            let e = r.env();
+            format!("{} {} {case}", e.kind, e.kernel)
+        }
+        MatchBy::Case => case,
+    }
 }
 
-fn index(r: &Results) -> BTreeMap<String, &Case> {
+fn index(r: &Results, by: MatchBy) -> BTreeMap<String, &Case> {
     cases::rows(std::slice::from_ref(r))
         .iter()
-        .map(|row| (key(row), row.case))
+        .map(|row| (key(row, by), row.case))
         .collect()
 }
 
-/// Compares every case both runs have.
-pub fn compare(base: &Results, new: &Results, threshold: f64) -> Comparison {
-    let (b, n) = (index(base), index(new));
+/// The environments of a run's cases, as one label ("lab-tcg 6.1.0-56-cloud-amd64").
+fn env_labels(r: &Results) -> String {
+    let rows = cases::rows(std::slice::from_ref(r));
+    cases::envs(&rows)
+        .iter()
+        .map(|e| e.label())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Compares every case both runs have, matched as `by` says.
+pub fn compare(base: &Results, new: &Results, threshold: f64, by: MatchBy) -> Comparison {
+    let (b, n) = (index(base, by), index(new, by));
     let mut out = Comparison {
         threshold,
         ..Default::default()
     };
+    if by == MatchBy::Case {
+        let (be, ne) = (env_labels(base), env_labels(new));
+        out.notes.push(format!(
+            "matched case by case across environments: BASE ran on {be}, NEW on {ne}"
+        ));
+        let kind = |l: &str| l.split(' ').next().unwrap_or("").to_string();
+        if kind(&be) != kind(&ne) {
+            out.notes.push(format!(
+                "warning: {} and {} numbers are not comparable (emulated against native); compare lab runs with lab runs",
+                kind(&be),
+                kind(&ne)
+            ));
+        }
+    }
     for (k, bc) in &b {
         let Some(nc) = n.get(k) else {
             out.notes.push(format!("{k}: only in BASE"));
@@ -175,6 +234,7 @@ pub fn compare(base: &Results, new: &Results, threshold: f64) -> Comparison {
                         "ok in BASE, failed in NEW: {}",
                         nc.reason.as_deref().unwrap_or("no reason recorded")
                     ),
+                    status: Some((Status::Ok, Status::Failed)),
                 });
                 continue;
             }
@@ -306,6 +366,7 @@ fn timing(k: &str, metric: &str, b: &DurationSummary, n: &DurationSummary, singl
             b.samples_ms.len(),
             n.samples_ms.len()
         ),
+        status: None,
     }
 }
 
@@ -341,6 +402,7 @@ impl Single {
             worse_by,
             verdict,
             note,
+            status: None,
         }
     }
 }
@@ -359,6 +421,15 @@ fn change(worse_by: f64) -> String {
     }
 }
 
+/// A status as results.json spells it.
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Ok => "ok",
+        Status::Skipped => "skipped",
+        Status::Failed => "failed",
+    }
+}
+
 /// The comparison as a fixed-width table plus notes.
 pub fn table(c: &Comparison) -> String {
     let header = ["case", "metric", "base", "new", "change", "verdict", "note"];
@@ -367,15 +438,13 @@ pub fn table(c: &Comparison) -> String {
         rows.push(vec![
             l.case.clone(),
             l.metric.clone(),
-            if l.metric == "status" {
-                "ok".into()
-            } else {
-                format!("{:.2}", l.base)
+            match l.status {
+                Some((base, _)) => status_word(base).into(),
+                None => format!("{:.2}", l.base),
             },
-            if l.metric == "status" {
-                "failed".into()
-            } else {
-                format!("{:.2}", l.new)
+            match l.status {
+                Some((_, new)) => status_word(new).into(),
+                None => format!("{:.2}", l.new),
             },
             change(l.worse_by),
             match l.verdict {
@@ -451,7 +520,12 @@ mod tests {
     #[test]
     fn a_clear_regression_is_flagged() {
         let slow: Vec<f64> = NOISY.iter().map(|v| v * 2.0).collect();
-        let c = compare(&with_update(&NOISY), &with_update(&slow), 0.10);
+        let c = compare(
+            &with_update(&NOISY),
+            &with_update(&slow),
+            0.10,
+            MatchBy::Environment,
+        );
         let l = line(&c, "update p50 ms");
         assert_eq!(l.verdict, Verdict::Regression, "{l:?}");
         assert_eq!((l.base, l.new), (105.0, 210.0));
@@ -470,7 +544,12 @@ mod tests {
         let shifted = [
             117.0, 100.0, 135.0, 90.0, 140.0, 85.0, 125.0, 118.0, 130.0, 95.0,
         ];
-        let c = compare(&with_update(&NOISY), &with_update(&shifted), 0.10);
+        let c = compare(
+            &with_update(&NOISY),
+            &with_update(&shifted),
+            0.10,
+            MatchBy::Environment,
+        );
         let l = line(&c, "update p50 ms");
         assert_eq!((l.base, l.new), (105.0, 117.0));
         assert_eq!(l.verdict, Verdict::Same, "{l:?}");
@@ -486,12 +565,14 @@ mod tests {
             &base,
             &results("6.18.0", vec![case("iptables", 1000, 460.0, 40.0, 20.0)]),
             0.10,
+            MatchBy::Environment,
         );
         assert_eq!(line(&c, "full sync ms").verdict, Verdict::Same);
         let c = compare(
             &base,
             &results("6.18.0", vec![case("iptables", 1000, 500.0, 40.0, 20.0)]),
             0.10,
+            MatchBy::Environment,
         );
         assert_eq!(line(&c, "full sync ms").verdict, Verdict::Regression);
         // Lookup overhead 20 -> 40 us over a 70 us p50: +28.6% of the latency.
@@ -499,6 +580,7 @@ mod tests {
             &base,
             &results("6.18.0", vec![case("iptables", 1000, 400.0, 40.0, 40.0)]),
             0.10,
+            MatchBy::Environment,
         );
         let l = line(&c, "lookup last +us");
         assert!((l.worse_by - 20.0 / 70.0).abs() < 1e-12);
@@ -506,9 +588,22 @@ mod tests {
         let mut failed = case("iptables", 1000, 400.0, 40.0, 20.0);
         failed.status = Status::Failed;
         failed.reason = Some("iptables-restore: exit 1".into());
-        let c = compare(&base, &results("6.18.0", vec![failed]), 0.10);
+        let c = compare(
+            &base,
+            &results("6.18.0", vec![failed]),
+            0.10,
+            MatchBy::Environment,
+        );
         assert_eq!(c.regressions(), 1);
         assert!(c.lines[0].note.contains("iptables-restore: exit 1"));
+        let row = table(&c).lines().nth(2).unwrap().to_string();
+        let after_metric: Vec<&str> = row
+            .split(" status ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(after_metric[..2], ["ok", "failed"], "{row}");
     }
 
     #[test]
@@ -525,14 +620,18 @@ mod tests {
         let base = noisy();
         let mut new = noisy();
         new.cases[0].sync.as_mut().unwrap().full = summary(&[500.0]);
-        let c = compare(&base, &new, 0.10);
+        let c = compare(&base, &new, 0.10, MatchBy::Environment);
         assert!((case_noise(&base.cases[0], &new.cases[0]) - 30.0 / 105.0).abs() < 1e-12);
         let l = line(&c, "full sync ms");
         assert_eq!(l.verdict, Verdict::Same, "{l:?}");
         assert_eq!(l.note, "one value: needs > 29% (case noise)");
         new.cases[0].sync.as_mut().unwrap().full = summary(&[600.0]);
         assert_eq!(
-            line(&compare(&base, &new, 0.10), "full sync ms").verdict,
+            line(
+                &compare(&base, &new, 0.10, MatchBy::Environment),
+                "full sync ms"
+            )
+            .verdict,
             Verdict::Regression
         );
     }
@@ -541,9 +640,63 @@ mod tests {
     fn cases_match_on_kernel_and_unmatched_ones_are_noted() {
         let base = results("6.1.0", vec![case("iptables", 1000, 400.0, 40.0, 20.0)]);
         let new = results("6.12.0", vec![case("iptables", 1000, 900.0, 90.0, 20.0)]);
-        let c = compare(&base, &new, 0.10);
+        let c = compare(&base, &new, 0.10, MatchBy::Environment);
         assert!(c.lines.is_empty());
         assert_eq!(c.notes.len(), 2);
         assert!(c.notes[0].contains("6.1.0") && c.notes[0].contains("only in BASE"));
+    }
+
+    #[test]
+    fn two_kernels_runs_match_case_by_case() {
+        // The nightly-kernel CI: one run per kernel, the same cases.
+        let base = results(
+            "6.1.0",
+            vec![
+                case("iptables", 1000, 400.0, 40.0, 20.0),
+                case("nftables", 1000, 300.0, 30.0, 5.0),
+            ],
+        );
+        let new = results(
+            "6.12.0",
+            vec![
+                case("iptables", 1000, 900.0, 90.0, 20.0),
+                case("nftables", 1000, 300.0, 30.0, 5.0),
+            ],
+        );
+        assert_eq!(MatchBy::auto(&base, &new), MatchBy::Case);
+        let c = compare(&base, &new, 0.10, MatchBy::auto(&base, &new));
+        let cases: std::collections::BTreeSet<&str> =
+            c.lines.iter().map(|l| l.case.as_str()).collect();
+        assert_eq!(
+            cases.into_iter().collect::<Vec<_>>(),
+            ["iptables 1000 svc x 10 ep", "nftables 1000 svc x 10 ep"]
+        );
+        // iptables got slower in the full sync and all three updates; nftables did not.
+        assert_eq!(c.regressions(), 4, "{:#?}", c.lines);
+        assert!(c
+            .lines
+            .iter()
+            .filter(|l| l.case.starts_with("nftables"))
+            .all(|l| l.verdict == Verdict::Same));
+        assert!(c.notes[0].contains("host 6.1.0") && c.notes[0].contains("host 6.12.0"));
+        // Floor and kube-proxy profiles never match each other.
+        let mut floor = new.clone();
+        for case in &mut floor.cases {
+            case.profile = Some("floor".into());
+        }
+        assert!(compare(&base, &floor, 0.10, MatchBy::Case).lines.is_empty());
+    }
+
+    #[test]
+    fn a_run_with_several_environments_matches_on_them() {
+        let mut two = results("6.1.0", vec![case("iptables", 1000, 400.0, 40.0, 20.0)]);
+        let mut lab = two.environments[0].clone();
+        lab.id = "lab".into();
+        lab.kind = "lab-tcg".into();
+        two.environments.push(lab);
+        let mut ipvs = case("ipvs", 100, 10.0, 1.0, 1.0);
+        ipvs.environment = "lab".into();
+        two.cases.push(ipvs);
+        assert_eq!(MatchBy::auto(&two, &two), MatchBy::Environment);
     }
 }

@@ -1,7 +1,10 @@
 //! What the results mean: case rows keyed for comparison (`cases`), the capacity plan
-//! (`capacity`) and run-against-run comparison (`compare`). Pure functions over
-//! [`crate::results::Results`]; the report and the CLI present them.
+//! (`capacity`), run-against-run comparison (`compare`), where a sync's time goes
+//! (`breakdown`) and what kube-proxy's loop adds over the floor (`overhead`). Pure
+//! functions over [`crate::results::Results`]; the report and the CLI present them.
 
+pub mod breakdown;
 pub mod capacity;
 pub mod cases;
 pub mod compare;
+pub mod overhead;

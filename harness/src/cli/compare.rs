@@ -17,6 +17,11 @@ pub struct CompareArgs {
     /// How much worse a median may get before it counts, e.g. 10% (noise is judged too).
     #[arg(long, default_value = "10%", value_parser = parse_threshold)]
     pub threshold: f64,
+    /// Match cases on mode, profile, services and endpoints only, across environments
+    /// (e.g. nightly kernel A against B). The default does so when each run has one
+    /// environment, and otherwise matches environments too.
+    #[arg(long)]
+    pub across_environments: bool,
 }
 
 /// A `--threshold`: "10%", "10" or "7.5%" -> 0.10, 0.10, 0.075.
@@ -33,8 +38,25 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
 pub fn main(a: CompareArgs) -> Result<i32, Failure> {
     let read = |p: &PathBuf| Results::read(p).map_err(Failure::usage);
     let (base, new) = (read(&a.base)?, read(&a.new)?);
-    let c = compare::compare(&base, &new, a.threshold);
+    let by = if a.across_environments {
+        compare::MatchBy::Case
+    } else {
+        compare::MatchBy::auto(&base, &new)
+    };
+    let c = compare::compare(&base, &new, a.threshold, by);
     print!("{}", compare::table(&c));
+    if c.lines.is_empty() {
+        return Err(Failure::usage(format!(
+            "no case of {} matches one of {}: nothing was compared{}",
+            a.base.display(),
+            a.new.display(),
+            if by == compare::MatchBy::Environment {
+                "; to compare across environments (e.g. two kernels), add --across-environments"
+            } else {
+                "; the runs measured different modes, profiles or sizes"
+            }
+        )));
+    }
     Ok(if c.regressions() > 0 {
         exitcode::REGRESSION
     } else {

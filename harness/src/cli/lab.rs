@@ -17,13 +17,14 @@ pub struct LabArgs {
     /// .deb file, or VMLINUZ[:MODULES_DIR] (e.g. a nightly bzImage and its
     /// INSTALL_MOD_PATH).
     #[arg(long, short = 'k', default_value = DEFAULT_KERNEL)]
-    pub kernel: String,
-    /// Overall limit for the VM in seconds (boot, command, shutdown).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
-    /// Seconds to wait for the guest to show a sign of life [default: 20 under KVM, 180 under TCG].
-    #[arg(long)]
-    pub boot_timeout: Option<u64>,
+    pub kernel: KernelSpec,
+    /// Overall limit for the VM (boot, command, shutdown): seconds, or with a unit (30m).
+    #[arg(long, default_value = "3600", value_parser = crate::cli::duration::parse)]
+    pub timeout: Duration,
+    /// Time to wait for the guest to show a sign of life: seconds, or with a unit
+    /// [default: 20 under KVM, 180 under TCG].
+    #[arg(long, value_parser = crate::cli::duration::parse)]
+    pub boot_timeout: Option<Duration>,
     /// Accelerator [default: auto, or $KPBENCH_LAB_ACCEL]: auto tries KVM, then TCG.
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
@@ -32,9 +33,7 @@ pub struct LabArgs {
     pub verbose: bool,
     #[command(subcommand)]
     pub action: Option<LabAction>,
-    /// A command to run in the guest instead of a scenario, after `--`. Tools busybox
-    /// also has (ip, modprobe...) run as busybox applets unless named by full path
-    /// (/usr/bin/ip).
+    /// A command to run in the guest instead of a scenario, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -59,19 +58,13 @@ pub enum LabAction {
 /// Runs `kpbench lab`. Returns the process exit code; lab failures are printed here and
 /// mapped to their documented codes rather than returned as errors.
 pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
-    let spec = match KernelSpec::parse(&args.kernel) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kpbench lab: {e}");
-            return Ok(e.exit_code());
-        }
-    };
+    let spec = &args.kernel;
     let mut opts = LabOptions {
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         ..LabOptions::default()
     };
     if let Some(b) = args.boot_timeout {
-        opts.boot_timeout = Some(Duration::from_secs(b));
+        opts.boot_timeout = Some(b);
     }
     if let Some(a) = args.accel {
         opts.accel = a;
@@ -81,7 +74,7 @@ pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
 
     let (command, host_out) = match (&args.action, args.command.is_empty()) {
         (Some(LabAction::Prepare), _) => {
-            return Ok(match crate::lab::prepare(&spec, &opts, &mut progress) {
+            return Ok(match crate::lab::prepare(spec, &opts, &mut progress) {
                 Ok(_) => 0,
                 Err(e) => {
                     eprintln!("kpbench lab: {e}");
@@ -103,7 +96,7 @@ pub fn lab_main(args: LabArgs) -> anyhow::Result<i32> {
     ] {
         signal_hook::flag::register(sig, Arc::clone(&interrupted))?;
     }
-    match crate::lab::run(&spec, &command, &opts, Some(&interrupted), &mut progress) {
+    match crate::lab::run(spec, &command, &opts, Some(&interrupted), &mut progress) {
         Ok(outcome) => {
             if let Some(dir) = host_out {
                 let dir = dir.unwrap_or_else(|| default_out_dir(&outcome));
@@ -244,7 +237,7 @@ mod tests {
     #[test]
     fn command_form() {
         let a = parse(&["--kernel", "debian:6.12", "--", "cat", "/proc/version"]);
-        assert_eq!(a.kernel, "debian:6.12");
+        assert_eq!(a.kernel, KernelSpec::DebianSeries("6.12".into()));
         assert_eq!(a.command, vec!["cat", "/proc/version"]);
         assert!(a.action.is_none());
     }
@@ -259,7 +252,9 @@ mod tests {
             "--out",
             "r",
         ]);
-        assert_eq!(a.kernel, DEFAULT_KERNEL);
+        assert_eq!(a.kernel, KernelSpec::parse(DEFAULT_KERNEL).unwrap());
+        assert_eq!(a.timeout, Duration::from_secs(3600));
+        assert_eq!(a.boot_timeout, None);
         let Some(LabAction::Run { args }) = &a.action else {
             panic!("{a:?}")
         };
@@ -275,5 +270,29 @@ mod tests {
         let a = parse(&["-k", "/tmp/bzImage", "--accel", "tcg", "prepare"]);
         assert!(matches!(a.action, Some(LabAction::Prepare)));
         assert_eq!(a.accel, Some(AccelChoice::Tcg));
+    }
+
+    #[test]
+    fn durations_follow_the_one_convention() {
+        let a = parse(&["--timeout", "1800", "--boot-timeout", "90s", "--", "true"]);
+        assert_eq!(a.timeout, Duration::from_secs(1800));
+        assert_eq!(a.boot_timeout, Some(Duration::from_secs(90)));
+        let a = parse(&["--timeout", "5m", "--", "true"]);
+        assert_eq!(a.timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for bad in [
+            &["--kernel", "debian:6", "--", "true"][..],
+            &["--kernel", "https://x/bzImage", "--", "true"],
+            &["--timeout", "soon", "--", "true"],
+            &["--boot-timeout", "-3", "--", "true"],
+        ] {
+            let e = Cli::try_parse_from(std::iter::once("lab").chain(bad.iter().copied()))
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} should be refused"));
+            assert_eq!(e.exit_code(), crate::exitcode::USAGE, "{bad:?}: {e}");
+        }
     }
 }

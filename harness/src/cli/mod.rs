@@ -20,7 +20,7 @@ pub mod serve;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use dataplane::Mode;
+use dataplane::{IpvsScheduler, KubeProxyVersion, Mode, Profile, ProfileKind};
 
 pub use failure::Failure;
 
@@ -91,6 +91,37 @@ pub fn parse_mode(s: &str) -> Result<Mode, String> {
     })
 }
 
+/// An IPVS scheduler name on the command line.
+pub fn parse_scheduler(s: &str) -> Result<IpvsScheduler, String> {
+    IpvsScheduler::parse(s.trim()).map_err(|_| {
+        format!(
+            "{s:?} is not a scheduler; use one of {}",
+            IpvsScheduler::names()
+        )
+    })
+}
+
+/// A sync profile name on the command line.
+pub fn parse_profile(s: &str) -> Result<ProfileKind, String> {
+    ProfileKind::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a profile; use one of {}",
+            ProfileKind::names()
+        )
+    })
+}
+
+/// A kube-proxy release on the command line.
+pub fn parse_version(s: &str) -> Result<KubeProxyVersion, String> {
+    KubeProxyVersion::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = KubeProxyVersion::ALL.iter().map(|v| v.name()).collect();
+        format!(
+            "{s:?} is not a release kpbench replays; use one of {}",
+            known.join(", ")
+        )
+    })
+}
+
 /// A service count on the command line (`1000` or `1_000`).
 pub fn parse_count(s: &str) -> Result<usize, String> {
     s.trim()
@@ -112,6 +143,9 @@ pub struct RunArgs {
     /// Endpoints per service.
     #[arg(long, value_parser = parse_count)]
     pub endpoints: Option<usize>,
+    /// Comma-separated sync profiles (kube-proxy, floor), overriding the scenario.
+    #[arg(long, value_delimiter = ',', value_parser = parse_profile)]
+    pub profiles: Option<Vec<ProfileKind>>,
     /// Output directory (default: results/<run-id>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -134,9 +168,23 @@ pub struct RulesArgs {
     /// Endpoints per service.
     #[arg(long, default_value_t = 2, value_parser = parse_count)]
     pub endpoints: usize,
-    /// IPVS scheduler (ipvs mode only).
-    #[arg(long, default_value = "rr")]
-    pub scheduler: String,
+    /// IPVS scheduler (ipvs mode only): rr, lc, sh, dh or wrr.
+    #[arg(long, default_value = "rr", value_parser = parse_scheduler)]
+    pub scheduler: IpvsScheduler,
+    /// Sync profile: kube-proxy (its sync loop's calls, in order) or floor (the fastest
+    /// way to the identical kernel objects).
+    #[arg(long, default_value = "kube-proxy", value_parser = parse_profile)]
+    pub profile: ProfileKind,
+    /// The kube-proxy release the kube-proxy profile replays (1.35 or 1.36).
+    #[arg(long, default_value = "1.36", value_parser = parse_version)]
+    pub kube_proxy_version: KubeProxyVersion,
+}
+
+impl RulesArgs {
+    /// The profile with its release.
+    pub fn profile(&self) -> Profile {
+        Profile::new(self.profile, self.kube_proxy_version)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +232,17 @@ mod tests {
             &["kpbench", "run", "--endpoints", "-1"],
             &["kpbench", "rules", "--mode", "iptables", "--services", "-5"],
             &["kpbench", "run", "--run-id", "a/b"],
+            &["kpbench", "rules", "--mode", "ipvs", "--scheduler", "fifo"],
+            &["kpbench", "rules", "--mode", "ipvs", "--profile", "fast"],
+            &["kpbench", "run", "--profiles", "kube-proxy,slow"],
+            &[
+                "kpbench",
+                "rules",
+                "--mode",
+                "nftables",
+                "--kube-proxy-version",
+                "1.2",
+            ],
         ] {
             let e = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");

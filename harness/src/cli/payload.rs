@@ -2,8 +2,12 @@
 //! namespace and leave it there).
 
 use std::io::Write;
+use std::time::Duration;
 
-use dataplane::{backend, model, Netns, ServiceSet};
+use dataplane::sync::record::Recorder;
+use dataplane::sync::{MeasuredExecutor, RealExecutor};
+
+use dataplane::{backend, model, ApplyError, Backend, Deadline, ModeSpec, Netns, ServiceSet};
 
 use super::failure::{require_root, Failure};
 use super::{ApplyArgs, RulesArgs};
@@ -15,27 +19,31 @@ fn service_set(a: &RulesArgs) -> Result<ServiceSet, Failure> {
     Ok(ServiceSet::generate(a.services, a.endpoints))
 }
 
-fn backend_for(a: &RulesArgs) -> Result<Box<dyn dataplane::Backend>, Failure> {
-    let mode = a.mode;
-    if !crate::scenario::IPVS_SCHEDULERS.contains(&a.scheduler.as_str()) {
-        return Err(Failure::usage(format!(
-            "--scheduler {:?}: use one of {}",
-            a.scheduler,
-            crate::scenario::IPVS_SCHEDULERS.join(", ")
-        )));
-    }
-    backend::backend_with(mode, Some(&a.scheduler)).ok_or_else(|| {
-        Failure::unavailable(format!(
-            "mode {mode} is not implemented in this version of kpbench"
-        ))
-    })
+/// The backend of `--mode` with `--scheduler`; a mode without a backend yet (ebpf) is
+/// bad input here, as there is nothing to print or program.
+fn backend_for(a: &RulesArgs) -> Result<Box<dyn Backend>, Failure> {
+    backend(ModeSpec::with_scheduler(a.mode, a.scheduler))
+        .map_err(|e| Failure::usage(format!("--mode {}: {e}; use another mode", a.mode)))
 }
 
-/// `kpbench rules`: the exact payload of a full sync on stdout.
+/// `kpbench rules`: exactly what a full sync from empty sends with `--profile`, in
+/// order: every tool run (with its stdin) and netlink request, answered by stand-ins
+/// for the kernel.
 pub fn rules_main(a: RulesArgs) -> Result<i32, Failure> {
     let set = service_set(&a)?;
     let b = backend_for(&a)?;
-    let text = b.render(None, &set);
+    let mut recorder = Recorder::new(b.standins());
+    let mut ctl = b.controller(a.profile());
+    ctl.sync(&mut recorder, None, &set, Duration::ZERO)
+        .map_err(|e| Failure::new(exitcode::INTERNAL, format!("rendering {}: {e}", b.mode())))?;
+    let text = format!(
+        "# kpbench rules --mode {} --profile {}: a full sync of {} services x {} endpoints from empty\n{}",
+        b.spec(),
+        a.profile(),
+        a.services,
+        a.endpoints,
+        recorder.transcript()
+    );
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
@@ -55,9 +63,14 @@ pub fn apply_main(a: ApplyArgs) -> Result<i32, Failure> {
     } else {
         Netns::create(&a.netns).map_err(Failure::unavailable)?
     };
-    let timeout = std::time::Duration::from_secs(1800);
-    let report = b.sync(&ns, None, &set, timeout).map_err(|e| {
-        let code = if e.is_missing_tool() {
+    let deadline = || Deadline::after(Duration::from_secs(1800));
+    let mut ctl = b.controller(a.rules.profile());
+    let mut io = RealExecutor::new(&ns, deadline());
+    io.begin(deadline());
+    let done = ctl.sync(&mut io, None, &set, Duration::ZERO);
+    let report = io.finish();
+    done.map_err(|e| {
+        let code = if e.is_unavailable() {
             exitcode::UNAVAILABLE
         } else {
             exitcode::INTERNAL
@@ -67,25 +80,26 @@ pub fn apply_main(a: ApplyArgs) -> Result<i32, Failure> {
             format!("programming {} into {}: {e}", b.mode(), a.netns),
         )
     })?;
-    let found = b
-        .read_back(&ns, timeout)
-        .map_err(|e| Failure::new(exitcode::INTERNAL, e))?;
+    // A read-back that disagrees is reported, not fatal: the rules stay for inspection.
+    let (found, expected, what) = match b.verify(&ns, &set, deadline()) {
+        Ok(o) => (o.count, o.count, o.kind),
+        Err(ApplyError::Mismatch {
+            what,
+            found,
+            expected,
+        }) => (found, expected, what),
+        Err(e) => return Err(Failure::new(exitcode::INTERNAL, e)),
+    };
     println!(
-        "programmed {} services x {} endpoints ({}) into network namespace {} in {:.1} ms; the kernel holds {found} {} ({} expected)",
+        "programmed {} services x {} endpoints ({}, {} profile) into network namespace {} in {:.1} ms; the kernel holds {found} {what} ({expected} expected)",
         set.len(),
         a.rules.endpoints,
-        b.mode(),
+        b.spec(),
+        a.rules.profile(),
         a.netns,
         report.cost.wall.as_secs_f64() * 1000.0,
-        b.object_kind(),
-        b.expected_objects(&set)
     );
-    let inspect = match b.mode() {
-        dataplane::Mode::Ipvs => "ipvsadm -S -n",
-        dataplane::Mode::Nftables => "nft list table ip kube-proxy",
-        dataplane::Mode::IptablesLegacy => "iptables-legacy-save",
-        _ => "iptables-nft-save",
-    };
+    let inspect = b.inspect_command();
     println!(
         "inspect with: ip netns exec {ns} {inspect}; remove with: ip netns delete {ns}",
         ns = a.netns

@@ -87,12 +87,7 @@ fn status_word(c: &Case) -> &'static str {
     }
 }
 
-fn mode_label(c: &Case) -> String {
-    match &c.ipvs_scheduler {
-        Some(s) => format!("{}/{s}", c.mode),
-        None => c.mode.clone(),
-    }
-}
+use crate::analysis::cases::mode_label;
 
 fn one_line(c: &Case) -> String {
     let head = format!(
@@ -218,4 +213,58 @@ pub fn summary_table(r: &Results) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use dataplane::Mode;
+
+    use super::summary_table;
+    use crate::run::testing::{run_fake, scenario, FakeBackends, FakeHost, FakeSandbox};
+
+    /// A run on the fakes: exact sync numbers, a timeout, a give-up and a mode
+    /// that is not implemented, as the end-of-run table shows them.
+    #[test]
+    fn the_summary_table_of_a_fake_run() {
+        let out = tempfile::tempdir().unwrap();
+        let mut backends = FakeBackends::all_ok();
+        backends
+            .scripts
+            .get_mut(&Mode::Nftables)
+            .unwrap()
+            .timeout_from = Some(200);
+        let mut s = scenario(
+            &[Mode::Iptables, Mode::Nftables, Mode::Ebpf],
+            &[100, 200, 400],
+        );
+        s.scales = BTreeMap::from([("ebpf".to_string(), vec![100])]);
+        let (r, _) = run_fake(
+            s,
+            &backends,
+            &FakeSandbox::default(),
+            &FakeHost::default(),
+            out.path(),
+        );
+        let want = format!(
+            "\
+env   mode      services  status   objects  full ms  full cpu ms  add p50  remove p50  update p50  update p99  first +us  last +us  last syn +us
+------------------------------------------------------------------------------------------------------------------------------------------------
+host  iptables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -
+host  iptables       200  ok           600    200.0         60.0      2.0         3.0         4.0         4.0          -         -             -
+host  iptables       400  ok          1200    400.0        120.0      2.0         3.0         4.0         4.0          -         -             -
+host  nftables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -
+host  nftables       200  FAILED         -        -            -        -           -           -           -          -         -             -
+host  nftables       400  skipped        -        -            -        -           -           -           -          -         -             -
+host  ebpf           100  skipped        -        -            -        -           -           -           -          -         -             -
+
+FAILED nftables x 200: full sync: case time limit of 300 s reached (fake-restore timed out after 1s and was killed)
+skipped nftables x 400: not attempted: nftables (kube-proxy profile) timed out at 200 services; raise case_timeout_s in the scenario to try larger scales
+skipped ebpf x 100: mode ebpf is not implemented in kpbench {}; run the other modes
+",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(summary_table(&r), want);
+    }
 }

@@ -19,7 +19,9 @@ pub fn parse_run_id(id: &str) -> Result<String, String> {
     {
         Ok(id.to_string())
     } else {
-        Err(format!("{id:?}: use letters, digits, '.', '_' and '-' only"))
+        Err(format!(
+            "{id:?}: use letters, digits, '.', '_' and '-' only"
+        ))
     }
 }
 
@@ -44,7 +46,12 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
     let (mut scenario, file) =
         crate::scenario::resolve(a.scenario.as_ref()).map_err(Failure::usage)?;
     scenario
-        .override_with(a.modes.as_deref(), a.services.as_deref(), a.endpoints)
+        .override_with(
+            a.modes.as_deref(),
+            a.services.as_deref(),
+            a.endpoints,
+            a.profiles.as_deref(),
+        )
         .map_err(Failure::usage)?;
     if a.no_datapath {
         scenario.datapath.enabled = false;

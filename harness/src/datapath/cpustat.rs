@@ -1,10 +1,18 @@
 //! Whole-kernel CPU time from `/proc/stat` (all CPUs, every namespace), sampled around
 //! a load window so the data path's cost can be given per request.
 
-use std::io;
 use std::time::{Duration, Instant};
 
-/// The aggregate `cpu` line of `/proc/stat`, in clock ticks (`USER_HZ`).
+use procfs::{CpuTime, FromBufReadSI, KernelStats};
+
+/// `/proc/stat` could not be read or parsed. The message carries procfs's error (so it
+/// is not also given as the source, which error chains would print twice).
+#[derive(Debug, thiserror::Error)]
+#[error("/proc/stat: {0} (is /proc mounted?)")]
+pub struct CpuStatError(procfs::ProcError);
+
+/// The aggregate `cpu` line of `/proc/stat`, in clock ticks (`USER_HZ`); fields the
+/// kernel does not report count as 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
     pub user: u64,
@@ -17,25 +25,33 @@ pub struct CpuTimes {
     pub steal: u64,
 }
 
+impl From<&CpuTime> for CpuTimes {
+    fn from(t: &CpuTime) -> Self {
+        CpuTimes {
+            user: t.user,
+            nice: t.nice,
+            system: t.system,
+            idle: t.idle,
+            iowait: t.iowait.unwrap_or(0),
+            irq: t.irq.unwrap_or(0),
+            softirq: t.softirq.unwrap_or(0),
+            steal: t.steal.unwrap_or(0),
+        }
+    }
+}
+
 impl CpuTimes {
-    /// Parses the first (`cpu `) line of `/proc/stat`.
-    pub fn parse(stat: &str) -> Option<CpuTimes> {
-        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-        let mut f = line
-            .split_ascii_whitespace()
-            .skip(1)
-            .map(|v| v.parse::<u64>());
-        let mut next = || f.next().unwrap_or(Ok(0)).ok();
-        Some(CpuTimes {
-            user: next()?,
-            nice: next()?,
-            system: next()?,
-            idle: next()?,
-            iowait: next()?,
-            irq: next()?,
-            softirq: next()?,
-            steal: next()?,
-        })
+    /// Parses the aggregate (`cpu `) line of `/proc/stat` text.
+    pub fn parse(stat: &str) -> Result<CpuTimes, CpuStatError> {
+        // Only the parse of the cpu lines uses the system info, for its tick rate.
+        let info = procfs::ExplicitSystemInfo {
+            boot_time_secs: 0,
+            ticks_per_second: procfs::ticks_per_second(),
+            page_size: 4096,
+            is_little_endian: cfg!(target_endian = "little"),
+        };
+        let stats = KernelStats::from_buf_read(stat.as_bytes(), &info).map_err(CpuStatError)?;
+        Ok(CpuTimes::from(&stats.total))
     }
 }
 
@@ -51,10 +67,15 @@ pub struct CpuSample {
 pub struct CpuDelta {
     /// User time, nice included.
     pub user_ms: f64,
+    /// System time.
     pub sys_ms: f64,
+    /// Softirq time.
     pub softirq_ms: f64,
+    /// Hard interrupt time.
     pub irq_ms: f64,
+    /// Idle time, iowait included.
     pub idle_ms: f64,
+    /// Wall time between the samples.
     pub wall_ms: f64,
 }
 
@@ -74,28 +95,13 @@ impl CpuDelta {
     }
 }
 
-fn ticks_per_s() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 {
-        hz as f64
-    } else {
-        100.0
-    }
-}
-
 impl CpuSample {
     /// Reads `/proc/stat` now.
-    pub fn now() -> io::Result<CpuSample> {
-        let text = std::fs::read_to_string("/proc/stat")?;
-        let times = CpuTimes::parse(&text).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "/proc/stat: no aggregate cpu line",
-            )
-        })?;
+    pub fn now() -> Result<CpuSample, CpuStatError> {
+        use procfs::CurrentSI;
+        let stats = KernelStats::current().map_err(CpuStatError)?;
         Ok(CpuSample {
-            times,
+            times: CpuTimes::from(&stats.total),
             at: Instant::now(),
         })
     }
@@ -105,7 +111,7 @@ impl CpuSample {
         delta(
             &earlier.times,
             &self.times,
-            ticks_per_s(),
+            procfs::ticks_per_second() as f64,
             self.at.saturating_duration_since(earlier.at),
         )
     }
@@ -127,8 +133,8 @@ fn delta(a: &CpuTimes, b: &CpuTimes, hz: f64, wall: Duration) -> CpuDelta {
 mod tests {
     use super::*;
 
-    const STAT: &str =
-        "cpu  100 5 200 1000 10 3 40 0 0 0\ncpu0 50 2 100 500 5 1 20 0 0 0\nintr 1\n";
+    const STAT: &str = "cpu  100 5 200 1000 10 3 40 0 0 0\ncpu0 50 2 100 500 5 1 20 0 0 0\n\
+        intr 1\nctxt 7\nbtime 1700000000\nprocesses 9\nprocs_running 1\n";
 
     #[test]
     fn parses_the_aggregate_line() {
@@ -137,6 +143,12 @@ mod tests {
             (t.user, t.nice, t.system, t.idle, t.softirq),
             (100, 5, 200, 1000, 40)
         );
+    }
+
+    #[test]
+    fn text_without_an_aggregate_line_is_an_error() {
+        let e = CpuTimes::parse("cpu0 1 2 3 4\nctxt 7\nbtime 1\nprocesses 9\n").unwrap_err();
+        assert!(e.to_string().starts_with("/proc/stat: "), "{e}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The two archive formats the lab speaks: newc cpio (what the kernel unpacks as an
-//! initramfs) and ustar (what the guest's busybox `tar` writes onto the results disk).
+//! initramfs; written here, a few lines for a fixed, tiny subset) and ustar (what the
+//! guest's busybox `tar` writes onto the results disk; read with the `tar` crate).
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -112,73 +113,58 @@ pub struct TarEntry {
     pub data: Vec<u8>,
 }
 
-fn octal(field: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(field).ok()?;
-    let s = s.trim_matches(|c: char| c == '\0' || c == ' ');
-    if s.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(s, 8).ok()
+/// Why a results archive cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("reading the tar archive: {0}")]
+    Io(#[from] io::Error),
+    #[error("the archive ends inside {path:?} ({got} of {size} bytes)")]
+    Truncated { path: String, size: u64, got: u64 },
+    #[error("refusing tar entry {0:?}: contains ..")]
+    UnsafePath(String),
+    #[error("the console's base64 results do not decode: {0}")]
+    Base64(#[from] data_encoding::DecodeError),
 }
 
-fn cstr(field: &[u8]) -> String {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
-}
-
-/// Reads the regular files of a ustar/GNU tar archive, stopping at the end-of-archive
-/// block (the rest of a results disk is zeros). Paths are normalised: no leading `./`
-/// or `/`, and entries with `..` are refused.
-pub fn read_tar(bytes: &[u8]) -> Result<Vec<TarEntry>, String> {
+/// Reads the regular files of a ustar/GNU tar archive (GNU long names included),
+/// stopping at the end-of-archive block: the rest of a results disk is zeros and is
+/// never read. Paths are normalised: no leading `./` or `/`, and entries with `..` are
+/// refused.
+pub fn read_tar(archive: impl Read) -> Result<Vec<TarEntry>, ArchiveError> {
+    let mut archive = tar::Archive::new(archive);
     let mut out = Vec::new();
-    let mut pos = 0usize;
-    let mut long_name: Option<String> = None;
-    while pos + 512 <= bytes.len() {
-        let h = &bytes[pos..pos + 512];
-        if h.iter().all(|&b| b == 0) {
-            break;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_contiguous()) {
+            continue;
         }
-        let size =
-            octal(&h[124..136]).ok_or_else(|| format!("bad size field at offset {pos}"))? as usize;
-        let kind = h[156];
-        let mut name = cstr(&h[0..100]);
-        if &h[257..262] == b"ustar" {
-            let prefix = cstr(&h[345..500]);
-            if !prefix.is_empty() {
-                name = format!("{prefix}/{name}");
-            }
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = normalise(&name)?;
+        if path.as_os_str().is_empty() {
+            continue;
         }
-        let data_start = pos + 512;
-        let data_end = data_start
-            .checked_add(size)
-            .filter(|&e| e <= bytes.len())
-            .ok_or_else(|| format!("entry {name:?} runs past the end of the archive"))?;
-        let data = &bytes[data_start..data_end];
-        match kind {
-            b'L' => long_name = Some(cstr(data)),
-            b'0' | 0 | b'7' => {
-                let name = long_name.take().unwrap_or(name);
-                let path = normalise(&name)?;
-                if !path.as_os_str().is_empty() {
-                    out.push(TarEntry {
-                        path,
-                        data: data.to_vec(),
-                    });
-                }
-            }
-            _ => long_name = None,
+        let size = entry.size();
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 30));
+        entry.read_to_end(&mut data)?;
+        if data.len() as u64 != size {
+            return Err(ArchiveError::Truncated {
+                path: name,
+                size,
+                got: data.len() as u64,
+            });
         }
-        pos = data_start + size.div_ceil(512) * 512;
+        out.push(TarEntry { path, data });
     }
     Ok(out)
 }
 
-fn normalise(name: &str) -> Result<PathBuf, String> {
+fn normalise(name: &str) -> Result<PathBuf, ArchiveError> {
     let mut path = PathBuf::new();
     for part in name.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(format!("refusing tar entry {name:?}: contains ..")),
+            ".." => return Err(ArchiveError::UnsafePath(name.to_string())),
             p => path.push(p),
         }
     }
@@ -189,6 +175,8 @@ fn normalise(name: &str) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
+    /// A header as busybox tar writes it (ustar magic, checksum over the block with
+    /// the checksum field as spaces).
     fn tar_header(name: &str, size: usize, kind: u8) -> Vec<u8> {
         let mut h = vec![0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
@@ -196,6 +184,10 @@ mod tests {
         h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
         h[156] = kind;
         h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
         h
     }
 
@@ -216,7 +208,7 @@ mod tests {
         tar.extend(tar_header("truncated", 3, b'0'));
         tar.extend(padded(b"abc"));
         tar.extend(vec![0u8; 4096]);
-        let entries = read_tar(&tar).unwrap();
+        let entries = read_tar(&tar[..]).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].path, PathBuf::from("out/results.json"));
         assert_eq!(entries[0].data, b"{...}");
@@ -228,10 +220,38 @@ mod tests {
     fn refuses_parent_paths_and_truncation() {
         let mut tar = tar_header("../etc/passwd", 1, b'0');
         tar.extend(padded(b"x"));
-        assert!(read_tar(&tar).unwrap_err().contains(".."));
+        let e = read_tar(&tar[..]).unwrap_err();
+        assert!(matches!(e, ArchiveError::UnsafePath(_)), "{e}");
         let tar = tar_header("big", 4096, b'0');
-        assert!(read_tar(&tar).unwrap_err().contains("past the end"));
-        assert!(read_tar(&[0u8; 1024]).unwrap().is_empty());
+        let e = read_tar(&tar[..]).unwrap_err();
+        assert!(matches!(e, ArchiveError::Truncated { .. }), "{e}");
+        assert!(read_tar(&[0u8; 1024][..]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn reading_stops_at_the_end_of_archive_block() {
+        /// A results disk: the archive, then zeros, then bytes that must not be read.
+        struct Disk {
+            data: Vec<u8>,
+            pos: usize,
+        }
+        impl Read for Disk {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                assert!(
+                    self.pos < self.data.len(),
+                    "read past the end-of-archive block"
+                );
+                let n = buf.len().min(self.data.len() - self.pos);
+                buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+                self.pos += n;
+                Ok(n)
+            }
+        }
+        let mut data = tar_header("out/a", 2, b'0');
+        data.extend(padded(b"hi"));
+        data.extend(vec![0u8; 1024]);
+        let entries = read_tar(Disk { data, pos: 0 }).unwrap();
+        assert_eq!(entries[0].data, b"hi");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# kpbench lab guest /init (PID 1). Protocol with the host (harness/src/lab/qemu.rs):
+# kpbench lab guest /init (PID 1). Protocol with the host (harness/src/lab/qemu/):
 #  - /lab/run.env (appended per run) sets KPBENCH_LAB_NONCE, KPBENCH_KERNEL_SOURCE, ...;
 #    the accelerator comes from the kernel command line (kpbench.accel=tcg|kvm).
 #  - Markers on the console, each on its own line: @@KPBENCH-LAB:<nonce>:INIT@@ (init is
@@ -7,6 +7,9 @@
 #  - /lab/out (the command's --out dir) and /lab/status are written as a tar archive onto
 #    the raw virtio disk /dev/vda; without that disk, as base64 between :TAR-BEGIN@@ and
 #    :TAR-END@@ on the console. Then the guest powers off (qemu runs with -no-reboot).
+#  - The command runs under /bin/sh, a real shell (dash) when the host has one: busybox's
+#    own ash would run its applets (e.g. its small `ip`) before the real tools on PATH.
+#    busybox's applet links only fill names no real tool took (initramfs/stage.rs).
 BB=/usr/bin/busybox
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb
@@ -53,7 +56,7 @@ echo "kpbench-lab: command starts at uptime $($BB cut -d' ' -f1 /proc/uptime)s"
 echo "@@KPBENCH-LAB:$N:BEGIN@@"
 # Through a pipe, so the command sees no terminal (no progress-bar redraws on the console).
 {
-	$BB sh /lab/cmd.sh </dev/null
+	/bin/sh /lab/cmd.sh </dev/null
 	echo "$?" >/lab/status/exit_code
 } 2>&1 | $BB cat
 rc=$($BB cat /lab/status/exit_code 2>/dev/null)

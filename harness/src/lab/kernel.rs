@@ -1,106 +1,16 @@
-//! Naming a kernel (`debian:6.1`, a `.deb`, a `vmlinuz` with modules) and turning that
-//! name into files on disk, fetching Debian packages into the lab cache.
+//! Turning a [`KernelSpec`] into files on disk, fetching Debian packages into the lab
+//! cache.
 //!
 //! Cache layout (shared with `scripts/fetch-kernels.sh`):
 //! `<cache>/kernels/<package>/root/` is the package extracted with `dpkg-deb -x` (with
 //! `depmod -b` run on it) and `<cache>/kernels/<package>/complete` holds the kernel
 //! release; a directory without `complete` is an interrupted fetch and is redone.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::{LabError, LabEvent};
-
-/// Where a lab kernel comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelSpec {
-    /// `debian:6.1`: the newest `linux-image-6.1*-cloud-amd64` in the apt sources.
-    DebianSeries(String),
-    /// `debian:linux-image-6.1.0-47-cloud-amd64`: exactly this package.
-    DebianPackage(String),
-    /// A local kernel package file.
-    Deb(PathBuf),
-    /// A kernel image (a nightly build), optionally with its modules: either a
-    /// `lib/modules/<release>` directory or a root holding `lib/modules/<release>/`
-    /// (`make modules_install INSTALL_MOD_PATH=<root>`). Written `VMLINUZ[:MODULES]`.
-    Image {
-        vmlinuz: PathBuf,
-        modules: Option<PathBuf>,
-    },
-}
-
-/// The default kernel of the lab.
-pub const DEFAULT_KERNEL: &str = "debian:6.1";
-
-impl KernelSpec {
-    /// Parses a kernel name as `--kernel` takes it.
-    pub fn parse(s: &str) -> Result<Self, LabError> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err(LabError::BadSpec("empty kernel name".into()));
-        }
-        if let Some(rest) = s.strip_prefix("debian:") {
-            if rest.starts_with("linux-image-") && valid_package_name(rest) {
-                return Ok(KernelSpec::DebianPackage(rest.to_string()));
-            }
-            let ok = !rest.is_empty()
-                && rest.split('.').count() == 2
-                && rest
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-            if ok {
-                return Ok(KernelSpec::DebianSeries(rest.to_string()));
-            }
-            return Err(LabError::BadSpec(format!(
-                "{s:?}: expected debian:<major>.<minor> (e.g. debian:6.1) or debian:<linux-image package>"
-            )));
-        }
-        if s.ends_with(".deb") {
-            return Ok(KernelSpec::Deb(PathBuf::from(s)));
-        }
-        if s.contains("://") {
-            return Err(LabError::BadSpec(format!(
-                "{s:?}: URLs are not fetched; download the file and pass its path"
-            )));
-        }
-        let (vmlinuz, modules) = match s.split_once(':') {
-            Some((k, m)) if !m.is_empty() => (k, Some(PathBuf::from(m))),
-            Some((k, _)) => (k, None),
-            None => (s, None),
-        };
-        Ok(KernelSpec::Image {
-            vmlinuz: PathBuf::from(vmlinuz),
-            modules,
-        })
-    }
-}
-
-impl fmt::Display for KernelSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KernelSpec::DebianSeries(s) => write!(f, "debian:{s}"),
-            KernelSpec::DebianPackage(p) => write!(f, "debian:{p}"),
-            KernelSpec::Deb(p) => write!(f, "{}", p.display()),
-            KernelSpec::Image { vmlinuz, modules } => match modules {
-                Some(m) => write!(f, "{}:{}", vmlinuz.display(), m.display()),
-                None => write!(f, "{}", vmlinuz.display()),
-            },
-        }
-    }
-}
-
-impl std::str::FromStr for KernelSpec {
-    type Err = LabError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KernelSpec::parse(s)
-    }
-}
-
-fn valid_package_name(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
-}
+use super::cache::cached_digest;
+use super::host::{self, limit};
+use super::{KernelSpec, LabError, LabEvent};
 
 /// A kernel ready to boot.
 #[derive(Debug, Clone)]
@@ -133,7 +43,7 @@ pub fn prepare(
                     path.display()
                 )));
             }
-            let digest = super::initramfs::cached_digest(path, cache)?;
+            let digest = cached_digest(path, cache)?;
             let dir = cache.join("kernels").join(format!("deb-{}", &digest[..16]));
             let source = path.display().to_string();
             extract_deb_once(path, &dir, &source, progress)
@@ -232,16 +142,24 @@ pub fn bzimage_release(image: &[u8]) -> Option<String> {
 /// Picks the newest cloud-amd64 kernel of a Debian series (e.g. `6.1`) from apt, or,
 /// offline, from the packages fetched into the cache earlier.
 fn resolve_series(series: &str, cache: &Path) -> Result<String, LabError> {
-    let available = match run_text(Command::new("apt-cache").args([
-        "search",
-        "--names-only",
-        "^linux-image-[0-9].*-cloud-amd64$",
-    ])) {
-        Ok(text) => text
+    let search = host::tool(
+        "apt-cache",
+        &[
+            "search",
+            "--names-only",
+            "^linux-image-[0-9].*-cloud-amd64$",
+        ],
+        limit::APT_SEARCH,
+    );
+    // Without apt (or its lists) the cache may still have the series.
+    let available = match host::run_ok(search, || "searching apt for kernels".into()) {
+        Ok(out) => out
+            .stdout
             .lines()
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_string)
             .collect::<Vec<_>>(),
+        Err(LabError::Interrupted) => return Err(LabError::Interrupted),
         Err(_) => Vec::new(),
     };
     let cached: Vec<String> = std::fs::read_dir(cache.join("kernels"))
@@ -252,92 +170,7 @@ fn resolve_series(series: &str, cache: &Path) -> Result<String, LabError> {
                 .collect()
         })
         .unwrap_or_default();
-    pick_series(series, &available, &cached)
-}
-
-/// The newest package of `series` among those apt offers (`available`), else among
-/// those already in the cache. With none of the series: a usage error naming the
-/// series there are (exit 2), or "unavailable" when apt offers no kernel at all (69).
-pub fn pick_series(
-    series: &str,
-    available: &[String],
-    cached: &[String],
-) -> Result<String, LabError> {
-    let of_series = |names: &[String]| {
-        names
-            .iter()
-            .filter(|p| package_series(p).as_deref() == Some(series))
-            .max_by(|a, b| version_cmp(a, b))
-            .cloned()
-    };
-    if let Some(p) = of_series(available).or_else(|| of_series(cached)) {
-        return Ok(p);
-    }
-    let mut series_seen: Vec<String> = available
-        .iter()
-        .chain(cached.iter())
-        .filter_map(|p| package_series(p))
-        .collect();
-    series_seen.sort_by(|a, b| version_cmp(a, b));
-    series_seen.dedup();
-    if series_seen.is_empty() {
-        return Err(LabError::KernelUnavailable(format!(
-            "no linux-image-*-cloud-amd64 package in the apt sources (run `apt-get update`; \
-             on non-Debian hosts add a Debian archive) and none in the lab cache; \
-             or pass a kernel .deb or vmlinuz path instead of debian:{series}"
-        )));
-    }
-    let have: Vec<String> = series_seen.iter().map(|s| format!("debian:{s}")).collect();
-    Err(LabError::BadSpec(format!(
-        "debian:{series}: no linux-image-{series}*-cloud-amd64 package in the configured apt sources; available: {}",
-        have.join(", ")
-    )))
-}
-
-/// `linux-image-6.12.117+deb12-cloud-amd64` -> `6.12`; `linux-image-6.1.0-56-cloud-amd64` -> `6.1`.
-pub fn package_series(name: &str) -> Option<String> {
-    let rest = name.strip_prefix("linux-image-")?;
-    if !name.ends_with("-cloud-amd64") {
-        return None;
-    }
-    let mut parts = rest.split(['.', '-', '+']);
-    let major = parts.next()?;
-    let minor = parts.next()?;
-    // A third number (patch or ABI) tells a kernel from the series metapackage
-    // `linux-image-6.12-cloud-amd64`.
-    let third = parts.next()?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(major) && digits(minor) && digits(third)).then(|| format!("{major}.{minor}"))
-}
-
-/// Compares names with embedded numbers numerically (like `sort -V`).
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn chunks(s: &str) -> Vec<Result<u64, String>> {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut digit = false;
-        for c in s.chars() {
-            if !cur.is_empty() && c.is_ascii_digit() != digit {
-                out.push(if digit {
-                    Ok(cur.parse().unwrap_or(u64::MAX))
-                } else {
-                    Err(std::mem::take(&mut cur))
-                });
-                cur.clear();
-            }
-            digit = c.is_ascii_digit();
-            cur.push(c);
-        }
-        if !cur.is_empty() {
-            out.push(if digit {
-                Ok(cur.parse().unwrap_or(u64::MAX))
-            } else {
-                Err(cur)
-            });
-        }
-        out
-    }
-    chunks(a).cmp(&chunks(b))
+    super::spec::pick_series(series, &available, &cached)
 }
 
 fn fetch_package(
@@ -353,29 +186,24 @@ fn fetch_package(
     progress(LabEvent::FetchingKernel {
         package: package.to_string(),
     });
-    let download = cache.join("downloads");
-    mkdir(&download)?;
+    let deb = download(package, &cache.join("downloads"))?;
+    let kernel = extract_deb_once(&deb, &dir, &source, progress);
+    let _ = std::fs::remove_file(&deb);
+    kernel
+}
+
+/// `apt-get download PACKAGE` into `dir`; returns the `.deb`.
+fn download(package: &str, dir: &Path) -> Result<PathBuf, LabError> {
+    mkdir(dir)?;
     // apt drops privileges to _apt for downloads; let it write here.
-    let _ = std::fs::set_permissions(
-        &download,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    );
-    let status = Command::new("apt-get")
-        .args(["download", "-q", package])
-        .current_dir(&download)
-        .output()
-        .map_err(|e| LabError::ToolMissing {
-            tool: "apt-get".into(),
-            hint: format!("{e}; fetch the package by hand and pass the .deb path"),
-        })?;
-    if !status.status.success() {
-        return Err(LabError::KernelUnavailable(format!(
-            "apt-get download {package} failed: {}",
-            String::from_utf8_lossy(&status.stderr).trim()
-        )));
-    }
-    let deb = std::fs::read_dir(&download)
-        .map_err(|e| LabError::io(&download, e))?
+    let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+    let apt =
+        host::tool("apt-get", &["download", "-q", package], limit::APT_DOWNLOAD).current_dir(dir);
+    host::run_ok(apt, || {
+        format!("kernel unavailable: apt-get download {package}")
+    })?;
+    std::fs::read_dir(dir)
+        .map_err(|e| LabError::io(dir, e))?
         .flatten()
         .map(|e| e.path())
         .find(|p| {
@@ -385,10 +213,7 @@ fn fetch_package(
         })
         .ok_or_else(|| {
             LabError::KernelUnavailable(format!("apt-get download {package} produced no .deb"))
-        })?;
-    let kernel = extract_deb_once(&deb, &dir, &source, progress);
-    let _ = std::fs::remove_file(&deb);
-    kernel
+        })
 }
 
 /// Extracts a kernel package into `dir` unless already done, and runs depmod.
@@ -409,21 +234,27 @@ fn extract_deb_once(
     }
     let root = dir.join("root");
     mkdir(&root)?;
-    run_text(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))
-        .map_err(|e| LabError::KernelUnavailable(format!("dpkg-deb -x {}: {e}", deb.display())))?;
+    let (deb_arg, root_arg) = (host::arg(deb), host::arg(&root));
+    let extract = host::tool("dpkg-deb", &["-x", &deb_arg, &root_arg], limit::EXTRACT);
+    host::run_ok(extract, || {
+        format!("kernel unavailable: dpkg-deb -x {}", deb.display())
+    })?;
     let kernel = kernel_from_root(dir, source)?;
     if let (Some(release), Some(_)) = (&kernel.release, &kernel.modules_dir) {
-        run_text(Command::new("depmod").arg("-b").arg(&root).arg(release)).map_err(|e| {
-            LabError::ToolMissing {
-                tool: "depmod".into(),
-                hint: format!("{e}; install the kmod package"),
-            }
-        })?;
+        depmod(&root, release)?;
     }
     let release = kernel.release.clone().unwrap_or_default();
     std::fs::write(dir.join("complete"), format!("{release}\n"))
         .map_err(|e| LabError::io(dir, e))?;
     kernel_from_root(dir, source)
+}
+
+/// `depmod -b ROOT RELEASE`: writes `modules.dep` and friends for a modules tree.
+pub(super) fn depmod(root: &Path, release: &str) -> Result<(), LabError> {
+    let root_arg = host::arg(root);
+    let depmod = host::tool("depmod", &["-b", &root_arg, release], limit::DEPMOD);
+    host::run_ok(depmod, || format!("depmod -b {} {release}", root.display()))?;
+    Ok(())
 }
 
 /// A kernel from an extracted package: `root/boot/vmlinuz-<release>`.
@@ -468,145 +299,9 @@ fn mkdir(p: &Path) -> Result<(), LabError> {
     std::fs::create_dir_all(p).map_err(|e| LabError::io(p, e))
 }
 
-/// Runs a command, returning its stdout, or a message with its stderr.
-pub(crate) fn run_text(cmd: &mut Command) -> Result<String, String> {
-    let name = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| format!("{name}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{name} exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_specs() {
-        assert_eq!(
-            KernelSpec::parse("debian:6.1").unwrap(),
-            KernelSpec::DebianSeries("6.1".into())
-        );
-        assert_eq!(
-            KernelSpec::parse("debian:6.12").unwrap(),
-            KernelSpec::DebianSeries("6.12".into())
-        );
-        assert_eq!(
-            KernelSpec::parse("debian:linux-image-6.1.0-47-cloud-amd64").unwrap(),
-            KernelSpec::DebianPackage("linux-image-6.1.0-47-cloud-amd64".into())
-        );
-        assert_eq!(
-            KernelSpec::parse("./k/linux-image-x_amd64.deb").unwrap(),
-            KernelSpec::Deb("./k/linux-image-x_amd64.deb".into())
-        );
-        assert_eq!(
-            KernelSpec::parse("/b/arch/x86/boot/bzImage").unwrap(),
-            KernelSpec::Image {
-                vmlinuz: "/b/arch/x86/boot/bzImage".into(),
-                modules: None
-            }
-        );
-        assert_eq!(
-            KernelSpec::parse("/b/bzImage:/b/mods").unwrap(),
-            KernelSpec::Image {
-                vmlinuz: "/b/bzImage".into(),
-                modules: Some("/b/mods".into())
-            }
-        );
-        for bad in [
-            "",
-            "debian:",
-            "debian:6",
-            "debian:six.one",
-            "debian:6.1.x",
-            "https://x/vmlinuz",
-        ] {
-            assert!(
-                KernelSpec::parse(bad).is_err(),
-                "{bad:?} should be rejected"
-            );
-        }
-    }
-
-    #[test]
-    fn specs_round_trip_through_display() {
-        for s in [
-            "debian:6.1",
-            "debian:linux-image-6.1.0-47-cloud-amd64",
-            "a.deb",
-            "/v",
-            "/v:/m",
-        ] {
-            assert_eq!(KernelSpec::parse(s).unwrap().to_string(), s);
-        }
-    }
-
-    #[test]
-    fn package_series_and_order() {
-        assert_eq!(
-            package_series("linux-image-6.1.0-56-cloud-amd64").as_deref(),
-            Some("6.1")
-        );
-        assert_eq!(
-            package_series("linux-image-6.12.117+deb12-cloud-amd64").as_deref(),
-            Some("6.12")
-        );
-        assert_eq!(package_series("linux-image-6.12-cloud-amd64-dbg"), None);
-        assert_eq!(package_series("linux-image-cloud-amd64"), None);
-        assert_eq!(package_series("linux-image-6.12-cloud-amd64"), None);
-        let names: Vec<String> = [
-            "linux-image-6.1.0-9-cloud-amd64",
-            "linux-image-6.1.0-56-cloud-amd64",
-            "linux-image-6.1.0-47-cloud-amd64",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            pick_series("6.1", &names, &[]).unwrap(),
-            "linux-image-6.1.0-56-cloud-amd64"
-        );
-        assert_eq!(
-            version_cmp("linux-image-6.12.99+deb12", "linux-image-6.12.117+deb12"),
-            std::cmp::Ordering::Less
-        );
-    }
-
-    #[test]
-    fn series_not_in_apt_names_what_is() {
-        let apt: Vec<String> = [
-            "linux-image-6.1.0-47-cloud-amd64",
-            "linux-image-6.12.117+deb12-cloud-amd64",
-            "linux-image-6.12.99+deb12-cloud-amd64",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            pick_series("6.12", &apt, &[]).unwrap(),
-            "linux-image-6.12.117+deb12-cloud-amd64"
-        );
-        let e = pick_series("6.6", &apt, &[]).unwrap_err();
-        assert_eq!(e.exit_code(), crate::exitcode::USAGE);
-        assert!(
-            e.to_string()
-                .ends_with("available: debian:6.1, debian:6.12"),
-            "{e}"
-        );
-        // Offline, a package fetched earlier still resolves.
-        let cached = vec!["linux-image-6.1.0-50-cloud-amd64".to_string()];
-        assert_eq!(
-            pick_series("6.1", &[], &cached).unwrap(),
-            "linux-image-6.1.0-50-cloud-amd64"
-        );
-        let e = pick_series("6.1", &[], &[]).unwrap_err();
-        assert_eq!(e.exit_code(), crate::exitcode::UNAVAILABLE);
-    }
 
     #[test]
     fn reads_release_from_bzimage_header() {
@@ -621,5 +316,22 @@ mod tests {
         assert!(!is_bootable_image(b"garbage"));
         assert!(is_bootable_image(b"\x7fELF\x02\x01\x01"));
         assert_eq!(bzimage_release(&vec![0u8; 0x1000]), None);
+    }
+
+    #[test]
+    fn an_extracted_package_names_its_release_and_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("boot")).unwrap();
+        std::fs::create_dir_all(root.join("lib/modules/6.1.0-9-cloud-amd64")).unwrap();
+        std::fs::write(root.join("boot/vmlinuz-6.1.0-9-cloud-amd64"), b"k").unwrap();
+        let k = kernel_from_root(dir.path(), "debian:x").unwrap();
+        assert_eq!(k.release.as_deref(), Some("6.1.0-9-cloud-amd64"));
+        assert!(k
+            .modules_dir
+            .unwrap()
+            .ends_with("lib/modules/6.1.0-9-cloud-amd64"));
+        let e = kernel_from_root(&dir.path().join("none"), "x").unwrap_err();
+        assert_eq!(e.exit_code(), crate::exitcode::UNAVAILABLE);
     }
 }

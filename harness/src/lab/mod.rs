@@ -21,41 +21,35 @@
 //! one pipe to the console (no tty: no progress-bar redraws), kernel messages below
 //! KERN_ALERT silenced while it runs.
 //!
-//! Layout: `kernel` (specs, apt fetch), `modules` (modules.dep closure), `initramfs`
-//! (build + cache), `archive` (cpio/tar), `qemu` (boot, timeouts, cleanup), `cli`.
+//! Layout: `spec` (kernel names), `kernel` (fetching them), `cache` (the cache and
+//! its keys), `host` (the host tools, through `dataplane::exec`), `modules`
+//! (modules.dep closure), `initramfs` (build + cache), `archive` (cpio/tar), `qemu`
+//! (boot, timeouts, cleanup), `error`. The command line is `crate::cli::lab`; nothing
+//! here prints: progress goes out as [`LabEvent`]s.
 
 mod archive;
+mod cache;
+mod error;
+mod host;
 mod initramfs;
 pub mod kernel;
 pub mod modules;
 mod qemu;
+mod spec;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use archive::{read_tar, TarEntry};
-pub use kernel::{Kernel, KernelSpec, DEFAULT_KERNEL};
+pub use archive::{read_tar, ArchiveError, TarEntry};
+pub use cache::cache_dir;
+pub use error::{LabError, EXIT_BOOT_FAILED, EXIT_INTERRUPTED, EXIT_UNAVAILABLE};
+pub use kernel::Kernel;
 pub use qemu::{clean_leftovers, guest_kpbench_args, PID_DIR};
-
-/// Exit code: the lab cannot run here (kernel not found, qemu/busybox/apt missing).
-pub const EXIT_UNAVAILABLE: i32 = crate::exitcode::UNAVAILABLE;
-/// Exit code: the VM failed: the kernel did not boot, panicked, showed no sign of life
-/// in time, the command overran the timeout, or the guest never reported an exit code.
-pub const EXIT_BOOT_FAILED: i32 = crate::exitcode::LAB_INFRA;
-/// Exit code: interrupted (Ctrl-C / SIGTERM); qemu was killed.
-pub const EXIT_INTERRUPTED: i32 = crate::exitcode::INTERRUPTED;
+pub use spec::{KernelSpec, DEFAULT_KERNEL};
 
 /// Where the guest's command writes its results (its `--out`).
 pub const GUEST_OUT_DIR: &str = "/lab/out";
-
-/// The lab's cache: `$KPBENCH_LAB_CACHE`, else `/var/cache/kpbench/lab`.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("KPBENCH_LAB_CACHE")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kpbench/lab"))
-}
 
 /// The accelerator a guest ran under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,63 +227,6 @@ impl LabOutcome {
             written.push(p);
         }
         Ok(written)
-    }
-}
-
-/// Why a lab run failed (the command's own failure is an `Ok` with its exit code).
-#[derive(Debug, thiserror::Error)]
-pub enum LabError {
-    #[error("bad kernel name: {0}")]
-    BadSpec(String),
-    /// Another bad input, e.g. a scenario file that does not exist.
-    #[error("{0}")]
-    BadInput(String),
-    #[error("kernel unavailable: {0}")]
-    KernelUnavailable(String),
-    /// The kernel file cannot boot (checked before starting qemu).
-    #[error("{0}")]
-    BadKernel(String),
-    #[error("{tool} not found: {hint}")]
-    ToolMissing { tool: String, hint: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("lab VM failed: {reason} (console log: {})", console_log.display())]
-    BootFailed {
-        reason: String,
-        console_log: PathBuf,
-    },
-    #[error("lab VM timed out: {reason}; qemu was killed (console log: {})", console_log.display())]
-    Timeout {
-        reason: String,
-        console_log: PathBuf,
-    },
-    #[error("interrupted; qemu was killed")]
-    Interrupted,
-}
-
-impl LabError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        LabError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-
-    /// The documented exit code for this failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            LabError::BadSpec(_) | LabError::BadInput(_) => crate::exitcode::USAGE,
-            LabError::KernelUnavailable(_) | LabError::ToolMissing { .. } => EXIT_UNAVAILABLE,
-            LabError::Io { .. } => crate::exitcode::INTERNAL,
-            LabError::BadKernel(_) | LabError::BootFailed { .. } | LabError::Timeout { .. } => {
-                EXIT_BOOT_FAILED
-            }
-            LabError::Interrupted => EXIT_INTERRUPTED,
-        }
     }
 }
 

@@ -95,6 +95,9 @@ pub const WANTED_MODULES: &[&str] = &[
     "ip_set_hash_net",
     "ip_set_hash_netport",
     "ip_set_bitmap_port",
+    // tc clsact + cls_bpf: the in-kernel transit probes (datapath/transit) before tcx (6.6).
+    "sch_ingress",
+    "cls_bpf",
 ];
 
 /// A module's canonical name: file stem without `.ko` and compression suffix, `-` as `_`.

@@ -5,8 +5,9 @@
 use std::fmt::Write;
 
 use crate::analysis::capacity::{self, Plan};
-use crate::report::charts::Chart;
 use crate::analysis::cases::{self, Row};
+use crate::report::charts::{Chart, Section};
+use crate::report::sync_sections;
 use crate::results::{Results, Status};
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -47,7 +48,7 @@ code { font-size: 0.9em; }
 ul.tools { margin: 0; padding-left: 1rem; text-align: left; }
 "#;
 
-fn cell(v: Option<f64>, digits: usize) -> String {
+pub(super) fn cell(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}"))
         .unwrap_or_else(|| "&ndash;".into())
 }
@@ -85,6 +86,8 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
     environments(&mut h, results);
     summary(&mut h, &rows);
     charts_section(&mut h, charts);
+    sync_sections::breakdown(&mut h, results, charts);
+    sync_sections::overhead(&mut h, results);
     capacity_section(&mut h, plan);
     not_ok(&mut h, &rows);
     let _ = writeln!(
@@ -191,18 +194,32 @@ fn summary(h: &mut String, rows: &[Row<'_>]) {
 
 fn charts_section(h: &mut String, charts: &[(&Chart, String)]) {
     h.push_str("<h2 id=\"charts\">Charts</h2>\n");
-    if charts.is_empty() {
+    let overview: Vec<&(&Chart, String)> = charts
+        .iter()
+        .filter(|(c, _)| c.section == Section::Overview)
+        .collect();
+    if overview.is_empty() {
         h.push_str("<p>No successful measurements to chart.</p>\n");
     }
-    for (c, svg) in charts {
-        // The SVG text comes from plotters, which escapes the text it draws.
-        let _ = writeln!(
-            h,
-            "<figure id=\"chart-{name}\">\n{svg}\n<figcaption>{} &middot; <a href=\"charts/{name}.svg\">SVG</a> &middot; <a href=\"charts/{name}.png\">PNG</a></figcaption>\n</figure>",
-            escape(&c.title),
-            name = escape(&c.name),
-        );
+    for (c, svg) in overview {
+        figure(h, c, svg);
     }
+}
+
+/// One chart inline, with its title, caption and links to its files.
+pub(super) fn figure(h: &mut String, c: &Chart, svg: &str) {
+    let caption = if c.caption.is_empty() {
+        String::new()
+    } else {
+        format!("<br>{}", escape(&c.caption))
+    };
+    // The SVG text comes from plotters, which escapes the text it draws.
+    let _ = writeln!(
+        h,
+        "<figure id=\"chart-{name}\">\n{svg}\n<figcaption>{}{caption} &middot; <a href=\"charts/{name}.svg\">SVG</a> &middot; <a href=\"charts/{name}.png\">PNG</a></figcaption>\n</figure>",
+        escape(&c.title),
+        name = escape(&c.name),
+    );
 }
 
 fn fit_text(f: Option<&capacity::Fit>, unit: &str) -> String {

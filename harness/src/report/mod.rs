@@ -5,14 +5,15 @@
 
 pub mod charts;
 mod html;
+mod sync_sections;
 
 use std::path::{Path, PathBuf};
 
 pub use html::escape;
 
 use crate::analysis::capacity::{self, Budgets};
-use charts::ChartError;
 use crate::results::{write_atomic, Results, ResultsError};
+use charts::ChartError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -133,6 +134,8 @@ mod tests {
             "id=\"environment\"",
             "id=\"summary\"",
             "id=\"charts\"",
+            "id=\"breakdown\"",
+            "id=\"overhead\"",
             "id=\"capacity\"",
             "id=\"skipped\"",
         ] {
@@ -140,6 +143,69 @@ mod tests {
         }
         assert_eq!(html.matches("<svg").count(), 7);
         assert!(html.contains("Choose nftables"), "recommendation");
+    }
+
+    #[test]
+    fn sync_breakdown_and_overhead_are_inline() {
+        use crate::analysis::cases::fixtures::{profiled, step, with_steps};
+        use crate::analysis::cases::SyncKind;
+        let steps = |listing: f64| {
+            vec![
+                step(
+                    "nft --json --terse list table",
+                    "listing",
+                    1.0,
+                    listing,
+                    1.0,
+                    1.0,
+                ),
+                step("nft -f", "restore", 1.0, 200.0, 120.0, 60.0),
+            ]
+        };
+        let both = |c, s: Vec<_>| {
+            with_steps(
+                with_steps(c, SyncKind::Full, s.clone()),
+                SyncKind::AddService,
+                s,
+            )
+        };
+        let incr: Vec<f64> = (0..10).map(|i| 300.0 + i as f64).collect();
+        let kp = both(
+            profiled("nftables", 1000, "kube-proxy", &[900.0], &incr),
+            steps(500.0),
+        );
+        let floor = both(
+            profiled("nftables", 1000, "floor", &[300.0], &incr),
+            steps(0.0),
+        );
+        let mut r = hostile();
+        r.cases.extend([kp, floor]);
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_report(&[r], dir.path()).unwrap();
+        for name in ["breakdown_full_sync", "breakdown_add_service"] {
+            assert!(files.contains(&dir.path().join(format!("charts/{name}.png"))));
+        }
+        let html = std::fs::read_to_string(&files[0]).unwrap();
+        assert_eq!(
+            html.matches("<svg").count(),
+            9,
+            "7 overview charts, 2 breakdowns"
+        );
+        let breakdown = &html[html.find("id=\"breakdown\"").unwrap()..];
+        let overhead = &breakdown[breakdown.find("id=\"overhead\"").unwrap()..];
+        assert_eq!(
+            breakdown[..breakdown.len() - overhead.len()]
+                .matches("<svg")
+                .count(),
+            2
+        );
+        assert!(breakdown.contains("Restore user: the user CPU"), "caption");
+        // Full: +600 ms; add: equal samples, so no measurable difference.
+        assert!(overhead.contains("<td>+600</td><td>3.00x</td>"));
+        assert!(overhead.contains("no measurable difference"));
+        let no_ns = html.replace("http://www.w3.org/2000/svg", "");
+        assert!(!no_ns.contains("http://") && !no_ns.contains("https://"));
+        assert!(!html.contains("<script"));
     }
 
     #[test]

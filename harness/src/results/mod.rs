@@ -2,198 +2,13 @@
 //! and results.csv (one row per case, stable column names). Both are rewritten after
 //! every case, atomically (temporary file, then rename), so nothing finished is lost.
 
-use std::collections::BTreeMap;
+mod csv_file;
+mod schema;
+
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-pub const SCHEMA_VERSION: &str = "kpbench.results/1";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Results {
-    pub schema_version: String,
-    pub run: RunInfo,
-    pub environments: Vec<Environment>,
-    pub cases: Vec<Case>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunInfo {
-    pub id: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub tool_version: String,
-    pub git_rev: Option<String>,
-    pub scenario: ScenarioInfo,
-    /// Set when the run was stopped early (signal) or is still going.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incomplete: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ScenarioInfo {
-    pub name: String,
-    pub file: Option<String>,
-    pub resolved: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Environment {
-    pub id: String,
-    /// host, lab-kvm or lab-tcg.
-    pub kind: String,
-    pub kernel_release: String,
-    pub kernel_source: Option<String>,
-    pub cpus: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_bytes: Option<u64>,
-    pub tools: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Skipped,
-    Failed,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Case {
-    pub environment: String,
-    pub mode: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipvs_scheduler: Option<String>,
-    pub services: u64,
-    pub endpoints_per_service: u64,
-    pub status: Status,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rules: Option<Rules>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync: Option<Sync>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datapath: Option<Datapath>,
-    /// Wall time the whole case took, seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elapsed_s: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Rules {
-    pub kernel_objects: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_bytes: Option<u64>,
-    #[serde(default)]
-    pub kernel_memory_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Sync {
-    pub full: DurationSummary,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_service: Option<DurationSummary>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remove_service: Option<DurationSummary>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_endpoints: Option<DurationSummary>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DurationSummary {
-    pub samples: u64,
-    pub p50_ms: f64,
-    #[serde(default)]
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-    /// CPU of the process and its children (the tools it ran), median per sample.
-    #[serde(default)]
-    pub cpu_user_ms: f64,
-    #[serde(default)]
-    pub cpu_sys_ms: f64,
-    /// Every sample's wall time, so comparisons can judge noise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub samples_ms: Vec<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Target {
-    /// first, middle, last, direct or random.
-    pub target: String,
-    pub service_index: Option<u64>,
-    pub requests: u64,
-    pub errors: u64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors_by_kind: BTreeMap<String, u64>,
-    pub offered_rate_per_s: Option<f64>,
-    pub achieved_rate_per_s: f64,
-    pub latency_us: Latency,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_latency_us: Option<Latency>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hdr_histogram_base64: Option<String>,
-    /// Whole-kernel CPU over this target's load window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<Cpu>,
-    /// The load generator's own CPU per request, microseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_cpu_per_request_us: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct Cpu {
-    pub user_ms: f64,
-    pub sys_ms: f64,
-    pub softirq_ms: f64,
-    pub per_request_us: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub overhead_per_request_us: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MaxRate {
-    pub requests_per_s: f64,
-    pub errors: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Distribution {
-    pub endpoints_hit: u64,
-    pub endpoints_total: u64,
-    pub max_deviation_pct: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Datapath {
-    pub connection_per_request: bool,
-    pub targets: Vec<Target>,
-    pub lookup_overhead_us: BTreeMap<String, f64>,
-    /// The same per target from the SYN alone: TCP connect latency p25 through the VIP
-    /// minus p25 to the endpoint directly. The rule lookup happens on the SYN, so this
-    /// carries it without the HTTP exchange and with far less scheduling noise.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub syn_overhead_us: BTreeMap<String, f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_rate: Option<MaxRate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<Cpu>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution: Option<Distribution>,
-}
+pub use csv_file::CSV_COLUMNS;
+pub use schema::*;
 
 /// Errors writing or reading result files; every one names its path.
 #[derive(Debug, thiserror::Error)]
@@ -215,22 +30,25 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync,
-/// then rename over the target.
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory
+/// (`.<name>.tmp-XXXXXX`), fsync, then rename over the target. Every error names `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        // As `File::create` would: readable by all, less the umask (tempfile's default
+        // is owner-only).
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io(path))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
 }
 
 impl Results {
@@ -267,113 +85,6 @@ impl Results {
         }
         Ok(r)
     }
-
-    /// results.csv: one row per case, flattened; the column names are stable.
-    pub fn to_csv(&self) -> String {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(CSV_COLUMNS).expect("csv header");
-        for c in &self.cases {
-            w.write_record(csv_row(c)).expect("csv row");
-        }
-        String::from_utf8(w.into_inner().expect("csv flush")).expect("csv is utf-8")
-    }
-}
-
-/// The stable CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 31] = [
-    "environment",
-    "mode",
-    "ipvs_scheduler",
-    "services",
-    "endpoints_per_service",
-    "status",
-    "reason",
-    "kernel_objects",
-    "payload_bytes",
-    "full_sync_ms",
-    "full_sync_cpu_user_ms",
-    "full_sync_cpu_sys_ms",
-    "add_service_p50_ms",
-    "add_service_p99_ms",
-    "remove_service_p50_ms",
-    "remove_service_p99_ms",
-    "update_endpoints_p50_ms",
-    "update_endpoints_p99_ms",
-    "first_p50_us",
-    "middle_p50_us",
-    "last_p50_us",
-    "direct_p50_us",
-    "last_p99_us",
-    "lookup_overhead_first_us",
-    "lookup_overhead_last_us",
-    "max_rate_per_s",
-    "cpu_per_request_us",
-    "cpu_overhead_per_request_us",
-    "endpoints_hit",
-    "syn_overhead_first_us",
-    "syn_overhead_last_us",
-];
-
-fn f(v: Option<f64>) -> String {
-    v.map(|x| format!("{x:.3}")).unwrap_or_default()
-}
-
-fn csv_row(c: &Case) -> Vec<String> {
-    let sync = c.sync.as_ref();
-    let sum = |s: Option<&DurationSummary>| (s.map(|s| s.p50_ms), s.map(|s| s.p99_ms));
-    let (add50, add99) = sum(sync.and_then(|s| s.add_service.as_ref()));
-    let (rm50, rm99) = sum(sync.and_then(|s| s.remove_service.as_ref()));
-    let (up50, up99) = sum(sync.and_then(|s| s.update_endpoints.as_ref()));
-    let dp = c.datapath.as_ref();
-    let target = |name: &str| dp.and_then(|d| d.targets.iter().find(|t| t.target == name));
-    let p50 = |name: &str| target(name).map(|t| t.latency_us.p50);
-    vec![
-        c.environment.clone(),
-        c.mode.clone(),
-        c.ipvs_scheduler.clone().unwrap_or_default(),
-        c.services.to_string(),
-        c.endpoints_per_service.to_string(),
-        serde_json::to_value(c.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        c.reason.clone().unwrap_or_default(),
-        c.rules
-            .as_ref()
-            .map(|r| r.kernel_objects.to_string())
-            .unwrap_or_default(),
-        c.rules
-            .as_ref()
-            .and_then(|r| r.payload_bytes)
-            .map(|b| b.to_string())
-            .unwrap_or_default(),
-        f(sync.map(|s| s.full.p50_ms)),
-        f(sync.map(|s| s.full.cpu_user_ms)),
-        f(sync.map(|s| s.full.cpu_sys_ms)),
-        f(add50),
-        f(add99),
-        f(rm50),
-        f(rm99),
-        f(up50),
-        f(up99),
-        f(p50("first")),
-        f(p50("middle")),
-        f(p50("last")),
-        f(p50("direct")),
-        f(target("last").map(|t| t.latency_us.p99)),
-        f(dp.and_then(|d| d.lookup_overhead_us.get("first").copied())),
-        f(dp.and_then(|d| d.lookup_overhead_us.get("last").copied())),
-        f(dp.and_then(|d| d.max_rate.as_ref())
-            .map(|m| m.requests_per_s)),
-        f(dp.and_then(|d| d.cpu.as_ref()).map(|c| c.per_request_us)),
-        f(dp.and_then(|d| d.cpu.as_ref())
-            .and_then(|c| c.overhead_per_request_us)),
-        dp.and_then(|d| d.distribution.as_ref())
-            .map(|d| d.endpoints_hit.to_string())
-            .unwrap_or_default(),
-        f(dp.and_then(|d| d.syn_overhead_us.get("first").copied())),
-        f(dp.and_then(|d| d.syn_overhead_us.get("last").copied())),
-    ]
 }
 
 #[cfg(test)]
@@ -401,6 +112,8 @@ mod tests {
                 environment: "host".into(),
                 mode: "iptables".into(),
                 ipvs_scheduler: None,
+                profile: None,
+                kube_proxy_version: None,
                 services: 10,
                 endpoints_per_service: 2,
                 status: Status::Skipped,
@@ -437,6 +150,34 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn atomic_writes_get_the_mode_a_plain_create_would() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let atomic = dir.path().join("atomic");
+        write_atomic(&atomic, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
+        assert_eq!(std::fs::read(&atomic).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_failed_atomic_write_names_the_path_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should go: the final rename fails.
+        let target = dir.path().join("results.json");
+        std::fs::create_dir(&target).unwrap();
+        let err = write_atomic(&target, b"x").unwrap_err().to_string();
+        assert!(err.starts_with(&target.display().to_string()), "{err}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["results.json"]);
     }
 
     #[test]

@@ -8,9 +8,7 @@ use crate::results::Environment;
 
 /// The kernel release (`uname -r`).
 pub fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into())
+    dataplane::prereq::kernel_release()
 }
 
 fn cpu_model() -> Option<String> {
@@ -59,10 +57,4 @@ pub fn probe(tools: &[&str]) -> Environment {
         memory_bytes: memory_bytes(),
         tools: versions,
     }
-}
-
-/// Whether the running kernel has IPVS (the `/proc/net/ip_vs` file exists once the
-/// module is loaded or built in).
-pub fn has_ipvs() -> bool {
-    std::path::Path::new("/proc/net/ip_vs").exists()
 }

@@ -2,36 +2,79 @@
 //! the resolved scenario (only the ipvs mode) goes to a guest booted on the default
 //! lab kernel, and the guest's cases and environment come back into this run.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use dataplane::Mode;
+use dataplane::prereq::Presence;
+use dataplane::{KernelFeature, Mode};
 
-use crate::lab::{self, KernelSpec, LabEvent, DEFAULT_KERNEL};
-use crate::results::{Case, Environment, Results};
+use crate::lab::{self, KernelSpec, LabError, LabEvent, DEFAULT_KERNEL};
+use crate::results::Results;
+use crate::run::seams::LabCases;
 use crate::scenario::Scenario;
 
-/// Whether this process should hand ipvs cases to the lab: the kernel has no IPVS and
-/// we are not already inside a lab guest.
-pub fn lab_needed() -> bool {
-    !crate::run::environment::has_ipvs() && std::env::var_os("KPBENCH_ENV_KIND").is_none()
+/// Why the lab could not run the ipvs cases; recorded as their `skipped` reason, so
+/// each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LabRunError {
+    #[error("scenario for the lab: {0}")]
+    Scenario(#[from] toml::ser::Error),
+    #[error("{path}: {source}")]
+    WriteScenario {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}; run scripts/install-deps.sh (qemu, busybox-static, the lab kernel) or `kpbench lab --kernel {DEFAULT_KERNEL} run --modes ipvs`", hint())]
+    Lab {
+        #[source]
+        source: LabError,
+    },
+    #[error("{}: the guest wrote no results.json (exit {exit_code}; console log {})", hint(), console_log.display())]
+    NoResults {
+        exit_code: i32,
+        console_log: PathBuf,
+    },
+    #[error("{}: the guest's results.json is unreadable: {source} (console log {})", hint(), console_log.display())]
+    Unreadable {
+        #[source]
+        source: serde_json::Error,
+        console_log: PathBuf,
+    },
 }
 
-/// Runs the ipvs cases of `s` in the lab. On success returns the guest's environment
-/// and cases; on failure, the reason (with what to do) for marking them skipped.
+/// The start of every message about the lab failing for this run.
+fn hint() -> String {
+    format!(
+        "IPVS is not in this kernel ({}), and the kernel lab could not run it",
+        dataplane::prereq::kernel_release()
+    )
+}
+
+/// Whether this process should hand cases that need `feature` to the lab: the kernel
+/// has none and we are not already inside a lab guest.
+pub fn lab_needed(feature: KernelFeature) -> bool {
+    feature.probe() == Presence::Absent && std::env::var_os("KPBENCH_ENV_KIND").is_none()
+}
+
+/// Runs the ipvs cases of `s` in the lab: the guest's environments and cases.
 pub fn run_ipvs_cases(
     s: &Scenario,
     run_id: &str,
     step: &mut dyn FnMut(String),
-) -> Result<(Vec<Environment>, Vec<Case>), String> {
+) -> Result<LabCases, LabRunError> {
     let mut only = s.clone();
     only.modes = vec![Mode::Ipvs];
-    let toml = toml::to_string(&only).map_err(|e| format!("scenario for the lab: {e}"))?;
+    let toml = toml::to_string(&only)?;
     let cases = (s.scales_for(Mode::Ipvs).len() * s.ipvs_schedulers.len()).max(1);
     // Boot and initramfs work plus every case's own limit.
     let timeout = Duration::from_secs(300) + s.case_timeout() * cases as u32;
     // The lab copies a scenario file named on the command line into the guest.
     let file = std::env::temp_dir().join(format!("kpbench-{run_id}-ipvs.toml"));
-    std::fs::write(&file, toml).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::write(&file, toml).map_err(|source| LabRunError::WriteScenario {
+        path: file.clone(),
+        source,
+    })?;
     let _remove = RemoveOnDrop(file.clone());
     let args: Vec<String> = vec![
         "run".into(),
@@ -39,7 +82,8 @@ pub fn run_ipvs_cases(
         "--run-id".into(),
         format!("{run_id}-lab"),
     ];
-    let kernel = KernelSpec::parse(DEFAULT_KERNEL).map_err(|e| e.to_string())?;
+    let lab_err = |source| LabRunError::Lab { source };
+    let kernel = KernelSpec::parse(DEFAULT_KERNEL).map_err(lab_err)?;
     let mut on = |e: LabEvent| match e {
         LabEvent::GuestOutput(line) => step(format!("lab: {}", line.trim())),
         LabEvent::FetchingKernel { package } => step(format!("lab: fetching {package}")),
@@ -50,26 +94,18 @@ pub fn run_ipvs_cases(
         )),
         _ => {}
     };
-    let hint = format!(
-        "IPVS is not in this kernel ({}), and the kernel lab could not run it",
-        crate::run::environment::kernel_release()
-    );
-    let outcome = lab::run_in_lab(&kernel, &args, timeout, &mut on).map_err(|e| {
-        format!("{hint}: {e}; run scripts/install-deps.sh (qemu, busybox-static, the lab kernel) or `kpbench lab --kernel {DEFAULT_KERNEL} run --modes ipvs`")
-    })?;
+    let outcome = lab::run_in_lab(&kernel, &args, timeout, &mut on).map_err(lab_err)?;
     let Some(bytes) = outcome.results_json() else {
-        return Err(format!(
-            "{hint}: the guest wrote no results.json (exit {}; console log {})",
-            outcome.exit_code,
-            outcome.console_log.display()
-        ));
+        return Err(LabRunError::NoResults {
+            exit_code: outcome.exit_code,
+            console_log: outcome.console_log.clone(),
+        });
     };
-    let guest: Results = serde_json::from_slice(bytes).map_err(|e| {
-        format!(
-            "{hint}: the guest's results.json is unreadable: {e} (console log {})",
-            outcome.console_log.display()
-        )
-    })?;
+    let guest: Results =
+        serde_json::from_slice(bytes).map_err(|source| LabRunError::Unreadable {
+            source,
+            console_log: outcome.console_log.clone(),
+        })?;
     let mut envs = guest.environments;
     for env in &mut envs {
         if env.kernel_source.is_none() {
@@ -80,7 +116,7 @@ pub fn run_ipvs_cases(
 }
 
 /// Removes a temporary file when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
+struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::results::DurationSummary;
+use crate::results::{DurationSummary, StepSummary};
 
 /// One timed sample: wall time and CPU (process plus children).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -10,6 +10,16 @@ pub struct Sample {
     pub wall: Duration,
     pub user: Duration,
     pub sys: Duration,
+}
+
+impl From<dataplane::exec::Cost> for Sample {
+    fn from(c: dataplane::exec::Cost) -> Self {
+        Sample {
+            wall: c.wall,
+            user: c.user,
+            sys: c.sys,
+        }
+    }
 }
 
 /// Nearest-rank percentile `p` (0..=100) of sorted values.
@@ -48,18 +58,45 @@ pub fn summarize(samples: &[Sample]) -> Option<DurationSummary> {
         cpu_user_ms: median(samples.iter().map(|s| ms(s.user)).collect()),
         cpu_sys_ms: median(samples.iter().map(|s| ms(s.sys)).collect()),
         samples_ms: walls,
+        steps: Vec::new(),
     })
+}
+
+/// The steps of several syncs of one kind, averaged per sync, in the order they first
+/// ran.
+pub fn mean_steps(logs: &[dataplane::sync::StepLog]) -> Vec<StepSummary> {
+    let n = logs.len().max(1) as f64;
+    let mut out: Vec<StepSummary> = Vec::new();
+    for log in logs {
+        for s in &log.steps {
+            let i = match out.iter().position(|o| o.name == s.name) {
+                Some(i) => i,
+                None => {
+                    out.push(StepSummary {
+                        name: s.name.clone(),
+                        category: s.category.name().to_string(),
+                        calls: 0.0,
+                        wall_ms: 0.0,
+                        user_ms: 0.0,
+                        sys_ms: 0.0,
+                    });
+                    out.len() - 1
+                }
+            };
+            let o = &mut out[i];
+            o.calls += f64::from(s.calls) / n;
+            o.wall_ms += ms(s.cost.wall) / n;
+            o.user_ms += ms(s.cost.user) / n;
+            o.sys_ms += ms(s.cost.sys) / n;
+        }
+    }
+    out
 }
 
 /// CPU time the calling thread has used so far (user, sys).
 pub fn thread_cpu() -> (Duration, Duration) {
-    // SAFETY: getrusage with a valid out-pointer.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    (tv(ru.ru_utime), tv(ru.ru_stime))
+    let c = dataplane::exec::thread_cpu();
+    (c.user, c.sys)
 }
 
 #[cfg(test)]

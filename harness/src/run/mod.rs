@@ -1,10 +1,23 @@
 //! Running a scenario: plan the cases, give each a fresh sandbox, sync and read back
 //! through its backend, measure the data path, and record every finished case at once.
 //! ipvs cases go to the kernel lab when the host has no IPVS (`lab`).
+//!
+//! - `plan`: the cases of a scenario, in order;
+//! - `case`: one case, step by step;
+//! - `runner`: the loop over cases, giving up on a mode after a timeout, recording;
+//! - `seams`: what the runner needs from outside (backends, sandbox, host), with fakes
+//!   in `testing` for tests that need no root.
 
+pub mod case;
 pub mod environment;
 pub mod lab;
 pub mod metrics;
+pub mod plan;
 pub mod runner;
+pub mod seams;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
-pub use runner::{run, Event, RunError, RunPlan};
+pub use runner::{run, Event, RunError, RunPlan, Runner};

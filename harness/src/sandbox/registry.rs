@@ -62,4 +62,3 @@ pub fn live_runs() -> Vec<String> {
         })
         .collect()
 }
-

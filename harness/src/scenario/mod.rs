@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dataplane::{model, Mode};
+use dataplane::{model, IpvsScheduler, KubeProxyVersion, Mode, ModeSpec, Profile, ProfileKind};
 use serde::{Deserialize, Serialize};
+
+mod fields;
+
+use fields::{count, seconds, sizes};
 
 /// The quick scenario, embedded so `kpbench run` works from any directory.
 pub const QUICK_TOML: &str = include_str!("../../../scenarios/quick.toml");
@@ -21,10 +25,14 @@ struct RawScenario {
     services: Option<Vec<i64>>,
     endpoints_per_service: Option<i64>,
     repeats: Option<i64>,
+    full_sync_repeats: Option<i64>,
     case_timeout_s: Option<f64>,
     command_timeout_s: Option<f64>,
     scales: Option<BTreeMap<String, Vec<i64>>>,
     ipvs_schedulers: Option<Vec<String>>,
+    profiles: Option<Vec<String>>,
+    kube_proxy_version: Option<String>,
+    sync_interval_s: Option<f64>,
     datapath: Option<RawDatapath>,
 }
 
@@ -87,6 +95,10 @@ pub struct Scenario {
     pub endpoints_per_service: usize,
     /// Repetitions of each incremental sync (default 10).
     pub repeats: usize,
+    /// Full syncs from empty per case (default 3): the first in the case's namespace,
+    /// the others each in a fresh empty one, for an interval; a repeat is skipped when
+    /// the case's time limit could not take it.
+    pub full_sync_repeats: usize,
     /// Time limit of one case, seconds (default 300). A case past it fails and the
     /// larger scales of its mode are skipped.
     pub case_timeout_s: f64,
@@ -95,8 +107,27 @@ pub struct Scenario {
     /// Per-mode service counts overriding `services` (e.g. `nftables = [100, 1000]`).
     pub scales: BTreeMap<String, Vec<usize>>,
     /// IPVS schedulers, each its own case (default ["rr"]).
-    pub ipvs_schedulers: Vec<String>,
+    pub ipvs_schedulers: Vec<IpvsScheduler>,
+    /// Sync profiles, each its own case (default ["kube-proxy"]; "floor" adds the
+    /// fastest way to the identical kernel objects, for the controller's overhead).
+    #[serde(serialize_with = "serialize_profiles")]
+    pub profiles: Vec<ProfileKind>,
+    /// The kube-proxy release whose sync loop the `kube-proxy` profile replays
+    /// (default "1.36"; "1.35" lists nftables state the older way).
+    #[serde(serialize_with = "serialize_version")]
+    pub kube_proxy_version: KubeProxyVersion,
+    /// Virtual seconds between measured syncs, for kube-proxy's timers (default 1,
+    /// its minSyncPeriod): see scenarios/README.md.
+    pub sync_interval_s: f64,
     pub datapath: Datapath,
+}
+
+fn serialize_profiles<S: serde::Serializer>(v: &[ProfileKind], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|p| p.name()))
+}
+
+fn serialize_version<S: serde::Serializer>(v: &KubeProxyVersion, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
 }
 
 /// A rejected scenario: names the file and field, says the fix.
@@ -124,9 +155,6 @@ pub const MAX_SECONDS: f64 = 1_000_000.0;
 /// Most concurrent connections of the max-rate phase.
 pub const MAX_CONNECTIONS: usize = 10_000;
 
-/// The IPVS schedulers kpbench accepts.
-pub const IPVS_SCHEDULERS: [&str; 5] = ["rr", "lc", "sh", "dh", "wrr"];
-
 impl Scenario {
     /// Loads a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -149,7 +177,8 @@ impl Scenario {
     }
 
     /// Parses scenario text; `file` names it in errors, `default_name` is used when the
-    /// file has no `name`.
+    /// file has no `name`. Fields are checked one after another in a fixed order, and
+    /// the first bad one is reported.
     pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             file: file.to_string(),
@@ -163,17 +192,7 @@ impl Scenario {
             field: field.to_string(),
             message,
         };
-        let d = Datapath::default();
-        let rd = raw.datapath.unwrap_or_default();
-        let modes = match raw.modes {
-            None => vec![
-                Mode::Iptables,
-                Mode::IptablesLegacy,
-                Mode::Nftables,
-                Mode::Ipvs,
-            ],
-            Some(v) => parse_modes(&v).map_err(|m| field("modes", m))?,
-        };
+        let modes = fields::modes(raw.modes, &field)?;
         let endpoints = count(
             raw.endpoints_per_service,
             10,
@@ -182,114 +201,77 @@ impl Scenario {
             &field,
         )?;
         let services = sizes(raw.services, vec![100, 1000, 5000], "services", &field)?;
-        let mut scales = BTreeMap::new();
-        for (mode, list) in raw.scales.unwrap_or_default() {
-            if Mode::parse(&mode).is_none() {
-                return Err(field(
-                    &format!("scales.{mode}"),
-                    format!("unknown mode {mode:?}; use one of {}", mode_names()),
-                ));
-            }
-            let key = format!("scales.{mode}");
-            scales.insert(mode, sizes(Some(list), vec![], &key, &field)?);
-        }
-        for (key, list) in std::iter::once(("services".to_string(), &services))
-            .chain(scales.iter().map(|(k, v)| (format!("scales.{k}"), v)))
-        {
-            for &n in list {
-                model::check_size(n as u64, endpoints as u64)
-                    .map_err(|e| field(&key, format!("{e}; use fewer services or endpoints")))?;
-            }
-        }
-        let schedulers = raw.ipvs_schedulers.unwrap_or_else(|| vec!["rr".into()]);
-        if schedulers.is_empty() {
-            return Err(field(
-                "ipvs_schedulers",
-                "is empty; list at least one, e.g. [\"rr\"]".into(),
-            ));
-        }
-        for s in &schedulers {
-            if !IPVS_SCHEDULERS.contains(&s.as_str()) {
+        let scales = fields::scales(raw.scales, &field)?;
+        fields::check_sizes(&services, &scales, endpoints, &field)?;
+        let schedulers = match raw.ipvs_schedulers {
+            None => vec![IpvsScheduler::default()],
+            Some(names) if names.is_empty() => {
                 return Err(field(
                     "ipvs_schedulers",
-                    format!(
-                        "unknown scheduler {s:?}; use one of {}",
-                        IPVS_SCHEDULERS.join(", ")
-                    ),
-                ));
+                    "is empty; list at least one, e.g. [\"rr\"]".into(),
+                ))
             }
-        }
-        let seconds =
-            |v: Option<f64>, default: f64, name: &str, min: f64| -> Result<f64, ScenarioError> {
-                let v = v.unwrap_or(default);
-                // The upper bound keeps every later Duration and Instant sum in range.
-                if !v.is_finite() || v < min || v > MAX_SECONDS {
-                    return Err(field(
-                        name,
-                        format!(
-                        "{v} is out of range; use a number of seconds from {min} to {MAX_SECONDS}"
-                    ),
-                    ));
-                }
-                Ok(v)
-            };
-        let datapath = Datapath {
-            enabled: rd.enabled.unwrap_or(d.enabled),
-            rate_per_s: {
-                let r = rd.rate_per_s.unwrap_or(d.rate_per_s);
-                if !r.is_finite() || r <= 0.0 || r > 1_000_000.0 {
-                    return Err(field(
-                        "datapath.rate_per_s",
-                        format!("{r} is out of range; use 1 to 1000000"),
-                    ));
-                }
-                r
-            },
-            duration_s: seconds(rd.duration_s, d.duration_s, "datapath.duration_s", 0.1)?,
-            max_rate_duration_s: seconds(
-                rd.max_rate_duration_s,
-                d.max_rate_duration_s,
-                "datapath.max_rate_duration_s",
-                0.0,
-            )?,
-            connections: {
-                let n = count(
-                    rd.connections,
-                    d.connections as i64,
-                    1,
-                    "datapath.connections",
-                    &field,
-                )?;
-                // Each is a task and a socket; more would exhaust memory or local ports.
-                if n > MAX_CONNECTIONS {
-                    return Err(field(
-                        "datapath.connections",
-                        format!("{n} is too many; use 1 to {MAX_CONNECTIONS}"),
-                    ));
-                }
-                n
-            },
-            keepalive: rd.keepalive.unwrap_or(d.keepalive),
-            request_timeout_ms: count(
-                rd.request_timeout_ms,
-                d.request_timeout_ms as i64,
-                1,
-                "datapath.request_timeout_ms",
-                &field,
-            )? as u64,
+            Some(names) => names
+                .iter()
+                .map(|s| IpvsScheduler::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| field("ipvs_schedulers", e.to_string()))?,
         };
+        let profiles = fields::profiles(raw.profiles, &field)?;
+        let kube_proxy_version = fields::kube_proxy_version(raw.kube_proxy_version, &field)?;
+        let sync_interval_s = seconds(raw.sync_interval_s, 1.0, "sync_interval_s", 0.0, &field)?;
+        let datapath = fields::datapath(raw.datapath.unwrap_or_default(), &field)?;
         Ok(Scenario {
             name: raw.name.unwrap_or_else(|| default_name.to_string()),
             modes,
             services,
             endpoints_per_service: endpoints,
             repeats: count(raw.repeats, 10, 1, "repeats", &field)?,
-            case_timeout_s: seconds(raw.case_timeout_s, 300.0, "case_timeout_s", 1.0)?,
-            command_timeout_s: seconds(raw.command_timeout_s, 300.0, "command_timeout_s", 1.0)?,
+            full_sync_repeats: count(raw.full_sync_repeats, 3, 1, "full_sync_repeats", &field)?,
+            case_timeout_s: seconds(raw.case_timeout_s, 300.0, "case_timeout_s", 1.0, &field)?,
+            command_timeout_s: seconds(
+                raw.command_timeout_s,
+                300.0,
+                "command_timeout_s",
+                1.0,
+                &field,
+            )?,
             scales,
             ipvs_schedulers: schedulers,
+            profiles,
+            kube_proxy_version,
+            sync_interval_s,
             datapath,
         })
+    }
+
+    /// Every mode as its cases run it, in order: each IPVS scheduler is a mode of its
+    /// own (ipvs (rr), ipvs (sh), ...); the other modes have none.
+    pub fn mode_specs(&self) -> Vec<ModeSpec> {
+        self.modes
+            .iter()
+            .flat_map(|&mode| match mode {
+                Mode::Ipvs => self
+                    .ipvs_schedulers
+                    .iter()
+                    .map(|&s| ModeSpec::with_scheduler(mode, s))
+                    .collect(),
+                _ => vec![ModeSpec::new(mode)],
+            })
+            .collect()
+    }
+
+    /// Every profile as its cases run it, with the kube-proxy release.
+    pub fn profile_list(&self) -> Vec<Profile> {
+        self.profiles
+            .iter()
+            .map(|&k| Profile::new(k, self.kube_proxy_version))
+            .collect()
+    }
+
+    /// Virtual time between measured syncs (kube-proxy's timers count in it).
+    pub fn sync_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.sync_interval_s)
     }
 
     /// The service counts measured for `mode`.
@@ -315,6 +297,7 @@ impl Scenario {
         modes: Option<&[Mode]>,
         services: Option<&[usize]>,
         endpoints: Option<usize>,
+        profiles: Option<&[ProfileKind]>,
     ) -> Result<(), ScenarioError> {
         let field = |f: &str, m: String| ScenarioError::Field {
             file: "command line".into(),
@@ -323,10 +306,15 @@ impl Scenario {
         };
         if let Some(m) = modes {
             let names: Vec<String> = m.iter().map(|m| m.name().to_string()).collect();
-            self.modes = parse_modes(&names).map_err(|e| field("--modes", e))?;
+            self.modes = fields::parse_modes(&names, "--modes", &field)?;
         }
         if let Some(e) = endpoints {
             self.endpoints_per_service = e;
+        }
+        if let Some(p) = profiles {
+            let names: Vec<String> = p.iter().map(|p| p.name().to_string()).collect();
+            self.profiles =
+                fields::profiles(Some(names), &|_: &str, m: String| field("--profiles", m))?;
         }
         if let Some(s) = services {
             let list: Vec<i64> = s.iter().map(|&n| n as i64).collect();
@@ -349,74 +337,6 @@ impl Scenario {
         }
         Ok(())
     }
-}
-
-fn mode_names() -> String {
-    Mode::ALL
-        .iter()
-        .map(|m| m.name())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn parse_modes(list: &[String]) -> Result<Vec<Mode>, String> {
-    if list.is_empty() {
-        return Err(format!("is empty; list at least one of {}", mode_names()));
-    }
-    let mut out = Vec::new();
-    for m in list {
-        let mode = Mode::parse(m)
-            .ok_or_else(|| format!("unknown mode {m:?}; use one of {}", mode_names()))?;
-        if !out.contains(&mode) {
-            out.push(mode);
-        }
-    }
-    Ok(out)
-}
-
-fn count<E>(
-    v: Option<i64>,
-    default: i64,
-    min: i64,
-    name: &str,
-    field: &impl Fn(&str, String) -> E,
-) -> Result<usize, E> {
-    let v = v.unwrap_or(default);
-    if v < min {
-        return Err(field(
-            name,
-            format!("{v} is too small; use a whole number >= {min}"),
-        ));
-    }
-    Ok(v as usize)
-}
-
-fn sizes<E>(
-    v: Option<Vec<i64>>,
-    default: Vec<usize>,
-    name: &str,
-    field: &impl Fn(&str, String) -> E,
-) -> Result<Vec<usize>, E> {
-    let Some(v) = v else { return Ok(default) };
-    if v.is_empty() {
-        return Err(field(
-            name,
-            "is empty; list at least one service count, e.g. [100, 1000]".into(),
-        ));
-    }
-    let mut out = Vec::new();
-    for (i, n) in v.into_iter().enumerate() {
-        if n < 1 {
-            return Err(field(
-                &format!("{name}[{i}]"),
-                format!("{n} is not a service count; use whole numbers >= 1"),
-            ));
-        }
-        out.push(n as usize);
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
 }
 
 /// Resolves the scenario argument of `kpbench run`: None is the embedded quick scenario.

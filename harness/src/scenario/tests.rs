@@ -20,7 +20,7 @@ fn an_empty_file_gets_every_default() {
     assert_eq!(s.services, vec![100, 1000, 5000]);
     assert_eq!(s.endpoints_per_service, 10);
     assert_eq!(s.repeats, 10);
-    assert_eq!(s.ipvs_schedulers, vec!["rr"]);
+    assert_eq!(s.ipvs_schedulers, vec![IpvsScheduler::Rr]);
     assert_eq!(s.datapath, Datapath::default());
 }
 
@@ -83,6 +83,17 @@ fn unknown_modes_and_schedulers_are_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("ipvs_schedulers"), "{err}");
+    assert!(err.contains("use one of rr, lc, sh, dh, wrr"), "{err}");
+}
+
+#[test]
+fn each_ipvs_scheduler_is_a_mode_of_its_own() {
+    let s = parse("modes = [\"nftables\", \"ipvs\"]\nipvs_schedulers = [\"sh\", \"rr\"]").unwrap();
+    let specs: Vec<String> = s.mode_specs().iter().map(|m| m.to_string()).collect();
+    assert_eq!(specs, ["nftables", "ipvs (sh)", "ipvs (rr)"]);
+    // The resolved scenario records scheduler names, as before.
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["ipvs_schedulers"], serde_json::json!(["sh", "rr"]));
 }
 
 #[test]
@@ -98,22 +109,52 @@ fn command_line_overrides() {
         Some(&[Mode::Iptables, Mode::Nftables]),
         Some(&[200, 100]),
         Some(3),
+        Some(&[
+            ProfileKind::Floor,
+            ProfileKind::KubeProxy,
+            ProfileKind::Floor,
+        ]),
     )
     .unwrap();
     assert_eq!(s.modes, vec![Mode::Iptables, Mode::Nftables]);
     assert_eq!(s.services, vec![100, 200]);
     assert_eq!(s.scales_for(Mode::Nftables), &[100, 200]);
     assert_eq!(s.endpoints_per_service, 3);
+    assert_eq!(s.profiles, vec![ProfileKind::Floor, ProfileKind::KubeProxy]);
     let err = s
-        .override_with(None, Some(&[1, 0]), None)
+        .override_with(None, Some(&[1, 0]), None, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--services[1]"), "{err}");
-    let err = s.override_with(Some(&[]), None, None).unwrap_err().to_string();
+    let err = s
+        .override_with(Some(&[]), None, None, None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("--modes"), "{err}");
     let err = s
-        .override_with(None, Some(&[100]), Some(100_000_000))
+        .override_with(None, Some(&[100]), Some(100_000_000), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("--services/--endpoints"), "{err}");
+}
+
+#[test]
+fn profiles_version_and_sync_interval_have_defaults_and_name_bad_values() {
+    let s = parse("").unwrap();
+    assert_eq!(s.profiles, vec![ProfileKind::KubeProxy]);
+    assert_eq!(s.kube_proxy_version, KubeProxyVersion::V1_36);
+    assert_eq!(s.sync_interval_s, 1.0);
+    let s = parse("profiles = [\"kube-proxy\", \"floor\"]\nkube_proxy_version = \"1.35\"\nsync_interval_s = 30").unwrap();
+    assert_eq!(s.profiles, vec![ProfileKind::KubeProxy, ProfileKind::Floor]);
+    assert_eq!(s.kube_proxy_version, KubeProxyVersion::V1_35);
+    assert_eq!(s.sync_interval(), std::time::Duration::from_secs(30));
+    for (text, field) in [
+        ("profiles = []", "profiles"),
+        ("profiles = [\"fast\"]", "profiles"),
+        ("kube_proxy_version = \"1.20\"", "kube_proxy_version"),
+        ("sync_interval_s = -1", "sync_interval_s"),
+    ] {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(field), "{text}: {err}");
+    }
 }

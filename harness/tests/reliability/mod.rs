@@ -10,15 +10,6 @@ use std::time::{Duration, Instant};
 
 use dataplane::netns::Netns;
 
-/// True when root; otherwise prints the skip line the tiers promise.
-pub fn root_or_skip(test: &str) -> bool {
-    if dataplane::netns::is_root() {
-        return true;
-    }
-    eprintln!("{test}: skipped: needs root");
-    false
-}
-
 /// A unique run id for a test.
 pub fn run_id(tag: &str) -> String {
     format!("rel{tag}-{}", std::process::id())

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::http::Conn;
-use super::worker::Shared;
+use super::state::Shared;
 
 /// One slot: request after request from `start` until the phase's end.
 pub(crate) async fn slot(sh: Rc<Shared>, start: Instant) {

@@ -24,11 +24,17 @@ pub enum ErrorKind {
 /// Failed requests by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorCounts {
+    /// [`ErrorKind::Refused`].
     pub refused: u64,
+    /// [`ErrorKind::Reset`].
     pub reset: u64,
+    /// [`ErrorKind::Timeout`].
     pub timeout: u64,
+    /// [`ErrorKind::HttpStatus`].
     pub http_status: u64,
+    /// [`ErrorKind::NotSent`].
     pub not_sent: u64,
+    /// [`ErrorKind::Other`].
     pub other: u64,
     /// The first "other" error's message, to say what it was.
     #[serde(skip_serializing_if = "Option::is_none")]

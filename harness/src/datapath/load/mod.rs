@@ -15,6 +15,7 @@ pub mod errors;
 mod http;
 mod openloop;
 pub mod report;
+mod state;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -25,7 +26,7 @@ use dataplane::netns::{Netns, NetnsError};
 use hdrhistogram::Histogram;
 
 pub use errors::{ErrorCounts, ErrorKind};
-pub use report::{histogram_base64, summarize, LatencySummary};
+pub use report::{histogram_base64, summarize, HistogramEncodeError, LatencySummary};
 
 /// Highest latency the histograms hold, in microseconds (one hour); larger values are
 /// clamped to it.
@@ -88,24 +89,23 @@ impl LoadSpec {
         }
     }
 
-    fn validate(&self) -> Result<(), LoadError> {
-        let bad = |m: &str| Err(LoadError::Spec(m.to_string()));
+    fn validate(&self) -> Result<(), SpecError> {
         if self.connections == 0 {
-            return bad("connections must be at least 1");
+            return Err(SpecError::Connections);
         }
         if self.duration.is_zero() {
-            return bad("duration must be more than 0");
+            return Err(SpecError::Duration);
         }
         if self.request_timeout.is_zero() {
-            return bad("request timeout must be more than 0");
+            return Err(SpecError::RequestTimeout);
         }
         if let Some(r) = self.rate_per_s {
             if !(r.is_finite() && r > 0.0) {
-                return bad("rate must be a positive number of requests per second");
+                return Err(SpecError::Rate);
             }
         }
         if !self.path.starts_with('/') || self.path.bytes().any(|b| b <= b' ') {
-            return bad("path must start with / and contain no spaces or control characters");
+            return Err(SpecError::Path);
         }
         Ok(())
     }
@@ -123,11 +123,27 @@ impl LoadSpec {
     }
 }
 
+/// A [`LoadSpec`] that cannot run: which field, and what it must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("connections must be at least 1")]
+    Connections,
+    #[error("duration must be more than 0")]
+    Duration,
+    #[error("request timeout must be more than 0")]
+    RequestTimeout,
+    #[error("rate must be a positive number of requests per second")]
+    Rate,
+    #[error("path must start with / and contain no spaces or control characters")]
+    Path,
+}
+
 /// Errors that stop a load run (failed requests are counted, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    // Not a `#[source]`: the message already carries it, and error chains would repeat it.
     #[error("invalid load spec: {0}")]
-    Spec(String),
+    Spec(SpecError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
     #[error("load generator thread: {0}")]
@@ -145,7 +161,9 @@ pub struct LoadReport {
     pub requests: u64,
     /// Requests answered with a 2xx status.
     pub ok: u64,
+    /// Failed requests by kind.
     pub errors: ErrorCounts,
+    /// Requests per second offered (open loop); `None` for a closed loop.
     pub offered_rate_per_s: Option<f64>,
     /// `ok / wall`.
     pub achieved_rate_per_s: f64,
@@ -162,12 +180,15 @@ pub struct LoadReport {
     pub endpoints: BTreeMap<Ipv4Addr, u64>,
     /// Answers whose body was not an IPv4 address.
     pub endpoint_unknown: u64,
-    /// CPU time of the generator's threads over the run.
+    /// User CPU time of the generator's threads over the run.
     pub client_cpu_user_ms: f64,
+    /// System CPU time of the generator's threads over the run.
     pub client_cpu_sys_ms: f64,
     /// From the start until the last thread finished.
     pub wall: Duration,
+    /// Generator threads.
     pub threads: usize,
+    /// Connection slots.
     pub connections: usize,
 }
 
@@ -198,7 +219,7 @@ impl LoadReport {
 
 /// Runs `spec` from inside `ns` (or the current namespace) and reports what it measured.
 pub fn run_load(ns: Option<&Netns>, spec: &LoadSpec) -> Result<LoadReport, LoadError> {
-    spec.validate()?;
+    spec.validate().map_err(LoadError::Spec)?;
     raise_nofile_limit();
     let threads = spec.effective_threads();
     let (outs, start) = worker::run_threads(ns, spec, threads)?;

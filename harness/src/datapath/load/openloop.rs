@@ -9,15 +9,16 @@
 //! latency; the dispatcher waits on a timerfd instead, which fires to the microsecond.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
-use super::errors::ErrorKind;
 use super::http::Conn;
-use super::worker::Shared;
+use super::state::Shared;
 
 /// Due requests further behind than this are counted as not sent right away, which
 /// bounds the queue's memory when the target or the client cannot keep up.
@@ -61,9 +62,7 @@ pub(crate) async fn dispatch(sh: Rc<Shared>, share: Share) {
         }
         let mut q = sh.queue.borrow_mut();
         if q.len() >= MAX_QUEUE {
-            let mut st = sh.stats.borrow_mut();
-            st.requests += 1;
-            st.errors.add(ErrorKind::NotSent);
+            sh.stats.borrow_mut().not_sent();
         } else {
             q.push_back(due);
             sh.notify.notify_one();
@@ -83,9 +82,7 @@ pub(crate) async fn slot(sh: Rc<Shared>) {
         match next {
             Some(due) => {
                 if Instant::now() >= sh.drain_deadline {
-                    let mut st = sh.stats.borrow_mut();
-                    st.requests += 1;
-                    st.errors.add(ErrorKind::NotSent);
+                    sh.stats.borrow_mut().not_sent();
                 } else {
                     sh.request(&mut conn, Some(due)).await;
                 }
@@ -96,27 +93,29 @@ pub(crate) async fn slot(sh: Rc<Shared>) {
     }
 }
 
+/// nix's [`TimerFd`] offers its descriptor through `AsFd`; tokio's reactor wants `AsRawFd`.
+struct TimerDescriptor(TimerFd);
+
+impl AsRawFd for TimerDescriptor {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
 /// A one-shot timer on a timerfd, awaited through tokio's reactor.
 struct PreciseTimer {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<TimerDescriptor>,
 }
 
 impl PreciseTimer {
     fn new() -> io::Result<Self> {
-        // SAFETY: timerfd_create returns a new descriptor we own, or -1.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a valid descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: the AsyncFd owns the descriptor and nothing closes or replaces it.
-        let fd = unsafe { AsyncFd::register(fd)? };
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: the AsyncFd owns the TimerFd, whose descriptor stays open and the same
+        // until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register(TimerDescriptor(timer))? };
         Ok(PreciseTimer { fd })
     }
 
@@ -125,42 +124,15 @@ impl PreciseTimer {
         if deadline <= now + Duration::from_micros(2) {
             return Ok(());
         }
-        let d = deadline - now;
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_nsec: d.subsec_nanos() as libc::c_long,
-            },
-        };
-        // SAFETY: valid descriptor and a valid itimerspec; no old value requested.
-        let rc =
-            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let wait = TimeSpec::from_duration(deadline - now);
+        self.fd
+            .get_ref()
+            .0
+            .set(Expiration::OneShot(wait), TimerSetTimeFlags::empty())?;
         loop {
             let mut guard = self.fd.readable().await?;
-            let res = guard.try_io(|fd| {
-                let mut expirations = [0u8; 8];
-                // SAFETY: reads 8 bytes into a local buffer of 8 bytes.
-                let n = unsafe {
-                    libc::read(
-                        fd.as_raw_fd(),
-                        expirations.as_mut_ptr().cast(),
-                        expirations.len(),
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-            match res {
+            // A non-blocking read of the expiration count: WouldBlock until it fired.
+            match guard.try_io(|fd| fd.get_ref().0.wait().map_err(io::Error::from)) {
                 Ok(r) => return r,
                 Err(_would_block) => continue,
             }

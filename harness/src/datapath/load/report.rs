@@ -2,7 +2,7 @@
 //! encoding, and the JSON object `kpbench load --json` prints (field names follow a
 //! datapath target in `results.schema.json`).
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializeError, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -25,37 +25,64 @@ pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
     }
 }
 
+/// A histogram that could not be encoded (in practice only an allocation or internal
+/// failure of the serializer); the report then goes without the encoded histogram.
+#[derive(Debug, thiserror::Error)]
+#[error("hdr histogram serialization: {0}")]
+pub struct HistogramEncodeError(V2DeflateSerializeError);
+
 /// `h` as HdrHistogram V2 deflate, base64 (readable by every HdrHistogram library).
-pub fn histogram_base64(h: &Histogram<u64>) -> Result<String, String> {
+pub fn histogram_base64(h: &Histogram<u64>) -> Result<String, HistogramEncodeError> {
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut bytes)
-        .map_err(|e| format!("hdr histogram serialization: {e:?}"))?;
+        .map_err(HistogramEncodeError)?;
     Ok(data_encoding::BASE64.encode(&bytes))
 }
 
-/// The JSON form of a report.
+/// The JSON form of a report (`kpbench load --json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadJson {
+    /// Requests the generator meant to send: `ok + errors`.
     pub requests: u64,
+    /// Requests answered with a 2xx status.
     pub ok: u64,
+    /// Requests that failed, of every kind.
     pub errors: u64,
+    /// Failed requests by kind.
     pub errors_by_kind: super::ErrorCounts,
+    /// Requests per second offered (open loop); `null` for a closed loop.
     pub offered_rate_per_s: Option<f64>,
+    /// Answered requests per second over the wall time.
     pub achieved_rate_per_s: f64,
+    /// Latency of answered requests, coordinated-omission corrected in open loop.
     pub latency_us: LatencySummary,
+    /// Latency from the actual send, without the correction.
     pub uncorrected_latency_us: LatencySummary,
+    /// TCP connect time of each new connection.
     pub connect_latency_us: LatencySummary,
+    /// Open loop: how late each request was sent after its due time.
     pub send_lag_us: LatencySummary,
+    /// `latency_us` as HdrHistogram V2 (deflate), base64; empty if it could not be
+    /// encoded.
     pub hdr_histogram_base64: String,
+    /// Answers per endpoint (the IPv4 address in the response body).
     pub endpoints: std::collections::BTreeMap<String, u64>,
+    /// Answers whose body was not an IPv4 address.
     pub endpoint_unknown: u64,
+    /// User CPU of the generator's threads.
     pub client_cpu_user_ms: f64,
+    /// System CPU of the generator's threads.
     pub client_cpu_sys_ms: f64,
+    /// The generator's CPU (user + sys) per answered request.
     pub client_cpu_per_request_us: f64,
+    /// The client, not the target, was probably the limit.
     pub client_limited: bool,
+    /// From the start until the last thread finished, seconds.
     pub wall_s: f64,
+    /// Generator threads.
     pub threads: usize,
+    /// Connection slots.
     pub connections: usize,
 }
 

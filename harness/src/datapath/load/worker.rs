@@ -2,9 +2,6 @@
 //! with its share of the connection slots, and keeps its own statistics, merged at
 //! the end. Nothing is shared between threads while the load runs.
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,126 +9,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use dataplane::netns::Netns;
-use hdrhistogram::Histogram;
-use tokio::sync::Notify;
 
-use super::errors::{ErrorCounts, ErrorKind};
-use super::http::{Conn, Exchange};
-use super::{new_histogram, LoadError, LoadSpec};
-
-/// One thread's tallies.
-pub(crate) struct Stats {
-    pub latency: Histogram<u64>,
-    pub uncorrected: Histogram<u64>,
-    pub connect: Histogram<u64>,
-    pub lag: Histogram<u64>,
-    pub errors: ErrorCounts,
-    pub requests: u64,
-    pub ok: u64,
-    pub endpoints: HashMap<Ipv4Addr, u64>,
-    pub endpoint_unknown: u64,
-    pub last_completion: Option<Instant>,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Stats {
-            latency: new_histogram(),
-            uncorrected: new_histogram(),
-            connect: new_histogram(),
-            lag: new_histogram(),
-            errors: ErrorCounts::default(),
-            requests: 0,
-            ok: 0,
-            endpoints: HashMap::new(),
-            endpoint_unknown: 0,
-            last_completion: None,
-        }
-    }
-
-    /// Adds another thread's tallies.
-    pub(crate) fn merge(&mut self, o: &Stats) {
-        // Same bounds everywhere, so adding cannot fail.
-        let _ = self.latency.add(&o.latency);
-        let _ = self.uncorrected.add(&o.uncorrected);
-        let _ = self.connect.add(&o.connect);
-        let _ = self.lag.add(&o.lag);
-        self.errors.merge(&o.errors);
-        self.requests += o.requests;
-        self.ok += o.ok;
-        for (ip, n) in &o.endpoints {
-            *self.endpoints.entry(*ip).or_default() += n;
-        }
-        self.endpoint_unknown += o.endpoint_unknown;
-        self.last_completion = self.last_completion.max(o.last_completion);
-    }
-}
-
-fn us(d: Duration) -> u64 {
-    d.as_micros().min(u64::MAX as u128) as u64
-}
-
-/// What the slots of one thread share.
-pub(crate) struct Shared {
-    pub target: SocketAddr,
-    pub req: Vec<u8>,
-    pub keepalive: bool,
-    pub timeout: Duration,
-    /// No request is started (closed loop) or scheduled (open loop) from here on.
-    pub end: Instant,
-    /// Open loop: requests still queued from here on are counted as not sent.
-    pub drain_deadline: Instant,
-    pub stats: RefCell<Stats>,
-    pub queue: RefCell<VecDeque<Instant>>,
-    pub notify: Notify,
-    pub dispatch_done: Cell<bool>,
-}
-
-impl Shared {
-    /// Runs one exchange on `conn` and records it. `due` is when an open-loop request
-    /// was scheduled; corrected latency counts from it (closed loop: from the start).
-    pub(crate) async fn request(&self, conn: &mut Conn, due: Option<Instant>) {
-        let started = Instant::now();
-        let intended = due.unwrap_or(started);
-        let res = tokio::time::timeout(
-            self.timeout,
-            conn.exchange(self.target, &self.req, self.keepalive),
-        )
-        .await;
-        let mut st = self.stats.borrow_mut();
-        st.requests += 1;
-        match res {
-            Ok(Ok(Exchange {
-                connect,
-                completed,
-                endpoint,
-            })) => {
-                st.ok += 1;
-                st.latency.saturating_record(us(completed - intended));
-                st.uncorrected.saturating_record(us(completed - started));
-                if let Some(c) = connect {
-                    st.connect.saturating_record(us(c));
-                }
-                if due.is_some() {
-                    st.lag.saturating_record(us(started - intended));
-                }
-                match endpoint {
-                    Some(ip) => *st.endpoints.entry(ip).or_default() += 1,
-                    None => st.endpoint_unknown += 1,
-                }
-                st.last_completion = Some(completed);
-            }
-            Ok(Err(e)) => match e.kind() {
-                ErrorKind::Other => st.errors.add_other(|| e.message()),
-                k => st.errors.add(k),
-            },
-            Err(_elapsed) => {
-                conn.reset();
-                st.errors.add(ErrorKind::Timeout);
-            }
-        }
-    }
-}
+use super::state::{Shared, Stats};
+use super::{closedloop, openloop, LoadError, LoadSpec};
 
 /// One thread's result.
 pub(crate) struct WorkerOutput {
@@ -260,11 +140,9 @@ fn setup(ns: Option<&Netns>) -> Result<tokio::runtime::Runtime, LoadError> {
     if let Some(ns) = ns {
         ns.enter()?;
     }
-    // Timer slack would delay timer wake-ups by up to 50 us by default.
-    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong);
-    }
+    // Timer slack would delay timer wake-ups by up to 50 us by default. Only this
+    // thread's slack changes; failing to lower it costs precision, not correctness.
+    let _ = nix::sys::prctl::set_timerslack(1);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -279,43 +157,29 @@ fn run_worker(
     threads: usize,
     slots: usize,
 ) -> Stats {
-    let end = start + spec.duration;
-    let shared = Rc::new(Shared {
-        target: spec.target,
-        req: super::http::request_bytes(spec.target, &spec.path, spec.keepalive),
-        keepalive: spec.keepalive,
-        timeout: spec.request_timeout,
-        end,
-        drain_deadline: end + spec.request_timeout,
-        stats: RefCell::new(Stats::new()),
-        queue: RefCell::new(VecDeque::new()),
-        notify: Notify::new(),
-        dispatch_done: Cell::new(false),
-    });
+    let shared = Rc::new(Shared::new(spec, start));
     let local = tokio::task::LocalSet::new();
     local.block_on(rt, async {
         let mut tasks = Vec::with_capacity(slots + 1);
         match spec.rate_per_s {
             Some(rate) => {
-                let share = super::openloop::Share {
+                let share = openloop::Share {
                     rate,
                     index,
                     threads,
                     start,
                 };
-                tasks.push(tokio::task::spawn_local(super::openloop::dispatch(
+                tasks.push(tokio::task::spawn_local(openloop::dispatch(
                     shared.clone(),
                     share,
                 )));
                 for _ in 0..slots {
-                    tasks.push(tokio::task::spawn_local(super::openloop::slot(
-                        shared.clone(),
-                    )));
+                    tasks.push(tokio::task::spawn_local(openloop::slot(shared.clone())));
                 }
             }
             None => {
                 for _ in 0..slots {
-                    tasks.push(tokio::task::spawn_local(super::closedloop::slot(
+                    tasks.push(tokio::task::spawn_local(closedloop::slot(
                         shared.clone(),
                         start,
                     )));
@@ -326,6 +190,5 @@ fn run_worker(
             let _ = t.await;
         }
     });
-    let stats = std::mem::replace(&mut *shared.stats.borrow_mut(), Stats::new());
-    stats
+    shared.take_stats()
 }

@@ -2,6 +2,7 @@
 //! exact series); `render` draws them with plotters as SVG text (for the HTML report and
 //! files) and PNG files. A chart with no data is left out rather than drawn empty.
 
+mod breakdown;
 mod render;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,33 @@ pub struct Bars {
     pub series: Vec<(String, Vec<Option<f64>>)>,
 }
 
+/// One part of every stacked bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub label: String,
+    /// Index into the palette, fixed per segment so charts agree.
+    pub color: usize,
+    /// The segment's length in each bar, in category order.
+    pub values: Vec<f64>,
+}
+
+/// Horizontal stacked bars: one bar per category (top to bottom), each made of the
+/// same segments (left to right); a bar's length is the sum of its segments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stacked {
+    pub categories: Vec<String>,
+    pub segments: Vec<Segment>,
+}
+
+impl Stacked {
+    /// Each bar's length.
+    pub fn totals(&self) -> Vec<f64> {
+        (0..self.categories.len())
+            .map(|i| self.segments.iter().filter_map(|s| s.values.get(i)).sum())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Lines {
@@ -38,6 +66,16 @@ pub enum Body {
         log_y: bool,
     },
     Bars(Bars),
+    Stacked(Stacked),
+}
+
+/// Where the report shows a chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The curves and bars of the "Charts" section.
+    Overview,
+    /// "Where the time goes": the sync breakdowns.
+    Breakdown,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +86,9 @@ pub struct Chart {
     pub x_label: String,
     pub y_label: String,
     pub body: Body,
+    pub section: Section,
+    /// What the chart shows and how, under it in the report; empty for none.
+    pub caption: String,
 }
 
 /// Every chart the data supports, in report order.
@@ -120,6 +161,7 @@ pub fn build(results: &[Results]) -> Vec<Chart> {
     if several {
         charts.extend(per_kernel(&rows, &envs, &modes));
     }
+    charts.extend(breakdown::charts(results));
     charts.into_iter().filter(has_data).collect()
 }
 
@@ -127,6 +169,7 @@ fn has_data(c: &Chart) -> bool {
     match &c.body {
         Body::Lines { series, .. } => series.iter().any(|s| !s.points.is_empty()),
         Body::Bars(b) => b.series.iter().any(|s| s.1.iter().any(Option::is_some)),
+        Body::Stacked(s) => s.totals().iter().any(|t| *t > 0.0),
     }
 }
 
@@ -193,6 +236,8 @@ impl Ctx<'_, '_> {
                 log_x: true,
                 log_y,
             },
+            section: Section::Overview,
+            caption: String::new(),
         }
     }
 
@@ -234,6 +279,8 @@ fn latency_at_largest(ctx: &Ctx<'_, '_>) -> Chart {
         x_label: "percentile".into(),
         y_label: "us".into(),
         body: Body::Bars(Bars { categories, series }),
+        section: Section::Overview,
+        caption: String::new(),
     }
 }
 
@@ -308,6 +355,8 @@ fn per_kernel(rows: &[Row<'_>], envs: &[EnvKey], modes: &[String]) -> Vec<Chart>
                 categories,
                 series: per_env.into_iter().map(|(e, v)| (e.label(), v)).collect(),
             }),
+            section: Section::Overview,
+            caption: String::new(),
         });
     }
     charts

@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{Bars, Body, Chart, Series};
+use super::{Bars, Body, Chart, Series, Stacked};
 
 /// SVG size in CSS pixels; PNGs are drawn at twice this for slides.
 pub const WIDTH: u32 = 960;
@@ -33,17 +33,26 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// What plotters reports when drawing fails (its backend's error inside).
+type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A chart that could not be drawn or written; names the chart (and file). The message
+/// carries plotters' error, so it is not also given as the source (error chains would
+/// print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
-    #[error("drawing chart {chart}: {message}")]
-    Draw { chart: String, message: String },
-    #[error("{path}: writing chart {chart}: {message}")]
+    #[error("drawing chart {chart}: {error}")]
+    Draw { chart: String, error: BackendError },
+    #[error("{path}: writing chart {chart}: {error}")]
     Write {
         path: PathBuf,
         chart: String,
-        message: String,
+        error: BackendError,
     },
 }
+
+/// What drawing on backend `DB` fails with.
+type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -59,14 +68,12 @@ pub fn render_svg(chart: &Chart) -> Result<String, ChartError> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, chart, 1.0).map_err(|message| ChartError::Draw {
+        let draw_err = |e: DrawingAreaErrorKind<std::io::Error>| ChartError::Draw {
             chart: chart.name.clone(),
-            message,
-        })?;
-        root.present().map_err(|e| ChartError::Draw {
-            chart: chart.name.clone(),
-            message: e.to_string(),
-        })?;
+            error: Box::new(e),
+        };
+        draw(&root, chart, 1.0).map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
     }
     Ok(buf)
 }
@@ -76,17 +83,14 @@ pub fn render_png(chart: &Chart, path: &Path) -> Result<(), ChartError> {
     register_font();
     let root =
         BitMapBackend::new(path, (WIDTH * PNG_SCALE, HEIGHT * PNG_SCALE)).into_drawing_area();
-    let write_err = |message: String| ChartError::Write {
-        path: path.to_path_buf(),
-        chart: chart.name.clone(),
-        message,
-    };
+    let write_err =
+        |e: DrawingAreaErrorKind<<BitMapBackend as DrawingBackend>::ErrorType>| ChartError::Write {
+            path: path.to_path_buf(),
+            chart: chart.name.clone(),
+            error: Box::new(e),
+        };
     draw(&root, chart, PNG_SCALE as f64).map_err(write_err)?;
-    root.present().map_err(|e| write_err(e.to_string()))
-}
-
-fn err<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
+    root.present().map_err(write_err)
 }
 
 /// Axis numbers: 1500 -> "1.5k", 0.25 -> "0.25".
@@ -105,6 +109,15 @@ fn tick(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+/// A bar's total, exact enough to read beside the axis: "7,012", "60.5", "3.00".
+fn total(v: f64) -> String {
+    if v >= 100.0 {
+        crate::analysis::capacity::count(v)
+    } else {
+        crate::analysis::capacity::num(v)
     }
 }
 
@@ -155,7 +168,7 @@ fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     keys: &[Key<'_>],
     k: f64,
-) -> Result<(), String> {
+) -> DrawResult<DB> {
     let px = |v: f64| (v * k) as i32;
     let text = TextStyle::from(font(11.5, k)).pos(Pos::new(HPos::Left, VPos::Center));
     for (i, key) in keys.iter().enumerate() {
@@ -164,23 +177,20 @@ fn legend<DB: DrawingBackend>(
             area.draw(&Rectangle::new(
                 [(px(4.0), y - px(5.0)), (px(18.0), y + px(5.0))],
                 key.color.filled(),
-            ))
-            .map_err(err)?;
+            ))?;
         } else {
             let style = if key.secondary {
                 key.color.mix(0.55).stroke_width(k.max(1.0) as u32)
             } else {
                 key.color.stroke_width((2.0 * k) as u32)
             };
-            area.draw(&PathElement::new(vec![(px(2.0), y), (px(20.0), y)], style))
-                .map_err(err)?;
+            area.draw(&PathElement::new(vec![(px(2.0), y), (px(20.0), y)], style))?;
         }
         area.draw(&Text::new(
             key.label.to_string(),
             (px(26.0), y),
             text.clone(),
-        ))
-        .map_err(err)?;
+        ))?;
     }
     Ok(())
 }
@@ -189,10 +199,10 @@ fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     chart: &Chart,
     k: f64,
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(err)?;
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
     let top = root.margin((10.0 * k) as i32, 0, 0, 0);
-    let titled = top.titled(&chart.title, font(18.0, k)).map_err(err)?;
+    let titled = top.titled(&chart.title, font(18.0, k))?;
     let width = titled.dim_in_pixel().0;
     let (plot, side) = titled.split_horizontally(width - (LEGEND_WIDTH * k) as u32);
     let keys: Vec<Key<'_>> = match &chart.body {
@@ -212,6 +222,16 @@ fn draw<DB: DrawingBackend>(
             .map(|(j, s)| Key {
                 label: &s.0,
                 color: PALETTE[j % PALETTE.len()],
+                secondary: false,
+                bar: true,
+            })
+            .collect(),
+        Body::Stacked(st) => st
+            .segments
+            .iter()
+            .map(|s| Key {
+                label: &s.label,
+                color: PALETTE[s.color % PALETTE.len()],
                 secondary: false,
                 bar: true,
             })
@@ -242,6 +262,7 @@ fn draw<DB: DrawingBackend>(
             }
         }
         Body::Bars(b) => bars(root, chart, b, k),
+        Body::Stacked(st) => stacked(root, chart, st, k),
     }
 }
 
@@ -263,7 +284,7 @@ fn lines<DB, X, Y>(
     x: X,
     y: Y,
     look: Look<'_>,
-) -> Result<(), String>
+) -> DrawResult<DB>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
@@ -276,8 +297,7 @@ where
         .margin((12.0 * k) as i32)
         .x_label_area_size((42.0 * k) as i32)
         .y_label_area_size((64.0 * k) as i32)
-        .build_cartesian_2d(x, y)
-        .map_err(err)?;
+        .build_cartesian_2d(x, y)?;
     c.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
@@ -289,8 +309,7 @@ where
         .y_label_formatter(&|v| if log.1 { tick_log(*v) } else { tick(*v) })
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     for s in series {
         let color = PALETTE[s.color % PALETTE.len()];
         let style = if s.secondary {
@@ -298,19 +317,16 @@ where
         } else {
             color.stroke_width((2.0 * k) as u32)
         };
-        c.draw_series(LineSeries::new(s.points.clone(), style))
-            .map_err(err)?;
+        c.draw_series(LineSeries::new(s.points.clone(), style))?;
         let r = (3.0 * k) as i32;
         if s.secondary {
             c.draw_series(
                 s.points
                     .iter()
                     .map(|p| TriangleMarker::new(*p, r, color.mix(0.7).filled())),
-            )
-            .map_err(err)?;
+            )?;
         } else {
-            c.draw_series(s.points.iter().map(|p| Circle::new(*p, r, color.filled())))
-                .map_err(err)?;
+            c.draw_series(s.points.iter().map(|p| Circle::new(*p, r, color.filled())))?;
         }
     }
     Ok(())
@@ -321,7 +337,7 @@ fn bars<DB: DrawingBackend>(
     chart: &Chart,
     b: &Bars,
     k: f64,
-) -> Result<(), String> {
+) -> DrawResult<DB> {
     let n = b.categories.len().max(1);
     let (_, hi) = bounds(b.series.iter().flat_map(|s| s.1.iter().flatten().copied()));
     let (lo, _) = bounds(b.series.iter().flat_map(|s| s.1.iter().flatten().copied()));
@@ -329,8 +345,7 @@ fn bars<DB: DrawingBackend>(
         .margin((12.0 * k) as i32)
         .x_label_area_size((42.0 * k) as i32)
         .y_label_area_size((64.0 * k) as i32)
-        .build_cartesian_2d(-0.5..(n as f64 - 0.5), linear_range(lo, hi))
-        .map_err(err)?;
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), linear_range(lo, hi))?;
     let categories = b.categories.clone();
     let label = move |v: &f64| {
         let i = v.round();
@@ -351,8 +366,7 @@ fn bars<DB: DrawingBackend>(
         .y_label_formatter(&|v| tick(*v))
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(225, 225, 225))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     let m = b.series.len().max(1) as f64;
     let width = 0.8 / m;
     for (j, (_, values)) in b.series.iter().enumerate() {
@@ -365,8 +379,87 @@ fn bars<DB: DrawingBackend>(
                 color.filled(),
             ))
         });
-        c.draw_series(rects).map_err(err)?;
+        c.draw_series(rects)?;
     }
+    Ok(())
+}
+
+/// Horizontal stacked bars, the first category on top, each bar's total at its end.
+fn stacked<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    st: &Stacked,
+    k: f64,
+) -> DrawResult<DB> {
+    let n = st.categories.len().max(1);
+    let totals = st.totals();
+    let hi = totals.iter().copied().fold(0.0, f64::max);
+    // Room right of the longest bar for its total.
+    let x_max = if hi > 0.0 { hi * 1.2 } else { 1.0 };
+    let longest = st
+        .categories
+        .iter()
+        .map(|c| c.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_area = (longest as f64 * 6.8 + 14.0).clamp(60.0, 330.0);
+    let mut c = ChartBuilder::on(root)
+        .margin((12.0 * k) as i32)
+        .x_label_area_size((42.0 * k) as i32)
+        .y_label_area_size((label_area * k) as i32)
+        .build_cartesian_2d(0.0..x_max, -0.5..(n as f64 - 0.5))?;
+    // Bar i sits at y = n - 1 - i, so the first category is on top.
+    let y_of = |i: usize| (n - 1 - i) as f64;
+    let categories = st.categories.clone();
+    let label = move |v: &f64| {
+        let r = v.round();
+        if (v - r).abs() < 1e-6 && r >= 0.0 && (r as usize) < n {
+            categories
+                .get(n - 1 - r as usize)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    c.configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .x_labels(10)
+        .x_desc(&chart.x_label)
+        .label_style(font(12.0, k))
+        .axis_desc_style(font(13.0, k))
+        .y_label_formatter(&label)
+        .x_label_formatter(&|v| tick(*v))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+    let half = 0.36;
+    let bars = st.categories.len();
+    let mut left = vec![0.0; bars];
+    for seg in &st.segments {
+        let color = PALETTE[seg.color % PALETTE.len()];
+        let rects: Vec<Rectangle<(f64, f64)>> = seg
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| **v > 0.0 && *i < bars)
+            .map(|(i, v)| {
+                let x0 = left[i];
+                left[i] += v;
+                let y = y_of(i);
+                Rectangle::new([(x0, y - half), (x0 + v, y + half)], color.filled())
+            })
+            .collect();
+        c.draw_series(rects)?;
+    }
+    let text = TextStyle::from(font(11.5, k)).pos(Pos::new(HPos::Left, VPos::Center));
+    c.draw_series(
+        totals
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Text::new(format!(" {} ms", total(*t)), (*t, y_of(i)), text.clone())),
+    )?;
     Ok(())
 }
 
@@ -390,6 +483,8 @@ mod tests {
                 log_x: true,
                 log_y: true,
             },
+            section: super::super::Section::Overview,
+            caption: String::new(),
         }
     }
 
@@ -413,6 +508,53 @@ mod tests {
         let bad = dir.path().join("missing/t.png");
         let e = render_png(&line_chart(), &bad).unwrap_err().to_string();
         assert!(e.contains("missing/t.png"), "{e}");
+    }
+
+    #[test]
+    fn stacked_bars_draw_every_segment_with_totals() {
+        let chart = Chart {
+            name: "s".into(),
+            title: "Where the time goes".into(),
+            x_label: "ms per sync (mean)".into(),
+            y_label: String::new(),
+            body: Body::Stacked(Stacked {
+                categories: vec!["nftables (kube-proxy 1.36) @ 1000".into(), "b<".into()],
+                segments: vec![
+                    super::super::Segment {
+                        label: "listing".into(),
+                        color: 0,
+                        values: vec![130.0, 0.0],
+                    },
+                    super::super::Segment {
+                        label: "other wall".into(),
+                        color: 7,
+                        values: vec![1370.0, 40.0],
+                    },
+                ],
+            }),
+            section: super::super::Section::Breakdown,
+            caption: String::new(),
+        };
+        let svg = render_svg(&chart).unwrap();
+        // Three non-empty segments, one legend box each for two segments.
+        assert_eq!(
+            svg.matches("fill=\"#1F77B4\"").count(),
+            2,
+            "listing bar and key"
+        );
+        assert_eq!(
+            svg.matches("fill=\"#7F7F7F\"").count(),
+            3,
+            "other bars and key"
+        );
+        assert!(
+            svg.contains("1,500 ms") && svg.contains("40.0 ms"),
+            "totals"
+        );
+        assert!(svg.contains("nftables (kube-proxy 1.36) @ 1000"));
+        assert!(svg.contains("b&lt;"));
+        let dir = tempfile::tempdir().unwrap();
+        render_png(&chart, &dir.path().join("s.png")).unwrap();
     }
 
     #[test]

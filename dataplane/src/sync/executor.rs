@@ -1,0 +1,390 @@
+//! The seam between a [`super::Controller`] and the kernel: every tool run and netlink
+//! request of a sync goes through an [`Executor`]. [`RealExecutor`] runs them in the
+//! case's namespace and times each step; the recording executor answers from
+//! stand-ins (see [`super::record`]).
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use super::{Category, StepLog};
+use crate::backend::{ApplyError, SyncReport};
+use crate::deadline::Deadline;
+use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
+use crate::ipvs::client::IpvsClient;
+use crate::ipvs::link;
+use crate::ipvs::message::{Op, RealServer, VirtualService};
+use crate::ipvs::nl::NlSocket;
+use crate::netns::{write_sysctl, Netns};
+
+/// One run of an external tool, as a named step of the sync.
+#[derive(Debug, Clone)]
+pub struct ToolCall<'a> {
+    /// The step it counts under (`ipset add`, `iptables-restore`); calls of one name add up.
+    pub step: &'a str,
+    pub category: Category,
+    pub program: &'a str,
+    pub args: Vec<String>,
+    pub stdin: Option<&'a [u8]>,
+}
+
+impl<'a> ToolCall<'a> {
+    pub fn new(step: &'a str, category: Category, program: &'a str, args: &[&str]) -> Self {
+        ToolCall {
+            step,
+            category,
+            program,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            stdin: None,
+        }
+    }
+
+    pub fn stdin(mut self, data: &'a [u8]) -> Self {
+        self.stdin = Some(data);
+        self
+    }
+
+    /// The command line, shell-quoted where an argument has spaces.
+    pub fn command_line(&self) -> String {
+        let mut line = self.program.to_string();
+        for a in &self.args {
+            line.push(' ');
+            if a.is_empty() || a.contains(' ') || a.contains('"') {
+                line.push_str(&format!("{a:?}"));
+            } else {
+                line.push_str(a);
+            }
+        }
+        line
+    }
+}
+
+/// A netlink request of a sync (IPVS over generic netlink, addresses over rtnetlink).
+#[derive(Debug)]
+pub enum NlRequest<'a> {
+    /// One IPVS change, waiting for its ACK (kube-proxy's one request at a time).
+    Ipvs(Op<'a>),
+    /// IPVS changes sent many per `send()`, one ACK each; errnos `tolerate` accepts
+    /// are success (the floor's batch).
+    IpvsBatch {
+        ops: &'a [Op<'a>],
+        tolerate: fn(&Op<'_>, i32) -> bool,
+    },
+    /// GET_SERVICE of one virtual service (kube-proxy's `GetVirtualServer`).
+    GetService(&'a VirtualService),
+    /// GET_SERVICE dump (`GetVirtualServers`).
+    DumpServices,
+    /// GET_DEST dump of one service (`GetRealServers`).
+    DumpDests(&'a VirtualService),
+    /// Makes sure the dummy device exists (`EnsureDummyDevice`); replies its index.
+    EnsureDummy(&'a str),
+    /// The IPv4 addresses on a device (`GetLocalAddresses`).
+    Addresses(u32),
+    /// Binds addresses to a device (`EnsureAddressBind`, one request each).
+    AddAddresses(u32, &'a [Ipv4Addr]),
+    /// Unbinds addresses (`UnbindAddress`).
+    DelAddresses(u32, &'a [Ipv4Addr]),
+    /// Writes sysctls inside the namespace (`EnsureSysctl`).
+    Sysctls(&'a [(&'static str, &'static str)]),
+}
+
+impl NlRequest<'_> {
+    /// The step name it counts under.
+    pub fn step(&self) -> &'static str {
+        match self {
+            NlRequest::Ipvs(op) => match op {
+                Op::NewService(_) => "IPVS NEW_SERVICE",
+                Op::SetService(_) => "IPVS SET_SERVICE",
+                Op::DelService(_) => "IPVS DEL_SERVICE",
+                Op::NewDest(..) => "IPVS NEW_DEST",
+                Op::SetDest(..) => "IPVS SET_DEST",
+                Op::DelDest(..) => "IPVS DEL_DEST",
+                Op::Flush => "IPVS FLUSH",
+            },
+            NlRequest::IpvsBatch { .. } => "IPVS batch",
+            NlRequest::GetService(_) => "IPVS GET_SERVICE",
+            NlRequest::DumpServices => "IPVS GET_SERVICE dump",
+            NlRequest::DumpDests(_) => "IPVS GET_DEST dump",
+            NlRequest::EnsureDummy(_) => "rtnetlink link",
+            NlRequest::Addresses(_) => "rtnetlink address dump",
+            NlRequest::AddAddresses(..) => "rtnetlink NEWADDR",
+            NlRequest::DelAddresses(..) => "rtnetlink DELADDR",
+            NlRequest::Sysctls(_) => "sysctl",
+        }
+    }
+
+    /// A one-line description for traces.
+    pub fn describe(&self) -> String {
+        let ips = |v: &[Ipv4Addr]| {
+            v.iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            NlRequest::Ipvs(op) => op.describe(),
+            NlRequest::IpvsBatch { ops, .. } => format!("{} IPVS requests in one send", ops.len()),
+            NlRequest::GetService(s) | NlRequest::DumpDests(s) => {
+                format!("{} {}:{}", self.step(), s.addr, s.port)
+            }
+            NlRequest::DumpServices => self.step().to_string(),
+            NlRequest::EnsureDummy(name) => format!("ensure dummy device {name}"),
+            NlRequest::Addresses(i) => format!("addresses of link {i}"),
+            NlRequest::AddAddresses(i, v) => format!("bind {} to link {i}", ips(v)),
+            NlRequest::DelAddresses(i, v) => format!("unbind {} from link {i}", ips(v)),
+            NlRequest::Sysctls(list) => list
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+/// What a netlink request answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NlReply {
+    Done,
+    Service(Option<VirtualService>),
+    Services(Vec<VirtualService>),
+    Dests(Vec<RealServer>),
+    Index(u32),
+    Addresses(Vec<Ipv4Addr>),
+}
+
+/// Where a controller's tool runs and netlink requests go.
+pub trait Executor {
+    /// Runs a tool inside the sync's namespace; its output whatever its exit status.
+    fn tool(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError>;
+
+    /// Sends a netlink request inside the sync's namespace.
+    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError>;
+
+    /// Counts bytes a step wrote to the kernel or a tool (the payload size).
+    fn wrote(&mut self, bytes: usize);
+
+    /// Runs a tool and fails unless it exits 0.
+    fn tool_ok(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
+        let line = call.command_line();
+        let out = self.tool(call)?;
+        if out.status != 0 {
+            return Err(ExecError::Failed {
+                tool: line,
+                status: out.status,
+                stderr: first_lines(&out.stderr, 6),
+            }
+            .into());
+        }
+        Ok(out)
+    }
+}
+
+/// An executor that measures: [`MeasuredExecutor::begin`] starts a sync,
+/// [`MeasuredExecutor::finish`] reports what it cost and where the time went.
+pub trait MeasuredExecutor: Executor {
+    /// Starts timing a sync; `deadline` bounds it.
+    fn begin(&mut self, deadline: Deadline);
+
+    /// The report of the sync since `begin`.
+    fn finish(&mut self) -> SyncReport;
+}
+
+/// Runs tools and netlink in the case's namespace by a deadline, timing every step.
+/// Sockets are created once inside the namespace and reused, as kube-proxy's handles are.
+pub struct RealExecutor<'a> {
+    /// The namespace (a name; kept by value so an executor can outlive the borrow it
+    /// was made from, e.g. for a scratch namespace it owns with its guard).
+    ns: Netns,
+    _ns: std::marker::PhantomData<&'a Netns>,
+    deadline: Deadline,
+    log: StepLog,
+    meter: Meter,
+    /// CPU of the tools run since [`RealExecutor::begin`] (their own rusage).
+    tools: Cost,
+    bytes: usize,
+    ipvs: Option<IpvsClient>,
+    rt: Option<NlSocket>,
+}
+
+impl<'a> RealExecutor<'a> {
+    pub fn new(ns: &'a Netns, deadline: Deadline) -> Self {
+        RealExecutor::owned(ns.clone(), deadline)
+    }
+
+    /// An executor for `ns` that holds no borrow of it.
+    pub fn owned(ns: Netns, deadline: Deadline) -> Self {
+        RealExecutor {
+            ns,
+            _ns: std::marker::PhantomData,
+            deadline,
+            log: StepLog::default(),
+            meter: Meter::start(),
+            tools: Cost::default(),
+            bytes: 0,
+            ipvs: None,
+            rt: None,
+        }
+    }
+
+    fn ipvs(&mut self) -> Result<&mut IpvsClient, ApplyError> {
+        if self.ipvs.is_none() {
+            let c = IpvsClient::open_in(&self.ns)?;
+            self.ipvs = Some(c);
+        }
+        let c = self.ipvs.as_mut().expect("opened above");
+        c.set_timeout(self.deadline.budget())?;
+        Ok(c)
+    }
+
+    fn rt(&mut self) -> Result<&mut NlSocket, ApplyError> {
+        if self.rt.is_none() {
+            let s = self
+                .ns
+                .run(link::open)?
+                .map_err(|source| ApplyError::Netlink {
+                    what: format!("rtnetlink socket in {}", self.ns.name),
+                    source,
+                })?;
+            self.rt = Some(s);
+        }
+        let s = self.rt.as_mut().expect("opened above");
+        let budget = self.deadline.budget();
+        s.set_timeout(budget)
+            .map_err(|source| ApplyError::Netlink {
+                what: "rtnetlink socket".into(),
+                source,
+            })?;
+        Ok(s)
+    }
+
+    fn send(&mut self, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> {
+        let nl = |what: String| move |source: std::io::Error| ApplyError::Netlink { what, source };
+        Ok(match req {
+            NlRequest::Ipvs(op) => {
+                let stats = self
+                    .ipvs()?
+                    .execute_ok(std::slice::from_ref(op), |_, _| false)?;
+                self.bytes += stats.bytes;
+                NlReply::Done
+            }
+            NlRequest::IpvsBatch { ops, tolerate } => {
+                let stats = self.ipvs()?.execute_ok(ops, tolerate)?;
+                self.bytes += stats.bytes;
+                NlReply::Done
+            }
+            NlRequest::GetService(s) => NlReply::Service(self.ipvs()?.service(s)?),
+            NlRequest::DumpServices => NlReply::Services(self.ipvs()?.services()?),
+            NlRequest::DumpDests(s) => NlReply::Dests(self.ipvs()?.destinations(s)?),
+            NlRequest::EnsureDummy(name) => {
+                let what = format!("{name} in {}", self.ns.name);
+                NlReply::Index(link::ensure_dummy(self.rt()?, name).map_err(nl(what))?)
+            }
+            NlRequest::Addresses(i) => {
+                NlReply::Addresses(link::addresses(self.rt()?, *i).map_err(nl("addresses".into()))?)
+            }
+            NlRequest::AddAddresses(i, ips) => {
+                let n = link::add_addresses(self.rt()?, *i, ips).map_err(nl("bind".into()))?;
+                self.bytes += n;
+                NlReply::Done
+            }
+            NlRequest::DelAddresses(i, ips) => {
+                let n = link::del_addresses(self.rt()?, *i, ips).map_err(nl("unbind".into()))?;
+                self.bytes += n;
+                NlReply::Done
+            }
+            NlRequest::Sysctls(list) => {
+                let list: Vec<(&'static str, &'static str)> = list.to_vec();
+                self.ns.run(move || -> Result<(), ApplyError> {
+                    for (key, value) in list {
+                        write_sysctl(key, value).map_err(|source| ApplyError::Sysctl {
+                            key,
+                            value,
+                            source,
+                        })?;
+                    }
+                    Ok(())
+                })??;
+                NlReply::Done
+            }
+        })
+    }
+}
+
+impl MeasuredExecutor for RealExecutor<'_> {
+    /// Starts timing a sync; `deadline` bounds it.
+    fn begin(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
+        self.log = StepLog::default();
+        self.meter = Meter::start();
+        self.tools = Cost::default();
+        self.bytes = 0;
+    }
+
+    /// The sync's report: its whole cost, payload size and steps, with what was spent
+    /// outside every step (kpbench's rendering and parsing) as the `controller` step.
+    fn finish(&mut self) -> SyncReport {
+        let cost = std::mem::replace(&mut self.meter, Meter::start()).finish(self.tools);
+        let mut log = std::mem::take(&mut self.log);
+        let mut inside = Cost::default();
+        for s in &log.steps {
+            inside += s.cost;
+        }
+        let own = Cost {
+            wall: cost.wall.saturating_sub(inside.wall),
+            user: cost.user.saturating_sub(inside.user),
+            sys: cost.sys.saturating_sub(inside.sys),
+        };
+        log.add("kpbench (render, parse)", Category::Controller, own);
+        SyncReport {
+            cost,
+            payload_bytes: self.bytes,
+            steps: log,
+        }
+    }
+}
+
+impl Executor for RealExecutor<'_> {
+    fn tool(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
+        if self.deadline.expired() {
+            return Err(ApplyError::Expired);
+        }
+        let args: Vec<&str> = call.args.iter().map(String::as_str).collect();
+        let mut tool = Tool::new(call.program, &args)
+            .netns(&self.ns)
+            .deadline(self.deadline);
+        if let Some(data) = call.stdin {
+            tool = tool.stdin(data);
+            self.bytes += data.len();
+        }
+        let out = tool.output()?;
+        self.tools += Cost {
+            wall: std::time::Duration::ZERO,
+            ..out.cost
+        };
+        self.log.add(call.step, call.category, out.cost);
+        Ok(out)
+    }
+
+    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
+        if self.deadline.expired() {
+            return Err(ApplyError::Expired);
+        }
+        let cpu = thread_cpu();
+        let start = Instant::now();
+        let reply = self.send(&req)?;
+        let after = thread_cpu();
+        self.log.add(
+            req.step(),
+            Category::Netlink,
+            Cost {
+                wall: start.elapsed(),
+                user: after.user.saturating_sub(cpu.user),
+                sys: after.sys.saturating_sub(cpu.sys),
+            },
+        );
+        Ok(reply)
+    }
+
+    fn wrote(&mut self, bytes: usize) {
+        self.bytes += bytes;
+    }
+}

@@ -1,0 +1,260 @@
+//! Trace tests of the nftables mode's sync profiles (pure, no root): a sequence of
+//! syncs against the recording executor and the nft stand-in, call by call against
+//! fixtures written by hand from kube-proxy's sources
+//! (tests/fixtures/trace/nftables-*.txt), plus the payloads that decide the calls.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
+use dataplane::names::{nft_endpoint_chain, nft_service_chain};
+use dataplane::nftables::{
+    render_delete_chains, render_floor_full, render_full_shaped, NftStandIn, NftablesBackend,
+    Setup, Shape,
+};
+use dataplane::sync::record::{Call, Recorder};
+use dataplane::{Backend, KubeProxyVersion, Profile, ServiceSet};
+
+/// A fixture's sections: each `## name` line starts one; every other line is a call
+/// with its `  # citation` stripped, and comment-only or empty lines are skipped.
+fn fixture(name: &str) -> Vec<(String, Vec<String>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/trace")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("## ") {
+            sections.push((title.trim().to_string(), Vec::new()));
+            continue;
+        }
+        let call = line.split("  # ").next().unwrap_or("").trim_end();
+        if call.is_empty() || call.starts_with('#') {
+            continue;
+        }
+        sections
+            .last_mut()
+            .unwrap_or_else(|| panic!("{name}: a call before the first ## section: {line}"))
+            .1
+            .push(call.to_string());
+    }
+    sections
+}
+
+/// The stdin of every call, in order (None for a call without stdin).
+fn stdins(r: &Recorder) -> Vec<Option<String>> {
+    r.calls
+        .iter()
+        .map(|c| match c {
+            Call::Tool { stdin, .. } => stdin.clone(),
+            Call::Netlink(_) => None,
+        })
+        .collect()
+}
+
+/// The services of the trace: 3 x 2, then service 3 added, service 1 removed, and
+/// service 2's first endpoint replaced.
+struct Steps {
+    full: ServiceSet,
+    added: ServiceSet,
+    removed: ServiceSet,
+    updated: ServiceSet,
+}
+
+fn steps() -> Steps {
+    let full = ServiceSet::generate(3, 2);
+    let mut added = full.clone();
+    added.upsert(service(3, 2));
+    let mut removed = added.clone();
+    removed.remove(1);
+    let mut updated = removed.clone();
+    let mut svc = updated.get(2).unwrap().clone();
+    svc.endpoints[0] = Endpoint {
+        ip: spare_endpoint_ip(0),
+        port: ENDPOINT_PORT,
+    };
+    updated.upsert(svc);
+    Steps {
+        full,
+        added,
+        removed,
+        updated,
+    }
+}
+
+/// What one traced step recorded: its section title, lines and stdins.
+struct Traced {
+    title: &'static str,
+    lines: Vec<String>,
+    stdin: Vec<Option<String>>,
+}
+
+/// Runs the trace's syncs with `profile`, keeping each step's calls.
+fn trace(profile: Profile) -> Vec<Traced> {
+    let backend = NftablesBackend::new();
+    let nft = NftStandIn::new();
+    let mut r = Recorder::new(vec![Box::new(nft.clone())]);
+    let mut ctl = backend.controller(profile);
+    assert_eq!(ctl.profile(), profile);
+    let s = steps();
+    let secs = Duration::from_secs;
+    let mut out = Vec::new();
+    let mut keep = |r: &mut Recorder, title: &'static str| {
+        out.push(Traced {
+            title,
+            lines: r.lines(),
+            stdin: stdins(r),
+        });
+        r.clear();
+    };
+    ctl.sync(&mut r, None, &s.full, secs(0)).unwrap();
+    keep(&mut r, "full sync from empty at 0 s");
+    ctl.sync(&mut r, Some(&s.full), &s.added, secs(1)).unwrap();
+    keep(&mut r, "add service 3 at 1 s");
+    ctl.sync(&mut r, Some(&s.added), &s.removed, secs(2))
+        .unwrap();
+    keep(&mut r, "remove service 1 at 2 s");
+    ctl.sync(&mut r, Some(&s.removed), &s.updated, secs(3))
+        .unwrap();
+    keep(&mut r, "change the endpoints of service 2 at 3 s");
+    ctl.settle(&mut r, &s.updated, secs(3)).unwrap();
+    keep(&mut r, "settle at 3 s");
+    // Whatever the profile, the kernel ends with the end state's chains only.
+    let want: Vec<String> = s
+        .updated
+        .services
+        .iter()
+        .flat_map(|svc| {
+            let mut v: Vec<String> = svc
+                .endpoints
+                .iter()
+                .map(|ep| nft_endpoint_chain(svc, ep))
+                .collect();
+            v.push(nft_service_chain(svc));
+            v
+        })
+        .collect();
+    let mut got: Vec<String> = nft
+        .chains()
+        .into_iter()
+        .filter(|c| c.contains('/'))
+        .collect();
+    let mut want = want;
+    got.sort();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "{profile}: service and endpoint chains after settle"
+    );
+    out
+}
+
+fn check_against(fixture_name: &str, traced: &[Traced]) {
+    let sections = fixture(fixture_name);
+    let titles: Vec<&str> = sections.iter().map(|(t, _)| t.as_str()).collect();
+    let want_titles: Vec<&str> = traced.iter().map(|t| t.title).collect();
+    assert_eq!(titles, want_titles, "{fixture_name}: sections");
+    for ((title, want), t) in sections.iter().zip(traced) {
+        assert_eq!(&t.lines, want, "{fixture_name}, {title}");
+    }
+}
+
+/// Chains of service 1 (removed at 2 s) and service 2's dropped endpoint.
+fn gone_chains() -> (Vec<String>, String) {
+    let s = steps();
+    let one = s.full.get(1).unwrap();
+    let mut chains: Vec<String> = one
+        .endpoints
+        .iter()
+        .map(|ep| nft_endpoint_chain(one, ep))
+        .collect();
+    chains.push(nft_service_chain(one));
+    chains.sort();
+    let two = s.removed.get(2).unwrap();
+    (chains, nft_endpoint_chain(two, &two.endpoints[0]))
+}
+
+fn check_kube_proxy(version: KubeProxyVersion, fixture_name: &str) {
+    let traced = trace(Profile::KubeProxy(version));
+    check_against(fixture_name, &traced);
+    let (svc1, dropped) = gone_chains();
+    let last = |t: &Traced| t.stdin.last().cloned().flatten().unwrap();
+
+    // The first transaction is the whole full sync in knftables' call order.
+    assert_eq!(
+        last(&traced[0]),
+        render_full_shaped(&steps().full, Shape::KubeProxy).text
+    );
+    // Remove: flushed now, not deleted.
+    let remove = last(&traced[2]);
+    for c in &svc1 {
+        assert!(
+            remove.contains(&format!("flush chain ip kube-proxy {c}\n")),
+            "{remove}"
+        );
+    }
+    assert!(!remove.contains("delete chain"), "{remove}");
+    // 1 s later: a transaction of its own deletes them, before the listing.
+    assert_eq!(
+        traced[3].stdin[0].as_deref(),
+        Some(render_delete_chains(&svc1).as_str())
+    );
+    let update = last(&traced[3]);
+    assert!(update.contains(&format!("flush chain ip kube-proxy {dropped}\n")));
+    assert!(!update.contains("delete chain"), "{update}");
+    // settle deletes the dropped endpoint chain.
+    assert_eq!(
+        traced[4].stdin[0].as_deref(),
+        Some(format!("delete chain ip kube-proxy {dropped}\n").as_str())
+    );
+}
+
+#[test]
+fn kube_proxy_1_35_lists_chains_and_sets_then_writes_one_transaction() {
+    check_kube_proxy(KubeProxyVersion::V1_35, "nftables-kube-proxy-1.35.txt");
+}
+
+#[test]
+fn kube_proxy_1_36_lists_the_table_then_writes_one_transaction() {
+    check_kube_proxy(KubeProxyVersion::V1_36, "nftables-kube-proxy-1.36.txt");
+}
+
+#[test]
+fn floor_prepares_then_publishes_and_deletes_unused_chains_at_once() {
+    let traced = trace(Profile::Floor);
+    check_against("nftables-floor.txt", &traced);
+    let [prepare, publish] = render_floor_full(&steps().full, Setup::first());
+    assert_eq!(traced[0].stdin[0].as_deref(), Some(prepare.text.as_str()));
+    assert_eq!(traced[0].stdin[1].as_deref(), Some(publish.text.as_str()));
+    let (svc1, dropped) = gone_chains();
+    assert_eq!(
+        traced[2].stdin[1].as_deref(),
+        Some(render_delete_chains(&svc1).as_str())
+    );
+    assert_eq!(
+        traced[3].stdin[1].as_deref(),
+        Some(format!("delete chain ip kube-proxy {dropped}\n").as_str())
+    );
+}
+
+#[test]
+fn the_fixtures_cite_the_function_behind_every_call() {
+    for name in [
+        "nftables-kube-proxy-1.35.txt",
+        "nftables-kube-proxy-1.36.txt",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/trace")
+            .join(name);
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            if line.starts_with("$ ") {
+                let (_, cite) = line.split_once("  # ").expect(line);
+                assert!(
+                    cite.contains("pkg/proxy/nftables/proxier.go syncProxyRules")
+                        && cite.contains("knftables nftables.go"),
+                    "{name}: {line}"
+                );
+            }
+        }
+    }
+}

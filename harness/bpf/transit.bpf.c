@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
+/*
+ * kpbench: in-kernel transit timing through the node namespace (tc clsact,
+ * direct-action). Loaded once per case by harness/src/datapath/transit/probes.rs;
+ * both programs share these maps.
+ *
+ *   transit_in   tc ingress on veth-client (SYN, client -> backend)
+ *                tc ingress on veth-backend (SYN-ACK, backend -> client)
+ *   transit_out  tc egress on veth-backend (SYN)
+ *                tc egress on veth-client (SYN-ACK)
+ *
+ * The SYN is keyed by its sequence number and the SYN-ACK by ack_seq - 1 (the same
+ * number): NAT rewrites addresses and ports, never sequence numbers. Each key has a
+ * slot in a fixed array, tagged with the key (cheaper than an LRU hash). The start
+ * stamp is written after the slot is filled, and the stop clock is read before any
+ * parsing, so the interval holds only the node's own work. A matched SYN or SYN-ACK
+ * goes to userspace as an exact sample through the ring buffer, labelled by the
+ * service address the client dialled (the SYN's destination at ingress, before DNAT;
+ * the SYN-ACK's source at egress, after reverse NAT).
+ *
+ * Every other TCP packet is timed ingress -> egress through a per-CPU slot tagged
+ * with (seq, ack_seq): the forward path of one packet is one softirq on one CPU, so
+ * no other packet comes between its ingress and egress there. Its nanoseconds go
+ * into per-CPU counters only (the dataplane's CPU, not a latency sample).
+ *
+ * Both programs only observe: they return TC_ACT_UNSPEC (TCX_NEXT), so the packet
+ * goes on to any other tc program on the link and then on its way.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+/* Must match harness/src/datapath/transit/probes.rs. */
+#define SLOTS 4096 /* a power of two */
+#define KIND_SYN 1
+#define KIND_SYNACK 2
+
+/* One exact sample, as userspace reads it from the ring buffer (24 bytes). */
+struct sample {
+	__u64 ns;    /* transit through the node */
+	__u32 key;   /* the SYN's sequence number */
+	__u32 addr;  /* label: service (or direct) address, network order */
+	__u16 port;  /* label: its port, network order */
+	__u8 kind;   /* KIND_SYN or KIND_SYNACK */
+	__u8 pad[5];
+};
+
+/* A pending SYN or SYN-ACK. */
+struct slot {
+	__u64 start;
+	__u32 key;
+	__u32 addr;  /* the SYN's destination before DNAT, network order */
+	__u16 port;  /* its port, network order */
+	__u16 pending;
+	__u32 pad;
+};
+
+/* The in-flight packet of this CPU (every TCP packet but the SYN and SYN-ACK). */
+struct inflight {
+	__u64 start;
+	__u32 seq;
+	__u32 ack;
+};
+
+/* Per-CPU counters; userspace sums them over CPUs. Order must match probes.rs. */
+struct counters {
+	__u64 transit_ns;       /* all TCP packets timed, SYN and SYN-ACK included */
+	__u64 packets;          /* how many that was */
+	__u64 syn_in;           /* SYNs stamped at ingress */
+	__u64 syn_out;          /* SYNs matched at egress (samples) */
+	__u64 syn_restarted;    /* a retransmitted SYN overwrote its own pending start */
+	__u64 syn_evicted;      /* a pending SYN lost its slot to another key */
+	__u64 synack_in;
+	__u64 synack_out;
+	__u64 synack_restarted;
+	__u64 synack_evicted;
+	__u64 other_unmatched;  /* a non-SYN packet left with no start on this CPU */
+	__u64 ring_full;        /* samples lost: the ring buffer was full */
+};
+
+/* SYNs in [0, SLOTS), SYN-ACKs in [SLOTS, 2 * SLOTS): one map, so each lookup is
+ * a constant map the verifier can inline. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * SLOTS);
+	__type(key, __u32);
+	__type(value, struct slot);
+} slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} samples SEC(".maps");
+
+/* The TCP header of an IPv4 packet, or NULL. */
+static __always_inline struct tcphdr *tcp_of(struct __sk_buff *skb, struct iphdr **ip_out)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	struct tcphdr *tcp;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP || ip->ihl < 5)
+		return NULL;
+	/* Fragments other than the first carry no TCP header. */
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return NULL;
+	tcp = (void *)ip + ip->ihl * 4;
+	if ((void *)(tcp + 1) > data_end)
+		return NULL;
+	*ip_out = ip;
+	return tcp;
+}
+
+static __always_inline struct counters *counters_here(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+SEC("classifier")
+int transit_in(struct __sk_buff *skb)
+{
+	struct iphdr *ip;
+	struct tcphdr *tcp = tcp_of(skb, &ip);
+	struct counters *c;
+	struct slot *s;
+	__u32 key, idx, zero = 0;
+	int kind;
+
+	if (!tcp)
+		return TC_ACT_UNSPEC;
+	if (tcp->syn && !tcp->ack) {
+		kind = KIND_SYN;
+		key = bpf_ntohl(tcp->seq);
+		idx = key & (SLOTS - 1);
+	} else if (tcp->syn && tcp->ack) {
+		kind = KIND_SYNACK;
+		key = bpf_ntohl(tcp->ack_seq) - 1;
+		idx = SLOTS + (key & (SLOTS - 1));
+	} else {
+		struct inflight *f = bpf_map_lookup_elem(&inflight, &zero);
+
+		if (!f)
+			return TC_ACT_UNSPEC;
+		f->seq = tcp->seq;
+		f->ack = tcp->ack_seq;
+		f->start = bpf_ktime_get_ns();
+		return TC_ACT_UNSPEC;
+	}
+	s = bpf_map_lookup_elem(&slots, &idx);
+	c = counters_here();
+	if (!s || !c)
+		return TC_ACT_UNSPEC;
+	if (s->pending) {
+		if (s->key == key) {
+			if (kind == KIND_SYN)
+				c->syn_restarted++;
+			else
+				c->synack_restarted++;
+		} else {
+			if (kind == KIND_SYN)
+				c->syn_evicted++;
+			else
+				c->synack_evicted++;
+		}
+	}
+	if (kind == KIND_SYN)
+		c->syn_in++;
+	else
+		c->synack_in++;
+	s->key = key;
+	s->addr = ip->daddr;
+	s->port = tcp->dest;
+	s->pending = 1;
+	/* Last: everything above is outside the interval. */
+	s->start = bpf_ktime_get_ns();
+	return TC_ACT_UNSPEC;
+}
+
+SEC("classifier")
+int transit_out(struct __sk_buff *skb)
+{
+	/* First: everything below is outside the interval. */
+	__u64 now = bpf_ktime_get_ns();
+	struct iphdr *ip;
+	struct tcphdr *tcp = tcp_of(skb, &ip);
+	struct counters *c;
+	struct sample *out;
+	struct slot *s;
+	__u32 key, idx, zero = 0;
+	__u64 ns;
+	int kind;
+
+	if (!tcp)
+		return TC_ACT_UNSPEC;
+	c = counters_here();
+	if (!c)
+		return TC_ACT_UNSPEC;
+	if (tcp->syn && !tcp->ack) {
+		kind = KIND_SYN;
+		key = bpf_ntohl(tcp->seq);
+		idx = key & (SLOTS - 1);
+	} else if (tcp->syn && tcp->ack) {
+		kind = KIND_SYNACK;
+		key = bpf_ntohl(tcp->ack_seq) - 1;
+		idx = SLOTS + (key & (SLOTS - 1));
+	} else {
+		struct inflight *f = bpf_map_lookup_elem(&inflight, &zero);
+
+		if (!f)
+			return TC_ACT_UNSPEC;
+		if (f->start && f->start <= now && f->seq == tcp->seq && f->ack == tcp->ack_seq) {
+			c->transit_ns += now - f->start;
+			c->packets++;
+		} else {
+			c->other_unmatched++;
+		}
+		f->start = 0;
+		return TC_ACT_UNSPEC;
+	}
+	s = bpf_map_lookup_elem(&slots, &idx);
+	if (!s || !s->pending || s->key != key || s->start > now)
+		return TC_ACT_UNSPEC;
+	ns = now - s->start;
+	s->pending = 0;
+	c->transit_ns += ns;
+	c->packets++;
+	if (kind == KIND_SYN)
+		c->syn_out++;
+	else
+		c->synack_out++;
+
+	out = bpf_ringbuf_reserve(&samples, sizeof(*out), 0);
+	if (!out) {
+		c->ring_full++;
+		return TC_ACT_UNSPEC;
+	}
+	out->ns = ns;
+	out->key = key;
+	out->kind = kind;
+	if (kind == KIND_SYN) {
+		/* The destination is post-DNAT here; the slot kept the one dialled. */
+		out->addr = s->addr;
+		out->port = s->port;
+	} else {
+		out->addr = ip->saddr;
+		out->port = tcp->source;
+	}
+	__builtin_memset(out->pad, 0, sizeof(out->pad));
+	/* Userspace polls: no wakeup per sample. */
+	bpf_ringbuf_submit(out, BPF_RB_NO_WAKEUP);
+	return TC_ACT_UNSPEC;
+}
+
+char LICENSE[] SEC("license") = "GPL";

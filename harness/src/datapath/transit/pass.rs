@@ -1,0 +1,315 @@
+//! The paired connection pass: new TCP connections from the client namespace to every
+//! target in turn (service positions from first to last, then direct), one pass,
+//! round after round, so the machine's speed phases fall on every target alike and
+//! cancel in the differences. Each connection is connect-then-close; the probes time
+//! its SYN and SYN-ACK through the node. Then the probe-overhead rounds: the same
+//! connections, alternately with the probes attached and detached.
+
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::time::{Duration, Instant};
+
+use dataplane::model::{ServiceSet, ENDPOINT_PORT};
+
+use super::probes::{enable_run_stats, Counters, Probes, Sample};
+use super::result::{summarize, FitConfig, Overhead, OverheadRound, Tally, TargetSamples, Transit};
+use super::TransitError;
+use crate::sandbox::topology::Topology;
+
+/// How the pass runs.
+#[derive(Debug, Clone)]
+pub struct PassConfig {
+    /// Service positions, evenly spaced from the first to the last (at least 2).
+    pub positions: usize,
+    /// Rounds over all targets (one connection to each per round).
+    pub rounds: usize,
+    /// The pass stops after this long even if rounds remain.
+    pub pass_time_limit: Duration,
+    /// Pairs of overhead rounds (attached, detached); 0 skips the overhead test.
+    pub overhead_pairs: usize,
+    /// How long one overhead round makes connections (round-robin over the targets).
+    pub overhead_round: Duration,
+    /// The overhead test stops after this long even if pairs remain.
+    pub overhead_time_limit: Duration,
+    pub connect_timeout: Duration,
+    /// Bootstrap resamples for the slope's interval, and the generator's seed.
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+impl Default for PassConfig {
+    fn default() -> Self {
+        PassConfig {
+            positions: 9,
+            rounds: 200,
+            pass_time_limit: Duration::from_secs(60),
+            overhead_pairs: 100,
+            overhead_round: Duration::from_millis(25),
+            overhead_time_limit: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(1),
+            resamples: 1_000,
+            seed: 0x6b70_6265_6e63_6821,
+        }
+    }
+}
+
+/// One target of the pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `svc-<index>` or `direct`.
+    pub name: String,
+    /// The service's index; `None` for direct.
+    pub service_index: Option<usize>,
+    /// Its position in rule order (the x of the fit); `None` for direct.
+    pub position: Option<usize>,
+    /// Where the client connects: the VIP:80, or the endpoint IP:8080.
+    pub addr: SocketAddrV4,
+}
+
+/// `positions` services evenly spaced over `set` in rule order (0 and N-1 always
+/// among them; fewer when the set is smaller), then `direct`: the first service's
+/// first endpoint. Empty when the set has no service.
+pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
+    let n = set.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let positions = positions.max(2);
+    let mut picks: Vec<usize> = (0..positions)
+        .map(|k| ((k * (n - 1)) as f64 / (positions - 1) as f64).round() as usize)
+        .collect();
+    picks.dedup();
+    let mut out: Vec<Target> = picks
+        .into_iter()
+        .map(|p| {
+            let s = &set.services[p];
+            Target {
+                name: format!("svc-{}", s.index),
+                service_index: Some(s.index),
+                position: Some(p),
+                addr: SocketAddrV4::new(s.vip, s.port),
+            }
+        })
+        .collect();
+    if let Some(ep) = set.services.iter().find_map(|s| s.endpoints.first()) {
+        out.push(Target {
+            name: "direct".into(),
+            service_index: None,
+            position: None,
+            addr: SocketAddrV4::new(ep.ip, ENDPOINT_PORT),
+        });
+    }
+    out
+}
+
+/// The transit figures of a case, with the exact samples behind them.
+#[derive(Debug, Clone)]
+pub struct TransitPass {
+    pub transit: Transit,
+    pub samples: Vec<TargetSamples>,
+    /// The probes' counters over the interleaved pass (not the overhead rounds).
+    pub counters: Counters,
+}
+
+/// Runs the interleaved pass and the overhead rounds through `topo` (programmed with
+/// `set`, the backend server answering) with `probes` loaded in its node. Leaves the
+/// probes attached.
+pub fn measure(
+    probes: &mut Probes,
+    topo: &Topology,
+    set: &ServiceSet,
+    cfg: &PassConfig,
+) -> Result<TransitPass, TransitError> {
+    let targets = targets(set, cfg.positions);
+    if targets.is_empty() {
+        return Err(TransitError::Pass("no service to time".into()));
+    }
+    let client = topo.client.clone();
+    let run = std::thread::scope(|s| {
+        s.spawn(|| -> Result<_, TransitError> {
+            client.enter()?;
+            probes.attach()?;
+            let (tallies, samples, counters) = interleaved(probes, &targets, cfg)?;
+            let overhead = overhead_rounds(probes, &targets, cfg);
+            probes.attach()?;
+            Ok((tallies, samples, counters, overhead?))
+        })
+        .join()
+    });
+    let (tallies, samples, counters, overhead) =
+        run.map_err(|_| TransitError::Thread("transit pass thread panicked".into()))??;
+    if tallies.iter().all(|t| t.ok == 0) {
+        return Err(TransitError::Pass(format!(
+            "no connection to any of {} targets succeeded: the topology does not carry traffic",
+            targets.len()
+        )));
+    }
+    let fit = FitConfig {
+        resamples: cfg.resamples,
+        seed: cfg.seed,
+    };
+    let (transit, samples) = summarize(&targets, &tallies, &samples, &counters, &overhead, fit);
+    Ok(TransitPass {
+        transit,
+        samples,
+        counters,
+    })
+}
+
+/// Connects to `addr` and closes; whether the connection was made.
+fn connect(addr: SocketAddrV4, timeout: Duration) -> bool {
+    TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).is_ok()
+}
+
+/// The pass proper, on a thread in the client namespace: one warm-up connection per
+/// target (ARP, routes, the server's first accept), then rounds. Each round starts
+/// one target further on, so no target always follows the ring-buffer drain.
+fn interleaved(
+    probes: &mut Probes,
+    targets: &[Target],
+    cfg: &PassConfig,
+) -> Result<(Vec<Tally>, Vec<Sample>, Counters), TransitError> {
+    for t in targets {
+        connect(t.addr, cfg.connect_timeout);
+    }
+    let _ = probes.drain();
+    let before = probes.counters()?;
+    let started = Instant::now();
+    let mut tallies = vec![Tally::default(); targets.len()];
+    let mut samples = Vec::with_capacity(cfg.rounds * targets.len() * 2);
+    for round in 0..cfg.rounds {
+        if started.elapsed() > cfg.pass_time_limit {
+            tracing::warn!(
+                "transit pass: time limit reached after {round} of {} rounds",
+                cfg.rounds
+            );
+            break;
+        }
+        for k in 0..targets.len() {
+            let i = (round + k) % targets.len();
+            if connect(targets[i].addr, cfg.connect_timeout) {
+                tallies[i].ok += 1;
+            } else {
+                tallies[i].errors += 1;
+            }
+        }
+        samples.extend(probes.drain());
+    }
+    // A last SYN-ACK may still be on its way out of the node.
+    std::thread::sleep(Duration::from_millis(20));
+    samples.extend(probes.drain());
+    let counters = probes.counters()?.since(&before);
+    Ok((tallies, samples, counters))
+}
+
+/// Pairs of short rounds, attached then detached or the reverse (alternating, so a
+/// drift favours neither): connections per second each. Meanwhile the kernel's BPF
+/// run-time statistics give the programs' own time per connection, a figure the
+/// machine's load does not blur.
+fn overhead_rounds(
+    probes: &mut Probes,
+    targets: &[Target],
+    cfg: &PassConfig,
+) -> Result<Overhead, TransitError> {
+    if cfg.overhead_pairs == 0 {
+        return Ok(Overhead::default());
+    }
+    let stats_fd = enable_run_stats();
+    let stats_before = probes.run_stats().ok();
+    let started = Instant::now();
+    let mut rounds = Vec::with_capacity(cfg.overhead_pairs);
+    let mut next = 0usize;
+    let mut on_connections = 0u64;
+    let mut rate = |probes: &mut Probes, on: bool| -> Result<f64, TransitError> {
+        if on {
+            probes.attach()?;
+        } else {
+            probes.detach()?;
+        }
+        let t0 = Instant::now();
+        let mut ok = 0u64;
+        while t0.elapsed() < cfg.overhead_round {
+            ok += u64::from(connect(
+                targets[next % targets.len()].addr,
+                cfg.connect_timeout,
+            ));
+            next += 1;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let _ = probes.drain();
+        if on {
+            on_connections += ok;
+        }
+        Ok(if secs > 0.0 { ok as f64 / secs } else { 0.0 })
+    };
+    for pair in 0..cfg.overhead_pairs {
+        if started.elapsed() > cfg.overhead_time_limit {
+            tracing::warn!(
+                "probe overhead: time limit reached after {pair} of {} pairs",
+                cfg.overhead_pairs
+            );
+            break;
+        }
+        let (on, off) = if pair % 2 == 0 {
+            let on = rate(probes, true)?;
+            (on, rate(probes, false)?)
+        } else {
+            let off = rate(probes, false)?;
+            (rate(probes, true)?, off)
+        };
+        rounds.push(OverheadRound {
+            on_per_s: on,
+            off_per_s: off,
+        });
+    }
+    let run = match (stats_fd.as_ref(), stats_before, probes.run_stats()) {
+        (Some(_), Some(before), Ok(after)) => Some(after.since(&before)),
+        _ => None,
+    };
+    drop(stats_fd);
+    Ok(Overhead {
+        rounds,
+        run_ns_per_connection: run
+            .filter(|r| r.runs > 0 && on_connections > 0)
+            .map(|r| r.run_ns as f64 / on_connections as f64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_span_first_to_last_then_direct() {
+        let set = ServiceSet::generate(1_000, 10);
+        let t = targets(&set, 9);
+        let idx: Vec<Option<usize>> = t.iter().map(|t| t.service_index).collect();
+        assert_eq!(
+            idx,
+            [
+                Some(0),
+                Some(125),
+                Some(250),
+                Some(375),
+                Some(500),
+                Some(624),
+                Some(749),
+                Some(874),
+                Some(999),
+                None
+            ]
+        );
+        assert_eq!(t[0].name, "svc-0");
+        assert_eq!(t[0].addr, "10.96.0.1:80".parse().unwrap());
+        assert_eq!(t[8].addr, "10.96.3.232:80".parse().unwrap());
+        assert_eq!(t[9].name, "direct");
+        assert_eq!(t[9].addr, "10.128.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn a_small_set_gives_each_service_once() {
+        let t = targets(&ServiceSet::generate(3, 1), 9);
+        let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["svc-0", "svc-1", "svc-2", "direct"]);
+        assert!(targets(&ServiceSet::default(), 9).is_empty());
+    }
+}

@@ -1,0 +1,340 @@
+//! What a case records of the transit pass (`datapath.transit`), and how it is built
+//! from the labelled samples. Pure: the pass hands over samples and tallies.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+
+use serde::{Deserialize, Serialize};
+
+use super::pass::Target;
+use super::probes::{Counters, Kind, Sample};
+use super::stats::{self, Estimate, Quantiles};
+
+/// `datapath.transit` of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transit {
+    /// Per target, service positions in rule order, then `direct`.
+    pub targets: Vec<TransitTarget>,
+    /// Fitted SYN transit per service position (ns), with a 95% bootstrap interval;
+    /// absent with fewer than two service positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_service: Option<Estimate>,
+    /// The probes' cost in percent of the connection rate (median over paired rounds);
+    /// absent when no overhead round ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_overhead_pct: Option<f64>,
+    /// The overhead's 95% interval (order statistics over the pairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_overhead_ci95: Option<[f64; 2]>,
+    /// The paired rounds behind the overhead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_overhead_rounds: Vec<OverheadRound>,
+    /// The probes' own run time per connection (both programs, every packet), from
+    /// the kernel's BPF statistics during the attached rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_run_ns_per_connection: Option<f64>,
+    /// Whether every SYN sent was timed.
+    pub checks: TransitChecks,
+}
+
+/// One target of the pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitTarget {
+    /// `svc-<index>` or `direct`.
+    pub target: String,
+    /// The service's index (rule order); null for `direct`.
+    pub service_index: Option<usize>,
+    /// SYN samples (exact transits) behind the figures.
+    pub samples: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_ns: Option<Quantiles>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synack_ns: Option<Quantiles>,
+    /// Connections opened to the target, and those that failed.
+    pub connections: u64,
+    pub errors: u64,
+}
+
+/// One pair of the overhead test: connections per second with the probes attached
+/// and detached.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OverheadRound {
+    pub on_per_s: f64,
+    pub off_per_s: f64,
+}
+
+/// The probe-overhead test: its paired rounds and the programs' own run time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overhead {
+    pub rounds: Vec<OverheadRound>,
+    pub run_ns_per_connection: Option<f64>,
+}
+
+/// The pass's own accounting: every SYN the client sent should have a sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitChecks {
+    /// Connections that completed (each sent at least one SYN).
+    pub connections: u64,
+    /// SYN samples labelled with a target.
+    pub syn_samples: u64,
+    /// SYNs that entered the node and were never timed out of it.
+    pub syn_unmatched: u64,
+    /// Retransmitted SYNs (each overwrote its pending start).
+    pub syn_retransmitted: u64,
+    /// SYN-ACKs that entered the node and were never timed out of it.
+    pub synack_unmatched: u64,
+    /// Samples lost to a full ring buffer.
+    pub samples_lost: u64,
+    /// Samples whose label was no target of the pass (other traffic).
+    pub unlabelled: u64,
+    /// The node's transit time for all TCP packets of the pass, per connection
+    /// (handshake and close, no request).
+    pub node_ns_per_connection: Option<u64>,
+}
+
+impl TransitChecks {
+    /// Every completed connection's SYN was timed, none went missing.
+    pub fn complete(&self) -> bool {
+        self.syn_unmatched == 0 && self.samples_lost == 0 && self.syn_samples >= self.connections
+    }
+}
+
+/// Connections made to one target during the pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub ok: u64,
+    pub errors: u64,
+}
+
+/// The exact samples of one target, kept beside the result (for histograms or files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSamples {
+    pub target: String,
+    pub service_index: Option<usize>,
+    pub syn_ns: Vec<u64>,
+    pub synack_ns: Vec<u64>,
+}
+
+/// How the figures are fitted.
+#[derive(Debug, Clone, Copy)]
+pub struct FitConfig {
+    pub resamples: usize,
+    pub seed: u64,
+}
+
+/// Labels `samples` by target and builds the case's record. `tallies` is parallel to
+/// `targets`; `counters` are the pass's own (a difference); `overhead` the paired
+/// rounds.
+pub fn summarize(
+    targets: &[Target],
+    tallies: &[Tally],
+    samples: &[Sample],
+    counters: &Counters,
+    overhead: &Overhead,
+    fit: FitConfig,
+) -> (Transit, Vec<TargetSamples>) {
+    let by_addr: HashMap<SocketAddrV4, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.addr, i))
+        .collect();
+    let mut kept: Vec<TargetSamples> = targets
+        .iter()
+        .map(|t| TargetSamples {
+            target: t.name.clone(),
+            service_index: t.service_index,
+            syn_ns: Vec::new(),
+            synack_ns: Vec::new(),
+        })
+        .collect();
+    let mut unlabelled = 0;
+    for s in samples {
+        let Some(&i) = by_addr.get(&s.dest) else {
+            unlabelled += 1;
+            continue;
+        };
+        match s.kind {
+            Kind::Syn => kept[i].syn_ns.push(s.ns),
+            Kind::SynAck => kept[i].synack_ns.push(s.ns),
+        }
+    }
+    let rows = targets
+        .iter()
+        .zip(&kept)
+        .zip(tallies)
+        .map(|((t, k), tally)| TransitTarget {
+            target: t.name.clone(),
+            service_index: t.service_index,
+            samples: k.syn_ns.len(),
+            syn_ns: stats::quantiles(&k.syn_ns),
+            synack_ns: stats::quantiles(&k.synack_ns),
+            connections: tally.ok + tally.errors,
+            errors: tally.errors,
+        })
+        .collect();
+    let groups: Vec<stats::Group<'_>> = targets
+        .iter()
+        .zip(&kept)
+        .filter_map(|(t, k)| {
+            t.position.map(|p| stats::Group {
+                x: p as f64,
+                samples: &k.syn_ns,
+            })
+        })
+        .collect();
+    let ns_per_service = stats::bootstrap_slope(&groups, fit.resamples, fit.seed);
+    let pairs: Vec<(f64, f64)> = overhead
+        .rounds
+        .iter()
+        .map(|r| (r.on_per_s, r.off_per_s))
+        .collect();
+    let overhead_est = stats::paired_overhead_pct(&pairs);
+    let connections: u64 = tallies.iter().map(|t| t.ok).sum();
+    let checks = TransitChecks {
+        connections,
+        syn_samples: kept.iter().map(|k| k.syn_ns.len() as u64).sum(),
+        syn_unmatched: counters.syn_unmatched(),
+        syn_retransmitted: counters.syn_restarted,
+        synack_unmatched: counters.synack_unmatched(),
+        samples_lost: counters.ring_full,
+        unlabelled,
+        node_ns_per_connection: (connections > 0).then(|| counters.transit_ns / connections),
+    };
+    let transit = Transit {
+        targets: rows,
+        ns_per_service,
+        probe_overhead_pct: overhead_est.map(|e| e.estimate),
+        probe_overhead_ci95: overhead_est.map(|e| e.ci95),
+        probe_overhead_rounds: overhead.rounds.clone(),
+        probe_run_ns_per_connection: overhead.run_ns_per_connection,
+        checks,
+    };
+    (transit, kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(name: &str, index: Option<usize>, addr: &str) -> Target {
+        Target {
+            name: name.into(),
+            service_index: index,
+            position: index,
+            addr: addr.parse().unwrap(),
+        }
+    }
+
+    fn sample(kind: Kind, dest: &str, ns: u64) -> Sample {
+        Sample {
+            kind,
+            key: 0,
+            dest: dest.parse().unwrap(),
+            ns,
+        }
+    }
+
+    #[test]
+    fn samples_are_labelled_by_the_address_dialled_and_fitted_by_position() {
+        let targets = [
+            target("svc-0", Some(0), "10.96.0.1:80"),
+            target("svc-10", Some(10), "10.96.0.11:80"),
+            target("direct", None, "10.128.0.1:8080"),
+        ];
+        let mut samples = Vec::new();
+        for k in 0..7u64 {
+            samples.push(sample(Kind::Syn, "10.96.0.1:80", 1_000 + k));
+            samples.push(sample(Kind::Syn, "10.96.0.11:80", 1_500 + k));
+            samples.push(sample(Kind::Syn, "10.128.0.1:8080", 800 + k));
+            samples.push(sample(Kind::SynAck, "10.96.0.1:80", 300 + k));
+        }
+        samples.push(sample(Kind::Syn, "10.255.0.1:22", 5));
+        let tallies = [
+            Tally { ok: 7, errors: 0 },
+            Tally { ok: 7, errors: 1 },
+            Tally { ok: 7, errors: 0 },
+        ];
+        let counters = Counters {
+            transit_ns: 42_000,
+            syn_in: 22,
+            syn_out: 22,
+            ..Default::default()
+        };
+        let overhead = Overhead {
+            rounds: vec![OverheadRound {
+                on_per_s: 96.0,
+                off_per_s: 100.0,
+            }],
+            run_ns_per_connection: Some(1_500.0),
+        };
+        let fit = FitConfig {
+            resamples: 100,
+            seed: 1,
+        };
+        let (t, kept) = summarize(&targets, &tallies, &samples, &counters, &overhead, fit);
+        assert_eq!(t.targets.len(), 3);
+        assert_eq!(t.targets[0].samples, 7);
+        assert_eq!(t.targets[0].syn_ns.unwrap().p50, 1_003);
+        assert_eq!(t.targets[0].synack_ns.unwrap().p50, 303);
+        assert_eq!(t.targets[1].syn_ns.unwrap().ci95_p50, [1_500, 1_506]);
+        assert_eq!(t.targets[1].connections, 8);
+        assert_eq!(t.targets[1].errors, 1);
+        assert_eq!(t.targets[2].service_index, None);
+        assert_eq!(t.targets[2].synack_ns, None);
+        // (1503 - 1003) / 10 positions; direct is not a position.
+        assert_eq!(t.ns_per_service.unwrap().estimate, 50.0);
+        assert_eq!(t.probe_overhead_pct, Some(4.0));
+        assert_eq!(t.checks.unlabelled, 1);
+        assert_eq!(t.checks.syn_samples, 21);
+        assert_eq!(t.checks.node_ns_per_connection, Some(2_000));
+        assert!(t.checks.complete());
+        assert_eq!(kept[2].syn_ns, (800..807).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn the_record_has_the_fields_other_tools_read() {
+        let targets = [
+            target("svc-0", Some(0), "10.96.0.1:80"),
+            target("svc-1", Some(1), "10.96.0.2:80"),
+        ];
+        let samples: Vec<Sample> = (0..10)
+            .flat_map(|k| {
+                [
+                    sample(Kind::Syn, "10.96.0.1:80", 1_000 + k),
+                    sample(Kind::Syn, "10.96.0.2:80", 1_100 + k),
+                ]
+            })
+            .collect();
+        let (t, _) = summarize(
+            &targets,
+            &[Tally { ok: 10, errors: 0 }; 2],
+            &samples,
+            &Counters::default(),
+            &Overhead {
+                rounds: vec![OverheadRound {
+                    on_per_s: 95.0,
+                    off_per_s: 100.0,
+                }],
+                run_ns_per_connection: None,
+            },
+            FitConfig {
+                resamples: 10,
+                seed: 1,
+            },
+        );
+        let v = serde_json::to_value(&t).unwrap();
+        let first = &v["targets"][0];
+        assert_eq!(first["target"], "svc-0");
+        assert_eq!(first["service_index"], 0);
+        assert_eq!(first["samples"], 10);
+        for q in ["p10", "p50", "p90", "p99"] {
+            assert!(first["syn_ns"][q].is_u64(), "{q}");
+        }
+        assert_eq!(first["syn_ns"]["ci95_p50"].as_array().unwrap().len(), 2);
+        assert!(v["ns_per_service"]["estimate"].is_f64());
+        assert_eq!(v["ns_per_service"]["ci95"].as_array().unwrap().len(), 2);
+        assert_eq!(v["probe_overhead_pct"], 5.0);
+        let back: Transit = serde_json::from_value(v).unwrap();
+        assert_eq!(back, t);
+    }
+}

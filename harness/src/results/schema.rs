@@ -1,0 +1,416 @@
+//! The types of `results.json`, field by field; `shared/results.schema.json` is the
+//! contract they serialize to. Units are in the field names (`_ms`, `_us`, `_bytes`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The `schema_version` this build writes and reads; bumped when a field is renamed or
+/// changes meaning.
+pub const SCHEMA_VERSION: &str = "kpbench.results/1";
+
+/// One run: the whole of `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// Always [`SCHEMA_VERSION`]; a reader refuses any other.
+    pub schema_version: String,
+    /// When, with what and from which scenario the run was made.
+    pub run: RunInfo,
+    /// Where cases ran. Numbers are only comparable between cases of the same
+    /// environment.
+    pub environments: Vec<Environment>,
+    /// Every case, in the order it ran (at least one).
+    pub cases: Vec<Case>,
+}
+
+/// The run as a whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    /// The run's id (by default also its directory's name, `results/<id>`).
+    pub id: String,
+    /// When the run started, RFC 3339 (UTC).
+    pub started_at: String,
+    /// When the run ended (or, while it is going, when the file was last written),
+    /// RFC 3339 (UTC).
+    pub finished_at: String,
+    /// kpbench's version (the harness crate's).
+    pub tool_version: String,
+    /// The git revision kpbench was built from, when the build knew it.
+    pub git_rev: Option<String>,
+    /// The scenario that was run.
+    pub scenario: ScenarioInfo,
+    /// Set when the run was stopped early (signal) or is still going.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+/// The scenario of a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    /// The scenario's `name` (default: its file's stem).
+    pub name: String,
+    /// The scenario file as given on the command line; `None` for the embedded quick
+    /// scenario.
+    pub file: Option<String>,
+    /// The scenario as run, every default filled in.
+    pub resolved: serde_json::Value,
+}
+
+/// A machine (or lab guest) that cases ran on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    /// What cases name it by: `host`, or `lab-<kernel release>`.
+    pub id: String,
+    /// host, lab-kvm or lab-tcg.
+    pub kind: String,
+    /// The running kernel's release (`uname -r`).
+    pub kernel_release: String,
+    /// For a lab: the package, file or URL the kernel came from.
+    pub kernel_source: Option<String>,
+    /// CPUs available to kpbench.
+    pub cpus: u32,
+    /// The CPU's model name, from /proc/cpuinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    /// Total memory, from /proc/meminfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Version string of every external program used (iptables-restore, nft, ipset,
+    /// ...), by program name.
+    pub tools: BTreeMap<String, String>,
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured.
+    Ok,
+    /// Not attempted: the environment cannot run it (missing tool or kernel feature) or
+    /// a smaller scale of its mode already ran out of time.
+    Skipped,
+    /// Attempted and failed; `reason` says where.
+    Failed,
+}
+
+/// One mode at one scale in one environment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Case {
+    /// The [`Environment::id`] it ran in.
+    pub environment: String,
+    /// The dataplane mode: iptables, iptables-legacy, nftables or ipvs.
+    pub mode: String,
+    /// IPVS only: the scheduler (rr, lc, sh, dh, wrr, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvs_scheduler: Option<String>,
+    /// How syncs were driven: `kube-proxy` (its sync loop's tool runs and requests) or
+    /// `floor` (the fastest way to the identical kernel objects). Absent in results
+    /// written before profiles existed, which were neither exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The kube-proxy release the `kube-proxy` profile replayed ("1.36").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_version: Option<String>,
+    /// Services programmed.
+    pub services: u64,
+    /// Endpoints behind each service.
+    pub endpoints_per_service: u64,
+    /// Whether it was measured, skipped or failed.
+    pub status: Status,
+    /// Set when status is not ok: what was missing or what failed, and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The rules the full sync left in the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Rules>,
+    /// How long syncs took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<Sync>,
+    /// Traffic through the programmed rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath: Option<Datapath>,
+    /// Wall time the whole case took, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_s: Option<f64>,
+}
+
+/// The rules of a case, as read back from the kernel after the full sync.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rules {
+    /// iptables rules, nft rules and set elements, or IPVS services and destinations.
+    pub kernel_objects: u64,
+    /// Size of the full sync's payload (the `iptables-restore` input, the nft script,
+    /// or the netlink messages), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
+    /// Kernel memory the rules take, bytes; `null` when not measured.
+    #[serde(default)]
+    pub kernel_memory_bytes: Option<u64>,
+}
+
+/// Sync times: the full sync and each kind of incremental one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sync {
+    /// Programming every service from empty rules.
+    pub full: DurationSummary,
+    /// Adding one service to the full set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_service: Option<DurationSummary>,
+    /// Removing one service from the full set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_service: Option<DurationSummary>,
+    /// Changing the endpoints of one service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_endpoints: Option<DurationSummary>,
+}
+
+/// Repeated wall-time measurements of one kind of sync, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DurationSummary {
+    /// How many times it was measured.
+    pub samples: u64,
+    /// Median wall time.
+    pub p50_ms: f64,
+    /// 90th percentile wall time.
+    #[serde(default)]
+    pub p90_ms: f64,
+    /// 99th percentile wall time.
+    pub p99_ms: f64,
+    /// Slowest sample.
+    pub max_ms: f64,
+    /// CPU of the process and its children (the tools it ran), median per sample.
+    #[serde(default)]
+    pub cpu_user_ms: f64,
+    /// System CPU of the same, median per sample.
+    #[serde(default)]
+    pub cpu_sys_ms: f64,
+    /// Every sample's wall time, so comparisons can judge noise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples_ms: Vec<f64>,
+    /// Where the time of one such sync went: each tool run and netlink request by
+    /// name, averaged over the samples, in the order they first ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSummary>,
+}
+
+/// One named step of a sync (`iptables-restore`, `ipset add`, `IPVS GET_SERVICE`),
+/// averaged over the samples of its summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepSummary {
+    /// The tool and its verb, or the netlink request.
+    pub name: String,
+    /// What it spends time on: listing, ensure, ipset, restore, netlink or controller
+    /// (kpbench's own rendering and parsing, outside any tool).
+    pub category: String,
+    /// Runs per sync.
+    pub calls: f64,
+    /// Wall time per sync, milliseconds.
+    pub wall_ms: f64,
+    /// User CPU per sync (the tool's own, or kpbench's thread for netlink), milliseconds.
+    pub user_ms: f64,
+    /// System CPU per sync (kernel work on the tool's behalf), milliseconds.
+    pub sys_ms: f64,
+}
+
+/// Percentiles of a latency histogram in microseconds (all 0 when nothing answered).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// One open-loop load phase against one target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Target {
+    /// first, middle, last, direct or random.
+    pub target: String,
+    /// The service the requests went through; `None` for `direct` (straight to an
+    /// endpoint, the baseline without the dataplane).
+    pub service_index: Option<u64>,
+    /// Requests the generator meant to send (answered plus failed).
+    pub requests: u64,
+    /// Requests that failed, of every kind.
+    pub errors: u64,
+    /// Failed requests by kind (refused, reset, timeout, http_status, not_sent,
+    /// other); kinds that did not occur are left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Requests per second offered (open loop); `None` for a closed loop.
+    pub offered_rate_per_s: Option<f64>,
+    /// Answered requests per second over the phase's wall time.
+    pub achieved_rate_per_s: f64,
+    /// Latency of answered requests from their due time (coordinated-omission
+    /// corrected), microseconds.
+    pub latency_us: Latency,
+    /// TCP connect time of each new connection (the SYN, where the rule lookup
+    /// happens), microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_latency_us: Option<Latency>,
+    /// HdrHistogram V2 (deflate) serialization of `latency_us`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr_histogram_base64: Option<String>,
+    /// Whole-kernel CPU over this target's load window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Cpu>,
+    /// The load generator's own CPU per request, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_per_request_us: Option<f64>,
+}
+
+/// Whole-kernel CPU over a load window (all CPUs, every namespace), from /proc/stat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Cpu {
+    /// User time, nice included.
+    pub user_ms: f64,
+    /// System time.
+    pub sys_ms: f64,
+    /// Softirq time (where most packet processing happens).
+    pub softirq_ms: f64,
+    /// Busy CPU (user + sys + irq + softirq) per request, microseconds.
+    pub per_request_us: f64,
+    /// `per_request_us` minus the direct target's at the same offered rate: what the
+    /// dataplane costs per request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_per_request_us: Option<f64>,
+    /// The node's in-kernel time for all packets of one request's connection,
+    /// nanoseconds, from the transit probes: the CPU that belongs to the dataplane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane_ns_per_request: Option<f64>,
+    /// Softirq share of all CPU time during the max-rate phase, percent (machine-wide:
+    /// the node's packet processing runs in softirq).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate_softirq_pct: Option<f64>,
+}
+
+/// The closed-loop phase through the middle service: as many requests as the
+/// connections carry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MaxRate {
+    /// Answered requests per second.
+    pub requests_per_s: f64,
+    /// Requests that failed.
+    pub errors: u64,
+}
+
+/// Which endpoints of the measured services answered, and how evenly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Distribution {
+    /// Endpoints of the measured services that answered at least once.
+    pub endpoints_hit: u64,
+    /// Endpoints of the measured services.
+    pub endpoints_total: u64,
+    /// Largest deviation of one endpoint's answers from an even share of its
+    /// service's, percent.
+    pub max_deviation_pct: f64,
+}
+
+/// Traffic through the programmed rules of a case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Datapath {
+    /// Each request opened a new TCP connection (no keep-alive), so each paid the
+    /// rule lookup on its SYN.
+    pub connection_per_request: bool,
+    /// One open-loop phase per target, the direct baseline first.
+    pub targets: Vec<Target>,
+    /// Per target through a VIP: p50 latency through the VIP minus p50 latency to the
+    /// endpoint directly, microseconds.
+    pub lookup_overhead_us: BTreeMap<String, f64>,
+    /// The same per target from the SYN alone: TCP connect latency p25 through the VIP
+    /// minus p25 to the endpoint directly. The rule lookup happens on the SYN, so this
+    /// carries it without the HTTP exchange and with far less scheduling noise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub syn_overhead_us: BTreeMap<String, f64>,
+    /// The closed-loop max-rate phase; `None` when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<MaxRate>,
+    /// Whole-kernel CPU summed over the targets through a VIP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Cpu>,
+    /// Which endpoints of the measured services answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+    /// The SYN's and SYN-ACK's transit through the node, timed inside the kernel by tc
+    /// programs: the lookup cost per service position. `None` when BPF could not load
+    /// (`transit_error` says why) or in results from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit: Option<Transit>,
+    /// Why the in-kernel timing could not run, and what to do; the end-to-end figures
+    /// above are still measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_error: Option<String>,
+}
+
+/// In-kernel transit of connection-opening packets through the node namespace: tc
+/// ingress on the client-facing veth to tc egress on the backend-facing veth (the SYN),
+/// and back (the SYN-ACK), keyed by the SYN's sequence number. Targets are interleaved
+/// in one pass, so the machine's speed phases hit all of them alike.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transit {
+    /// One entry per target: service positions from first to last, and `direct`.
+    pub targets: Vec<TransitTarget>,
+    /// The SYN's transit cost per service position: the slope of the median transit
+    /// against the service index, nanoseconds per service, with its 95% interval.
+    pub ns_per_service: Estimate,
+    /// How much the probes slow new connections down, percent (paired test: rounds
+    /// with and without the programs attached, alternated).
+    pub probe_overhead_pct: f64,
+    /// SYNs sent whose transit was not captured (a retransmission overwrote its start,
+    /// or the packet took another path). 0 in a quiet pass.
+    #[serde(default)]
+    pub unmatched: u64,
+}
+
+/// One target of the transit pass.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TransitTarget {
+    /// `svc-<index>` for a service VIP, `direct` for an endpoint reached directly.
+    pub target: String,
+    /// The service's position in kube-proxy's rule order (0 = first); `None` for direct.
+    pub service_index: Option<u64>,
+    /// Connections timed.
+    pub samples: u64,
+    /// The SYN's transit, nanoseconds.
+    pub syn_ns: TransitPercentiles,
+    /// The SYN-ACK's transit back, nanoseconds.
+    pub synack_ns: TransitPercentiles,
+    /// eBPF modes: the BPF program's own run time per invocation over this target's
+    /// phase (run_time_ns / run_cnt), nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_run_ns: Option<f64>,
+}
+
+/// Percentiles of one packet's transit, nanoseconds, with the median's 95% interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TransitPercentiles {
+    pub p10: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    /// 95% confidence interval of the median (order statistics).
+    pub ci95_p50: [f64; 2],
+}
+
+/// An estimate with its 95% confidence interval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub ci95: [f64; 2],
+}
+
+impl Estimate {
+    /// Whether the interval includes zero: then there is no measurable difference and
+    /// nothing is concluded from the estimate.
+    pub fn includes_zero(&self) -> bool {
+        self.ci95[0] <= 0.0 && self.ci95[1] >= 0.0
+    }
+}

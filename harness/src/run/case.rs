@@ -1,0 +1,364 @@
+//! One case, step by step: a fresh sandbox, a full sync, read-back, the data path,
+//! incremental syncs (add a service, remove it, change one endpoint; each repeated),
+//! and a last read-back. Every step runs by the case's deadline.
+//!
+//! Syncs are driven by the case's profile through one controller, which keeps
+//! kube-proxy's state between syncs. Each sync happens at a virtual time, the scenario's
+//! `sync_interval_s` after the one before, so kube-proxy's timers (the delayed nftables
+//! chain delete, the large-cluster `iptables-save`, IPVS graceful termination) fire
+//! where they would; before the last read-back the pending ones are fired untimed.
+
+use std::time::Duration;
+
+use dataplane::model::{self, ServiceSet};
+use dataplane::sync::{Controller, MeasuredExecutor, StepLog};
+use dataplane::{exec, ApplyError, Backend, Deadline, Profile, ProfileKind};
+
+use crate::datapath::measure::MeasureError;
+use crate::results::{Case, Datapath, Rules, Status, Sync};
+use crate::run::metrics::{mean_steps, summarize, Sample};
+use crate::run::plan::CaseSpec;
+use crate::run::seams::{CaseSandbox, Sandbox};
+use crate::run::Event;
+use crate::sandbox::TopologyError;
+use crate::scenario::Scenario;
+
+/// The least time a read-back gets, even past the case's deadline: it only reads.
+const MIN_READ_BACK: Duration = Duration::from_secs(1);
+
+/// A step of a case, as reasons name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    FullSync,
+    ReadBack,
+    AddService,
+    RemoveService,
+    UpdateEndpoints,
+    ReadBackAfterIncremental,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::FullSync => "full sync",
+            Step::ReadBack => "read-back after full sync",
+            Step::AddService => "add_service",
+            Step::RemoveService => "remove_service",
+            Step::UpdateEndpoints => "update_endpoints",
+            Step::ReadBackAfterIncremental => "read-back after incremental syncs",
+        })
+    }
+}
+
+/// Why a case stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("topology: {0}")]
+    Sandbox(#[source] TopologyError),
+    #[error("{step}: case time limit of {:.0} s reached ({source})", limit.as_secs_f64())]
+    TimedOut {
+        step: Step,
+        limit: Duration,
+        #[source]
+        source: ApplyError,
+    },
+    #[error("{step}: {source}")]
+    Step {
+        step: Step,
+        #[source]
+        source: ApplyError,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl CaseError {
+    fn at(step: Step, limit: Duration) -> impl FnOnce(ApplyError) -> CaseError {
+        move |source| {
+            if source.is_timeout() {
+                CaseError::TimedOut {
+                    step,
+                    limit,
+                    source,
+                }
+            } else {
+                CaseError::Step { step, source }
+            }
+        }
+    }
+
+    /// `skipped` when the machine lacks something the mode needs, else `failed`.
+    pub fn status(&self) -> Status {
+        match self {
+            CaseError::Step { source, .. } if source.is_unavailable() => Status::Skipped,
+            _ => Status::Failed,
+        }
+    }
+
+    /// Whether the case ran out of time (its mode then gives up on larger scales).
+    pub fn timed_out(&self) -> bool {
+        matches!(self, CaseError::TimedOut { .. })
+    }
+}
+
+/// What a case measured.
+#[derive(Debug)]
+pub struct CaseDone {
+    pub rules: Rules,
+    pub sync: Sync,
+    pub datapath: Option<Datapath>,
+    /// Why the data path could not be measured, when it could not.
+    pub datapath_error: Option<MeasureError>,
+}
+
+impl CaseDone {
+    /// Fills `case` in: `ok`, or `failed` when the data path could not be measured
+    /// (the sync numbers are kept).
+    pub fn record_into(self, case: &mut Case) {
+        case.status = Status::Ok;
+        case.rules = Some(self.rules);
+        case.sync = Some(self.sync);
+        case.datapath = self.datapath;
+        if let Some(why) = self.datapath_error {
+            case.status = Status::Failed;
+            case.reason = Some(format!("data path: {why}"));
+        }
+    }
+}
+
+/// The samples of one kind of sync, with their steps.
+#[derive(Debug, Default)]
+struct Samples {
+    samples: Vec<Sample>,
+    steps: Vec<StepLog>,
+}
+
+impl Samples {
+    fn push(&mut self, (sample, _, steps): (Sample, usize, StepLog)) {
+        self.samples.push(sample);
+        self.steps.push(steps);
+    }
+
+    fn summary(&self) -> Option<crate::results::DurationSummary> {
+        let mut s = summarize(&self.samples)?;
+        s.steps = mean_steps(&self.steps);
+        Some(s)
+    }
+}
+
+/// The samples of the incremental syncs.
+#[derive(Debug, Default)]
+struct Incremental {
+    adds: Samples,
+    removes: Samples,
+    updates: Samples,
+}
+
+/// One case in progress: its backend, sandbox, scenario and deadline, the controller
+/// driving its syncs, and the virtual time of the next sync.
+struct CaseRun<'a, F: FnMut(Event)> {
+    backend: &'a dyn Backend,
+    sandbox: &'a dyn CaseSandbox,
+    scenario: &'a Scenario,
+    deadline: Deadline,
+    limit: Duration,
+    on_event: &'a mut F,
+    controller: Box<dyn Controller>,
+    io: Box<dyn MeasuredExecutor + 'a>,
+    at: Duration,
+}
+
+impl<F: FnMut(Event)> CaseRun<'_, F> {
+    fn step(&mut self, what: impl Into<String>) {
+        (self.on_event)(Event::Step(what.into()));
+    }
+
+    /// One sync by the case's controller at the next virtual time: (sample, payload
+    /// bytes, steps).
+    fn sync(
+        &mut self,
+        step: Step,
+        old: Option<&ServiceSet>,
+        new: &ServiceSet,
+    ) -> Result<(Sample, usize, StepLog), CaseError> {
+        let fail = CaseError::at(step, self.limit);
+        if self.deadline.expired() {
+            return Err(fail(ApplyError::Expired));
+        }
+        self.io.begin(self.deadline);
+        let done = self.controller.sync(self.io.as_mut(), old, new, self.at);
+        let report = self.io.finish();
+        done.map_err(fail)?;
+        self.at += self.scenario.sync_interval();
+        Ok((
+            Sample::from(report.cost),
+            report.payload_bytes,
+            report.steps,
+        ))
+    }
+
+    /// Repeats the full sync from empty, each in a fresh namespace with a fresh
+    /// controller, up to the scenario's `full_sync_repeats` samples in all, as long as
+    /// the case's time limit can take one more (twice the first one's time).
+    fn repeat_full_sync(
+        &mut self,
+        sb: &dyn CaseSandbox,
+        spec: &CaseSpec,
+        fulls: &mut Samples,
+    ) -> Result<(), CaseError> {
+        let wanted = self.scenario.full_sync_repeats;
+        let first = fulls.samples[0].wall;
+        let set = ServiceSet::generate(spec.services, self.scenario.endpoints_per_service);
+        for k in 1..wanted {
+            if exec::cancelled() {
+                return Err(CaseError::Interrupted);
+            }
+            if self.deadline.remaining() < first * 2 {
+                break;
+            }
+            self.step(format!("full sync {}/{wanted} in a fresh namespace", k + 1));
+            let mut io = sb.scratch_executor(k).map_err(CaseError::Sandbox)?;
+            let mut ctl = self.backend.controller(spec.profile);
+            io.begin(self.deadline);
+            let done = ctl.sync(io.as_mut(), None, &set, Duration::ZERO);
+            let report = io.finish();
+            done.map_err(CaseError::at(Step::FullSync, self.limit))?;
+            fulls.push((
+                Sample::from(report.cost),
+                report.payload_bytes,
+                report.steps,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fires kube-proxy's pending timers (untimed), so the kernel holds what it will
+    /// once they have.
+    fn settle(&mut self, step: Step, set: &ServiceSet) -> Result<(), CaseError> {
+        self.io.begin(self.deadline);
+        let done = self.controller.settle(self.io.as_mut(), set, self.at);
+        self.io.finish();
+        done.map_err(CaseError::at(step, self.limit))
+    }
+
+    /// Reads back and checks the kernel's objects against `set`; their count.
+    fn verify(&mut self, step: Step, set: &ServiceSet) -> Result<u64, CaseError> {
+        let budget = self
+            .scenario
+            .command_timeout()
+            .min(self.deadline.remaining().max(MIN_READ_BACK));
+        let found = self
+            .backend
+            .verify(self.sandbox.node(), set, Deadline::after(budget))
+            .map_err(CaseError::at(step, self.limit))?;
+        Ok(found.count as u64)
+    }
+
+    /// The data path through the rules for `set`, when the scenario measures it. The
+    /// floor profile leaves the identical kernel objects as kube-proxy's, so its data
+    /// path is measured only when the scenario has no kube-proxy profile to measure it.
+    fn datapath(&mut self, set: &ServiceSet) -> (Option<Datapath>, Option<MeasureError>) {
+        let measured_elsewhere = self.controller.profile() == Profile::Floor
+            && self.scenario.profiles.contains(&ProfileKind::KubeProxy);
+        if !self.scenario.datapath.enabled || measured_elsewhere {
+            return (None, None);
+        }
+        let on_event = &mut *self.on_event;
+        let mut step = |m: String| on_event(Event::Step(m));
+        match self
+            .sandbox
+            .measure_datapath(set, &self.scenario.datapath, self.deadline, &mut step)
+        {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        }
+    }
+
+    /// `repeats` rounds of: add a service, remove it, replace one endpoint of a service
+    /// in the middle of the rule order. Returns the samples and the final set.
+    fn incremental(
+        &mut self,
+        mut set: ServiceSet,
+        services: usize,
+    ) -> Result<(Incremental, ServiceSet), CaseError> {
+        let (repeats, e) = (self.scenario.repeats, self.scenario.endpoints_per_service);
+        let mut done = Incremental::default();
+        for r in 0..repeats {
+            if exec::cancelled() {
+                return Err(CaseError::Interrupted);
+            }
+            self.step(format!("incremental syncs {}/{repeats}", r + 1));
+            let mut grown = set.clone();
+            grown.upsert(model::service(services, e));
+            done.adds
+                .push(self.sync(Step::AddService, Some(&set), &grown)?);
+            done.removes
+                .push(self.sync(Step::RemoveService, Some(&grown), &set)?);
+            if e > 0 {
+                let mut changed = set.services[(services / 2 + r) % services].clone();
+                changed.endpoints[r % e].ip = model::spare_endpoint_ip(r as u32);
+                let mut next = set.clone();
+                next.upsert(changed);
+                done.updates
+                    .push(self.sync(Step::UpdateEndpoints, Some(&set), &next)?);
+                set = next;
+            }
+        }
+        Ok((done, set))
+    }
+}
+
+/// Runs one case of `spec` with `backend` in a sandbox named after `ns_prefix`, by the
+/// scenario's case time limit counted from `start`.
+pub fn run_case(
+    backend: &dyn Backend,
+    sandbox: &dyn Sandbox,
+    s: &Scenario,
+    spec: &CaseSpec,
+    ns_prefix: &str,
+    start: std::time::Instant,
+    on_event: &mut impl FnMut(Event),
+) -> Result<CaseDone, CaseError> {
+    let limit = s.case_timeout();
+    on_event(Event::Step("creating namespaces".into()));
+    let sb = sandbox.create(ns_prefix).map_err(CaseError::Sandbox)?;
+    let mut run = CaseRun {
+        backend,
+        sandbox: sb.as_ref(),
+        scenario: s,
+        deadline: Deadline::after_from(start, limit),
+        limit,
+        on_event,
+        controller: backend.controller(spec.profile),
+        io: sb.executor(),
+        at: Duration::ZERO,
+    };
+    let set = ServiceSet::generate(spec.services, s.endpoints_per_service);
+    run.step(format!("full sync of {} services", spec.services));
+    let (full, payload_bytes, full_steps) = run.sync(Step::FullSync, None, &set)?;
+    run.step("reading rules back");
+    let objects = run.verify(Step::ReadBack, &set)?;
+    let (datapath, datapath_error) = run.datapath(&set);
+    let (inc, set) = run.incremental(set, spec.services)?;
+    run.step("reading rules back after incremental syncs");
+    run.settle(Step::ReadBackAfterIncremental, &set)?;
+    run.verify(Step::ReadBackAfterIncremental, &set)?;
+    let mut fulls = Samples::default();
+    fulls.push((full, payload_bytes, full_steps));
+    run.repeat_full_sync(sb.as_ref(), spec, &mut fulls)?;
+    Ok(CaseDone {
+        rules: Rules {
+            kernel_objects: objects,
+            payload_bytes: Some(payload_bytes as u64),
+            kernel_memory_bytes: None,
+        },
+        sync: Sync {
+            full: fulls.summary().expect("one sample at least"),
+            add_service: inc.adds.summary(),
+            remove_service: inc.removes.summary(),
+            update_endpoints: inc.updates.summary(),
+        },
+        datapath,
+        datapath_error,
+    })
+}

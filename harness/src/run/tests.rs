@@ -1,0 +1,395 @@
+//! The engine on fakes: planning, recording, time limits, giving up, skipping, the
+//! lab hand-off, all with exact numbers and without root.
+
+use std::collections::BTreeSet;
+
+use dataplane::{IpvsScheduler, KubeProxyVersion, Mode, ProfileKind, ToolNeed};
+
+use super::plan::plan;
+use super::testing::*;
+use crate::results::{Results, Status, StepSummary};
+
+fn labels(s: &crate::scenario::Scenario) -> Vec<String> {
+    plan(s).iter().map(|c| c.label()).collect()
+}
+
+#[test]
+fn the_plan_runs_mode_by_mode_from_small_to_large() {
+    let mut s = scenario(&[Mode::Nftables, Mode::Ipvs, Mode::Ebpf], &[200, 100]);
+    s.services = vec![100, 200];
+    s.ipvs_schedulers = vec![IpvsScheduler::Sh, IpvsScheduler::Rr];
+    s.scales.insert("nftables".into(), vec![50]);
+    assert_eq!(
+        labels(&s),
+        [
+            "nftables, kube-proxy 1.36 x 50 services",
+            "ipvs (sh), kube-proxy 1.36 x 100 services",
+            "ipvs (sh), kube-proxy 1.36 x 200 services",
+            "ipvs (rr), kube-proxy 1.36 x 100 services",
+            "ipvs (rr), kube-proxy 1.36 x 200 services",
+            "ebpf, kube-proxy 1.36 x 100 services",
+            "ebpf, kube-proxy 1.36 x 200 services",
+        ]
+    );
+}
+
+#[test]
+fn each_profile_is_its_own_case_within_its_mode() {
+    let mut s = scenario(&[Mode::Iptables, Mode::Nftables], &[100, 200]);
+    s.profiles = vec![ProfileKind::KubeProxy, ProfileKind::Floor];
+    s.kube_proxy_version = KubeProxyVersion::V1_35;
+    assert_eq!(
+        labels(&s),
+        [
+            "iptables, kube-proxy 1.35 x 100 services",
+            "iptables, kube-proxy 1.35 x 200 services",
+            "iptables, floor x 100 services",
+            "iptables, floor x 200 services",
+            "nftables, kube-proxy 1.35 x 100 services",
+            "nftables, kube-proxy 1.35 x 200 services",
+            "nftables, floor x 100 services",
+            "nftables, floor x 200 services",
+        ]
+    );
+}
+
+#[test]
+fn a_run_records_exact_costs_and_writes_them_after_every_case() {
+    let out = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let backends = FakeBackends::all_ok();
+    let sandbox = FakeSandbox {
+        log: log.clone(),
+        ..FakeSandbox::default()
+    };
+    let s = scenario(&[Mode::Iptables], &[10, 20]);
+    let (r, events) = run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path());
+    assert_eq!(r.cases.len(), 2);
+    assert_eq!(r.run.incomplete, None);
+    assert_eq!(r.run.started_at, FAKE_TIME);
+    let c = &r.cases[1];
+    assert_eq!(
+        (c.status, c.services, c.elapsed_s),
+        (Status::Ok, 20, Some(0.0))
+    );
+    let rules = c.rules.as_ref().unwrap();
+    assert_eq!((rules.kernel_objects, rules.payload_bytes), (60, Some(20)));
+    let sync = c.sync.as_ref().unwrap();
+    // The full sync three times: the case's namespace and two fresh ones.
+    assert_eq!(sync.full.samples_ms, [20.0, 20.0, 20.0]);
+    assert_eq!((sync.full.cpu_user_ms, sync.full.cpu_sys_ms), (2.0, 4.0));
+    let add = sync.add_service.as_ref().unwrap();
+    assert_eq!(add.samples_ms, [2.0, 2.0, 2.0]);
+    assert_eq!((add.cpu_user_ms, add.cpu_sys_ms), (1.0, 1.0));
+    assert_eq!(sync.remove_service.as_ref().unwrap().p99_ms, 3.0);
+    assert_eq!(sync.update_endpoints.as_ref().unwrap().max_ms, 4.0);
+    // Each sync's steps, averaged per sync, with exact costs.
+    assert_eq!(
+        sync.full.steps,
+        [StepSummary {
+            name: "fake-restore".into(),
+            category: "restore".into(),
+            calls: 1.0,
+            wall_ms: 20.0,
+            user_ms: 2.0,
+            sys_ms: 4.0,
+        }]
+    );
+    assert_eq!(add.steps[0].wall_ms, 2.0);
+    assert_eq!(
+        (c.profile.as_deref(), c.kube_proxy_version.as_deref()),
+        (Some("kube-proxy"), Some("1.36"))
+    );
+    // The files hold what the run returned.
+    assert_eq!(Results::read(out.path()).unwrap(), r);
+    let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    // One sandbox per case, removed when the case ends; three rounds of syncs.
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log[0], "create t1-c0");
+    assert_eq!(log[1], "iptables full sync of 10 in kpb-t1-c0-node");
+    assert_eq!(log[2], "iptables partial sync of 11 in kpb-t1-c0-node");
+    assert_eq!(log.len(), 2 * (1 + 1 + 3 * 3 + 2 + 1));
+    assert_eq!(log[11], "iptables full sync of 10 in kpb-t1-c0-node-f1");
+    assert_eq!(log[12], "iptables full sync of 10 in kpb-t1-c0-node-f2");
+    assert_eq!(log[13], "remove kpb-t1-c0-node");
+    assert_eq!(
+        events[..4],
+        [
+            "start 1/2 iptables, kube-proxy 1.36 x 10 services",
+            "  creating namespaces",
+            "  full sync of 10 services",
+            "  reading rules back",
+        ]
+    );
+    assert_eq!(events.last().unwrap(), "end 2 Ok");
+}
+
+#[test]
+fn a_timeout_fails_the_case_and_skips_the_larger_scales_of_its_mode_only() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backends = FakeBackends::all_ok();
+    backends
+        .scripts
+        .get_mut(&Mode::Nftables)
+        .unwrap()
+        .timeout_from = Some(20);
+    let s = scenario(&[Mode::Nftables, Mode::Iptables], &[10, 20, 40]);
+    let (r, _) = run_fake(
+        s,
+        &backends,
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    let got: Vec<(&str, u64, Status, Option<&str>)> = r
+        .cases
+        .iter()
+        .map(|c| (c.mode.as_str(), c.services, c.status, c.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("nftables", 10, Status::Ok, None),
+            (
+                "nftables",
+                20,
+                Status::Failed,
+                Some("full sync: case time limit of 300 s reached (fake-restore timed out after 1s and was killed)")
+            ),
+            (
+                "nftables",
+                40,
+                Status::Skipped,
+                Some("not attempted: nftables (kube-proxy profile) timed out at 20 services; raise case_timeout_s in the scenario to try larger scales")
+            ),
+            ("iptables", 10, Status::Ok, None),
+            ("iptables", 20, Status::Ok, None),
+            ("iptables", 40, Status::Ok, None),
+        ]
+    );
+}
+
+#[test]
+fn a_case_past_its_time_limit_starts_no_sync() {
+    let out = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let backends = FakeBackends::all_ok();
+    let mut s = scenario(&[Mode::Iptables], &[10, 20]);
+    s.case_timeout_s = 0.0;
+    let sandbox = FakeSandbox {
+        log: log.clone(),
+        ..FakeSandbox::default()
+    };
+    let (r, _) = run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path());
+    assert_eq!(r.cases[0].status, Status::Failed);
+    assert_eq!(
+        r.cases[0].reason.as_deref(),
+        Some("full sync: case time limit of 0 s reached (no time was left to start it)")
+    );
+    assert!(r.cases[1]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("not attempted: iptables (kube-proxy profile) timed out at 10 services"));
+    let log = log.lock().unwrap().clone();
+    assert!(!log.iter().any(|l| l.contains(" sync ")), "no sync ran: {log:?}");
+}
+
+#[test]
+fn missing_tools_kernel_features_and_modes_skip_with_the_fix() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backends = FakeBackends::all_ok();
+    backends.scripts.get_mut(&Mode::Iptables).unwrap().tools =
+        vec![ToolNeed::new("kpbench-no-such-restore", "kpbench-fake-pkg")];
+    backends
+        .scripts
+        .get_mut(&Mode::Ipvs)
+        .unwrap()
+        .no_kernel_feature = true;
+    let s = scenario(&[Mode::Iptables, Mode::Ipvs, Mode::Ebpf], &[10, 20]);
+    let (r, _) = run_fake(
+        s,
+        &backends,
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    assert!(r.cases.iter().all(|c| c.status == Status::Skipped));
+    let reason = |i: usize| r.cases[i].reason.clone().unwrap();
+    assert_eq!(
+        reason(0),
+        "kpbench-no-such-restore not found: install the kpbench-fake-pkg package (apt-get install kpbench-fake-pkg)"
+    );
+    // A kernel feature found missing while syncing skips every scale: it is no timeout.
+    for i in [2, 3] {
+        assert_eq!(r.cases[i].ipvs_scheduler.as_deref(), Some("rr"));
+        assert!(
+            reason(i)
+                .starts_with("full sync: this kernel (6.18.0-test) has no IPVS (CONFIG_IP_VS): "),
+            "{}",
+            reason(i)
+        );
+    }
+    assert_eq!(
+        reason(4),
+        format!(
+            "mode ebpf is not implemented in kpbench {}; run the other modes",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    // The environment records the versions of the tools of implemented modes only.
+    let tools: Vec<&String> = r.environments[0].tools.keys().collect();
+    assert_eq!(tools, ["kpbench-no-such-restore"]);
+}
+
+#[test]
+fn a_read_back_mismatch_or_a_sandbox_failure_fails_the_case() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backends = FakeBackends::all_ok();
+    backends.scripts.get_mut(&Mode::Nftables).unwrap().short_by = 1;
+    let sandbox = FakeSandbox {
+        failing: BTreeSet::from(["t1-c1".to_string()]),
+        ..FakeSandbox::default()
+    };
+    let s = scenario(&[Mode::Nftables, Mode::Iptables], &[10]);
+    let (r, _) = run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path());
+    assert_eq!(r.cases[0].status, Status::Failed);
+    assert_eq!(
+        r.cases[0].reason.as_deref(),
+        Some("read-back after full sync: read-back mismatch: the kernel holds 29 fake objects, 30 were programmed")
+    );
+    assert_eq!(r.cases[1].status, Status::Failed);
+    assert_eq!(
+        r.cases[1].reason.as_deref(),
+        Some("topology: namespace kpb-t1-c1-node: add veth veth-client: fake failure")
+    );
+}
+
+#[test]
+fn a_data_path_failure_keeps_the_sync_numbers() {
+    let out = tempfile::tempdir().unwrap();
+    let backends = FakeBackends::all_ok();
+    let mut s = scenario(&[Mode::Iptables], &[10]);
+    s.datapath.enabled = true;
+    let (r, events) = run_fake(
+        s,
+        &backends,
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    let c = &r.cases[0];
+    assert_eq!(c.status, Status::Failed);
+    assert_eq!(c.reason.as_deref(), Some("data path: interrupted"));
+    assert_eq!(c.sync.as_ref().unwrap().full.p50_ms, 10.0);
+    assert!(events.contains(&"  data path: fake".to_string()));
+}
+
+#[test]
+fn ipvs_cases_go_to_the_lab_at_once_and_come_back_with_its_environment() {
+    let out = tempfile::tempdir().unwrap();
+    let backends = FakeBackends::all_ok();
+    let host = FakeHost {
+        lab_modes: BTreeSet::from([Mode::Ipvs]),
+        lab: Ok((
+            vec![fake_environment("lab-6.1.0", &["ipset"])],
+            vec![lab_case(10), lab_case(20)],
+        )),
+        ..FakeHost::default()
+    };
+    let s = scenario(&[Mode::Ipvs, Mode::Iptables], &[10, 20]);
+    let (r, events) = run_fake(s, &backends, &FakeSandbox::default(), &host, out.path());
+    let ids: Vec<&str> = r.environments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["host", "lab-6.1.0"]);
+    let got: Vec<(&str, &str, u64)> = r
+        .cases
+        .iter()
+        .map(|c| (c.environment.as_str(), c.mode.as_str(), c.services))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("lab-6.1.0", "ipvs", 10),
+            ("lab-6.1.0", "ipvs", 20),
+            ("host", "iptables", 10),
+            ("host", "iptables", 20),
+        ]
+    );
+    assert_eq!(
+        events[..3],
+        [
+            "start 1/4 ipvs (2 cases) in the kernel lab",
+            "  lab: booting for t1",
+            "end 1 Ok",
+        ]
+    );
+}
+
+#[test]
+fn when_the_lab_fails_its_cases_are_skipped_with_the_reason() {
+    let out = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let backends = FakeBackends::all_ok();
+    let host = FakeHost {
+        lab_modes: BTreeSet::from([Mode::Ipvs]),
+        lab: Err("/tmp/console.log".into()),
+        ..FakeHost::default()
+    };
+    let mut s = scenario(&[Mode::Ipvs], &[10]);
+    s.ipvs_schedulers = vec![IpvsScheduler::Rr, IpvsScheduler::Wrr];
+    let sandbox = FakeSandbox {
+        log: log.clone(),
+        ..FakeSandbox::default()
+    };
+    let (r, _) = run_fake(s, &backends, &sandbox, &host, out.path());
+    assert_eq!(r.cases.len(), 2);
+    for (c, sched) in r.cases.iter().zip(["rr", "wrr"]) {
+        assert_eq!(c.status, Status::Skipped);
+        assert_eq!(c.ipvs_scheduler.as_deref(), Some(sched));
+        let why = c.reason.as_deref().unwrap();
+        assert!(
+            why.contains("the kernel lab could not run it: the guest wrote no results.json (exit 1; console log /tmp/console.log)"),
+            "{why}"
+        );
+    }
+    assert!(log.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_timeout_in_one_profile_leaves_the_other_profiles_scales_alone() {
+    let out = tempfile::tempdir().unwrap();
+    let mut backends = FakeBackends::all_ok();
+    backends
+        .scripts
+        .get_mut(&Mode::Nftables)
+        .unwrap()
+        .timeout_from = Some(20);
+    let mut s = scenario(&[Mode::Nftables], &[10, 20, 40]);
+    s.profiles = vec![ProfileKind::KubeProxy, ProfileKind::Floor];
+    let (r, _) = run_fake(
+        s,
+        &backends,
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    let got: Vec<(&str, u64, Status)> = r
+        .cases
+        .iter()
+        .map(|c| (c.profile.as_deref().unwrap(), c.services, c.status))
+        .collect();
+    // The fake times out at 20 services in both profiles: each gives up on its own.
+    assert_eq!(
+        got,
+        [
+            ("kube-proxy", 10, Status::Ok),
+            ("kube-proxy", 20, Status::Failed),
+            ("kube-proxy", 40, Status::Skipped),
+            ("floor", 10, Status::Ok),
+            ("floor", 20, Status::Failed),
+            ("floor", 40, Status::Skipped),
+        ]
+    );
+    assert_eq!(r.cases[3].kube_proxy_version, None);
+}

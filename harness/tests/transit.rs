@@ -1,0 +1,171 @@
+//! Privileged transit tests: the tc probes in a real topology with real rules, timing
+//! the SYN through the node per service position. They need root: without feature
+//! `root-tests` they are reported as ignored; with it, a missing root, tool or BPF
+//! build fails them.
+
+mod tier;
+
+use std::time::Duration;
+
+use dataplane::{backend, Backend, Deadline, Mode, ModeSpec, ServiceSet};
+use harness::datapath::serve::Server;
+use harness::datapath::start_backend;
+use harness::datapath::transit::{self, PassConfig, Probes, TransitPass};
+use harness::sandbox::topology::Topology;
+
+fn backend_of(mode: Mode) -> Box<dyn Backend> {
+    tier::require_root();
+    let b = backend(ModeSpec::new(mode)).unwrap_or_else(|e| panic!("{e}"));
+    for t in b.tools() {
+        tier::require_tool(t);
+    }
+    b
+}
+
+/// A topology named for this test with `set` programmed into its node by `b` and the
+/// backend server answering for every endpoint.
+fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet) -> (Topology, Server) {
+    let topo =
+        Topology::create(&format!("test-{}-tr-{tag}", std::process::id())).expect("topology");
+    b.sync(
+        &topo.node,
+        None,
+        set,
+        Deadline::after(Duration::from_secs(300)),
+    )
+    .expect("sync");
+    let server = start_backend(&topo).expect("server");
+    (topo, server)
+}
+
+/// Enough rounds for medians within a few tens of ns, few overhead pairs: the tests
+/// check the lookup, the overhead has its own figure in real runs.
+fn config() -> PassConfig {
+    PassConfig {
+        rounds: 150,
+        overhead_pairs: 4,
+        overhead_round: Duration::from_millis(100),
+        ..PassConfig::default()
+    }
+}
+
+fn pass(b: &dyn Backend, tag: &str, services: usize) -> TransitPass {
+    let set = ServiceSet::generate(services, 1);
+    let (topo, _server) = programmed(b, tag, &set);
+    let mut probes = Probes::load(&topo.node).unwrap_or_else(|e| panic!("{e}"));
+    let p = transit::measure(&mut probes, &topo, &set, &config()).unwrap_or_else(|e| panic!("{e}"));
+    for t in &p.transit.targets {
+        let q = t.syn_ns.expect("SYN samples");
+        eprintln!(
+            "{} {services}: {:>9} p50 {:>7} ns [{}, {}]  synack p50 {:?}",
+            b.mode(),
+            t.target,
+            q.p50,
+            q.ci95_p50[0],
+            q.ci95_p50[1],
+            t.synack_ns.map(|q| q.p50)
+        );
+    }
+    eprintln!(
+        "{} {services}: ns/service {:?}; overhead {:?}%; checks {:?}",
+        b.mode(),
+        p.transit.ns_per_service,
+        p.transit.probe_overhead_pct,
+        p.transit.checks
+    );
+    p
+}
+
+/// Median SYN transit of the last service position minus the first's (ns).
+fn last_minus_first(p: &TransitPass) -> f64 {
+    let services: Vec<_> = p
+        .transit
+        .targets
+        .iter()
+        .filter(|t| t.service_index.is_some())
+        .collect();
+    let p50 = |t: &transit::TransitTarget| t.syn_ns.expect("samples").p50 as f64;
+    p50(services[services.len() - 1]) - p50(services[0])
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn iptables_legacy_transit_grows_with_the_service_position() {
+    let b = backend_of(Mode::IptablesLegacy);
+    for services in [100, 5_000] {
+        let p = pass(&*b, &format!("ipt{services}"), services);
+        let slope = p.transit.ns_per_service.expect("a slope");
+        assert!(
+            slope.excludes_zero() && slope.estimate > 0.0,
+            "iptables-legacy at {services} services: the per-position cost should be measurable: {slope:?}"
+        );
+        assert!(p.transit.checks.complete(), "{:?}", p.transit.checks);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn nftables_transit_does_not_depend_on_the_service_position() {
+    let nft = backend_of(Mode::Nftables);
+    let legacy = backend_of(Mode::IptablesLegacy);
+    let n = last_minus_first(&pass(&*nft, "nft", 5_000));
+    let l = last_minus_first(&pass(&*legacy, "nftref", 5_000));
+    eprintln!("5,000 services, last - first: nftables {n:.0} ns, iptables-legacy {l:.0} ns");
+    assert!(
+        n < 1_000.0 || n < l / 10.0,
+        "nftables' verdict map should not grow with the position: last - first {n:.0} ns (iptables-legacy {l:.0} ns)"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn every_syn_sent_has_a_sample_and_the_probes_go_with_their_owner() {
+    let b = backend_of(Mode::Nftables);
+    let p = pass(&*b, "quiet", 20);
+    let c = p.transit.checks;
+    assert!(c.connections > 0);
+    assert_eq!(c.syn_unmatched, 0, "{c:?}");
+    assert_eq!(c.synack_unmatched, 0, "{c:?}");
+    assert_eq!(c.samples_lost, 0, "{c:?}");
+    for t in &p.transit.targets {
+        assert_eq!(t.errors, 0, "{}", t.target);
+        assert_eq!(
+            t.samples as u64, t.connections,
+            "{}: one SYN sample per connection",
+            t.target
+        );
+        let s = p.samples.iter().find(|s| s.target == t.target).unwrap();
+        assert_eq!(
+            s.synack_ns.len() as u64,
+            t.connections,
+            "{}: one SYN-ACK sample per connection",
+            t.target
+        );
+    }
+    assert!(c.node_ns_per_connection.unwrap() > 0);
+    assert!(p.transit.probe_overhead_pct.is_some());
+
+    // Loaded while the probes live, gone with them.
+    let loaded = || {
+        aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .filter(|p| p.name_as_str() == Some("transit_in"))
+            .count()
+    };
+    let set = ServiceSet::generate(1, 1);
+    let (topo, _server) = programmed(&*b, "drop", &set);
+    let before = loaded();
+    let probes = Probes::load(&topo.node).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded(), before + 1);
+    drop(probes);
+    assert_eq!(loaded(), before);
+}
