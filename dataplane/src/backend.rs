@@ -159,18 +159,25 @@ pub trait Backend: Send + Sync {
     /// (`ipvsadm -S -n`, `nft list table ip kube-proxy`, ...).
     fn inspect_command(&self) -> &'static str;
 
-    /// The exact payload a sync from `old` (None: empty, a full sync) to `new` would
-    /// program, as text.
-    fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String;
-
-    /// Programs the change from `old` (None: full sync from empty) to `new` into `ns`.
+    /// Programs the change from `old` (None: full sync from empty) to `new` into `ns`
+    /// in one go, with a fresh kube-proxy controller (the default profile): for tools
+    /// and tests that program a namespace once. A case's syncs go through one
+    /// [`Backend::controller`] instead, which keeps kube-proxy's state between them.
     fn sync(
         &self,
         ns: &Netns,
         old: Option<&ServiceSet>,
         new: &ServiceSet,
         deadline: Deadline,
-    ) -> Result<SyncReport, ApplyError>;
+    ) -> Result<SyncReport, ApplyError> {
+        use crate::sync::{MeasuredExecutor, RealExecutor};
+        let mut ctl = self.controller(Profile::default());
+        let mut io = RealExecutor::new(ns, deadline);
+        io.begin(deadline);
+        let done = ctl.sync(&mut io, old, new, std::time::Duration::ZERO);
+        let report = io.finish();
+        done.map(|()| report)
+    }
 
     /// A controller that drives this mode's syncs the way `profile` says, with the
     /// state kube-proxy keeps between syncs; one per case.

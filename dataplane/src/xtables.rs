@@ -4,16 +4,12 @@
 
 use crate::backend::ApplyError;
 use crate::deadline::Deadline;
-use crate::exec::{first_lines, which, Cost, ExecError, Tool};
+use crate::exec::{first_lines, which, ExecError, Tool};
 use crate::netns::Netns;
 use crate::prereq::{KernelFeature, ToolNeed};
 use crate::sync::{Category, Executor, ToolCall};
 
 pub mod standin;
-
-/// The arguments kube-proxy gives `iptables-restore`: wait for the xtables lock, keep
-/// chains the payload does not mention, keep counters.
-pub const RESTORE_ARGS: [&str; 3] = ["-w", "--noflush", "--counters"];
 
 /// The wait flags kube-proxy puts before every `iptables` operation for iptables 1.6.1
 /// and later (`getIPTablesWaitFlag` in pkg/util/iptables/iptables.go): wait up to 5 s
@@ -172,70 +168,6 @@ impl Xtables {
     /// A binary of these tools, with its package.
     pub fn need(program: &'static str) -> ToolNeed {
         ToolNeed::new(program, "iptables")
-    }
-
-    /// kube-proxy's EnsureChain: `iptables -N CHAIN`, where "already exists" is success.
-    pub fn ensure_chain(
-        &self,
-        ns: &Netns,
-        table: &str,
-        chain: &str,
-        deadline: Deadline,
-    ) -> Result<Cost, ApplyError> {
-        let out = Tool::new(self.iptables, &["-w", "-t", table, "-N", chain])
-            .netns(ns)
-            .deadline(deadline)
-            .output()?;
-        // iptables says so only in its message: the exit status is 1 either way.
-        if out.status != 0 && !out.stderr.contains("already exists") {
-            return Err(ExecError::Failed {
-                tool: format!("{} -t {table} -N {chain}", self.iptables),
-                status: out.status,
-                stderr: first_lines(&out.stderr, 6),
-            }
-            .into());
-        }
-        Ok(out.cost)
-    }
-
-    /// kube-proxy's EnsureRule(Prepend): `iptables -C`, then `-I` when the rule is missing.
-    pub fn ensure_rule(
-        &self,
-        ns: &Netns,
-        jump: &JumpRule,
-        deadline: Deadline,
-    ) -> Result<Cost, ApplyError> {
-        let mut args: Vec<&str> = vec!["-w", "-t", jump.table, "-C", jump.from];
-        args.extend(jump.args.iter().map(String::as_str));
-        let check = Tool::new(self.iptables, &args)
-            .netns(ns)
-            .deadline(deadline)
-            .output()?;
-        let mut cost = check.cost;
-        if check.status != 0 {
-            args[3] = "-I";
-            cost += Tool::new(self.iptables, &args)
-                .netns(ns)
-                .deadline(deadline)
-                .run_ok()?
-                .cost;
-        }
-        Ok(cost)
-    }
-
-    /// `iptables-restore -w --noflush --counters` with `payload` on stdin.
-    pub fn restore(
-        &self,
-        ns: &Netns,
-        payload: &str,
-        deadline: Deadline,
-    ) -> Result<Cost, ApplyError> {
-        let out = Tool::new(self.restore, &RESTORE_ARGS)
-            .stdin(payload.as_bytes())
-            .netns(ns)
-            .deadline(deadline)
-            .run_ok()?;
-        Ok(out.cost)
     }
 
     /// Counts the `-A` rules of `tables` with one `iptables-save -t TABLE` each.

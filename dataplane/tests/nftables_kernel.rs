@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
-use dataplane::nftables::{normalized_listing, render_full_shaped, NftablesBackend, Shape};
+use dataplane::nftables::{normalized_listing, NftablesBackend};
 use dataplane::sync::{Controller, MeasuredExecutor, RealExecutor};
 use dataplane::{Backend, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet};
 
@@ -61,52 +61,23 @@ fn sample(n: usize, e: usize) -> ServiceSet {
 fn full_sync_reads_back_what_was_rendered() {
     require_root_and_nft();
     let set = sample(40, 10);
-    for (tag, shape) in [("kp", Shape::KubeProxy), ("early", Shape::BindEarly)] {
-        let ns = NsGuard::new(&format!("full-{tag}"));
-        let backend = NftablesBackend::with_shape(shape);
-        let report = backend.sync(&ns.0, None, &set, deadline()).unwrap();
-        assert_eq!(
-            report.payload_bytes,
-            render_full_shaped(&set, shape).text.len()
-        );
+    let backend = NftablesBackend::new();
+    for profile in profiles() {
+        let ns = NsGuard::new(&format!("full-{}", profile.kind()));
+        let mut ctl = backend.controller(profile);
+        let mut io = RealExecutor::new(&ns.0, deadline());
+        io.begin(deadline());
+        ctl.sync(&mut io, None, &set, Duration::ZERO).unwrap();
+        let report = io.finish();
+        assert!(report.payload_bytes > 0, "{profile}: a payload was written");
         let found = backend
             .verify(&ns.0, &set, deadline())
-            .unwrap_or_else(|e| panic!("shape {shape:?}: {e}"))
+            .unwrap_or_else(|e| panic!("{profile}: {e}"))
             .count;
-        assert_eq!(found, backend.expected_objects(&set), "shape {shape:?}");
+        assert_eq!(found, backend.expected_objects(&set), "{profile}");
         // Fixed rules, 2 + 2 x 10 per service, 2 elements per service, the node IP.
-        assert_eq!(found, 23 + 40 * 22 + 2 * 41 + 1);
+        assert_eq!(found, 23 + 40 * 22 + 2 * 41 + 1, "{profile}");
     }
-}
-
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root: scripts/test.sh runs it as root"
-)]
-fn both_shapes_leave_the_same_ruleset() {
-    require_root_and_nft();
-    let set = sample(25, 4);
-    let a = NsGuard::new("shape-a");
-    let b = NsGuard::new("shape-b");
-    NftablesBackend::with_shape(Shape::KubeProxy)
-        .sync(&a.0, None, &set, deadline())
-        .unwrap();
-    NftablesBackend::with_shape(Shape::BindEarly)
-        .sync(&b.0, None, &set, deadline())
-        .unwrap();
-    let listing = normalized_listing(&a.0, deadline()).unwrap();
-    assert!(
-        listing.contains("numgen") && listing.contains("dnat"),
-        "{listing}"
-    );
-    assert_eq!(listing, normalized_listing(&b.0, deadline()).unwrap());
-    // A different set must give a different listing, or the comparison proves nothing.
-    let c = NsGuard::new("shape-c");
-    NftablesBackend::new()
-        .sync(&c.0, None, &sample(24, 4), deadline())
-        .unwrap();
-    assert_ne!(listing, normalized_listing(&c.0, deadline()).unwrap());
 }
 
 /// The profiles the controllers replay.

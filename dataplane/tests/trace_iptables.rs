@@ -5,7 +5,8 @@
 //! Both binaries (iptables-nft, iptables-legacy) and both releases replay the same
 //! fixture: program names are mapped onto the generic `iptables*` ones.
 
-use std::path::Path;
+mod trace;
+
 use std::time::Duration;
 
 use dataplane::iptables::{chains_of, IptablesBackend};
@@ -15,30 +16,8 @@ use dataplane::sync::record::{Call, Recorder};
 use dataplane::sync::{Category, Executor, ToolCall};
 use dataplane::{Backend, KubeProxyVersion, Profile, ServiceSet};
 
-/// A fixture's sections: each `## name` line starts one; every other line is a call
-/// with its `  # citation` stripped, and comment-only or empty lines are skipped.
 fn fixture(name: &str) -> Vec<(String, Vec<String>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/trace")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
-    for line in text.lines() {
-        if let Some(title) = line.strip_prefix("## ") {
-            sections.push((title.trim().to_string(), Vec::new()));
-            continue;
-        }
-        let call = line.split("  # ").next().unwrap_or("").trim_end();
-        if call.is_empty() || call.starts_with('#') {
-            continue;
-        }
-        sections
-            .last_mut()
-            .unwrap_or_else(|| panic!("{name}: a call before the first ## section: {line}"))
-            .1
-            .push(call.to_string());
-    }
-    sections
+    trace::sections(name)
 }
 
 /// The backends of both modes.

@@ -5,6 +5,8 @@
 //! fixtures written from kube-proxy's sources (`tests/fixtures/trace/ipvs-*.txt`).
 //! Pure: no root, no kernel.
 
+mod trace;
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -31,17 +33,8 @@ fn settings() -> Settings {
     }
 }
 
-/// A fixture's calls: one a line, without `  # citation` comments, headings and blanks.
 fn fixture(name: &str) -> Vec<String> {
-    let path = format!("{}/tests/fixtures/trace/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| match l.find("  # ") {
-            Some(p) => l[..p].to_string(),
-            None => l.to_string(),
-        })
-        .collect()
+    trace::calls(name)
 }
 
 fn assert_calls(got: &[String], want: &[String], what: &str) {

@@ -47,12 +47,20 @@ fn main() -> anyhow::Result<()> {
         // The dataplane's CPU per request: a short open-loop phase, new connection
         // per request, through the first service.
         let vip = SocketAddr::new(set.services[0].vip.into(), 80);
+        let _ = probes.drain();
         let before = probes.counters()?;
         let r = run_load(
             Some(&topo.client),
             &LoadSpec::open_loop(vip, 300.0, Duration::from_secs(3), 64),
         )?;
         let cpu = probes.counters()?.since(&before);
+        let mut load_syn: Vec<u64> = probes
+            .drain()
+            .into_iter()
+            .filter(|s| s.kind == transit::Kind::Syn)
+            .map(|s| s.ns)
+            .collect();
+        load_syn.sort_unstable();
 
         println!("## {mode}, {n} services x {endpoints} endpoints (sync {sync_s:.1} s)");
         println!("| target | SYN p50 ns | 95% CI | p10 | p90 | p99 | SYN-ACK p50 | samples |");
@@ -115,6 +123,12 @@ fn main() -> anyhow::Result<()> {
             cpu.packets,
             cpu.transit_ns
         );
+        if let Some(m) = load_syn.get(load_syn.len() / 2) {
+            println!(
+                "SYN p50 during that load phase: {m} ns ({} samples)",
+                load_syn.len()
+            );
+        }
         println!();
     }
     Ok(())

@@ -113,7 +113,11 @@ fn report_merges_runs_into_out() {
     ]);
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     assert!(out.join("report.html").exists());
-    assert!(out.join("charts/kernels_full_sync.svg").exists());
+    // A host and a lab guest never share an axis: one chart each, no side by side.
+    assert!(out
+        .join("charts/full_sync-lab-tcg-6.1.0-56-cloud-amd64.svg")
+        .exists());
+    assert!(!out.join("charts/kernels_full_sync.svg").exists());
     let no_out = kpbench(&[Path::new("report"), &fixture("host"), &fixture("lab")]);
     assert_eq!(no_out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_out.stderr).contains("--out"));

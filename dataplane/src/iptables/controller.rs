@@ -73,11 +73,6 @@ impl KubeProxyController {
         }
     }
 
-    /// Whether stale chains are waiting for the next `iptables-save`.
-    pub fn cleanup_pending(&self) -> bool {
-        self.pending_cleanup
-    }
-
     /// `syncProxyRules` at virtual time `at`; `old` is what is programmed.
     fn sync_rules(
         &mut self,

@@ -359,26 +359,3 @@ COMMIT
     let text = render_floor_partial(&old, &emptied).text;
     assert!(text.starts_with("*filter\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -m comment --comment \"kpbench/svc-0:http has no endpoints\""), "{text}");
 }
-
-#[test]
-fn the_displayed_render_names_kube_proxys_calls() {
-    use crate::backend::Backend;
-    let b = IptablesBackend::legacy();
-    let text = b.render(None, &ServiceSet::generate(1, 1));
-    assert!(text.contains(
-        "# iptables-legacy -w 5 -W 100000 -N KUBE-FIREWALL -t filter\n# iptables-legacy -w 5 -W 100000 -I INPUT -t filter -j KUBE-FIREWALL\n"
-    ), "{text}");
-    assert!(text.contains(
-        "# iptables-legacy -w 5 -W 100000 -I INPUT -t filter -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"
-    ));
-    assert!(text.contains(
-        "(iptables-legacy-save -t nat) and pipes the following to: iptables-legacy-restore -w 5 -W 100000 --noflush --counters\n*filter\n"
-    ));
-    // A partial sync shows the payload only.
-    assert!(b
-        .render(
-            Some(&ServiceSet::generate(1, 1)),
-            &ServiceSet::generate(2, 1)
-        )
-        .starts_with("*filter\n"));
-}

@@ -5,7 +5,6 @@
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::link::DUMMY_DEVICE;
 use super::message::{host_port, Op, RealServer, VirtualService};
 use crate::model::{pod_cidr, Endpoint, Service, ServiceSet};
 use crate::xtables::JumpRule;
@@ -181,37 +180,6 @@ pub fn ipvsadm_line(op: &Op<'_>) -> String {
     }
 }
 
-/// The `ipset restore -exist` input of a full sync: both sets and every entry.
-pub fn ipset_restore(set: &ServiceSet) -> String {
-    let mut out = String::with_capacity(set.len() * 40 + 256);
-    for (name, kind) in ipsets() {
-        out.push_str(&ipset_create_args(name, kind).join(" "));
-        out.push('\n');
-    }
-    for svc in &set.services {
-        let _ = writeln!(out, "add {CLUSTER_IP_SET} {}", cluster_ip_entry(svc));
-    }
-    out
-}
-
-/// The chains kube-proxy's IPVS mode owns that this payload declares, per table.
-const FILTER_CHAINS: [&str; 1] = ["KUBE-FORWARD"];
-const NAT_CHAINS: [&str; 4] = [
-    "KUBE-SERVICES",
-    "KUBE-POSTROUTING",
-    "KUBE-NODE-PORT",
-    "KUBE-MARK-MASQ",
-];
-
-/// The chains to ensure (`iptables -N`) before the jumps, as (table, chain).
-pub fn kube_chains() -> Vec<(&'static str, &'static str)> {
-    FILTER_CHAINS
-        .iter()
-        .map(|c| ("filter", *c))
-        .chain(NAT_CHAINS.iter().map(|c| ("nat", *c)))
-        .collect()
-}
-
 fn jump(table: &'static str, from: &'static str, to: &'static str, comment: &str) -> JumpRule {
     JumpRule::new(table, from, to, comment, &[])
 }
@@ -245,97 +213,6 @@ pub fn jump_rules() -> Vec<JumpRule> {
             "kubernetes forwarding rules",
         ),
     ]
-}
-
-/// The fixed `iptables-restore --noflush --counters` payload of kube-proxy's IPVS mode
-/// (it does not grow with the number of services: the ipset does).
-pub fn iptables_payload() -> String {
-    let mut out = String::from("*filter\n");
-    for c in FILTER_CHAINS {
-        let _ = writeln!(out, ":{c} - [0:0]");
-    }
-    out.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n");
-    out.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
-    out.push_str("COMMIT\n*nat\n");
-    for c in NAT_CHAINS {
-        let _ = writeln!(out, ":{c} - [0:0]");
-    }
-    let _ = writeln!(out, "-A KUBE-POSTROUTING -m comment --comment \"Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose\" -m set --match-set {LOOP_BACK_SET} dst,dst,src -j MASQUERADE");
-    out.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
-    out.push_str("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000\n");
-    out.push_str("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n");
-    out.push_str("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
-    out.push_str("-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN\n");
-    let _ = writeln!(out, "-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set {CLUSTER_IP_SET} dst,dst ! -s {} -j KUBE-MARK-MASQ", pod_cidr());
-    out.push_str("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n");
-    let _ = writeln!(
-        out,
-        "-A KUBE-SERVICES -m set --match-set {CLUSTER_IP_SET} dst,dst -j ACCEPT"
-    );
-    out.push_str("COMMIT\n");
-    out
-}
-
-/// Everything a sync from `old` to `new` programs, as text: the IPVS part in
-/// `ipvsadm -S -n` form (uncommented, so `grep '^-'` feeds `ipvsadm -R`), then the
-/// addresses, ipset and iptables parts.
-pub fn render(
-    old: Option<&ServiceSet>,
-    new: &ServiceSet,
-    scheduler: &str,
-    iptables: &str,
-    restore: &str,
-) -> String {
-    let changes = Changes::compute(old, new, scheduler);
-    let ops = changes.ops();
-    let mut out = String::with_capacity(ops.len() * 56 + changes.bind.len() * 48 + 4096);
-    let _ = writeln!(
-        out,
-        "# IPVS over generic netlink, many requests per send(); the same {} requests in `ipvsadm -S -n` form:",
-        ops.len()
-    );
-    for op in &ops {
-        out.push_str(&ipvsadm_line(op));
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "# {DUMMY_DEVICE}: dummy link (created if missing) and ClusterIPs over rtnetlink, many per send():"
-    );
-    for ip in &changes.bind {
-        let _ = writeln!(out, "# ip addr add {ip}/32 dev {DUMMY_DEVICE}");
-    }
-    for ip in &changes.unbind {
-        let _ = writeln!(out, "# ip addr del {ip}/32 dev {DUMMY_DEVICE}");
-    }
-    match old {
-        None => {
-            out.push_str("# ipset: full sync, piped to `ipset restore -exist` (kube-proxy runs one `ipset add ... -exist` per entry):\n");
-            out.push_str(&ipset_restore(new));
-        }
-        Some(_) => {
-            out.push_str("# ipset: one process per changed entry, as kube-proxy:\n");
-            for e in &changes.ipset_add {
-                let _ = writeln!(out, "# ipset add {CLUSTER_IP_SET} {e} -exist");
-            }
-            for e in &changes.ipset_del {
-                let _ = writeln!(out, "# ipset del {CLUSTER_IP_SET} {e} -exist");
-            }
-        }
-    }
-    out.push_str("# iptables: kube-proxy ensures these chains and jumps on every sync:\n");
-    for (table, chain) in kube_chains() {
-        let _ = writeln!(out, "# {iptables} -w -t {table} -N {chain}");
-    }
-    for j in jump_rules() {
-        let _ = writeln!(out, "# {iptables} -w {}", j.display("-I"));
-    }
-    let _ = writeln!(
-        out,
-        "# then pipes the following to: {restore} -w --noflush --counters"
-    );
-    out.push_str(&iptables_payload());
-    out
 }
 
 // ---------------------------------------------------------------------------------------

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    expected_elements, expected_rules, render_full_with, render_partial, FloorController,
-    KubeProxyController, NftStandIn, NodePortAddresses, Setup, Shape,
+    expected_elements, expected_rules, FloorController, KubeProxyController, NftStandIn,
+    NodePortAddresses,
 };
-use crate::backend::{ApplyError, Backend, Objects, SyncReport};
+use crate::backend::{ApplyError, Backend, Objects};
 use crate::deadline::Deadline;
-use crate::exec::{Meter, Tool};
+use crate::exec::Tool;
 use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
@@ -26,8 +26,6 @@ const LIST_JSON: &str = "nft --json list table ip kube-proxy";
 /// kube-proxy's nftables mode.
 #[derive(Debug, Clone, Default)]
 pub struct NftablesBackend {
-    /// Statement order of the one-shot [`Backend::sync`]'s full syncs.
-    pub shape: Shape,
     /// kube-proxy's `--nodeport-addresses`: by default `primary` with the node address
     /// kpbench's topology gives the node ([`super::DEFAULT_NODE_IP`]).
     pub node_ports: NodePortAddresses,
@@ -38,15 +36,6 @@ impl NftablesBackend {
         Self::default()
     }
 
-    /// A backend writing full syncs in a given statement order (the one-shot
-    /// [`Backend::sync`]).
-    pub fn with_shape(shape: Shape) -> Self {
-        NftablesBackend {
-            shape,
-            ..Self::default()
-        }
-    }
-
     /// The same backend with another `--nodeport-addresses` (e.g. another node IP).
     pub fn with_node_ports(self, node_ports: NodePortAddresses) -> Self {
         NftablesBackend { node_ports, ..self }
@@ -55,20 +44,6 @@ impl NftablesBackend {
     /// How many rules and named set and map elements a full sync of `set` leaves.
     pub fn expected_objects(&self, set: &ServiceSet) -> usize {
         expected_rules(set) + expected_elements(set) + self.node_ports.ips().len()
-    }
-
-    fn payload(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> super::Payload {
-        match old {
-            None => render_full_with(
-                new,
-                self.shape,
-                Setup {
-                    first: true,
-                    node_ports: self.node_ports,
-                },
-            ),
-            Some(old) => render_partial(old, new),
-        }
     }
 }
 
@@ -184,33 +159,6 @@ impl Backend for NftablesBackend {
 
     fn inspect_command(&self) -> &'static str {
         LIST
-    }
-
-    fn render(&self, old: Option<&ServiceSet>, new: &ServiceSet) -> String {
-        self.payload(old, new).text
-    }
-
-    fn sync(
-        &self,
-        ns: &Netns,
-        old: Option<&ServiceSet>,
-        new: &ServiceSet,
-        deadline: Deadline,
-    ) -> Result<SyncReport, ApplyError> {
-        // Rendering is part of what kube-proxy does per sync, so it is inside the wall
-        // time; it costs far less than nft itself.
-        let meter = Meter::start();
-        let payload = self.payload(old, new);
-        let out = Tool::new("nft", &["-f", "-"])
-            .stdin(payload.text.as_bytes())
-            .netns(ns)
-            .deadline(deadline)
-            .run_ok()?;
-        Ok(SyncReport {
-            cost: meter.finish(out.cost),
-            payload_bytes: payload.text.len(),
-            steps: Default::default(),
-        })
     }
 
     fn verify(

@@ -14,7 +14,8 @@ use crate::ipvs::client::IpvsClient;
 use crate::ipvs::link;
 use crate::ipvs::message::{Op, RealServer, VirtualService};
 use crate::ipvs::nl::NlSocket;
-use crate::netns::{write_sysctl, Netns};
+use crate::netns::{write_sysctl, Netns, NsThread};
+use crate::prereq::{KernelFeature, Unavailable};
 
 /// One run of an external tool, as a named step of the sync.
 #[derive(Debug, Clone)]
@@ -203,6 +204,8 @@ pub struct RealExecutor<'a> {
     bytes: usize,
     ipvs: Option<IpvsClient>,
     rt: Option<NlSocket>,
+    /// Started at the first tool run.
+    thread: Option<NsThread>,
 }
 
 impl<'a> RealExecutor<'a> {
@@ -222,7 +225,43 @@ impl<'a> RealExecutor<'a> {
             bytes: 0,
             ipvs: None,
             rt: None,
+            thread: None,
         }
+    }
+
+    /// Runs a tool from the thread that lives in the namespace (so it is spawned, not
+    /// forked with a setns in between); that thread's CPU for starting and waiting on
+    /// it counts as the tool's.
+    fn spawn(&mut self, call: &ToolCall<'_>) -> Result<Output, ApplyError> {
+        if self.thread.is_none() {
+            self.thread = Some(self.ns.thread()?);
+        }
+        let program = call.program.to_string();
+        let args = call.args.clone();
+        let stdin = call.stdin.map(<[u8]>::to_vec);
+        let deadline = self.deadline;
+        let thread = self.thread.as_ref().expect("started above");
+        let (out, spent) = thread.run(move || {
+            let before = thread_cpu();
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut tool = Tool::new(&program, &refs).deadline(deadline);
+            if let Some(data) = &stdin {
+                tool = tool.stdin(data);
+            }
+            let out = tool.output();
+            let after = thread_cpu();
+            (
+                out,
+                (
+                    after.user.saturating_sub(before.user),
+                    after.sys.saturating_sub(before.sys),
+                ),
+            )
+        });
+        let mut out = out?;
+        out.cost.user += spent.0;
+        out.cost.sys += spent.1;
+        Ok(out)
     }
 
     fn ipvs(&mut self) -> Result<&mut IpvsClient, ApplyError> {
@@ -295,10 +334,16 @@ impl<'a> RealExecutor<'a> {
                 let list: Vec<(&'static str, &'static str)> = list.to_vec();
                 self.ns.run(move || -> Result<(), ApplyError> {
                     for (key, value) in list {
-                        write_sysctl(key, value).map_err(|source| ApplyError::Sysctl {
-                            key,
-                            value,
-                            source,
+                        write_sysctl(key, value).map_err(|source| {
+                            // IPVS's sysctls exist only where the kernel has IPVS.
+                            if key.starts_with("net/ipv4/vs/")
+                                && source.kind() == std::io::ErrorKind::NotFound
+                            {
+                                return ApplyError::Unavailable(Unavailable::missing_feature(
+                                    KernelFeature::IpVs,
+                                ));
+                            }
+                            ApplyError::Sysctl { key, value, source }
                         })?;
                     }
                     Ok(())
@@ -347,15 +392,10 @@ impl Executor for RealExecutor<'_> {
         if self.deadline.expired() {
             return Err(ApplyError::Expired);
         }
-        let args: Vec<&str> = call.args.iter().map(String::as_str).collect();
-        let mut tool = Tool::new(call.program, &args)
-            .netns(&self.ns)
-            .deadline(self.deadline);
         if let Some(data) = call.stdin {
-            tool = tool.stdin(data);
             self.bytes += data.len();
         }
-        let out = tool.output()?;
+        let out = self.spawn(&call)?;
         self.tools += Cost {
             wall: std::time::Duration::ZERO,
             ..out.cost

@@ -171,12 +171,6 @@ pub fn target_latency<'a>(c: &'a Case, target: &str) -> Option<&'a crate::result
         .map(|t| &t.latency_us)
 }
 
-/// Latency the dataplane adds at p99 to the last service (the worst rule position):
-/// last p99 minus direct p99, microseconds.
-pub fn added_p99_us(c: &Case) -> Option<f64> {
-    Some(target_latency(c, "last")?.p99 - target_latency(c, "direct")?.p99)
-}
-
 pub fn lookup_overhead(c: &Case, target: &str) -> Option<f64> {
     c.datapath.as_ref()?.lookup_overhead_us.get(target).copied()
 }
@@ -346,6 +340,69 @@ pub(crate) mod fixtures {
             wall_ms: wall,
             user_ms: user,
             sys_ms: sys,
+        }
+    }
+
+    /// One transit target: its SYN p50 with the interval `p50 +- half` (the SYN-ACK's
+    /// a flat 2,000 ns), 200 samples.
+    pub fn transit_target(service_index: Option<u64>, p50: f64, half: f64) -> TransitTarget {
+        let pct = |p50: f64, half: f64| TransitPercentiles {
+            p10: p50 - 2.0 * half,
+            p50,
+            p90: p50 + 2.0 * half,
+            p99: p50 + 4.0 * half,
+            ci95_p50: [p50 - half, p50 + half],
+        };
+        TransitTarget {
+            target: service_index.map_or("direct".into(), |i| format!("svc-{i}")),
+            service_index,
+            samples: 200,
+            syn_ns: pct(p50, half),
+            synack_ns: pct(2000.0, 50.0),
+            bpf_run_ns: None,
+        }
+    }
+
+    /// The case with a transit pass: 9 service positions evenly from the first to the
+    /// last service, the SYN taking `first_ns + slope * index` ns (+- `half`), direct
+    /// `direct_ns`; `ns_per_service` is recorded as given. A case without a data path
+    /// gets one.
+    pub fn with_transit(
+        mut c: Case,
+        direct_ns: f64,
+        first_ns: f64,
+        slope: f64,
+        half: f64,
+        ns_per_service: Estimate,
+    ) -> Case {
+        let last = c.services.saturating_sub(1);
+        let mut targets: Vec<TransitTarget> = (0..9u64)
+            .map(|k| k * last / 8)
+            .map(|i| transit_target(Some(i), first_ns + slope * i as f64, half))
+            .collect();
+        targets.dedup_by_key(|t| t.service_index);
+        targets.push(transit_target(None, direct_ns, half));
+        if c.datapath.is_none() {
+            let with_dp = case(&c.mode, c.services, 1.0, 1.0, 1.0);
+            c.datapath = with_dp.datapath;
+        }
+        let dp = c.datapath.as_mut().expect("a data path");
+        dp.transit = Some(Transit {
+            targets,
+            ns_per_service,
+            probe_overhead_pct: 4.0,
+            probe_overhead_ci95: None,
+            probe_run_ns_per_connection: None,
+            unmatched: 0,
+        });
+        c
+    }
+
+    /// An estimate with its interval.
+    pub fn est(estimate: f64, lo: f64, hi: f64) -> Estimate {
+        Estimate {
+            estimate,
+            ci95: [lo, hi],
         }
     }
 

@@ -3,8 +3,13 @@
 //! (`breakdown`) and what kube-proxy's loop adds over the floor (`overhead`). Pure
 //! functions over [`crate::results::Results`]; the report and the CLI present them.
 
+pub mod answer;
 pub mod breakdown;
 pub mod capacity;
 pub mod cases;
+pub mod claims;
 pub mod compare;
+pub mod figures;
+pub mod lookup;
 pub mod overhead;
+pub mod stats;

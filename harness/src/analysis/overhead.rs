@@ -4,45 +4,26 @@
 //! kpbench knows, so the difference is what kube-proxy's sync loop adds on top of the
 //! kernel's work.
 //!
-//! **When a difference is told from noise.** Each side's spread is the interquartile
-//! range of its samples (nearest rank, as every percentile in kpbench). A side with
-//! fewer than [`MIN_SAMPLES`] samples (the full sync is usually measured once) borrows
-//! the noise of its cases, as `compare` does for single values: its median times the
-//! median relative IQR (IQR over median) of the repeated timings of both cases. The
-//! difference of medians is **measurable** only when it is larger than the larger of
-//! the two spreads; otherwise the report says "no measurable difference" instead of a
-//! number. When neither case has repeated timings the noise is unknown and the number
-//! is shown flagged as such.
+//! **When a difference is told from noise.** The difference of the two medians comes
+//! with a 95% bootstrap interval ([`stats::median_difference`]: each side's samples
+//! redrawn, a fixed seed). It is **measurable** only when that interval excludes zero;
+//! otherwise the report says "no measurable difference" instead of a number. A side
+//! timed fewer than [`stats::MIN_SAMPLES`] times (results from before the full sync
+//! was repeated) has no interval, and the number is shown flagged as such.
 
 use std::collections::BTreeMap;
 
 use crate::analysis::cases::{self, EnvKey, Row, SyncKind};
-use crate::analysis::compare::MIN_SAMPLES;
-use crate::results::{Case, DurationSummary, Results};
-
-/// Where a spread came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoiseSource {
-    /// Both sides' own interquartile ranges.
-    Iqr,
-    /// At least one side had too few samples and borrowed its cases' relative noise.
-    CaseNoise,
-}
-
-/// The larger of the two sides' spreads, milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Noise {
-    pub ms: f64,
-    pub source: NoiseSource,
-}
+use crate::analysis::stats;
+use crate::results::{Case, Estimate, Results};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The difference is larger than the noise.
+    /// The difference's interval excludes zero.
     Measured,
-    /// The difference is within the noise: no number is given for it.
+    /// The interval includes zero: no number is given for it.
     NoMeasurableDifference,
-    /// Neither case has repeated timings: the number stands without a noise bound.
+    /// A side has too few samples for an interval: the number stands without one.
     NoiseUnknown,
 }
 
@@ -58,16 +39,17 @@ pub struct Overhead {
     pub difference_ms: f64,
     /// kube-proxy over floor; `None` when the floor took no time.
     pub ratio: Option<f64>,
-    /// `None` when neither case has repeated timings.
-    pub noise: Option<Noise>,
+    /// The difference of the medians with its 95% bootstrap interval; `None` when a
+    /// side has fewer than [`stats::MIN_SAMPLES`] samples.
+    pub interval: Option<Estimate>,
 }
 
 impl Overhead {
     pub fn verdict(&self) -> Verdict {
-        match self.noise {
+        match &self.interval {
             None => Verdict::NoiseUnknown,
-            Some(n) if self.difference_ms.abs() > n.ms => Verdict::Measured,
-            Some(_) => Verdict::NoMeasurableDifference,
+            Some(e) if e.includes_zero() => Verdict::NoMeasurableDifference,
+            Some(_) => Verdict::Measured,
         }
     }
 }
@@ -152,79 +134,20 @@ pub fn pairs(results: &[Results]) -> Vec<Pair> {
 
 /// kube-proxy minus floor for every kind of sync both cases measured.
 pub fn lines(kube_proxy: &Case, floor: &Case) -> Vec<Overhead> {
-    let relative = relative_noise(kube_proxy, floor);
     SyncKind::ALL
         .into_iter()
         .filter_map(|kind| {
             let (k, f) = (kind.pick(kube_proxy)?, kind.pick(floor)?);
-            let noise = match (spread(k, relative), spread(f, relative)) {
-                (Some(a), Some(b)) => Some(Noise {
-                    ms: a.ms.max(b.ms),
-                    source: if a.source == NoiseSource::Iqr && b.source == NoiseSource::Iqr {
-                        NoiseSource::Iqr
-                    } else {
-                        NoiseSource::CaseNoise
-                    },
-                }),
-                _ => None,
-            };
             Some(Overhead {
                 kind,
                 kube_proxy_ms: k.p50_ms,
                 floor_ms: f.p50_ms,
                 difference_ms: k.p50_ms - f.p50_ms,
                 ratio: (f.p50_ms > 0.0).then(|| k.p50_ms / f.p50_ms),
-                noise,
+                interval: stats::median_difference(&k.samples_ms, &f.samples_ms),
             })
         })
         .collect()
-}
-
-fn percentiles(samples: &[f64]) -> impl Fn(f64) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    move |q| crate::run::metrics::percentile(&s, q)
-}
-
-/// The interquartile range of enough samples.
-pub fn iqr(samples: &[f64]) -> Option<f64> {
-    if samples.len() < MIN_SAMPLES {
-        return None;
-    }
-    let p = percentiles(samples);
-    Some(p(75.0) - p(25.0))
-}
-
-/// The median relative IQR of both cases' repeated timings; `None` when neither has any.
-fn relative_noise(a: &Case, b: &Case) -> Option<f64> {
-    let mut rel: Vec<f64> = SyncKind::ALL
-        .into_iter()
-        .flat_map(|kind| [kind.pick(a), kind.pick(b)])
-        .flatten()
-        .filter_map(|d| {
-            let m = percentiles(&d.samples_ms)(50.0);
-            iqr(&d.samples_ms).filter(|_| m > 0.0).map(|i| i / m)
-        })
-        .collect();
-    if rel.is_empty() {
-        return None;
-    }
-    rel.sort_by(f64::total_cmp);
-    Some(crate::run::metrics::percentile(&rel, 50.0))
-}
-
-/// One side's spread: its own IQR, or its median times the cases' relative noise.
-fn spread(d: &DurationSummary, relative: Option<f64>) -> Option<Noise> {
-    match iqr(&d.samples_ms) {
-        Some(ms) => Some(Noise {
-            ms,
-            source: NoiseSource::Iqr,
-        }),
-        None => relative.map(|r| Noise {
-            ms: d.p50_ms * r,
-            source: NoiseSource::CaseNoise,
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -237,65 +160,63 @@ mod tests {
     }
 
     #[test]
-    fn differences_beyond_the_larger_iqr_are_measured() {
-        // add: 50, 52, ..., 68 against 20, 22, ..., 38. Nearest rank over 10 samples:
-        // p50 is the 5th (58 and 28), p25 the 3rd and p75 the 8th (IQR 10 each).
-        let kp = profiled("iptables", 1000, "kube-proxy", &[700.0], &ten(50.0));
-        let mut floor = profiled("iptables", 1000, "floor", &[300.0], &ten(20.0));
-        // update: medians 12 and 11 (a difference of 1) with IQRs 2 and 3.
-        let sync = floor.sync.as_mut().unwrap();
-        sync.update_endpoints = Some(summary(&[8.0, 10.0, 11.0, 13.0, 14.0]));
-        let kp = {
-            let mut kp = kp;
-            kp.sync.as_mut().unwrap().update_endpoints =
-                Some(summary(&[10.0, 11.0, 12.0, 13.0, 14.0]));
-            kp
-        };
+    fn differences_whose_interval_excludes_zero_are_measured() {
+        // add: 50, 52, ..., 68 against 20, 22, ..., 38: medians (nearest rank, the 5th)
+        // 58 and 28, and every redrawn difference lies within 30 +- 18.
+        let mut kp = profiled(
+            "iptables",
+            1000,
+            "kube-proxy",
+            &[700.0, 710.0, 690.0],
+            &ten(50.0),
+        );
+        let mut floor = profiled(
+            "iptables",
+            1000,
+            "floor",
+            &[300.0, 305.0, 295.0],
+            &ten(20.0),
+        );
+        // update: 10..14 against 8..14, medians 12 and 11: within each other's spread.
+        kp.sync.as_mut().unwrap().update_endpoints = Some(summary(&[10.0, 11.0, 12.0, 13.0, 14.0]));
+        floor.sync.as_mut().unwrap().update_endpoints =
+            Some(summary(&[8.0, 10.0, 11.0, 13.0, 14.0]));
         let l = lines(&kp, &floor);
         assert_eq!(l.len(), 4);
+        let full = &l[0];
+        assert_eq!((full.kind, full.difference_ms), (SyncKind::Full, 400.0));
+        // Three samples a side: medians 700 and 300, redrawn ones 690..710 and 295..305.
+        let i = full.interval.unwrap();
+        assert_eq!(i.estimate, 400.0);
+        assert!(i.ci95[0] >= 385.0 && i.ci95[1] <= 415.0, "{i:?}");
+        assert_eq!(full.verdict(), Verdict::Measured);
         let add = &l[1];
         assert_eq!(add.kind, SyncKind::AddService);
         assert_eq!((add.kube_proxy_ms, add.floor_ms), (58.0, 28.0));
         assert_eq!(add.difference_ms, 30.0);
         assert_eq!(add.ratio, Some(58.0 / 28.0));
-        assert_eq!(
-            add.noise,
-            Some(Noise {
-                ms: 10.0,
-                source: NoiseSource::Iqr
-            })
+        let i = add.interval.unwrap();
+        assert!(
+            i.ci95[0] >= 12.0 && i.ci95[1] <= 48.0 && i.ci95[0] > 0.0,
+            "{i:?}"
         );
         assert_eq!(add.verdict(), Verdict::Measured);
         let update = &l[3];
         assert_eq!(update.difference_ms, 1.0);
-        assert_eq!(update.noise.unwrap().ms, 3.0);
+        assert!(update.interval.unwrap().includes_zero());
         assert_eq!(update.verdict(), Verdict::NoMeasurableDifference);
     }
 
     #[test]
-    fn a_single_full_sync_borrows_its_cases_noise() {
+    fn a_side_without_enough_samples_has_no_interval() {
+        // A full sync measured once (results from before it was repeated).
         let kp = profiled("nftables", 1000, "kube-proxy", &[700.0], &ten(50.0));
         let floor = profiled("nftables", 1000, "floor", &[300.0], &ten(20.0));
-        // Relative IQRs: 10/58 three times (kube-proxy), 10/28 three times (floor);
-        // the median of the six (nearest rank: the 3rd) is 10/58.
         let full = &lines(&kp, &floor)[0];
         assert_eq!(full.kind, SyncKind::Full);
         assert_eq!(full.difference_ms, 400.0);
-        let noise = full.noise.unwrap();
-        assert_eq!(noise.source, NoiseSource::CaseNoise);
-        assert!((noise.ms - 700.0 * 10.0 / 58.0).abs() < 1e-9, "{noise:?}");
-        assert_eq!(full.verdict(), Verdict::Measured);
-        // 700 against 650: 50 is less than 700 x 10/58 = 121.
-        let close = profiled("nftables", 1000, "floor", &[650.0], &ten(20.0));
-        assert_eq!(
-            lines(&kp, &close)[0].verdict(),
-            Verdict::NoMeasurableDifference
-        );
-        // No repeated timings anywhere: the number stands, flagged.
-        let lone = |p, ms| profiled("nftables", 1000, p, &[ms], &[ms / 10.0]);
-        let l = lines(&lone("kube-proxy", 700.0), &lone("floor", 650.0));
-        assert_eq!(l[0].noise, None);
-        assert_eq!(l[0].verdict(), Verdict::NoiseUnknown);
+        assert_eq!(full.interval, None);
+        assert_eq!(full.verdict(), Verdict::NoiseUnknown);
     }
 
     #[test]

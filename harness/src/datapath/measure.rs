@@ -7,6 +7,10 @@
 //! [`measure`] runs the phases in order: probe the direct target's capacity (to pick a
 //! rate the environment can carry), one open-loop phase per target, then the
 //! closed-loop max-rate phase; it then derives the overheads against the direct target.
+//! Last, with the BPF probes loaded in the node (when the scenario asks, default), the
+//! in-kernel transit pass per service position and one phase whose probe counters give
+//! the dataplane's own CPU per request; if BPF cannot load, `transit_error` says why
+//! and the end-to-end figures stand.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,7 +22,8 @@ use crate::datapath::cpustat::{CpuDelta, CpuSample, CpuStatError};
 use crate::datapath::load::{run_load, LoadError, LoadReport, LoadSpec};
 use crate::datapath::serve::{ServeError, ServeOptions, Server};
 use crate::datapath::targets::{aims, Aim, Phases};
-use crate::results::{Datapath, MaxRate};
+use crate::datapath::transit;
+use crate::results::{Datapath, Estimate, MaxRate, Transit, TransitPercentiles, TransitTarget};
 use crate::sandbox::topology::Topology;
 use crate::scenario;
 
@@ -95,10 +100,75 @@ pub fn measure(
         let (report, cpu) = gen.open_loop(&aim, rate)?;
         phases.record(&aim, &report, cpu);
     }
-    let max_rate = gen.max_rate(set, deadline, &mut step)?;
-    let datapath = phases.into_datapath(set, cfg.keepalive, max_rate);
+    let (max_rate, softirq_pct) = gen.max_rate(set, deadline, &mut step)?;
+    let mut datapath = phases.into_datapath(set, cfg.keepalive, max_rate);
+    if let Some(c) = datapath.cpu.as_mut() {
+        c.max_rate_softirq_pct = softirq_pct;
+    }
+    if cfg.transit {
+        gen.check_time("in-kernel transit", gen.duration * 2, deadline)?;
+        match gen.in_kernel(set, rate, &mut step) {
+            Ok((transit, ns)) => {
+                if transit.is_none() {
+                    datapath.transit_error =
+                        Some("fewer than two services: no cost per position to fit".into());
+                }
+                datapath.transit = transit;
+                if let (Some(c), Some(ns)) = (datapath.cpu.as_mut(), ns) {
+                    c.dataplane_ns_per_request = Some(ns);
+                }
+            }
+            Err(e) => datapath.transit_error = Some(e.to_string()),
+        }
+    }
     drop(server);
     Ok(datapath)
+}
+
+/// The pass's figures as the results record them: targets without a SYN sample are
+/// left out (they have no percentiles to report). None without a fitted cost per
+/// position (fewer than two services).
+fn transit_result(t: transit::Transit) -> Option<Transit> {
+    let fit = t.ns_per_service?;
+    let pct = |q: transit::Quantiles| TransitPercentiles {
+        p10: q.p10 as f64,
+        p50: q.p50 as f64,
+        p90: q.p90 as f64,
+        p99: q.p99 as f64,
+        ci95_p50: [q.ci95_p50[0] as f64, q.ci95_p50[1] as f64],
+    };
+    let empty = || TransitPercentiles {
+        p10: 0.0,
+        p50: 0.0,
+        p90: 0.0,
+        p99: 0.0,
+        ci95_p50: [0.0, 0.0],
+    };
+    Some(Transit {
+        targets: t
+            .targets
+            .into_iter()
+            .filter_map(|x| {
+                let syn = x.syn_ns?;
+                Some(TransitTarget {
+                    target: x.target,
+                    service_index: x.service_index.map(|i| i as u64),
+                    samples: x.samples as u64,
+                    syn_ns: pct(syn),
+                    synack_ns: x.synack_ns.map(pct).unwrap_or_else(empty),
+                    bpf_run_ns: None,
+                })
+            })
+            .collect(),
+        ns_per_service: Estimate {
+            estimate: fit.estimate,
+            ci95: fit.ci95,
+        },
+        probe_overhead_pct: t.probe_overhead_pct.unwrap_or(0.0),
+        probe_overhead_ci95: t.probe_overhead_ci95,
+        probe_run_ns_per_connection: t.probe_run_ns_per_connection,
+        unmatched: t.checks.syn_unmatched,
+    })
 }
 
 /// The load generator in the client namespace with the scenario's settings.
@@ -183,7 +253,49 @@ impl<'a> Generator<'a> {
         Ok((report, delta))
     }
 
-    /// The closed-loop max-rate phase through the middle service's VIP; `None` when the
+    /// The in-kernel figures: the interleaved transit pass with its probe overhead,
+    /// then one open-loop phase through the middle service at `rate` with the probes
+    /// attached, whose counters give the node's in-kernel time per request.
+    fn in_kernel(
+        &self,
+        set: &ServiceSet,
+        rate: f64,
+        step: &mut impl FnMut(String),
+    ) -> Result<(Option<Transit>, Option<f64>), transit::TransitError> {
+        step("data path: in-kernel transit per service position".into());
+        let mut probes = transit::Probes::load(&self.topo.node)?;
+        let cfg = transit::PassConfig {
+            overhead_pairs: 40,
+            ..transit::PassConfig::default()
+        };
+        let pass = transit::measure(&mut probes, self.topo, set, &cfg)?;
+        let middle = set
+            .services
+            .get(set.len() / 2)
+            .filter(|s| !s.endpoints.is_empty());
+        let mut ns_per_request = None;
+        if let Some(svc) = middle {
+            step("data path: the dataplane's CPU per request".into());
+            probes.attach()?;
+            let before = probes.counters()?;
+            let spec = LoadSpec::open_loop(
+                SocketAddr::new(svc.vip.into(), svc.port),
+                rate,
+                self.duration,
+                self.cfg.connections.max(64),
+            );
+            if let Ok(report) = self.run(spec) {
+                ns_per_request = probes
+                    .counters()?
+                    .since(&before)
+                    .ns_per_request(report.requests);
+            }
+        }
+        Ok((transit_result(pass.transit), ns_per_request))
+    }
+
+    /// The closed-loop max-rate phase through the middle service's VIP, with the
+    /// machine's softirq share of all CPU time over it, percent; `None` when the
     /// scenario skips it, a signal arrived, the middle service has no endpoints or the
     /// case has no time left for it.
     fn max_rate(
@@ -191,26 +303,27 @@ impl<'a> Generator<'a> {
         set: &ServiceSet,
         deadline: Instant,
         step: &mut impl FnMut(String),
-    ) -> Result<Option<MaxRate>, MeasureError> {
+    ) -> Result<(Option<MaxRate>, Option<f64>), MeasureError> {
         let cfg = self.cfg;
         if cfg.max_rate_duration_s <= 0.0 || dataplane::exec::cancelled() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let Some(svc) = set
             .services
             .get(set.len() / 2)
             .filter(|s| !s.endpoints.is_empty())
         else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let length = Duration::from_secs_f64(cfg.max_rate_duration_s);
         if Instant::now() + length + self.request_timeout >= deadline {
-            return Ok(None);
+            return Ok((None, None));
         }
         step(format!(
             "data path: max rate ({} connections)",
             cfg.connections
         ));
+        let before = CpuSample::now()?;
         let r = self
             .run(LoadSpec::closed_loop(
                 SocketAddr::new(svc.vip.into(), svc.port),
@@ -218,9 +331,15 @@ impl<'a> Generator<'a> {
                 cfg.connections,
             ))
             .map_err(MeasureError::MaxRate)?;
-        Ok(Some(MaxRate {
-            requests_per_s: r.achieved_rate_per_s,
-            errors: r.errors.total(),
-        }))
+        let cpu = CpuSample::now()?.since(&before);
+        let all = cpu.busy_ms() + cpu.idle_ms;
+        let softirq = (all > 0.0).then(|| 100.0 * cpu.softirq_ms / all);
+        Ok((
+            Some(MaxRate {
+                requests_per_s: r.achieved_rate_per_s,
+                errors: r.errors.total(),
+            }),
+            softirq,
+        ))
     }
 }

@@ -4,11 +4,12 @@
 
 use std::fmt::Write;
 
-use crate::analysis::capacity::{self, Plan};
+use crate::analysis::capacity::Plan;
 use crate::analysis::cases::{self, Row};
+use crate::analysis::{lookup, stats};
 use crate::report::charts::{Chart, Section};
-use crate::report::sync_sections;
-use crate::results::{Results, Status};
+use crate::report::{findings, plan_section, sync_sections};
+use crate::results::{Estimate, Results, Status};
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
@@ -45,6 +46,9 @@ figcaption { font-size: 0.85rem; color: #57606a; }
 .rec { background: #f0f7ff; border-left: 4px solid #0969da; padding: 0.6rem 1rem; }
 .warn { background: #fff8c5; border-left: 4px solid #bf8700; padding: 0.4rem 1rem; }
 code { font-size: 0.9em; }
+td.confirmed { color: #1a7f37; font-weight: 600; }
+td.refuted { color: #b42318; font-weight: 600; }
+td.unmeasured { color: #57606a; }
 ul.tools { margin: 0; padding-left: 1rem; text-align: left; }
 "#;
 
@@ -80,15 +84,19 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
     let _ = writeln!(
         h,
         "<p class=\"sub\">Kubernetes service dataplanes measured on a real kernel. \
-         Numbers compare only within one environment (kind and kernel).</p>"
+         Numbers compare only within one environment (kind and kernel), and every \
+         difference comes with its 95% interval or as <em>no measurable difference</em>.</p>"
     );
+    findings::short_answer(&mut h, &rows);
     runs(&mut h, results);
     environments(&mut h, results);
+    findings::claims_checked(&mut h, results);
+    findings::lookup_cost(&mut h, &rows, charts);
     summary(&mut h, &rows);
     charts_section(&mut h, charts);
     sync_sections::breakdown(&mut h, results, charts);
     sync_sections::overhead(&mut h, results);
-    capacity_section(&mut h, plan);
+    plan_section::capacity(&mut h, plan);
     not_ok(&mut h, &rows);
     let _ = writeln!(
         h,
@@ -159,14 +167,14 @@ fn environments(h: &mut String, results: &[Results]) {
 }
 
 fn summary(h: &mut String, rows: &[Row<'_>]) {
-    h.push_str("<h2 id=\"summary\">Summary</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">status</th><th>kernel objects</th><th>full sync ms</th><th>full sync CPU ms</th><th>add p50 ms</th><th>remove p50 ms</th><th>update p50 ms</th><th>update p99 ms</th><th>lookup first +us</th><th>lookup last +us</th><th>last p99 us</th><th>max rate /s</th><th>CPU us/req</th></tr>\n");
+    h.push_str("<h2 id=\"summary\">Summary</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">status</th><th>kernel objects</th><th>full sync ms</th><th>full sync CPU ms</th><th>add p50 ms</th><th>remove p50 ms</th><th>update p50 ms</th><th>update p99 ms</th><th class=\"l\">SYN transit last minus direct ns</th><th>last p99 us</th><th>max rate /s</th><th>machine-wide CPU us/req</th><th>dataplane CPU ns/req</th><th>max-rate softirq %</th></tr>\n");
     for r in rows {
         let c = r.case;
         let s = c.sync.as_ref();
         let dp = c.datapath.as_ref();
         let _ = writeln!(
             h,
-            "<tr class=\"{st}\"><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{st}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{st}\"><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{st}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&r.env().label()),
             escape(&r.mode()),
             c.services,
@@ -181,11 +189,12 @@ fn summary(h: &mut String, rows: &[Row<'_>]) {
             cell(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms), 1),
             cell(s.and_then(|s| s.update_endpoints.as_ref()).map(|d| d.p50_ms), 1),
             cell(s.and_then(|s| s.update_endpoints.as_ref()).map(|d| d.p99_ms), 1),
-            cell(cases::lookup_overhead(c, "first"), 1),
-            cell(cases::lookup_overhead(c, "last"), 1),
+            lookup_cell(lookup::transit(c).and_then(|t| t.vip_vs_direct())),
             cell(cases::target_latency(c, "last").map(|l| l.p99), 0),
             cell(dp.and_then(|d| d.max_rate.as_ref()).map(|m| m.requests_per_s), 0),
             cell(dp.and_then(|d| d.cpu.as_ref()).map(|c| c.per_request_us), 1),
+            cell(dp.and_then(|d| d.cpu.as_ref()?.dataplane_ns_per_request), 0),
+            cell(dp.and_then(|d| d.cpu.as_ref()?.max_rate_softirq_pct), 1),
             st = status_word(c.status),
         );
     }
@@ -222,70 +231,10 @@ pub(super) fn figure(h: &mut String, c: &Chart, svg: &str) {
     );
 }
 
-fn fit_text(f: Option<&capacity::Fit>, unit: &str) -> String {
-    match f {
-        Some(f) => escape(&f.describe(unit)),
-        None => "&ndash;".into(),
-    }
-}
-
-fn capacity_section(h: &mut String, plan: &Plan) {
-    let b = plan.budgets;
-    let _ = writeln!(
-        h,
-        "<h2 id=\"capacity\">Capacity planning</h2>\n<p>Budgets: incremental update (the slowest of add, remove and update-endpoints, p50) &le; {} ms; latency the dataplane adds (p99 to the last service minus p99 direct) &le; {} us. Lines are least-squares fits against the number of services; limits past the largest measured scale are <em>extrapolated</em>.</p>",
-        capacity::num(b.max_update_ms),
-        capacity::num(b.max_added_latency_us)
-    );
-    if plan.envs.is_empty() {
-        h.push_str("<p>No successful cases to plan from.</p>\n");
-    }
-    for e in &plan.envs {
-        let _ = writeln!(
-            h,
-            "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th class=\"l\">incremental update p50</th><th class=\"l\">added p99 latency</th><th>largest measured within budget</th><th>largest measured</th><th class=\"l\">limit</th></tr>",
-            escape(&e.env.label())
-        );
-        for m in &e.modes {
-            let limit = match &m.limit {
-                Some(l) => capacity::describe_limit(l),
-                None => "one scale measured: no trend".into(),
-            };
-            let _ = writeln!(
-                h,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
-                escape(&m.mode),
-                fit_text(m.update.as_ref(), "ms"),
-                fit_text(m.added_latency.as_ref(), "us"),
-                m.largest_measured_ok
-                    .map(|n| capacity::count(n as f64))
-                    .unwrap_or_else(|| "none".into()),
-                capacity::count(m.max_measured as f64),
-                escape(&limit)
-            );
-        }
-        h.push_str("</table></div>\n");
-        if !e.crossovers.is_empty() {
-            h.push_str("<ul>\n");
-            for c in &e.crossovers {
-                let _ = writeln!(
-                    h,
-                    "<li>{}: {} overtakes {} past {} services{}</li>",
-                    c.metric.describe(),
-                    escape(&c.winner),
-                    escape(&c.loser),
-                    capacity::count(c.services),
-                    if c.extrapolated {
-                        " (extrapolated)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            h.push_str("</ul>\n");
-        }
-        let _ = writeln!(h, "<p class=\"rec\">{}</p>", escape(&e.recommendation));
-    }
+/// A difference by the rule, or a dash when not measured.
+fn lookup_cell(d: Option<Estimate>) -> String {
+    d.map(|d| escape(&stats::difference(&d, "")))
+        .unwrap_or_else(|| "&ndash;".into())
 }
 
 fn not_ok(h: &mut String, rows: &[Row<'_>]) {

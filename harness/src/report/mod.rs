@@ -4,7 +4,9 @@
 //! failed measurement.
 
 pub mod charts;
+mod findings;
 mod html;
+mod plan_section;
 mod sync_sections;
 
 use std::path::{Path, PathBuf};
@@ -93,16 +95,30 @@ pub fn read_runs(paths: &[PathBuf]) -> Result<Vec<Results>, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::cases::fixtures::{case, results, skipped};
+    use crate::analysis::cases::fixtures::{case, est, results, skipped, with_transit};
 
     fn hostile() -> Results {
         let mut r = results(
             "6.18.0-<script>alert(1)</script>",
             vec![
                 case("iptables", 100, 50.0, 5.0, 10.0),
-                case("iptables", 1000, 400.0, 40.0, 30.0),
+                with_transit(
+                    case("iptables", 1000, 400.0, 40.0, 30.0),
+                    900.0,
+                    3000.0,
+                    15.0,
+                    30.0,
+                    est(15.0, 14.5, 15.5),
+                ),
                 case("nftables", 100, 30.0, 3.0, 4.0),
-                case("nftables", 1000, 90.0, 4.0, 5.0),
+                with_transit(
+                    case("nftables", 1000, 90.0, 4.0, 5.0),
+                    900.0,
+                    3100.0,
+                    0.0,
+                    30.0,
+                    est(0.01, -0.1, 0.1),
+                ),
                 skipped("ipvs", 100, "ip_vs missing: <b>load</b> the module & retry"),
             ],
         );
@@ -129,9 +145,14 @@ mod tests {
         // Nothing fetched: no external URLs other than the SVG namespace.
         let no_ns = html.replace("http://www.w3.org/2000/svg", "");
         assert!(!no_ns.contains("http://") && !no_ns.contains("https://"));
+        // The short answer opens the page; every section in its place.
+        let mut at = 0;
         for section in [
+            "id=\"answer\"",
             "id=\"run\"",
             "id=\"environment\"",
+            "id=\"claims\"",
+            "id=\"lookup\"",
             "id=\"summary\"",
             "id=\"charts\"",
             "id=\"breakdown\"",
@@ -139,10 +160,86 @@ mod tests {
             "id=\"capacity\"",
             "id=\"skipped\"",
         ] {
-            assert!(html.contains(section), "{section}");
+            let i = html.find(section).unwrap_or_else(|| panic!("{section}"));
+            assert!(i > at, "{section} out of order");
+            at = i;
         }
+        // Full sync, three incremental, machine CPU, percentiles; the lookup chart.
         assert_eq!(html.matches("<svg").count(), 7);
+        assert!(files.contains(&dir.path().join("charts/lookup_cost.svg")));
+        let answer = section(&html, "answer");
+        assert!(
+            answer.contains("<strong>nftables</strong>: 4.00 ms (95% CI 3.97..4.04), add service; faster than iptables by 36.00 ms"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("<strong>nftables</strong>: 3100 ns (95% CI 3070..3130), SYN transit to svc-999; cheaper than iptables by 14885 ns"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains(
+                "<td class=\"l\">not measured: no in-kernel timing in these results</td>"
+            ),
+            "{answer}"
+        );
+        let claims = section(&html, "claims");
+        assert!(claims.contains("iptables matches linearly as services grow"));
+        assert!(
+            claims.contains("<td class=\"l nw confirmed\">confirmed</td>"),
+            "{claims}"
+        );
+        assert!(claims.contains("not measured in this run"));
+        let lookup = section(&html, "lookup");
+        assert!(lookup.contains("<svg"), "the lookup chart inline");
+        assert!(lookup.contains("15.0 (95% CI 14.5..15.5)"), "{lookup}");
+        assert!(
+            lookup.contains("no interval (no latency histograms)"),
+            "end-to-end without histograms draws no difference"
+        );
+        let summary = section(&html, "summary");
+        assert!(summary.contains("machine-wide CPU us/req"));
+        assert!(summary.contains("dataplane CPU ns/req"));
         assert!(html.contains("Choose nftables"), "recommendation");
+    }
+
+    /// The HTML of one section: from its heading to the next.
+    fn section<'h>(html: &'h str, id: &str) -> &'h str {
+        let start = html.find(&format!("id=\"{id}\"")).unwrap();
+        let rest = &html[start..];
+        let end = rest[1..].find("<h2 ").map_or(rest.len(), |i| i + 1);
+        &rest[..end]
+    }
+
+    #[test]
+    fn each_environment_gets_its_own_charts() {
+        let host = hostile();
+        let mut lab = results("6.1.0", vec![case("ipvs", 100, 900.0, 90.0, 20_000.0)]);
+        lab.environments[0].kind = "lab-tcg".into();
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_report(&[host, lab], dir.path()).unwrap();
+        let charts: Vec<String> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+            .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            charts.contains(&"full_sync-lab-tcg-6.1.0".to_string()),
+            "{charts:?}"
+        );
+        assert!(
+            charts
+                .iter()
+                .any(|c| c.starts_with("full_sync-host-6.18.0")),
+            "{charts:?}"
+        );
+        assert!(!charts.contains(&"full_sync".to_string()), "no shared axis");
+        let html = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(html.contains("Full sync: time to program every service (lab-tcg 6.1.0)"));
+        // The short answer and the plan speak per environment too.
+        let answer = section(&html, "answer");
+        assert!(answer.contains("lab-tcg 6.1.0"));
+        assert!(answer.contains("only ipvs/rr measured"), "{answer}");
+        assert!(section(&html, "capacity").contains("<h3>lab-tcg 6.1.0</h3>"));
     }
 
     #[test]
@@ -189,7 +286,7 @@ mod tests {
         assert_eq!(
             html.matches("<svg").count(),
             9,
-            "7 overview charts, 2 breakdowns"
+            "6 overview charts, the lookup chart, 2 breakdowns"
         );
         let breakdown = &html[html.find("id=\"breakdown\"").unwrap()..];
         let overhead = &breakdown[breakdown.find("id=\"overhead\"").unwrap()..];
@@ -200,8 +297,9 @@ mod tests {
             2
         );
         assert!(breakdown.contains("Restore user: the user CPU"), "caption");
-        // Full: +600 ms; add: equal samples, so no measurable difference.
-        assert!(overhead.contains("<td>+600</td><td>3.00x</td>"));
+        // Full: +600 ms from one sample a side, so no interval; add: equal samples, so
+        // no measurable difference.
+        assert!(overhead.contains("<td>+600 (noise unknown)</td><td>3.00x</td>"));
         assert!(overhead.contains("no measurable difference"));
         let no_ns = html.replace("http://www.w3.org/2000/svg", "");
         assert!(!no_ns.contains("http://") && !no_ns.contains("https://"));

@@ -7,7 +7,8 @@ use std::fmt::Write;
 use crate::analysis::breakdown::{self, EnvBars, Segment};
 use crate::analysis::capacity;
 use crate::analysis::cases::SyncKind;
-use crate::analysis::overhead::{self, NoiseSource, Overhead, Verdict};
+use crate::analysis::overhead::{self, Overhead, Verdict};
+use crate::analysis::stats;
 use crate::report::charts::{Chart, Section};
 use crate::results::Results;
 
@@ -97,13 +98,13 @@ pub(super) fn overhead(h: &mut String, results: &[Results]) {
     let _ = writeln!(
         h,
         "<p>What kube-proxy's sync loop adds to the fastest way to the identical kernel \
-         objects: its p50 minus the floor's, and their ratio. A difference is given only \
-         when it is larger than the noise: the larger interquartile range of the two \
-         sample sets; a side with fewer than {} samples (a full sync measured once) \
-         borrows its cases' noise, its median times the median IQR-over-median of both \
-         cases' repeated timings. Within the noise the table says <em>no measurable \
-         difference</em>.</p>",
-        crate::analysis::compare::MIN_SAMPLES
+         objects: its p50 minus the floor's, with the 95% bootstrap interval of that \
+         difference of medians (each side's samples redrawn {} times, a fixed seed), and \
+         their ratio. A difference whose interval includes zero is reported as <em>no \
+         measurable difference</em>; a side timed fewer than {} times has no interval, and \
+         its number is marked so.</p>",
+        stats::RESAMPLES,
+        stats::MIN_SAMPLES
     );
     let mut env = None;
     for p in &pairs {
@@ -114,7 +115,7 @@ pub(super) fn overhead(h: &mut String, results: &[Results]) {
             env = Some(&p.env);
             let _ = writeln!(
                 h,
-                "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">kube-proxy</th><th class=\"l\">sync</th><th>kube-proxy p50 ms</th><th>floor p50 ms</th><th>kube-proxy &minus; floor ms</th><th>ratio</th><th class=\"l\">noise ms</th></tr>",
+                "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">kube-proxy</th><th class=\"l\">sync</th><th>kube-proxy p50 ms</th><th>floor p50 ms</th><th>kube-proxy &minus; floor ms</th><th>ratio</th><th class=\"l\">95% CI of the difference, ms</th></tr>",
                 escape(&p.env.label())
             );
         }
@@ -131,7 +132,7 @@ pub(super) fn overhead(h: &mut String, results: &[Results]) {
                 capacity::num(o.floor_ms),
                 difference(o),
                 ratio(o),
-                noise(o),
+                interval(o),
             );
         }
     }
@@ -162,17 +163,10 @@ fn ratio(o: &Overhead) -> String {
     }
 }
 
-fn noise(o: &Overhead) -> String {
-    match o.noise {
-        Some(n) => format!(
-            "{} ({})",
-            capacity::num(n.ms),
-            match n.source {
-                NoiseSource::Iqr => "IQR",
-                NoiseSource::CaseNoise => "case noise",
-            }
-        ),
-        None => "unknown: no repeated samples".into(),
+fn interval(o: &Overhead) -> String {
+    match &o.interval {
+        Some(e) => format!("{}..{}", stats::signed(e.ci95[0]), stats::signed(e.ci95[1])),
+        None => format!("none: fewer than {} samples", stats::MIN_SAMPLES),
     }
 }
 
@@ -187,7 +181,13 @@ mod tests {
 
     #[test]
     fn the_overhead_table_says_so_when_noise_hides_the_difference() {
-        let kp = profiled("iptables", 1000, "kube-proxy", &[700.0], &ten(50.0));
+        let kp = profiled(
+            "iptables",
+            1000,
+            "kube-proxy",
+            &[700.0, 700.0, 700.0],
+            &ten(50.0),
+        );
         let mut floor = profiled("iptables", 1000, "floor", &[300.0], &ten(20.0));
         floor.sync.as_mut().unwrap().update_endpoints = Some(summary(&ten(49.0)));
         let mut h = String::new();
@@ -199,20 +199,23 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        // Full: 700 - 300 against a borrowed noise of 700 x 10/58.
+        // Full: the floor ran once, so no interval.
         assert!(
-            row("full sync")
-                .contains("<td>+400</td><td>2.33x</td><td class=\"l\">121 (case noise)</td>"),
+            row("full sync").contains(
+                "<td>+400 (noise unknown)</td><td>2.33x</td><td class=\"l\">none: fewer than 3 samples</td>"
+            ),
             "{}",
             row("full sync")
         );
-        assert!(row("add service")
-            .contains("<td>+30.0</td><td>2.07x</td><td class=\"l\">10.0 (IQR)</td>"));
-        // update: 58 against 57, IQRs of 10.
         assert!(
-            row("update endpoints").contains(
-                "<td>no measurable difference</td><td>&ndash;</td><td class=\"l\">10.0 (IQR)</td>"
-            ),
+            row("add service").contains("<td>+30.0</td><td>2.07x</td><td class=\"l\">+"),
+            "{}",
+            row("add service")
+        );
+        // update: 58 against 57, spreads of 18.
+        assert!(
+            row("update endpoints")
+                .contains("<td>no measurable difference</td><td>&ndash;</td><td class=\"l\">-"),
             "{}",
             row("update endpoints")
         );

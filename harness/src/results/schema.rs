@@ -362,8 +362,14 @@ pub struct Transit {
     /// against the service index, nanoseconds per service, with its 95% interval.
     pub ns_per_service: Estimate,
     /// How much the probes slow new connections down, percent (paired test: rounds
-    /// with and without the programs attached, alternated).
+    /// with and without the programs attached, alternated; the median over the pairs).
     pub probe_overhead_pct: f64,
+    /// The overhead's 95% interval over the pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_overhead_ci95: Option<[f64; 2]>,
+    /// The probes' own BPF run time per connection (both programs, every packet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_run_ns_per_connection: Option<f64>,
     /// SYNs sent whose transit was not captured (a retransmission overwrote its start,
     /// or the packet took another path). 0 in a quiet pass.
     #[serde(default)]

@@ -225,20 +225,6 @@ impl Backend for FakeBackend {
         "true"
     }
 
-    fn render(&self, _old: Option<&ServiceSet>, new: &ServiceSet) -> String {
-        format!("{} services\n", new.len())
-    }
-
-    fn sync(
-        &self,
-        _ns: &Netns,
-        _old: Option<&ServiceSet>,
-        _new: &ServiceSet,
-        _deadline: Deadline,
-    ) -> Result<SyncReport, ApplyError> {
-        unreachable!("the runner syncs through controllers")
-    }
-
     fn verify(
         &self,
         _ns: &Netns,

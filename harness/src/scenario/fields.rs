@@ -216,6 +216,7 @@ pub(super) fn datapath<E>(
         field,
     )? as u64;
     Ok(Datapath {
+        transit: rd.transit.unwrap_or(d.transit),
         enabled: rd.enabled.unwrap_or(d.enabled),
         rate_per_s,
         duration_s,

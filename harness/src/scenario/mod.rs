@@ -46,6 +46,7 @@ struct RawDatapath {
     connections: Option<i64>,
     keepalive: Option<bool>,
     request_timeout_ms: Option<i64>,
+    transit: Option<bool>,
 }
 
 /// Data-path settings, every default filled in.
@@ -66,6 +67,9 @@ pub struct Datapath {
     pub keepalive: bool,
     /// Per-request timeout, milliseconds (default 2000).
     pub request_timeout_ms: u64,
+    /// Time the SYN through the node inside the kernel per service position, and the
+    /// dataplane's own CPU per request (default true; needs the BPF programs).
+    pub transit: bool,
 }
 
 impl Default for Datapath {
@@ -78,6 +82,7 @@ impl Default for Datapath {
             connections: 32,
             keepalive: false,
             request_timeout_ms: 2000,
+            transit: true,
         }
     }
 }

@@ -177,6 +177,9 @@ fn interleaved(
     let mut tallies = vec![Tally::default(); targets.len()];
     let mut samples = Vec::with_capacity(cfg.rounds * targets.len() * 2);
     for round in 0..cfg.rounds {
+        if dataplane::exec::cancelled() {
+            return Err(TransitError::Interrupted);
+        }
         if started.elapsed() > cfg.pass_time_limit {
             tracing::warn!(
                 "transit pass: time limit reached after {round} of {} rounds",
@@ -242,6 +245,9 @@ fn overhead_rounds(
         Ok(if secs > 0.0 { ok as f64 / secs } else { 0.0 })
     };
     for pair in 0..cfg.overhead_pairs {
+        if dataplane::exec::cancelled() {
+            return Err(TransitError::Interrupted);
+        }
         if started.elapsed() > cfg.overhead_time_limit {
             tracing::warn!(
                 "probe overhead: time limit reached after {pair} of {} pairs",

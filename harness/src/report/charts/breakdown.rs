@@ -7,7 +7,7 @@ use crate::analysis::breakdown::{self, EnvBars, Segment as Part};
 use crate::analysis::cases::{EnvKey, SyncKind};
 use crate::results::Results;
 
-use super::{Body, Chart, Section, Segment, Stacked};
+use super::{slug, Body, Chart, Section, Segment, Stacked};
 
 /// The kinds of sync broken down, with their chart name and title.
 const KINDS: [(SyncKind, &str, &str); 2] = [
@@ -81,19 +81,6 @@ fn chart(name: String, what: &str, e: &EnvBars) -> Chart {
             breakdown::MAPPING
         ),
     }
-}
-
-/// A file-name-safe form of an environment label: `host-6.18.0`.
-fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 #[cfg(test)]

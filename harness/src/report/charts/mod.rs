@@ -1,22 +1,31 @@
 //! Charts of one or several runs. [`build`] turns results into chart data (pure, tested on
 //! exact series); `render` draws them with plotters as SVG text (for the HTML report and
 //! files) and PNG files. A chart with no data is left out rather than drawn empty.
+//!
+//! Environments that cannot be compared (a lab guest under emulation and the host, or
+//! two kernels) never share an axis: every chart is drawn per environment, named
+//! `<chart>-<environment>` when the report covers several. The one exception is the
+//! kernels' side-by-side bars, which compare kernels of the same kind of environment
+//! only (lab-kvm with lab-kvm, host with host).
 
 mod breakdown;
+mod lookup;
+mod overview;
 mod render;
-
-use std::collections::BTreeMap;
 
 pub use render::{render_png, render_svg, ChartError};
 
-use crate::analysis::cases::{self, EnvKey, Row};
-use crate::results::{Case, Results};
+use crate::analysis::cases::{self, Row};
+use crate::results::Results;
 
 /// A line: points sorted by x.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Each point's 95% interval (lo, hi), drawn as a whisker; empty for none, else as
+    /// long as `points`.
+    pub whiskers: Vec<(f64, f64)>,
     /// A secondary line (e.g. p99 next to p50): drawn thinner and dashed-looking.
     pub secondary: bool,
     /// Index into the palette, so a p50 line and its p99 twin share a colour.
@@ -74,6 +83,8 @@ pub enum Body {
 pub enum Section {
     /// The curves and bars of the "Charts" section.
     Overview,
+    /// "Lookup cost": the in-kernel transit against service position.
+    Lookup,
     /// "Where the time goes": the sync breakdowns.
     Breakdown,
 }
@@ -91,7 +102,8 @@ pub struct Chart {
     pub caption: String,
 }
 
-/// Every chart the data supports, in report order.
+/// Every chart the data supports, in report order: per environment, the overview,
+/// then the lookup cost; the kernels side by side; the sync breakdowns.
 pub fn build(results: &[Results]) -> Vec<Chart> {
     let rows: Vec<Row<'_>> = cases::rows(results)
         .into_iter()
@@ -99,70 +111,64 @@ pub fn build(results: &[Results]) -> Vec<Chart> {
         .collect();
     let envs = cases::envs(&rows);
     let several = envs.len() > 1;
-    let mut keys: Vec<(EnvKey, String)> = rows.iter().map(|r| (r.env(), r.mode())).collect();
-    keys.sort();
-    keys.dedup();
-    let mut modes: Vec<String> = keys.iter().map(|k| k.1.clone()).collect();
+    // One colour per mode in every chart, whatever the environment.
+    let mut modes: Vec<String> = rows.iter().map(|r| r.mode()).collect();
     modes.sort();
     modes.dedup();
-    let ctx = Ctx {
-        rows: &rows,
-        keys: &keys,
-        several,
-    };
-    let mut charts = vec![ctx.lines(
-        "full_sync",
-        "Full sync: time to program every service",
-        "full sync, ms",
-        true,
-        &[("", &|c: &Case| c.sync.as_ref().map(|s| s.full.p50_ms))],
-    )];
-    type Pick = fn(&Case) -> Option<&crate::results::DurationSummary>;
-    let ops: [(&str, &str, Pick); 3] = [
-        ("add_service", "add one service", |c| {
-            c.sync.as_ref()?.add_service.as_ref()
-        }),
-        ("remove_service", "remove one service", |c| {
-            c.sync.as_ref()?.remove_service.as_ref()
-        }),
-        ("update_endpoints", "change one service's endpoints", |c| {
-            c.sync.as_ref()?.update_endpoints.as_ref()
-        }),
-    ];
-    for (name, what, pick) in ops {
-        let p50 = move |c: &Case| pick(c).map(|d| d.p50_ms);
-        let p99 = move |c: &Case| pick(c).map(|d| d.p99_ms);
-        charts.push(ctx.lines(
-            &format!("incremental_{name}"),
-            &format!("Incremental update: {what} (p50 solid, p99 thin)"),
-            "ms",
-            true,
-            &[(" p50", &p50), (" p99", &p99)],
-        ));
+    let mut charts = Vec::new();
+    for env in &envs {
+        let own: Vec<Row<'_>> = rows.iter().filter(|r| &r.env() == env).copied().collect();
+        let place = Place {
+            env,
+            several,
+            modes: &modes,
+        };
+        charts.extend(overview::charts(&own, &place));
+        charts.extend(lookup::charts(&own, &place));
     }
-    charts.push(ctx.lines_linear_y(
-        "lookup_overhead",
-        "Lookup overhead: p50 latency added over a direct connection",
-        "us",
-        &[
-            (" first", &|c: &Case| cases::lookup_overhead(c, "first")),
-            (" last", &|c: &Case| cases::lookup_overhead(c, "last")),
-        ],
-    ));
-    charts.push(ctx.lines_linear_y(
-        "cpu_per_request",
-        "Whole-kernel CPU per request under load",
-        "CPU us per request",
-        &[("", &|c: &Case| {
-            c.datapath.as_ref()?.cpu.as_ref().map(|c| c.per_request_us)
-        })],
-    ));
-    charts.push(latency_at_largest(&ctx));
-    if several {
-        charts.extend(per_kernel(&rows, &envs, &modes));
-    }
+    charts.extend(overview::kernels(&rows, &envs));
     charts.extend(breakdown::charts(results));
     charts.into_iter().filter(has_data).collect()
+}
+
+/// Where a chart of one environment goes: its name, title and colours.
+pub(crate) struct Place<'a> {
+    pub env: &'a cases::EnvKey,
+    /// The report covers several environments: names get the environment's slug.
+    pub several: bool,
+    /// Every mode of the report, sorted: a mode's index is its colour.
+    pub modes: &'a [String],
+}
+
+impl Place<'_> {
+    pub fn name(&self, base: &str) -> String {
+        if self.several {
+            format!("{base}-{}", slug(&self.env.label()))
+        } else {
+            base.to_string()
+        }
+    }
+
+    pub fn title(&self, what: &str) -> String {
+        format!("{what} ({})", self.env.label())
+    }
+
+    pub fn color(&self, mode: &str) -> usize {
+        self.modes.iter().position(|m| m == mode).unwrap_or(0)
+    }
+}
+
+/// A file-name-safe form of an environment label: `host-6.18.0`.
+pub(crate) fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
 }
 
 fn has_data(c: &Chart) -> bool {
@@ -173,202 +179,20 @@ fn has_data(c: &Chart) -> bool {
     }
 }
 
-struct Ctx<'a, 'r> {
-    rows: &'a [Row<'r>],
-    keys: &'a [(EnvKey, String)],
-    several: bool,
-}
-
-type Value<'f> = &'f dyn Fn(&Case) -> Option<f64>;
-
-impl Ctx<'_, '_> {
-    fn label(&self, env: &EnvKey, mode: &str) -> String {
-        if self.several {
-            format!("{mode} @ {}", env.kernel)
-        } else {
-            mode.to_string()
-        }
-    }
-
-    fn series(&self, values: &[(&str, Value<'_>)]) -> Vec<Series> {
-        let mut out = Vec::new();
-        // One colour per (kernel, mode) line; its p99 twin shares it.
-        for (color, (env, mode)) in self.keys.iter().enumerate() {
-            for (i, (suffix, value)) in values.iter().enumerate() {
-                let mut points: Vec<(f64, f64)> = self
-                    .rows
-                    .iter()
-                    .filter(|r| &r.env() == env && &r.mode() == mode)
-                    .filter_map(|r| Some((r.case.services as f64, value(r.case)?)))
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                if !points.is_empty() {
-                    out.push(Series {
-                        label: format!("{}{suffix}", self.label(env, mode)),
-                        points,
-                        secondary: i > 0,
-                        color,
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    fn lines(
-        &self,
-        name: &str,
-        title: &str,
-        y: &str,
-        log_y: bool,
-        values: &[(&str, Value<'_>)],
-    ) -> Chart {
-        let series = self.series(values);
-        // A log axis cannot show zero or less.
-        let log_y = log_y && series.iter().flat_map(|s| &s.points).all(|p| p.1 > 0.0);
-        Chart {
-            name: name.into(),
-            title: title.into(),
-            x_label: "services".into(),
-            y_label: y.into(),
-            body: Body::Lines {
-                series,
-                log_x: true,
-                log_y,
-            },
-            section: Section::Overview,
-            caption: String::new(),
-        }
-    }
-
-    fn lines_linear_y(
-        &self,
-        name: &str,
-        title: &str,
-        y: &str,
-        values: &[(&str, Value<'_>)],
-    ) -> Chart {
-        self.lines(name, title, y, false, values)
-    }
-}
-
-/// Latency percentiles to the last service at each mode's largest scale.
-fn latency_at_largest(ctx: &Ctx<'_, '_>) -> Chart {
-    let categories: Vec<String> = ["p50", "p90", "p99", "p99.9"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut series = Vec::new();
-    for (env, mode) in ctx.keys {
-        let largest = ctx
-            .rows
-            .iter()
-            .filter(|r| &r.env() == env && &r.mode() == mode)
-            .filter_map(|r| Some((r.case.services, cases::target_latency(r.case, "last")?)))
-            .max_by_key(|(n, _)| *n);
-        if let Some((n, l)) = largest {
-            series.push((
-                format!("{} ({} svc)", ctx.label(env, mode), n),
-                vec![Some(l.p50), Some(l.p90), Some(l.p99), Some(l.p999)],
-            ));
-        }
-    }
-    Chart {
-        name: "latency_percentiles".into(),
-        title: "Latency to the last service at each mode's largest scale".into(),
-        x_label: "percentile".into(),
-        y_label: "us".into(),
-        body: Body::Bars(Bars { categories, series }),
-        section: Section::Overview,
-        caption: String::new(),
-    }
-}
-
-/// One metric per kernel side by side: per mode, at the largest scale every kernel measured.
-fn per_kernel(rows: &[Row<'_>], envs: &[EnvKey], modes: &[String]) -> Vec<Chart> {
-    type Metric = fn(&Case) -> Option<f64>;
-    let metrics: [(&str, &str, &str, Metric); 3] = [
-        ("kernels_full_sync", "Full sync per kernel", "ms", |c| {
-            c.sync.as_ref().map(|s| s.full.p50_ms)
-        }),
-        (
-            "kernels_incremental",
-            "Slowest incremental update p50 per kernel",
-            "ms",
-            |c| cases::slowest_incremental(c).map(|d| d.1.p50_ms),
-        ),
-        (
-            "kernels_lookup_last",
-            "Lookup overhead to the last service per kernel",
-            "us",
-            |c| cases::lookup_overhead(c, "last"),
-        ),
-    ];
-    let mut charts = Vec::new();
-    for (name, title, unit, value) in metrics {
-        let mut categories = Vec::new();
-        let mut per_env: BTreeMap<&EnvKey, Vec<Option<f64>>> = BTreeMap::new();
-        for mode in modes {
-            // The largest scale measured on every kernel that ran this mode.
-            let mut common: Option<Vec<u64>> = None;
-            for env in envs {
-                let mut n: Vec<u64> = rows
-                    .iter()
-                    .filter(|r| &r.env() == env && &r.mode() == mode && value(r.case).is_some())
-                    .map(|r| r.case.services)
-                    .collect();
-                if n.is_empty() {
-                    continue;
-                }
-                n.sort();
-                common = Some(match common {
-                    None => n,
-                    Some(c) => c.into_iter().filter(|x| n.contains(x)).collect(),
-                });
-            }
-            let Some(&scale) = common.as_ref().and_then(|c| c.iter().max()) else {
-                continue;
-            };
-            let values: Vec<Option<f64>> = envs
-                .iter()
-                .map(|env| {
-                    rows.iter()
-                        .find(|r| &r.env() == env && &r.mode() == mode && r.case.services == scale)
-                        .and_then(|r| value(r.case))
-                })
-                .collect();
-            // Side by side needs two kernels at least.
-            if values.iter().flatten().count() < 2 {
-                continue;
-            }
-            categories.push(format!("{mode} @ {scale}"));
-            for (env, v) in envs.iter().zip(values) {
-                per_env.entry(env).or_default().push(v);
-            }
-        }
-        charts.push(Chart {
-            name: name.into(),
-            title: format!("{title} (largest common scale)"),
-            x_label: "mode @ services".into(),
-            y_label: unit.into(),
-            body: Body::Bars(Bars {
-                categories,
-                series: per_env.into_iter().map(|(e, v)| (e.label(), v)).collect(),
-            }),
-            section: Section::Overview,
-            caption: String::new(),
-        });
-    }
-    charts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::cases::fixtures::{case, results, skipped};
+    use crate::analysis::cases::fixtures::{case, est, results, skipped, with_transit};
 
     fn names(c: &[Chart]) -> Vec<&str> {
         c.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    fn lines(c: &Chart) -> &[Series] {
+        match &c.body {
+            Body::Lines { series, .. } => series,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -388,6 +212,10 @@ mod tests {
                 "incremental_update_endpoints"
             ]
         );
+        assert_eq!(
+            charts[0].title,
+            "Full sync: time to program every service (host 6.18)"
+        );
         let Body::Lines {
             series,
             log_x,
@@ -400,63 +228,103 @@ mod tests {
         assert_eq!(series.len(), 1);
         assert_eq!(series[0].label, "iptables");
         assert_eq!(series[0].points, vec![(100.0, 50.0), (1000.0, 400.0)]);
-        let Body::Lines { series, .. } = &charts[1].body else {
-            panic!()
-        };
+        assert!(series[0].whiskers.is_empty(), "one full sync: no interval");
+        let s = lines(&charts[1]);
         assert_eq!(
-            series
-                .iter()
+            s.iter()
                 .map(|s| (s.label.as_str(), s.secondary))
                 .collect::<Vec<_>>(),
             [("iptables p50", false), ("iptables p99", true)]
         );
+        // 10 samples around 5 and 40 ms: the 2nd and 9th of each.
+        assert_eq!(s[0].whiskers.len(), 2);
+        assert!((s[0].whiskers[0].0 - 4.97).abs() < 1e-9);
+        assert!((s[0].whiskers[1].1 - 40.04).abs() < 1e-9);
+        assert!(s[1].whiskers.is_empty());
     }
 
     #[test]
-    fn data_path_and_kernels() {
+    fn environments_never_share_an_axis() {
+        let transit = |c| with_transit(c, 900.0, 3000.0, 15.0, 30.0, est(15.0, 14.5, 15.5));
         let a = results(
             "6.1.0",
             vec![
-                case("iptables", 100, 50.0, 5.0, 10.0),
+                transit(case("iptables", 100, 50.0, 5.0, 10.0)),
                 case("iptables", 1000, 400.0, 40.0, 30.0),
                 case("nftables", 1000, 100.0, 4.0, 3.0),
             ],
         );
         let b = results("6.12.0", vec![case("iptables", 100, 45.0, 4.0, 9.0)]);
-        let charts = build(&[a, b]);
+        let mut lab = results("6.12.0", vec![case("ipvs", 100, 900.0, 90.0, 20000.0)]);
+        lab.environments[0].kind = "lab-tcg".into();
+        let charts = build(&[a, b, lab]);
+        let host61: Vec<&str> = names(&charts)
+            .into_iter()
+            .filter(|n| n.ends_with("-host-6.1.0"))
+            .collect();
         assert_eq!(
-            names(&charts),
+            host61,
             [
-                "full_sync",
-                "incremental_add_service",
-                "incremental_remove_service",
-                "incremental_update_endpoints",
-                "lookup_overhead",
-                "cpu_per_request",
-                "latency_percentiles",
-                "kernels_full_sync",
-                "kernels_incremental",
-                "kernels_lookup_last"
+                "full_sync-host-6.1.0",
+                "incremental_add_service-host-6.1.0",
+                "incremental_remove_service-host-6.1.0",
+                "incremental_update_endpoints-host-6.1.0",
+                "cpu_per_request-host-6.1.0",
+                "latency_percentiles-host-6.1.0",
+                "lookup_cost-host-6.1.0",
             ]
         );
-        let Body::Lines { series, log_y, .. } = &charts[4].body else {
-            panic!()
-        };
-        assert!(!log_y);
-        assert_eq!(series[0].label, "iptables @ 6.1.0 first");
-        assert_eq!(series[1].points, vec![(100.0, 10.0), (1000.0, 30.0)]);
-        let Body::Bars(bars) = &charts[6].body else {
-            panic!()
-        };
-        assert_eq!(bars.series[0].0, "iptables @ 6.1.0 (1000 svc)");
-        assert_eq!(bars.series[0].1[0], Some(80.0));
-        let Body::Bars(k) = &charts[7].body else {
-            panic!()
-        };
-        // nftables ran on one kernel only: nothing to put side by side.
+        assert!(names(&charts).contains(&"full_sync-lab-tcg-6.12.0"));
+        // Every line and percentile chart holds one environment's cases only.
+        for c in charts.iter().filter(|c| !c.name.starts_with("kernels_")) {
+            let env = ["host 6.1.0", "host 6.12.0", "lab-tcg 6.12.0"]
+                .into_iter()
+                .filter(|e| c.title.contains(&format!("({e})")))
+                .count();
+            assert_eq!(env, 1, "{}", c.title);
+        }
+        let cpu = charts
+            .iter()
+            .find(|c| c.name == "cpu_per_request-host-6.1.0")
+            .unwrap();
+        assert!(cpu.title.starts_with("Machine-wide CPU per request"));
+        assert!(cpu.caption.contains("the load generator"));
+        let lab_full = charts
+            .iter()
+            .find(|c| c.name == "full_sync-lab-tcg-6.12.0")
+            .unwrap();
+        assert_eq!(lines(lab_full)[0].points, [(100.0, 900.0)]);
+        assert_eq!(lines(lab_full)[0].color, 1, "ipvs/rr's colour everywhere");
+        // Kernels side by side: the two hosts only, never the lab.
+        let k = charts
+            .iter()
+            .find(|c| c.name == "kernels_full_sync")
+            .unwrap();
+        assert_eq!(k.title, "Full sync per kernel, largest common scale (host)");
+        let Body::Bars(k) = &k.body else { panic!() };
         assert_eq!(k.categories, ["iptables @ 100"]);
         assert_eq!(k.series[0], ("host 6.1.0".into(), vec![Some(50.0)]));
         assert_eq!(k.series[1], ("host 6.12.0".into(), vec![Some(45.0)]));
+        assert_eq!(k.series.len(), 2);
+    }
+
+    #[test]
+    fn the_dataplane_cpu_is_charted_where_measured() {
+        let mut c = case("iptables", 100, 50.0, 5.0, 10.0);
+        c.datapath
+            .as_mut()
+            .unwrap()
+            .cpu
+            .as_mut()
+            .unwrap()
+            .dataplane_ns_per_request = Some(4200.0);
+        let charts = build(&[results("6.18", vec![c])]);
+        let dp = charts
+            .iter()
+            .find(|c| c.name == "dataplane_cpu_per_request")
+            .unwrap();
+        assert_eq!(lines(dp)[0].points, [(100.0, 4200.0)]);
+        assert!(dp.caption.contains("belongs to the dataplane"));
     }
 
     #[test]

@@ -246,7 +246,12 @@ fn draw<DB: DrawingBackend>(
             log_y,
         } => {
             let (x0, x1) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
-            let (y0, y1) = bounds(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+            let (y0, y1) = bounds(series.iter().flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(s.whiskers.iter().flat_map(|w| [w.0, w.1]))
+            }));
             let (xl, xr) = (log_range(x0, x1), linear_range(x0, x1));
             let (yl, yr) = (log_range(y0, y1), linear_range(y0, y1));
             let l = Look {
@@ -318,6 +323,13 @@ where
             color.stroke_width((2.0 * k) as u32)
         };
         c.draw_series(LineSeries::new(s.points.clone(), style))?;
+        // The 95% interval of each point, when the series has them.
+        if s.whiskers.len() == s.points.len() {
+            let whisker = color.mix(0.8).stroke_width(k.max(1.0) as u32);
+            c.draw_series(s.points.iter().zip(&s.whiskers).map(|(p, w)| {
+                ErrorBar::new_vertical(p.0, w.0, p.1, w.1, whisker, (8.0 * k) as u32)
+            }))?;
+        }
         let r = (3.0 * k) as i32;
         if s.secondary {
             c.draw_series(
@@ -477,6 +489,7 @@ mod tests {
                 series: vec![Series {
                     label: "mode<script>".into(),
                     points: vec![(100.0, 10.0), (1000.0, 80.0)],
+                    whiskers: vec![(9.0, 11.0), (70.0, 95.0)],
                     secondary: false,
                     color: 0,
                 }],

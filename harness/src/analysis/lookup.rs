@@ -1,0 +1,248 @@
+//! What a lookup costs in one case, every difference with its interval.
+//!
+//! - **In-kernel transit** (`datapath.transit`), when present: each target's SYN p50
+//!   with its order-statistic interval, so the VIP against direct (the last position's
+//!   p50 minus direct's) and the last position against the first are differences of
+//!   estimates ([`stats::difference_of_estimates`]), and the cost per service position
+//!   is the pass's fitted `ns_per_service` with its bootstrap interval.
+//! - **End to end**, otherwise: each request-latency phase's p50 with the interval its
+//!   recorded histogram gives (order statistics over every request). The phases ran one
+//!   after the other, so a drift of the machine between them is not in the interval;
+//!   results without histograms have no interval and no difference is drawn from them.
+
+use crate::analysis::stats;
+use crate::results::{Case, Estimate, Transit, TransitTarget};
+
+/// One service position of the transit pass.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    /// The service's position in rule order (0 = first).
+    pub service_index: u64,
+    /// The SYN's transit p50, ns, with its interval.
+    pub syn_ns: Estimate,
+}
+
+/// The transit figures of a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitLookup {
+    /// Direct (no DNAT): the SYN's transit p50, ns.
+    pub direct: Option<Estimate>,
+    /// Service positions, first to last.
+    pub positions: Vec<Position>,
+    /// The fitted cost per service position, ns.
+    pub ns_per_service: Estimate,
+    pub probe_overhead_pct: f64,
+    pub unmatched: u64,
+}
+
+fn syn(t: &TransitTarget) -> Estimate {
+    Estimate {
+        estimate: t.syn_ns.p50,
+        ci95: t.syn_ns.ci95_p50,
+    }
+}
+
+impl TransitLookup {
+    pub fn from_transit(t: &Transit) -> TransitLookup {
+        let mut positions: Vec<Position> = t
+            .targets
+            .iter()
+            .filter_map(|x| {
+                Some(Position {
+                    service_index: x.service_index?,
+                    syn_ns: syn(x),
+                })
+            })
+            .collect();
+        positions.sort_by_key(|p| p.service_index);
+        TransitLookup {
+            direct: t
+                .targets
+                .iter()
+                .find(|x| x.service_index.is_none())
+                .map(syn),
+            positions,
+            ns_per_service: t.ns_per_service,
+            probe_overhead_pct: t.probe_overhead_pct,
+            unmatched: t.unmatched,
+        }
+    }
+
+    pub fn first(&self) -> Option<&Position> {
+        self.positions.first()
+    }
+
+    /// The last service position measured: the most rules ahead of it.
+    pub fn last(&self) -> Option<&Position> {
+        self.positions.last()
+    }
+
+    /// The last position's SYN p50 minus direct's, ns.
+    pub fn vip_vs_direct(&self) -> Option<Estimate> {
+        Some(stats::difference_of_estimates(
+            self.last()?.syn_ns,
+            self.direct?,
+        ))
+    }
+
+    /// The last position's SYN p50 minus the first's, ns; `None` with one position.
+    pub fn last_vs_first(&self) -> Option<Estimate> {
+        let (first, last) = (self.first()?, self.last()?);
+        (last.service_index > first.service_index)
+            .then(|| stats::difference_of_estimates(last.syn_ns, first.syn_ns))
+    }
+}
+
+/// The case's transit figures, when the pass ran.
+pub fn transit(c: &Case) -> Option<TransitLookup> {
+    c.datapath
+        .as_ref()?
+        .transit
+        .as_ref()
+        .map(TransitLookup::from_transit)
+}
+
+/// Why a case has no transit figures, in words.
+pub fn transit_missing(c: &Case) -> String {
+    match c.datapath.as_ref() {
+        None => "data path not measured".into(),
+        Some(d) => match &d.transit_error {
+            Some(e) => format!("in-kernel timing did not run: {e}"),
+            None => "no in-kernel timing in these results".into(),
+        },
+    }
+}
+
+/// End-to-end request p50 of the case's phases, us, each with its histogram's interval.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EndToEnd {
+    pub direct: Option<Estimate>,
+    pub first: Option<Estimate>,
+    pub last: Option<Estimate>,
+}
+
+impl EndToEnd {
+    /// Last through the VIP minus direct, us.
+    pub fn vip_vs_direct(&self) -> Option<Estimate> {
+        Some(stats::difference_of_estimates(self.last?, self.direct?))
+    }
+
+    pub fn last_vs_first(&self) -> Option<Estimate> {
+        Some(stats::difference_of_estimates(self.last?, self.first?))
+    }
+}
+
+/// The end-to-end p50s with intervals; a phase without a readable histogram has none.
+pub fn end_to_end(c: &Case) -> EndToEnd {
+    let phase = |name: &str| -> Option<Estimate> {
+        let t = c
+            .datapath
+            .as_ref()?
+            .targets
+            .iter()
+            .find(|t| t.target == name)?;
+        let ci = histogram_median_ci(t.hdr_histogram_base64.as_deref()?)?;
+        let p50 = t.latency_us.p50;
+        Some(Estimate {
+            estimate: p50,
+            ci95: [ci[0].min(p50), ci[1].max(p50)],
+        })
+    };
+    EndToEnd {
+        direct: phase("direct"),
+        first: phase("first"),
+        last: phase("last"),
+    }
+}
+
+/// The median's order-statistic interval from an HdrHistogram V2 (deflate) in base64.
+pub fn histogram_median_ci(b64: &str) -> Option<[f64; 2]> {
+    use hdrhistogram::serialization::Deserializer;
+    let bytes = data_encoding::BASE64.decode(b64.as_bytes()).ok()?;
+    let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()?;
+    let n = h.len();
+    if n == 0 {
+        return None;
+    }
+    let (lo, hi) = stats::median_ci_ranks(usize::try_from(n).ok()?);
+    // The value of 0-based rank r: the smallest whose cumulative count reaches r + 1.
+    let at = |r: usize| h.value_at_quantile((r as f64 + 1.0) / n as f64) as f64;
+    Some([at(lo), at(hi)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cases::fixtures::{case, est, with_transit};
+
+    #[test]
+    fn transit_differences_carry_intervals() {
+        // 9 positions over 1,000 services: 0, 124, ..., 999; 3,000 + 5 ns per position.
+        let c = with_transit(
+            case("iptables", 1000, 1.0, 1.0, 1.0),
+            900.0,
+            3000.0,
+            5.0,
+            30.0,
+            est(5.0, 4.9, 5.1),
+        );
+        let t = transit(&c).unwrap();
+        assert_eq!(t.positions.len(), 9);
+        assert_eq!(t.first().unwrap().service_index, 0);
+        assert_eq!(t.last().unwrap().syn_ns, est(7995.0, 7965.0, 8025.0));
+        assert_eq!(t.direct, Some(est(900.0, 870.0, 930.0)));
+        // Halves of 30 and 30 in quadrature: 30 sqrt 2.
+        let h = 30.0 * 2f64.sqrt();
+        let d = t.vip_vs_direct().unwrap();
+        assert_eq!(d.estimate, 7095.0);
+        assert!((d.ci95[0] - (7095.0 - h)).abs() < 1e-9);
+        let lf = t.last_vs_first().unwrap();
+        assert_eq!(lf.estimate, 4995.0);
+        assert!((lf.ci95[1] - (4995.0 + h)).abs() < 1e-9);
+        assert_eq!(t.ns_per_service, est(5.0, 4.9, 5.1));
+        let plain = case("iptables", 1000, 1.0, 1.0, 1.0);
+        assert!(transit(&plain).is_none());
+        assert_eq!(
+            transit_missing(&plain),
+            "no in-kernel timing in these results"
+        );
+        let mut failed = plain.clone();
+        failed.datapath.as_mut().unwrap().transit_error = Some("needs root".into());
+        assert_eq!(
+            transit_missing(&failed),
+            "in-kernel timing did not run: needs root"
+        );
+    }
+
+    #[test]
+    fn end_to_end_intervals_come_from_the_histograms() {
+        let mut c = case("iptables", 1000, 1.0, 1.0, 30.0);
+        // Without histograms: no interval, so no difference.
+        assert_eq!(end_to_end(&c).vip_vs_direct(), None);
+        let hist = |from: u64| {
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).unwrap();
+            for v in from..from + 10 {
+                h.record(v).unwrap();
+            }
+            let mut bytes = Vec::new();
+            use hdrhistogram::serialization::Serializer;
+            hdrhistogram::serialization::V2DeflateSerializer::new()
+                .serialize(&h, &mut bytes)
+                .unwrap();
+            data_encoding::BASE64.encode(&bytes)
+        };
+        let dp = c.datapath.as_mut().unwrap();
+        for (t, from) in dp.targets.iter_mut().zip([50, 55, 76]) {
+            t.hdr_histogram_base64 = Some(hist(from));
+        }
+        // 10 requests: the median's interval is the 2nd to the 9th value.
+        assert_eq!(histogram_median_ci(&hist(50)), Some([51.0, 58.0]));
+        let e = end_to_end(&c);
+        assert_eq!(e.direct, Some(est(50.0, 50.0, 58.0)), "widened to the p50");
+        assert_eq!(e.last, Some(est(80.0, 77.0, 84.0)));
+        assert!(e.vip_vs_direct().unwrap().ci95[0] > 0.0);
+        assert_eq!(histogram_median_ci("not base64!"), None);
+    }
+}

@@ -1,0 +1,542 @@
+//! The statistics behind every difference the report draws, and how it words them.
+//!
+//! - A **median** is the nearest-rank 50th percentile, as every percentile in kpbench,
+//!   so a difference of medians equals the difference of the `p50_ms` the results show.
+//! - A **median's 95% interval** comes from order statistics: the number of samples
+//!   below the true median is Binomial(n, 1/2). Below 6 samples no pair of order
+//!   statistics reaches 95% and the samples' range is used ([`median_interval_is_95`]
+//!   says which).
+//! - A **difference of two sample sets** is the difference of their medians with a 95%
+//!   percentile-bootstrap interval: [`RESAMPLES`] times, each set is redrawn with
+//!   replacement and the difference of the redrawn medians taken; the interval is the
+//!   2.5th to 97.5th percentile of those. The generator is seeded ([`SEED`]), so a
+//!   report is the same on every machine and tests check exact numbers.
+//! - A **difference of two estimates** that only carry intervals (a transit target's
+//!   p50 and its order-statistic interval) is a normal approximation for independent
+//!   estimates: each side of the interval combines the matching half-widths in
+//!   quadrature ([`difference_of_estimates`]).
+//! - A **slope** across scales is the least-squares line through each scale's median,
+//!   with a bootstrap interval that redraws every scale's samples ([`bootstrap_slope`]).
+//!
+//! The rule: **a difference whose interval includes zero is "no measurable
+//! difference"**, and the report gives its interval instead of a number to act on.
+
+use crate::results::Estimate;
+
+/// Fewer samples than this on a side and there is no interval to speak of.
+pub const MIN_SAMPLES: usize = 3;
+/// Bootstrap resamples per interval.
+pub const RESAMPLES: usize = 2_000;
+/// The bootstrap generator's seed ("kpbench2").
+pub const SEED: u64 = 0x6b70_6265_6e63_6832;
+/// Two-sided level of every interval.
+const ALPHA: f64 = 0.05;
+
+/// Whether a difference can be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The interval excludes zero.
+    Measured,
+    /// The interval includes zero.
+    NoMeasurableDifference,
+}
+
+/// The rule: measured only when the interval excludes zero.
+pub fn verdict(e: &Estimate) -> Verdict {
+    if e.includes_zero() {
+        Verdict::NoMeasurableDifference
+    } else {
+        Verdict::Measured
+    }
+}
+
+/// Measurably above zero.
+pub fn above_zero(e: &Estimate) -> bool {
+    e.ci95[0] > 0.0
+}
+
+/// Measurably below zero.
+pub fn below_zero(e: &Estimate) -> bool {
+    e.ci95[1] < 0.0
+}
+
+/// SplitMix64: a small deterministic generator, so a fixed seed gives the same interval
+/// everywhere without a dependency.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (multiply-shift on the high 32 bits; the bias is below 2^-32
+    /// for the sample counts here).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize
+    }
+}
+
+/// The nearest-rank percentile `p` (0..=100) of sorted values.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    let rank = ((p / 100.0) * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// The nearest-rank median; `None` without samples.
+pub fn median(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| nearest_rank(&sorted(v), 50.0))
+}
+
+/// 0-based ranks `(lo, hi)` into `n` sorted samples whose values bound the median with
+/// at least 95% coverage: `[x_(j), x_(n+1-j)]` (1-based) covers it with probability
+/// `1 - 2 F(j-1)` for Binomial(n, 1/2), `j` the largest with `F(j-1) <= 2.5%`. Below 6
+/// samples no `j` qualifies and the whole range is returned. `n` must be positive.
+pub fn median_ci_ranks(n: usize) -> (usize, usize) {
+    assert!(n > 0, "median interval of no samples");
+    let nf = n as f64;
+    // In log space: 2^-n underflows past n = 1074.
+    let mut log_pmf = -nf * std::f64::consts::LN_2;
+    let mut cdf = 0.0;
+    let mut j = 0;
+    for k in 0..n {
+        if k > 0 {
+            log_pmf += ((nf - k as f64 + 1.0) / k as f64).ln();
+        }
+        cdf += log_pmf.exp();
+        if cdf > ALPHA / 2.0 {
+            break;
+        }
+        j = k + 1;
+    }
+    if j == 0 {
+        (0, n - 1)
+    } else {
+        (j - 1, n - j)
+    }
+}
+
+/// Whether `n` samples give the median a true 95% interval (else it is their range).
+pub fn median_interval_is_95(n: usize) -> bool {
+    n >= 6
+}
+
+/// The median with its order-statistic interval; `None` without samples.
+pub fn median_estimate(v: &[f64]) -> Option<Estimate> {
+    if v.is_empty() {
+        return None;
+    }
+    let s = sorted(v);
+    let (lo, hi) = median_ci_ranks(s.len());
+    Some(Estimate {
+        estimate: nearest_rank(&s, 50.0),
+        ci95: [s[lo], s[hi]],
+    })
+}
+
+/// The 2.5th and 97.5th nearest-rank percentiles of `v` (not empty).
+fn percentile_interval(v: &mut [f64]) -> [f64; 2] {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    [at(ALPHA / 2.0), at(1.0 - ALPHA / 2.0)]
+}
+
+/// The median of `samples` redrawn with replacement, using `buf` as scratch.
+fn resampled_median(samples: &[f64], rng: &mut SplitMix64, buf: &mut Vec<f64>) -> f64 {
+    buf.clear();
+    buf.extend((0..samples.len()).map(|_| samples[rng.below(samples.len())]));
+    buf.sort_by(f64::total_cmp);
+    nearest_rank(buf, 50.0)
+}
+
+/// median(a) - median(b) with its 95% bootstrap interval ([`RESAMPLES`], [`SEED`]);
+/// `None` when either side has fewer than [`MIN_SAMPLES`] samples.
+pub fn median_difference(a: &[f64], b: &[f64]) -> Option<Estimate> {
+    median_difference_with(a, b, RESAMPLES, SEED)
+}
+
+/// [`median_difference`] with the resamples and seed given.
+pub fn median_difference_with(
+    a: &[f64],
+    b: &[f64],
+    resamples: usize,
+    seed: u64,
+) -> Option<Estimate> {
+    if a.len() < MIN_SAMPLES || b.len() < MIN_SAMPLES || resamples == 0 {
+        return None;
+    }
+    let estimate = median(a)? - median(b)?;
+    let mut rng = SplitMix64::new(seed);
+    let mut buf = Vec::with_capacity(a.len().max(b.len()));
+    let mut diffs: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let ma = resampled_median(a, &mut rng, &mut buf);
+            ma - resampled_median(b, &mut rng, &mut buf)
+        })
+        .collect();
+    Some(Estimate {
+        estimate,
+        ci95: percentile_interval(&mut diffs),
+    })
+}
+
+/// `a - b` for independent estimates known only by their intervals: the lower side
+/// combines a's lower half-width with b's upper one in quadrature, and the upper side
+/// the other two (a normal approximation; exact for symmetric normal intervals).
+pub fn difference_of_estimates(a: Estimate, b: Estimate) -> Estimate {
+    let estimate = a.estimate - b.estimate;
+    let below = (a.estimate - a.ci95[0]).hypot(b.ci95[1] - b.estimate);
+    let above = (a.ci95[1] - a.estimate).hypot(b.estimate - b.ci95[0]);
+    Estimate {
+        estimate,
+        ci95: [estimate - below, estimate + above],
+    }
+}
+
+/// The estimate and its interval times `k` (an interval stays ordered for a negative k).
+pub fn scale(e: Estimate, k: f64) -> Estimate {
+    let (lo, hi) = (e.ci95[0] * k, e.ci95[1] * k);
+    Estimate {
+        estimate: e.estimate * k,
+        ci95: [lo.min(hi), lo.max(hi)],
+    }
+}
+
+/// A line through scales: the least-squares fit of each scale's median, the slope with
+/// its bootstrap interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlopeFit {
+    pub intercept: f64,
+    /// Per unit of x.
+    pub slope: Estimate,
+}
+
+/// Least squares `(intercept, slope)`; `None` with fewer than two distinct x.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    Some((my - slope * mx, slope))
+}
+
+/// The line through the medians of `groups` (x, samples) with a 95% bootstrap interval
+/// of its slope: each resample redraws every group within itself. Groups with fewer
+/// than [`MIN_SAMPLES`] samples are left out (they have no interval to lend); `None`
+/// when fewer than two distinct x remain.
+pub fn bootstrap_slope(groups: &[(f64, &[f64])]) -> Option<SlopeFit> {
+    let groups: Vec<&(f64, &[f64])> = groups.iter().filter(|g| g.1.len() >= MIN_SAMPLES).collect();
+    let medians: Vec<(f64, f64)> = groups
+        .iter()
+        .map(|(x, s)| Some((*x, median(s)?)))
+        .collect::<Option<_>>()?;
+    let (intercept, slope) = least_squares(&medians)?;
+    let mut rng = SplitMix64::new(SEED);
+    let mut buf = Vec::new();
+    let mut points = medians.clone();
+    let mut slopes: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            for (p, (_, s)) in points.iter_mut().zip(&groups) {
+                p.1 = resampled_median(s, &mut rng, &mut buf);
+            }
+            least_squares(&points).map_or(slope, |f| f.1)
+        })
+        .collect();
+    Some(SlopeFit {
+        intercept,
+        slope: Estimate {
+            estimate: slope,
+            ci95: percentile_interval(&mut slopes),
+        },
+    })
+}
+
+/// A service count for prose: whole numbers with thousands separators.
+pub fn count(n: f64) -> String {
+    let s = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Decimals that give `v` three significant digits (none from 100 up).
+fn decimals(v: f64) -> usize {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        3
+    }
+}
+
+/// A number with three significant digits, for prose.
+pub fn num(v: f64) -> String {
+    format!("{v:.*}", decimals(v))
+}
+
+/// Decimals for an estimate and its interval: three significant digits of the
+/// estimate, or more when the interval is narrower, so its two ends never read alike
+/// (one significant digit of its width, at most four decimals).
+fn decimals_for(e: &Estimate) -> usize {
+    let width = e.ci95[1] - e.ci95[0];
+    let by_width = if width > 0.0 {
+        (-width.log10().floor()).clamp(0.0, 4.0) as usize
+    } else {
+        0
+    };
+    decimals(e.estimate).max(by_width)
+}
+
+fn at(v: f64, d: usize) -> String {
+    format!("{v:.d$}")
+}
+
+fn signed_at(v: f64, d: usize) -> String {
+    if v > 0.0 {
+        format!("+{}", at(v, d))
+    } else {
+        at(v, d)
+    }
+}
+
+/// [`num`] with a sign: "+12.0", "-3.10", "0".
+pub fn signed(v: f64) -> String {
+    signed_at(v, decimals(v))
+}
+
+fn unit_suffix(unit: &str) -> String {
+    if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    }
+}
+
+/// "5.10 ns (95% CI 4.80..5.40)".
+pub fn with_ci(e: &Estimate, unit: &str) -> String {
+    let d = decimals_for(e);
+    format!(
+        "{}{} (95% CI {}..{})",
+        at(e.estimate, d),
+        unit_suffix(unit),
+        at(e.ci95[0], d),
+        at(e.ci95[1], d)
+    )
+}
+
+/// The interval alone, signed: "95% CI -1.00..+3.00 ms".
+pub fn interval(e: &Estimate, unit: &str) -> String {
+    let d = decimals_for(e);
+    format!(
+        "95% CI {}..{}{}",
+        signed_at(e.ci95[0], d),
+        signed_at(e.ci95[1], d),
+        unit_suffix(unit)
+    )
+}
+
+/// A difference by the rule: "+12.0 ms (95% CI +10.0..+14.0)" when its interval
+/// excludes zero, else "no measurable difference (95% CI -1.00..+3.00 ms)": the
+/// interval shows how large a difference could hide in the noise.
+pub fn difference(e: &Estimate, unit: &str) -> String {
+    let d = decimals_for(e);
+    let ci = format!("{}..{}", signed_at(e.ci95[0], d), signed_at(e.ci95[1], d));
+    match verdict(e) {
+        Verdict::Measured => format!(
+            "{}{} (95% CI {ci})",
+            signed_at(e.estimate, d),
+            unit_suffix(unit)
+        ),
+        Verdict::NoMeasurableDifference => {
+            format!(
+                "no measurable difference (95% CI {ci}{})",
+                unit_suffix(unit)
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn est(estimate: f64, lo: f64, hi: f64) -> Estimate {
+        Estimate {
+            estimate,
+            ci95: [lo, hi],
+        }
+    }
+
+    #[test]
+    fn splitmix64_matches_its_reference_sequence() {
+        // The reference implementation's first outputs for seed 0.
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+        let mut r = SplitMix64::new(7);
+        assert!((0..10_000).map(|_| r.below(3)).all(|i| i < 3));
+    }
+
+    #[test]
+    fn medians_are_nearest_rank_with_order_statistic_intervals() {
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[]), None);
+        // n = 10: P(Bin <= 1) = 11/1024 <= 2.5% < P(Bin <= 2) = 56/1024, so the 2nd
+        // and 9th values (0-based 1 and 8).
+        assert_eq!(median_ci_ranks(10), (1, 8));
+        assert_eq!(median_ci_ranks(5), (0, 4), "too few: the range");
+        assert_eq!(median_ci_ranks(6), (0, 5), "1/64 per tail covers 96.9%");
+        assert_eq!(median_ci_ranks(1), (0, 0));
+        assert!(!median_interval_is_95(5) && median_interval_is_95(6));
+        let v: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        assert_eq!(median_estimate(&v), Some(est(5.0, 2.0, 9.0)));
+        // Large n stays finite and symmetric around the middle.
+        let (lo, hi) = median_ci_ranks(10_000);
+        assert_eq!(lo + hi, 9_999);
+        assert!((4_890..4_910).contains(&lo), "{lo}");
+    }
+
+    #[test]
+    fn the_bootstrap_difference_of_medians_is_exact_on_known_samples() {
+        // b's redrawn median is 1, 2 or 3, each often (7/27, 13/27, 7/27), a's always 10.
+        let d = median_difference(&[10.0, 10.0, 10.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(d, est(8.0, 7.0, 9.0));
+        assert_eq!(verdict(&d), Verdict::Measured);
+        // Equal constant sets: exactly zero, an interval of [0, 0]: no difference.
+        let z = median_difference(&[5.0; 4], &[5.0; 4]).unwrap();
+        assert_eq!(z, est(0.0, 0.0, 0.0));
+        assert_eq!(verdict(&z), Verdict::NoMeasurableDifference);
+        // Too few samples: no interval, so no difference to speak of.
+        assert_eq!(median_difference(&[1.0, 2.0], &[1.0, 2.0, 3.0]), None);
+        // The same seed gives the same interval.
+        let a: Vec<f64> = (0..20).map(|i| 50.0 + (i * 7 % 11) as f64).collect();
+        let b: Vec<f64> = (0..20).map(|i| 48.0 + (i * 5 % 13) as f64).collect();
+        assert_eq!(median_difference(&a, &b), median_difference(&a, &b));
+    }
+
+    #[test]
+    fn overlapping_noise_is_no_measurable_difference_and_a_clear_shift_is_measured() {
+        // 10 samples 0..9 against the same shifted by 1: the medians differ by 1, but
+        // the spread is 9 wide.
+        let a: Vec<f64> = (0..10).map(|i| i as f64 + 1.0).collect();
+        let b: Vec<f64> = (0..10).map(f64::from).collect();
+        let d = median_difference(&a, &b).unwrap();
+        assert_eq!(d.estimate, 1.0);
+        assert!(d.includes_zero(), "{d:?}");
+        assert_eq!(verdict(&d), Verdict::NoMeasurableDifference);
+        // Shifted by 100: every redrawn difference lies in 91..=109.
+        let far: Vec<f64> = b.iter().map(|v| v + 100.0).collect();
+        let d = median_difference(&far, &b).unwrap();
+        assert_eq!(d.estimate, 100.0);
+        assert!(d.ci95[0] >= 91.0 && d.ci95[1] <= 109.0, "{d:?}");
+        assert!(above_zero(&d) && !below_zero(&d));
+        let d = median_difference(&b, &far).unwrap();
+        assert!(below_zero(&d));
+    }
+
+    #[test]
+    fn estimates_subtract_with_quadrature_halves() {
+        // a = 10 [8, 13], b = 4 [1, 5]: below sqrt(2^2 + 1^2), above sqrt(3^2 + 3^2).
+        let d = difference_of_estimates(est(10.0, 8.0, 13.0), est(4.0, 1.0, 5.0));
+        assert_eq!(d.estimate, 6.0);
+        assert_eq!(d.ci95, [6.0 - 5f64.sqrt(), 6.0 + 18f64.sqrt()]);
+        // 3-4-5: two halves of 3 and 4 make 5.
+        let d = difference_of_estimates(est(10.0, 7.0, 13.0), est(9.0, 5.0, 13.0));
+        assert_eq!(d, est(1.0, -4.0, 6.0));
+        assert_eq!(verdict(&d), Verdict::NoMeasurableDifference);
+        assert_eq!(scale(est(2.0, 1.0, 3.0), -2.0), est(-4.0, -6.0, -2.0));
+    }
+
+    #[test]
+    fn slopes_carry_the_scales_noise() {
+        // Constant samples: the line is exact and so is its interval.
+        let small = [5.0, 5.0, 5.0];
+        let large = [15.0, 15.0, 15.0];
+        let f = bootstrap_slope(&[(100.0, &small), (300.0, &large)]).unwrap();
+        assert_eq!(f.intercept, 0.0);
+        assert_eq!(f.slope, est(0.05, 0.05, 0.05));
+        // Wide samples whose medians barely move: the slope could be either sign.
+        let a = [1.0, 50.0, 100.0, 2.0, 99.0];
+        let b = [3.0, 52.0, 98.0, 1.0, 97.0];
+        let f = bootstrap_slope(&[(100.0, &a), (300.0, &b)]).unwrap();
+        assert_eq!(f.slope.estimate, 0.01);
+        assert!(f.slope.includes_zero(), "{:?}", f.slope);
+        // A scale without an interval is left out: one scale is no line.
+        assert!(bootstrap_slope(&[(100.0, &a), (300.0, &[1.0])]).is_none());
+        assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
+        assert_eq!(least_squares(&[(1.0, 3.0), (3.0, 7.0)]), Some((1.0, 2.0)));
+    }
+
+    #[test]
+    fn differences_read_as_the_rule_says() {
+        assert_eq!(
+            difference(&est(12.0, 10.0, 14.0), "ms"),
+            "+12.0 ms (95% CI +10.0..+14.0)"
+        );
+        assert_eq!(
+            difference(&est(-3.0, -4.5, -1.5), "us"),
+            "-3.00 us (95% CI -4.50..-1.50)"
+        );
+        assert_eq!(
+            difference(&est(1.0, -1.0, 3.0), "ms"),
+            "no measurable difference (95% CI -1.00..+3.00 ms)"
+        );
+        assert_eq!(
+            with_ci(&est(5.1, 4.8, 5.4), "ns"),
+            "5.10 ns (95% CI 4.80..5.40)"
+        );
+        assert_eq!(with_ci(&est(5.1, 4.8, 5.4), ""), "5.10 (95% CI 4.80..5.40)");
+        assert_eq!(
+            interval(&est(1.0, -1.0, 3.0), "ms"),
+            "95% CI -1.00..+3.00 ms"
+        );
+        assert_eq!(count(1234567.4), "1,234,567");
+        assert_eq!(num(0.01234), "0.012");
+        assert_eq!(signed(0.0), "0");
+        // A narrow interval gets the decimals that keep its ends apart.
+        assert_eq!(
+            with_ci(&est(18.0, 17.97, 18.04), "ms"),
+            "18.00 ms (95% CI 17.97..18.04)"
+        );
+        assert_eq!(
+            with_ci(&est(3100.0, 3060.0, 3140.0), "ns"),
+            "3100 ns (95% CI 3060..3140)"
+        );
+        assert_eq!(
+            with_ci(&est(2.0, 2.0, 2.0), "ms"),
+            "2.00 ms (95% CI 2.00..2.00)"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The report's conclusions: the short answer it opens with, the claims checked, and
+//! the lookup cost (chart and table). Every difference is given by the rule of
+//! [`crate::analysis::stats`]: with its 95% interval, or as "no measurable difference".
+
+use std::fmt::Write;
+
+use crate::analysis::answer::{self, Answer};
+use crate::analysis::cases::{self, Row};
+use crate::analysis::claims::{self, Verdict};
+use crate::analysis::lookup;
+use crate::analysis::stats;
+use crate::report::charts::{Chart, Section};
+use crate::results::Results;
+
+use super::html::{escape, figure};
+
+/// "Short answer": per environment and scale, fastest to update and cheapest to look up.
+pub(super) fn short_answer(h: &mut String, rows: &[Row<'_>]) {
+    h.push_str("<h2 id=\"answer\">Short answer</h2>\n");
+    let answers = answer::answers(rows);
+    if answers.is_empty() {
+        h.push_str("<p>No case ran ok: nothing to answer from.</p>\n");
+        return;
+    }
+    h.push_str(
+        "<p>For each environment and scale measured: the mode <strong>fastest to \
+         update</strong> (lowest p50 of its slowest incremental sync) and the one \
+         <strong>cheapest to look up</strong> (lowest in-kernel SYN transit to the last \
+         service position), each against the runner-up with the 95% interval of the \
+         difference. When that interval includes zero the answer is <em>no measurable \
+         difference</em> between them. kube-proxy's profile is what is compared (the \
+         floor only where nothing else ran).</p>\n<div class=\"scroll\"><table>\n<tr><th \
+         class=\"l\">environment</th><th>services</th><th>endpoints</th><th \
+         class=\"l\">fastest to update</th><th class=\"l\">cheapest to look up</th></tr>\n",
+    );
+    for a in &answers {
+        answer_row(h, a);
+    }
+    h.push_str("</table></div>\n");
+}
+
+fn answer_row(h: &mut String, a: &Answer) {
+    let cell = |p: &answer::Pick, unit, better| {
+        let text = escape(&answer::describe(p, unit, better));
+        match p.winner() {
+            Some(w) => text.replacen(&escape(w), &format!("<strong>{}</strong>", escape(w)), 1),
+            None => text,
+        }
+    };
+    let _ = writeln!(
+        h,
+        "<tr><td class=\"l nw\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+        escape(&a.env.label()),
+        stats::count(a.scale.0 as f64),
+        a.scale.1,
+        cell(&a.update, "ms", "faster"),
+        cell(&a.lookup, "ns", "cheaper"),
+    );
+}
+
+/// "Claims checked": each claim's verdicts with their numbers.
+pub(super) fn claims_checked(h: &mut String, results: &[Results]) {
+    h.push_str(
+        "<h2 id=\"claims\">Claims checked</h2>\n<p>The usual iptables-versus-IPVS advice, \
+         each claim given a verdict from this run's measurements: <em>confirmed</em>, \
+         <em>refuted</em>, or <em>not measured in this run</em>, per environment and mode, \
+         with the numbers and what was actually measured. A change is called only when \
+         its 95% interval excludes zero.</p>\n<div class=\"scroll\"><table>\n<tr><th \
+         class=\"l\">claim</th><th class=\"l\">environment</th><th class=\"l\">mode</th><th \
+         class=\"l\">verdict</th><th class=\"l\">evidence</th></tr>\n",
+    );
+    let findings = claims::check(results);
+    for claim in claims::Claim::ALL {
+        let rows: Vec<&claims::Finding> = findings.iter().filter(|f| f.claim == claim).collect();
+        for (i, f) in rows.iter().enumerate() {
+            let head = if i == 0 {
+                format!(
+                    "<td class=\"l\" rowspan=\"{}\">{}</td>",
+                    rows.len(),
+                    escape(claim.text())
+                )
+            } else {
+                String::new()
+            };
+            let class = match f.verdict {
+                Verdict::Confirmed => "confirmed",
+                Verdict::Refuted => "refuted",
+                Verdict::NotMeasured => "unmeasured",
+            };
+            let _ = writeln!(
+                h,
+                "<tr>{head}<td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td class=\"l nw {class}\">{}</td><td class=\"l\">{}</td></tr>",
+                escape(&f.env.as_ref().map(|e| e.label()).unwrap_or_else(|| "any".into())),
+                f.mode.as_deref().map(escape).unwrap_or_else(|| "&ndash;".into()),
+                f.verdict.label(),
+                escape(&f.evidence),
+            );
+        }
+    }
+    h.push_str("</table></div>\n");
+}
+
+/// "Lookup cost": the transit charts, then per environment the numbers behind them, and
+/// the end-to-end figures of cases without a transit pass.
+pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, String)]) {
+    h.push_str(
+        "<h2 id=\"lookup\">Lookup cost</h2>\n<p>What a service lookup costs, timed inside \
+         the kernel: the SYN's transit through the node (tc ingress on the client's veth to \
+         tc egress on the backend's) for service positions from first to last and for a \
+         direct connection, interleaved in one pass so the machine's speed phases hit \
+         every target alike. Differences are of medians, with 95% intervals combining each \
+         median's order-statistic interval; the cost per service position is the pass's \
+         least-squares slope with its bootstrap interval.</p>\n",
+    );
+    for (c, svg) in charts.iter().filter(|(c, _)| c.section == Section::Lookup) {
+        figure(h, c, svg);
+    }
+    let ok: Vec<&Row<'_>> = rows
+        .iter()
+        .filter(|r| r.ok() && r.case.datapath.is_some())
+        .collect();
+    if ok.is_empty() {
+        h.push_str("<p>No case measured the data path.</p>\n");
+        return;
+    }
+    let timed: Vec<&&Row<'_>> = ok
+        .iter()
+        .filter(|r| lookup::transit(r.case).is_some())
+        .collect();
+    if !timed.is_empty() {
+        h.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">direct SYN p50 ns</th><th class=\"l\">last position SYN p50 ns</th><th class=\"l\">last minus direct ns</th><th class=\"l\">last minus first ns</th><th class=\"l\">ns per service position</th><th>probe overhead %</th><th>unmatched SYNs</th></tr>\n");
+        for r in &timed {
+            transit_row(h, r);
+        }
+        h.push_str("</table></div>\n");
+    }
+    let untimed: Vec<&&Row<'_>> = ok
+        .iter()
+        .filter(|r| lookup::transit(r.case).is_none())
+        .collect();
+    if !untimed.is_empty() {
+        h.push_str("<p>Cases without in-kernel timing: the end-to-end request p50 through the VIP against direct, with intervals from the recorded latency histograms (the phases ran one after the other, so a drift of the machine between them is not in the interval).</p>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">last minus direct us</th><th class=\"l\">last minus first us</th><th class=\"l\">why no in-kernel timing</th></tr>\n");
+        for r in &untimed {
+            let e = lookup::end_to_end(r.case);
+            let diff = |d: Option<crate::results::Estimate>| {
+                d.map(|d| escape(&stats::difference(&d, "us")))
+                    .unwrap_or_else(|| "no interval (no latency histograms)".into())
+            };
+            let _ = writeln!(
+                h,
+                "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                escape(&r.env().label()),
+                escape(&r.mode()),
+                r.case.services,
+                diff(e.vip_vs_direct()),
+                diff(e.last_vs_first()),
+                escape(&lookup::transit_missing(r.case)),
+            );
+        }
+        h.push_str("</table></div>\n");
+    }
+}
+
+fn transit_row(h: &mut String, r: &Row<'_>) {
+    let Some(t) = lookup::transit(r.case) else {
+        return;
+    };
+    let ci = |e: Option<crate::results::Estimate>| {
+        e.map(|e| escape(&stats::with_ci(&e, "")))
+            .unwrap_or_else(|| "&ndash;".into())
+    };
+    let diff = |e: Option<crate::results::Estimate>| {
+        e.map(|e| escape(&stats::difference(&e, "")))
+            .unwrap_or_else(|| "&ndash;".into())
+    };
+    let _ = writeln!(
+        h,
+        "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+        escape(&r.env().label()),
+        escape(&cases::mode_label(r.case)),
+        r.case.services,
+        ci(t.direct),
+        ci(t.last().map(|p| p.syn_ns)),
+        diff(t.vip_vs_direct()),
+        diff(t.last_vs_first()),
+        escape(&stats::with_ci(&t.ns_per_service, "")),
+        stats::num(t.probe_overhead_pct),
+        t.unmatched,
+    );
+}
