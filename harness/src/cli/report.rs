@@ -18,7 +18,7 @@ pub struct ReportArgs {
     /// Capacity budget: the slowest incremental update's p50, milliseconds.
     #[arg(long, default_value_t = 1000.0)]
     pub max_update_ms: f64,
-    /// Capacity budget: latency the dataplane adds at p99 to the last service, microseconds.
+    /// Capacity budget: first-packet latency the dataplane adds to the last service (its SYN's in-kernel transit over an endpoint reached directly), microseconds.
     #[arg(long, default_value_t = 100.0)]
     pub max_added_latency_us: f64,
 }
