@@ -195,6 +195,7 @@ pub(crate) mod fixtures {
             cpu_user_ms: 1.0,
             cpu_sys_ms: 1.0,
             samples_ms: samples_ms.to_vec(),
+            payload_bytes: None,
             steps: Vec::new(),
         }
     }

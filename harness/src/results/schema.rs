@@ -187,6 +187,11 @@ pub struct DurationSummary {
     /// Every sample's wall time, so comparisons can judge noise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub samples_ms: Vec<f64>,
+    /// Bytes one such sync wrote to its tools and the kernel (restore input, nft
+    /// transactions, netlink messages), the median over the samples: how much of the
+    /// table an update rewrites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_bytes: Option<u64>,
     /// Where the time of one such sync went: each tool run and netlink request by
     /// name, averaged over the samples, in the order they first ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -131,17 +131,22 @@ impl CaseDone {
 struct Samples {
     samples: Vec<Sample>,
     steps: Vec<StepLog>,
+    payloads: Vec<usize>,
 }
 
 impl Samples {
-    fn push(&mut self, (sample, _, steps): (Sample, usize, StepLog)) {
+    fn push(&mut self, (sample, payload, steps): (Sample, usize, StepLog)) {
         self.samples.push(sample);
         self.steps.push(steps);
+        self.payloads.push(payload);
     }
 
     fn summary(&self) -> Option<crate::results::DurationSummary> {
         let mut s = summarize(&self.samples)?;
         s.steps = mean_steps(&self.steps);
+        let mut p = self.payloads.clone();
+        p.sort_unstable();
+        s.payload_bytes = p.get(p.len() / 2).map(|&b| b as u64);
         Some(s)
     }
 }

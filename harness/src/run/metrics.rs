@@ -58,6 +58,7 @@ pub fn summarize(samples: &[Sample]) -> Option<DurationSummary> {
         cpu_user_ms: median(samples.iter().map(|s| ms(s.user)).collect()),
         cpu_sys_ms: median(samples.iter().map(|s| ms(s.sys)).collect()),
         samples_ms: walls,
+        payload_bytes: None,
         steps: Vec::new(),
     })
 }

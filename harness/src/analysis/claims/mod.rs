@@ -88,7 +88,8 @@ pub fn check(results: &[Results]) -> Vec<Finding> {
         let found = match claim {
             Claim::LinearMatching => per_mode(&ok, is_iptables, false, |_, cs| linear(cs)),
             Claim::WholeTableRewrite => per_mode(&ok, is_iptables, true, |_, cs| {
-                growth(cs, "the add-one-service sync", whole_table_note)
+                sync::rewrite(cs)
+                    .unwrap_or_else(|| growth(cs, "the add-one-service sync", whole_table_note))
             }),
             Claim::CpuSoars => per_mode(&ok, is_iptables, false, |_, cs| cpu(cs)),
             Claim::IpvsConstantLookup => {

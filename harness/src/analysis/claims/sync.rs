@@ -58,6 +58,45 @@ pub(super) fn growth(
     (verdict, ev)
 }
 
+/// (b) from what was written: the add sync's payload against the full sync's at the
+/// largest scale that recorded both. Refuted when an update writes under half of what
+/// rewriting the table takes; the time's growth with N is given beside it. None when
+/// no case recorded the payloads (results from before they were kept).
+pub(super) fn rewrite(cs: &[&Case]) -> Option<(Verdict, String)> {
+    let c = cs.iter().rev().find(|c| {
+        c.sync
+            .as_ref()
+            .and_then(|s| s.add_service.as_ref())
+            .and_then(|a| a.payload_bytes)
+            .is_some()
+            && c.rules.as_ref().and_then(|r| r.payload_bytes).is_some()
+    })?;
+    let add = c.sync.as_ref()?.add_service.as_ref()?.payload_bytes?;
+    let full = c.rules.as_ref()?.payload_bytes?;
+    let share = add as f64 / full.max(1) as f64;
+    let verdict = if share < 0.5 {
+        Verdict::Refuted
+    } else {
+        Verdict::Confirmed
+    };
+    let (_, timing) = growth(cs, "the add-one-service sync", whole_table_note);
+    let kernel = if c.mode == "iptables-legacy" {
+        " (x_tables then swaps the whole table in the kernel on every restore, whatever the payload)"
+    } else {
+        ""
+    };
+    Some((
+        verdict,
+        format!(
+            "at {}, adding one service wrote {} bytes against {} bytes for the whole table ({:.1}%){kernel}. Time: {timing}",
+            svc(c.services),
+            add,
+            full,
+            100.0 * share
+        ),
+    ))
+}
+
 pub(super) fn whole_table_note(c: &Case) -> &'static str {
     match (cases::is_floor(c), c.mode.as_str()) {
         (true, _) => {

@@ -304,3 +304,51 @@ fn what_did_not_run_is_not_measured() {
         Verdict::NotMeasured
     );
 }
+
+#[test]
+fn the_whole_table_claim_is_judged_on_what_an_update_wrote() {
+    let with_payloads = |services: u64, add: u64, full: u64| {
+        let mut c = profiled(
+            "iptables",
+            services,
+            "kube-proxy",
+            &[900.0, 910.0, 920.0],
+            &[40.0 + services as f64 / 100.0, 41.0, 42.0],
+        );
+        c.rules.as_mut().unwrap().payload_bytes = Some(full);
+        c.sync
+            .as_mut()
+            .unwrap()
+            .add_service
+            .as_mut()
+            .unwrap()
+            .payload_bytes = Some(add);
+        c
+    };
+    let partial = results(
+        "6.18",
+        vec![
+            with_payloads(100, 2_000, 60_000),
+            with_payloads(1000, 20_000, 600_000),
+        ],
+    );
+    let b = find(
+        &check(std::slice::from_ref(&partial)),
+        Claim::WholeTableRewrite,
+        Some("iptables"),
+    );
+    assert_eq!(b.verdict, Verdict::Refuted, "{}", b.evidence);
+    assert!(
+        b.evidence
+            .starts_with("at 1,000 services, adding one service wrote 20000 bytes against 600000 bytes for the whole table (3.3%)"),
+        "{}",
+        b.evidence
+    );
+    let whole = results("6.18", vec![with_payloads(1000, 590_000, 600_000)]);
+    let b = find(
+        &check(std::slice::from_ref(&whole)),
+        Claim::WholeTableRewrite,
+        Some("iptables"),
+    );
+    assert_eq!(b.verdict, Verdict::Confirmed, "{}", b.evidence);
+}
