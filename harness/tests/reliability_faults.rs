@@ -121,7 +121,8 @@ fn a_backend_that_never_answers_gives_timeouts_in_bounded_time() {
 
 /// Every external command the dataplanes run is bounded: `Tool` always has a timeout,
 /// and each call site passes one (a `Deadline` derived from the case's, or a timeout of
-/// its own), not the default.
+/// its own), not the default. The sync controllers run their tools through the
+/// executor, whose one `Tool::new` passes the sync's deadline.
 #[test]
 fn every_dataplane_tool_call_passes_a_timeout() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dataplane/src");
@@ -150,5 +151,10 @@ fn every_dataplane_tool_call_passes_a_timeout() {
             calls += 1;
         }
     }
-    assert!(calls >= 8, "found only {calls} Tool::new calls");
+    assert!(calls >= 3, "found only {calls} Tool::new calls");
+    let executor = std::fs::read_to_string(src.join("sync/executor.rs")).unwrap();
+    assert!(
+        executor.contains("Tool::new(&program, &refs).deadline(deadline)"),
+        "the executor's tool runs must carry the sync's deadline"
+    );
 }

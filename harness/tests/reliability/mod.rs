@@ -95,7 +95,7 @@ pub fn legacy_scenario(dir: &Path, services: &str, extra: &str) -> PathBuf {
         &p,
         format!(
             "name = \"reliability\"\nmodes = [\"iptables-legacy\"]\nservices = {services}\n\
-             endpoints_per_service = 2\nrepeats = 1\n{extra}\n[datapath]\nenabled = false\n"
+             endpoints_per_service = 2\nrepeats = 1\nfull_sync_repeats = 1\n{extra}\n[datapath]\nenabled = false\n"
         ),
     )
     .unwrap();

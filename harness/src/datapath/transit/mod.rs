@@ -25,7 +25,7 @@
 //!
 //! # Using it from a case
 //!
-//! ```ignore
+//! ```text
 //! let mut probes = Probes::load(&topo.node)?;                 // loaded and attached
 //! let transit = transit::measure(&mut probes, &topo, &set, &PassConfig::default())?;
 //! let before = probes.counters()?;

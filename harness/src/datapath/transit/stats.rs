@@ -204,30 +204,9 @@ pub fn paired_overhead_pct(pairs: &[(f64, f64)]) -> Option<Estimate> {
     median_estimate(&pct)
 }
 
-/// A small deterministic generator (SplitMix64) for the bootstrap: a fixed seed gives
-/// the same interval on every machine.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-32 for the
-    /// sample counts used here).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize
-    }
-}
+/// The bootstrap's deterministic generator, shared with the report's statistics: a
+/// fixed seed gives the same interval on every machine.
+pub use crate::analysis::stats::SplitMix64;
 
 #[cfg(test)]
 mod tests;
