@@ -91,6 +91,13 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// A BPF object (program, map, link, pin, cgroup) could not be made or used.
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{command} in namespace {ns}: unparsable output: {source}")]
     Unparsable {
         command: &'static str,
@@ -187,6 +194,14 @@ pub trait Backend: Send + Sync {
     /// recording executor (`kpbench rules --profile`, trace tests).
     fn standins(&self) -> Vec<Box<dyn StandIn>>;
 
+    /// Makes what this mode programmed into `ns` outlive this process (`kpbench
+    /// apply`); where it is kept, when that is not the namespace itself. Only the ebpf
+    /// mode has anything to keep: its maps and links live only as long as their
+    /// descriptors unless pinned.
+    fn keep(&self, _ns: &Netns) -> Result<Option<String>, ApplyError> {
+        Ok(None)
+    }
+
     /// Reads this mode's objects back from the kernel in `ns` and checks them against
     /// what a full sync of `expected` leaves: [`ApplyError::Mismatch`] when they differ.
     fn verify(
@@ -211,7 +226,7 @@ pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
         Mode::Ipvs => Ok(Box::new(crate::ipvs::IpvsBackend::new(
             spec.scheduler().unwrap_or_default(),
         ))),
-        Mode::Ebpf => Err(NotImplemented(Mode::Ebpf)),
+        Mode::Ebpf => Ok(Box::new(crate::ebpf::EbpfBackend)),
     }
 }
 
@@ -226,7 +241,8 @@ mod tests {
             match backend(ModeSpec::new(mode)) {
                 Ok(b) => {
                     assert_eq!(b.mode(), mode);
-                    assert!(!b.tools().is_empty(), "{mode}");
+                    // The ebpf mode runs no tool: it speaks bpf(2) itself.
+                    assert_eq!(b.tools().is_empty(), mode == Mode::Ebpf, "{mode}");
                     assert!(!b.prerequisites().kernel.is_empty(), "{mode}");
                     assert!(!b.inspect_command().is_empty(), "{mode}");
                 }
