@@ -58,7 +58,12 @@ pub fn check_maps(
         .collect();
     let be: BTreeMap<u32, Lb4Backend> = backends
         .iter()
-        .filter_map(|(k, v)| Some((u32::from_ne_bytes(k.as_slice().try_into().ok()?), Lb4Backend::parse(v)?)))
+        .filter_map(|(k, v)| {
+            Some((
+                u32::from_ne_bytes(k.as_slice().try_into().ok()?),
+                Lb4Backend::parse(v)?,
+            ))
+        })
         .collect();
     let rev: BTreeMap<Vec<u8>, Vec<u8>> = rev_nat.iter().cloned().collect();
     let good = expected

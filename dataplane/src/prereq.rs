@@ -105,7 +105,9 @@ impl KernelFeature {
         let present = match self {
             KernelFeature::IpVs => exists("/proc/net/ip_vs"),
             KernelFeature::IpTables => exists("/proc/net/ip_tables_names"),
-            KernelFeature::CgroupBpf => exists("/sys/kernel/btf/vmlinux") || exists("/proc/sys/kernel/bpf_stats_enabled"),
+            KernelFeature::CgroupBpf => {
+                exists("/sys/kernel/btf/vmlinux") || exists("/proc/sys/kernel/bpf_stats_enabled")
+            }
             KernelFeature::NfTables | KernelFeature::IpSet => {
                 exists(&format!("/sys/module/{}", self.module())) || module_loaded(self.module())
             }

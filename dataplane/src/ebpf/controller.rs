@@ -229,7 +229,12 @@ impl Controller for AgentController {
         Ok(())
     }
 
-    fn settle(&mut self, _: &mut dyn Executor, _: &ServiceSet, _: Duration) -> Result<(), ApplyError> {
+    fn settle(
+        &mut self,
+        _: &mut dyn Executor,
+        _: &ServiceSet,
+        _: Duration,
+    ) -> Result<(), ApplyError> {
         // The agent has no delayed work for these maps.
         Ok(())
     }
@@ -275,7 +280,12 @@ impl Controller for FloorController {
         Ok(())
     }
 
-    fn settle(&mut self, _: &mut dyn Executor, _: &ServiceSet, _: Duration) -> Result<(), ApplyError> {
+    fn settle(
+        &mut self,
+        _: &mut dyn Executor,
+        _: &ServiceSet,
+        _: Duration,
+    ) -> Result<(), ApplyError> {
         Ok(())
     }
 }

@@ -152,14 +152,20 @@ pub fn forget(node: &str) {
 /// BPF statistics are enabled); None when nothing is loaded for `node`.
 pub fn connect_run_stats(node: &Netns) -> Option<(u64, u64)> {
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    let info = reg.get(&node.name)?.ebpf.program(PROG_CONNECT)?.info().ok()?;
+    let info = reg
+        .get(&node.name)?
+        .ebpf
+        .program(PROG_CONNECT)?
+        .info()
+        .ok()?;
     Some((info.run_time().as_nanos() as u64, info.run_count()))
 }
 
 /// The client namespace and cgroup the programs for `node` are attached to.
 pub fn attachment(node: &Netns) -> Option<(String, PathBuf)> {
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.get(&node.name).map(|l| (l.client.clone(), l.cgroup.clone()))
+    reg.get(&node.name)
+        .map(|l| (l.client.clone(), l.cgroup.clone()))
 }
 
 fn load(node: &Netns) -> Result<Loaded, ApplyError> {
@@ -198,10 +204,13 @@ fn load(node: &Netns) -> Result<Loaded, ApplyError> {
             .ok_or_else(|| aya_err(name, std::io::Error::other("not in the object")))?
             .try_into()
             .map_err(|e| aya_err(name, e))?;
-        prog.load().map_err(|e| aya_err(&format!("loading {name}"), e))?;
+        prog.load()
+            .map_err(|e| aya_err(&format!("loading {name}"), e))?;
         let fd = prog.fd().map_err(|e| aya_err(name, e))?;
-        let link = sys::link_create(fd.as_fd(), dir.as_fd(), attach)
-            .map_err(err(format!("attaching {name} to {} by a BPF link", cgroup.display())))?;
+        let link = sys::link_create(fd.as_fd(), dir.as_fd(), attach).map_err(err(format!(
+            "attaching {name} to {} by a BPF link",
+            cgroup.display()
+        )))?;
         links.push((name, link));
     }
     tracing::debug!(
@@ -224,9 +233,7 @@ fn map_fd(ebpf: &Ebpf, name: &str) -> Result<OwnedFd, ApplyError> {
         .map(name)
         .ok_or_else(|| aya_err(name, std::io::Error::other("map not in the object")))?;
     let data = match map {
-        aya::maps::Map::HashMap(d)
-        | aya::maps::Map::LruHashMap(d)
-        | aya::maps::Map::Array(d) => d,
+        aya::maps::Map::HashMap(d) | aya::maps::Map::LruHashMap(d) | aya::maps::Map::Array(d) => d,
         _ => return Err(aya_err(name, std::io::Error::other("unexpected map type"))),
     };
     data.fd()
@@ -310,17 +317,20 @@ pub fn keep(node: &Netns) -> Result<PathBuf, ApplyError> {
     })?;
     for map in LbMap::ALL.iter().map(|m| m.name()).chain([MAP_CONFIG]) {
         if let Some(m) = loaded.ebpf.map(map) {
-            m.pin(dir.join(map)).map_err(|e| aya_err(&format!("pinning {map}"), e))?;
+            m.pin(dir.join(map))
+                .map_err(|e| aya_err(&format!("pinning {map}"), e))?;
         }
     }
     for (name, link) in std::mem::take(&mut loaded.links) {
         let path = dir.join(format!("link_{name}"));
-        sys::obj_pin(link.as_fd(), &path).map_err(err(format!("pinning link {}", path.display())))?;
+        sys::obj_pin(link.as_fd(), &path)
+            .map_err(err(format!("pinning link {}", path.display())))?;
     }
     Ok(dir)
 }
 
-/// The namespaces with pins under [`PIN_ROOT`].
+/// The namespaces with pins under [`PIN_ROOT`] (its directories; a bpffs also holds
+/// the kernel's `maps.debug` and `progs.debug`).
 pub fn pinned() -> Vec<String> {
     if !is_bpffs(Path::new(PIN_ROOT)) {
         return Vec::new();
@@ -330,6 +340,7 @@ pub fn pinned() -> Vec<String> {
     };
     let mut v: Vec<String> = dir
         .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     v.sort();

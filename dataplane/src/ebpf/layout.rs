@@ -212,7 +212,9 @@ pub fn describe_key(map: LbMap, b: &[u8]) -> String {
             )
         }),
         LbMap::Backends => parse_u32(b).map(|id| format!("{{id={id}}}")),
-        LbMap::RevNat => (b.len() == 2).then(|| format!("{{index={}}}", u16::from_be_bytes([b[0], b[1]]))),
+        LbMap::RevNat => {
+            (b.len() == 2).then(|| format!("{{index={}}}", u16::from_be_bytes([b[0], b[1]])))
+        }
         LbMap::ReverseSk => (b.len() == 16).then(|| {
             let (a, p) = parse_addr_port(&b[8..]).expect("16 bytes");
             let cookie = u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"));

@@ -57,12 +57,7 @@ impl MapsStandIn {
 }
 
 impl StandIn for MapsStandIn {
-    fn tool(
-        &mut self,
-        _: &str,
-        _: &[String],
-        _: Option<&[u8]>,
-    ) -> Option<crate::exec::Output> {
+    fn tool(&mut self, _: &str, _: &[String], _: Option<&[u8]>) -> Option<crate::exec::Output> {
         None
     }
 

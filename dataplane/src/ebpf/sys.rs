@@ -86,7 +86,11 @@ pub fn lookup(fd: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> io::Result<bo
 }
 
 /// Every entry of a map with these sizes (`BPF_MAP_GET_NEXT_KEY` + lookup).
-pub fn dump(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn dump(
+    fd: BorrowedFd<'_>,
+    key_size: usize,
+    value_size: usize,
+) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut key: Option<Vec<u8>> = None;
     loop {
@@ -110,7 +114,13 @@ pub fn dump(fd: BorrowedFd<'_>, key_size: usize, value_size: usize) -> io::Resul
 
 /// The batch commands: `{u64 in_batch; u64 out_batch; u64 keys; u64 values; u32 count;
 /// u32 map_fd; u64 elem_flags; u64 flags}`. Returns how many were done.
-fn batch(cmd: libc::c_long, fd: BorrowedFd<'_>, keys: &[u8], values: Option<&[u8]>, count: usize) -> io::Result<usize> {
+fn batch(
+    cmd: libc::c_long,
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: Option<&[u8]>,
+    count: usize,
+) -> io::Result<usize> {
     let mut a = Attr::new();
     a.u64_at(16, ptr(keys))
         .u64_at(24, values.map_or(0, ptr))
@@ -121,7 +131,12 @@ fn batch(cmd: libc::c_long, fd: BorrowedFd<'_>, keys: &[u8], values: Option<&[u8
 }
 
 /// `BPF_MAP_UPDATE_BATCH` of `count` entries, keys and values each contiguous.
-pub fn update_batch(fd: BorrowedFd<'_>, keys: &[u8], values: &[u8], count: usize) -> io::Result<usize> {
+pub fn update_batch(
+    fd: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+) -> io::Result<usize> {
     batch(BPF_MAP_UPDATE_BATCH, fd, keys, Some(values), count)
 }
 
@@ -140,7 +155,11 @@ pub const ATTACH_GETPEERNAME4: u32 = 29;
 /// `BPF_LINK_CREATE` of `prog` on the cgroup `target` (`{u32 prog_fd; u32 target_fd;
 /// u32 attach_type; u32 flags}`): the link's descriptor. The program stays attached
 /// while a descriptor or pin of the link exists.
-pub fn link_create(prog: BorrowedFd<'_>, target: BorrowedFd<'_>, attach_type: u32) -> io::Result<OwnedFd> {
+pub fn link_create(
+    prog: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u32_at(0, prog.as_raw_fd() as u32)
         .u32_at(4, target.as_raw_fd() as u32)
@@ -167,7 +186,8 @@ pub fn obj_pin(fd: BorrowedFd<'_>, path: &std::path::Path) -> io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut a = Attr::new();
-    a.u64_at(0, c.as_ptr() as u64).u32_at(8, fd.as_raw_fd() as u32);
+    a.u64_at(0, c.as_ptr() as u64)
+        .u32_at(8, fd.as_raw_fd() as u32);
     bpf(BPF_OBJ_PIN, &mut a)
 }
 
@@ -198,5 +218,53 @@ pub fn netns_cookie() -> io::Result<u64> {
             return Err(err);
         }
         Ok(cookie)
+    }
+}
+
+const BPF_PROG_GET_NEXT_ID: libc::c_long = 11;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The names of every BPF program loaded on the machine (the kernel keeps the first 15
+/// characters), for checks that nothing was left behind.
+pub fn program_names() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut id = 0u32;
+    loop {
+        let mut a = Attr::new();
+        a.u32_at(0, id);
+        match bpf(BPF_PROG_GET_NEXT_ID, &mut a) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(names),
+            Err(e) => return Err(e),
+        }
+        id = a.read_u32(4);
+        let mut a = Attr::new();
+        a.u32_at(0, id);
+        // SAFETY: as in `bpf`; BPF_PROG_GET_FD_BY_ID returns a new descriptor.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_GET_FD_BY_ID,
+                &mut a as *mut Attr as *mut libc::c_void,
+                std::mem::size_of::<Attr>() as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            continue; // Unloaded since.
+        }
+        // SAFETY: a fresh descriptor from the kernel.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // struct bpf_prog_info: name[16] at offset 64.
+        let mut info = [0u8; 128];
+        let mut a = Attr::new();
+        a.u32_at(0, fd.as_raw_fd() as u32)
+            .u32_at(4, info.len() as u32)
+            .u64_at(8, info.as_mut_ptr() as u64);
+        if bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a).is_ok() {
+            let name = &info[64..80];
+            let end = name.iter().position(|&b| b == 0).unwrap_or(16);
+            names.push(String::from_utf8_lossy(&name[..end]).into_owned());
+        }
     }
 }

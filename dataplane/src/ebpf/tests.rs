@@ -71,12 +71,18 @@ fn entries_decode_to_their_fields_with_their_bytes() {
         "{backend_id=0 count=10 rev_nat_index=7 flags=0x40 flags2=0x00 qcount=0} [00000000 0a000007 40000000]"
     );
     assert_eq!(
-        layout::describe_value(LbMap::RevNat, &layout::rev_nat_value(model::service_vip(1), 80)),
+        layout::describe_value(
+            LbMap::RevNat,
+            &layout::rev_nat_value(model::service_vip(1), 80)
+        ),
         "{address=10.96.0.2 port=80} [0a600002 0050]"
     );
 }
 
-fn run(ctl: &mut dyn Controller, syncs: &[(Option<&ServiceSet>, &ServiceSet)]) -> (Recorder, MapsStandIn) {
+fn run(
+    ctl: &mut dyn Controller,
+    syncs: &[(Option<&ServiceSet>, &ServiceSet)],
+) -> (Recorder, MapsStandIn) {
     let mut r = Recorder::new(vec![Box::new(MapsStandIn::new())]);
     for (old, new) in syncs {
         ctl.sync(&mut r, *old, new, Duration::ZERO).unwrap();
@@ -92,9 +98,18 @@ fn run(ctl: &mut dyn Controller, syncs: &[(Option<&ServiceSet>, &ServiceSet)]) -
 
 fn check(dumps: &MapsStandIn, set: &ServiceSet) -> Result<Objects, ApplyError> {
     let get = |m| -> Vec<(Vec<u8>, Vec<u8>)> {
-        dumps.maps.get(&m).map(|x| x.clone().into_iter().collect()).unwrap_or_default()
+        dumps
+            .maps
+            .get(&m)
+            .map(|x| x.clone().into_iter().collect())
+            .unwrap_or_default()
     };
-    check_maps(&get(LbMap::Services), &get(LbMap::Backends), &get(LbMap::RevNat), set)
+    check_maps(
+        &get(LbMap::Services),
+        &get(LbMap::Backends),
+        &get(LbMap::RevNat),
+        set,
+    )
 }
 
 #[test]
@@ -104,7 +119,10 @@ fn the_agent_makes_one_update_per_entry_after_its_restore_dump() {
     let lines = r.lines();
     assert!(lines[0].starts_with("bpf: dump cilium_lb4_services_v2"));
     assert!(lines[1].starts_with("bpf: dump cilium_lb4_backends_v3"));
-    let updates = lines.iter().filter(|l| l.starts_with("bpf: MAP_UPDATE_ELEM")).count();
+    let updates = lines
+        .iter()
+        .filter(|l| l.starts_with("bpf: MAP_UPDATE_ELEM"))
+        .count();
     assert_eq!(updates, expected_entries(&set));
     assert!(!lines.iter().any(|l| l.contains("BATCH")));
     assert_eq!(check(&dumps, &set).unwrap().count, 3 * (2 + 4) + 12);
@@ -118,7 +136,8 @@ fn removals_go_master_and_slots_then_reverse_nat_then_backends() {
     let mut ctl = AgentController::default();
     let (mut r, _) = run(&mut ctl, &[(None, &big)]);
     r.clear();
-    ctl.sync(&mut r, Some(&big), &small, Duration::ZERO).unwrap();
+    ctl.sync(&mut r, Some(&big), &small, Duration::ZERO)
+        .unwrap();
     let got: Vec<String> = r
         .calls
         .iter()
@@ -188,7 +207,10 @@ fn both_profiles_leave_identical_maps_through_a_sequence_of_syncs() {
     let (rf, f) = run(&mut FloorController::default(), &syncs);
     assert_eq!(a.maps, f.maps);
     check(&a, &next).unwrap();
-    assert!(rf.lines().iter().all(|l| l.contains("BATCH") || l.contains("dump")));
+    assert!(rf
+        .lines()
+        .iter()
+        .all(|l| l.contains("BATCH") || l.contains("dump")));
     assert!(ra.lines().len() > rf.lines().len());
     // A stale set is caught.
     assert!(check(&a, &set).is_err());

@@ -199,10 +199,18 @@ impl BpfRequest<'_> {
                 describe_value(*map, value)
             ),
             BpfRequest::Delete { map, key } => {
-                format!("MAP_DELETE_ELEM {} key {}", map.name(), describe_key(*map, key))
+                format!(
+                    "MAP_DELETE_ELEM {} key {}",
+                    map.name(),
+                    describe_key(*map, key)
+                )
             }
             BpfRequest::UpdateBatch { map, entries } => {
-                let mut s = format!("MAP_UPDATE_BATCH {} of {} entries", map.name(), entries.len());
+                let mut s = format!(
+                    "MAP_UPDATE_BATCH {} of {} entries",
+                    map.name(),
+                    entries.len()
+                );
                 for e in entries.iter() {
                     s.push_str(&format!(
                         "\n  key {} value {}",
@@ -369,8 +377,12 @@ impl<'a> RealExecutor<'a> {
             },
             BpfRequest::UpdateBatch { map, entries } => {
                 let keys: Vec<u8> = entries.iter().flat_map(|e| e.key.iter().copied()).collect();
-                let values: Vec<u8> = entries.iter().flat_map(|e| e.value.iter().copied()).collect();
-                sys::update_batch(maps.fd(*map), &keys, &values, entries.len()).map_err(fail(*map))?;
+                let values: Vec<u8> = entries
+                    .iter()
+                    .flat_map(|e| e.value.iter().copied())
+                    .collect();
+                sys::update_batch(maps.fd(*map), &keys, &values, entries.len())
+                    .map_err(fail(*map))?;
             }
             BpfRequest::DeleteBatch { map, keys } => {
                 let flat: Vec<u8> = keys.iter().flat_map(|k| k.iter().copied()).collect();
@@ -383,7 +395,9 @@ impl<'a> RealExecutor<'a> {
             }
             BpfRequest::Dump(map) => {
                 let (k, v) = map.sizes();
-                return Ok(BpfReply::Entries(sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?));
+                return Ok(BpfReply::Entries(
+                    sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?,
+                ));
             }
         }
         Ok(BpfReply::Done)

@@ -193,7 +193,10 @@ fn a_case_past_its_time_limit_starts_no_sync() {
         .unwrap()
         .starts_with("not attempted: iptables (kube-proxy profile) timed out at 10 services"));
     let log = log.lock().unwrap().clone();
-    assert!(!log.iter().any(|l| l.contains(" sync ")), "no sync ran: {log:?}");
+    assert!(
+        !log.iter().any(|l| l.contains(" sync ")),
+        "no sync ran: {log:?}"
+    );
 }
 
 #[test]
