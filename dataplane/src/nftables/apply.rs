@@ -38,7 +38,7 @@ impl NftablesBackend {
 
     /// The same backend with another `--nodeport-addresses` (e.g. another node IP).
     pub fn with_node_ports(self, node_ports: NodePortAddresses) -> Self {
-        NftablesBackend { node_ports, ..self }
+        NftablesBackend { node_ports }
     }
 
     /// How many rules and named set and map elements a full sync of `set` leaves.
