@@ -212,7 +212,8 @@ pub trait Backend: Send + Sync {
     ) -> Result<Objects, ApplyError>;
 }
 
-/// A mode kpbench has no backend for yet.
+/// A mode kpbench has no backend for yet (ebpf-tc: Cilium's per-packet tc DNAT; the
+/// socket LB, `ebpf`, is implemented).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("mode {0} is not implemented in kpbench {version}", version = env!("CARGO_PKG_VERSION"))]
 pub struct NotImplemented(pub Mode);
@@ -227,6 +228,7 @@ pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
             spec.scheduler().unwrap_or_default(),
         ))),
         Mode::Ebpf => Ok(Box::new(crate::ebpf::EbpfBackend)),
+        Mode::EbpfTc => Err(NotImplemented(Mode::EbpfTc)),
     }
 }
 
@@ -247,10 +249,10 @@ mod tests {
                     assert!(!b.inspect_command().is_empty(), "{mode}");
                 }
                 Err(e) => {
-                    assert_eq!(mode, Mode::Ebpf);
+                    assert_eq!(mode, Mode::EbpfTc);
                     assert!(e
                         .to_string()
-                        .starts_with("mode ebpf is not implemented in kpbench "));
+                        .starts_with("mode ebpf-tc is not implemented in kpbench "));
                 }
             }
         }
