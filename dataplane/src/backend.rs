@@ -91,6 +91,13 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// A BPF object (program, map, link, pin, cgroup) could not be made or used.
+    #[error("{what}: {source}")]
+    Bpf {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{command} in namespace {ns}: unparsable output: {source}")]
     Unparsable {
         command: &'static str,
@@ -187,6 +194,14 @@ pub trait Backend: Send + Sync {
     /// recording executor (`kpbench rules --profile`, trace tests).
     fn standins(&self) -> Vec<Box<dyn StandIn>>;
 
+    /// Makes what this mode programmed into `ns` outlive this process (`kpbench
+    /// apply`); where it is kept, when that is not the namespace itself. Only the ebpf
+    /// mode has anything to keep: its maps and links live only as long as their
+    /// descriptors unless pinned.
+    fn keep(&self, _ns: &Netns) -> Result<Option<String>, ApplyError> {
+        Ok(None)
+    }
+
     /// Reads this mode's objects back from the kernel in `ns` and checks them against
     /// what a full sync of `expected` leaves: [`ApplyError::Mismatch`] when they differ.
     fn verify(
@@ -197,7 +212,8 @@ pub trait Backend: Send + Sync {
     ) -> Result<Objects, ApplyError>;
 }
 
-/// A mode kpbench has no backend for yet.
+/// A mode kpbench has no backend for yet (ebpf-tc: Cilium's per-packet tc DNAT; the
+/// socket LB, `ebpf`, is implemented).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("mode {0} is not implemented in kpbench {version}", version = env!("CARGO_PKG_VERSION"))]
 pub struct NotImplemented(pub Mode);
@@ -211,7 +227,8 @@ pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
         Mode::Ipvs => Ok(Box::new(crate::ipvs::IpvsBackend::new(
             spec.scheduler().unwrap_or_default(),
         ))),
-        Mode::Ebpf => Err(NotImplemented(Mode::Ebpf)),
+        Mode::Ebpf => Ok(Box::new(crate::ebpf::EbpfBackend)),
+        Mode::EbpfTc => Err(NotImplemented(Mode::EbpfTc)),
     }
 }
 
@@ -226,15 +243,16 @@ mod tests {
             match backend(ModeSpec::new(mode)) {
                 Ok(b) => {
                     assert_eq!(b.mode(), mode);
-                    assert!(!b.tools().is_empty(), "{mode}");
+                    // The ebpf mode runs no tool: it speaks bpf(2) itself.
+                    assert_eq!(b.tools().is_empty(), mode == Mode::Ebpf, "{mode}");
                     assert!(!b.prerequisites().kernel.is_empty(), "{mode}");
                     assert!(!b.inspect_command().is_empty(), "{mode}");
                 }
                 Err(e) => {
-                    assert_eq!(mode, Mode::Ebpf);
+                    assert_eq!(mode, Mode::EbpfTc);
                     assert!(e
                         .to_string()
-                        .starts_with("mode ebpf is not implemented in kpbench "));
+                        .starts_with("mode ebpf-tc is not implemented in kpbench "));
                 }
             }
         }

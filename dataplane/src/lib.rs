@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod deadline;
+pub mod ebpf;
 pub mod exec;
 pub mod iptables;
 pub mod ipvs;

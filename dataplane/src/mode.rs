@@ -12,16 +12,20 @@ pub enum Mode {
     IptablesLegacy,
     Nftables,
     Ipvs,
+    /// Cilium's socket load balancer (cgroup connect4).
     Ebpf,
+    /// Cilium's per-packet tc DNAT (not implemented yet).
+    EbpfTc,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Iptables,
         Mode::IptablesLegacy,
         Mode::Nftables,
         Mode::Ipvs,
         Mode::Ebpf,
+        Mode::EbpfTc,
     ];
 
     /// The name used in scenarios, on the command line and in results.
@@ -32,10 +36,11 @@ impl Mode {
             Mode::Nftables => "nftables",
             Mode::Ipvs => "ipvs",
             Mode::Ebpf => "ebpf",
+            Mode::EbpfTc => "ebpf-tc",
         }
     }
 
-    /// Parses a mode name. A mode kpbench does not implement yet (ebpf) parses: a
+    /// Parses a mode name. A mode kpbench does not implement yet (ebpf-tc) parses: a
     /// scenario may list it, and its cases are recorded as skipped; making its backend
     /// fails with [`crate::NotImplemented`].
     pub fn parse(s: &str) -> Option<Mode> {

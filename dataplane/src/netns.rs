@@ -133,6 +133,8 @@ impl Netns {
 
     /// Deletes the namespace (like `ip netns delete NAME`). Missing is not an error.
     pub fn delete(&self) -> Result<(), NetnsError> {
+        // The socket LB loaded for it (ebpf mode) goes with it: its links detach.
+        crate::ebpf::datapath::forget(&self.name);
         let path = self.path();
         if !path.exists() {
             return Ok(());

@@ -36,6 +36,8 @@ pub enum KernelFeature {
     IpTables,
     /// IP sets (`ipset`).
     IpSet,
+    /// BPF programs on cgroup v2 socket hooks, attached by BPF links (the ebpf mode).
+    CgroupBpf,
 }
 
 /// What a look at the running kernel says about a feature.
@@ -55,6 +57,7 @@ impl KernelFeature {
             KernelFeature::NfTables => "nf_tables",
             KernelFeature::IpTables => "ip_tables",
             KernelFeature::IpSet => "ip_set",
+            KernelFeature::CgroupBpf => "cgroup BPF",
         }
     }
 
@@ -65,6 +68,7 @@ impl KernelFeature {
             KernelFeature::NfTables => "CONFIG_NF_TABLES",
             KernelFeature::IpTables => "CONFIG_IP_NF_IPTABLES",
             KernelFeature::IpSet => "CONFIG_IP_SET",
+            KernelFeature::CgroupBpf => "CONFIG_CGROUP_BPF",
         }
     }
 
@@ -75,11 +79,16 @@ impl KernelFeature {
             KernelFeature::NfTables => "nf_tables",
             KernelFeature::IpTables => "ip_tables",
             KernelFeature::IpSet => "ip_set",
+            // Built in or absent: there is no module.
+            KernelFeature::CgroupBpf => "",
         }
     }
 
     /// What to do when it is missing.
     pub fn fix(self) -> String {
+        if self == KernelFeature::CgroupBpf {
+            return "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF (5.7 or later for BPF links)".into();
+        }
         format!(
             "load the {m} module (modprobe {m}) or use a kernel built with {c}",
             m = self.module(),
@@ -96,6 +105,9 @@ impl KernelFeature {
         let present = match self {
             KernelFeature::IpVs => exists("/proc/net/ip_vs"),
             KernelFeature::IpTables => exists("/proc/net/ip_tables_names"),
+            KernelFeature::CgroupBpf => {
+                exists("/sys/kernel/btf/vmlinux") || exists("/proc/sys/kernel/bpf_stats_enabled")
+            }
             KernelFeature::NfTables | KernelFeature::IpSet => {
                 exists(&format!("/sys/module/{}", self.module())) || module_loaded(self.module())
             }

@@ -137,7 +137,7 @@ fn a_full_run_leaves_the_host_untouched() {
     // data path, kept short.
     std::fs::write(
         &scenario,
-        "name = \"host-untouched\"\nmodes = [\"iptables\", \"iptables-legacy\", \"nftables\"]\n\
+        "name = \"host-untouched\"\nmodes = [\"iptables\", \"iptables-legacy\", \"nftables\", \"ebpf\"]\n\
          services = [10]\nendpoints_per_service = 2\nrepeats = 1\n\
          [datapath]\nrate_per_s = 100\nduration_s = 0.3\nmax_rate_duration_s = 0.3\n\
          connections = 4\nrequest_timeout_ms = 1000\n",
@@ -169,6 +169,20 @@ fn a_full_run_leaves_the_host_untouched() {
         );
     }
     nothing_left(&run.id);
+    // The ebpf mode's programs went with the run: nothing is attached or pinned.
+    let ours: Vec<String> = dataplane::ebpf::sys::program_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("kpb_sock4"))
+        .collect();
+    assert!(ours.is_empty(), "socket LB programs left loaded: {ours:?}");
+    assert!(
+        !dataplane::ebpf::datapath::pinned()
+            .iter()
+            .any(|n| n.contains(&run.id)),
+        "pins left for run {}",
+        run.id
+    );
     eprintln!(
         "host untouched over {took:?}: {}",
         before.keys().cloned().collect::<Vec<_>>().join(", ")

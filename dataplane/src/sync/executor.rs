@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{Category, StepLog};
 use crate::backend::{ApplyError, SyncReport};
 use crate::deadline::Deadline;
+use crate::ebpf::layout::{Entry, LbMap};
 use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
 use crate::ipvs::client::IpvsClient;
 use crate::ipvs::link;
@@ -152,6 +153,106 @@ pub enum NlReply {
     Addresses(Vec<Ipv4Addr>),
 }
 
+/// A BPF map request of a sync (the ebpf mode's, as Cilium's agent makes them through
+/// the `bpf(2)` syscall). Keys and values are the exact bytes of Cilium's structs
+/// ([`crate::ebpf::layout`]).
+#[derive(Debug)]
+pub enum BpfRequest<'a> {
+    /// `BPF_MAP_UPDATE_ELEM` of one entry (the agent's one call per entry).
+    Update {
+        map: LbMap,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    /// `BPF_MAP_DELETE_ELEM` of one entry.
+    Delete { map: LbMap, key: &'a [u8] },
+    /// `BPF_MAP_UPDATE_BATCH` of many entries (the floor).
+    UpdateBatch { map: LbMap, entries: &'a [Entry] },
+    /// `BPF_MAP_DELETE_BATCH` of many keys (the floor).
+    DeleteBatch { map: LbMap, keys: &'a [Vec<u8>] },
+    /// Every entry, by `BPF_MAP_GET_NEXT_KEY` and `BPF_MAP_LOOKUP_ELEM` (the agent's
+    /// dump at start, and the read-back).
+    Dump(LbMap),
+}
+
+impl BpfRequest<'_> {
+    /// The step name it counts under.
+    pub fn step(&self) -> &'static str {
+        match self {
+            BpfRequest::Update { .. } => "bpf MAP_UPDATE_ELEM",
+            BpfRequest::Delete { .. } => "bpf MAP_DELETE_ELEM",
+            BpfRequest::UpdateBatch { .. } => "bpf MAP_UPDATE_BATCH",
+            BpfRequest::DeleteBatch { .. } => "bpf MAP_DELETE_BATCH",
+            BpfRequest::Dump(_) => "bpf map dump",
+        }
+    }
+
+    /// A one-line description for traces: the map, and each key and value with its
+    /// fields and hex bytes.
+    pub fn describe(&self) -> String {
+        use crate::ebpf::layout::{describe_key, describe_value};
+        match self {
+            BpfRequest::Update { map, key, value } => format!(
+                "MAP_UPDATE_ELEM {} key {} value {}",
+                map.name(),
+                describe_key(*map, key),
+                describe_value(*map, value)
+            ),
+            BpfRequest::Delete { map, key } => {
+                format!(
+                    "MAP_DELETE_ELEM {} key {}",
+                    map.name(),
+                    describe_key(*map, key)
+                )
+            }
+            BpfRequest::UpdateBatch { map, entries } => {
+                let mut s = format!(
+                    "MAP_UPDATE_BATCH {} of {} entries",
+                    map.name(),
+                    entries.len()
+                );
+                for e in entries.iter() {
+                    s.push_str(&format!(
+                        "\n  key {} value {}",
+                        describe_key(*map, &e.key),
+                        describe_value(*map, &e.value)
+                    ));
+                }
+                s
+            }
+            BpfRequest::DeleteBatch { map, keys } => {
+                let mut s = format!("MAP_DELETE_BATCH {} of {} keys", map.name(), keys.len());
+                for k in keys.iter() {
+                    s.push_str(&format!("\n  key {}", describe_key(*map, k)));
+                }
+                s
+            }
+            BpfRequest::Dump(map) => format!("dump {}", map.name()),
+        }
+    }
+
+    /// The bytes it writes to the kernel (keys and values).
+    pub fn bytes(&self) -> usize {
+        match self {
+            BpfRequest::Update { key, value, .. } => key.len() + value.len(),
+            BpfRequest::Delete { key, .. } => key.len(),
+            BpfRequest::UpdateBatch { entries, .. } => {
+                entries.iter().map(|e| e.key.len() + e.value.len()).sum()
+            }
+            BpfRequest::DeleteBatch { keys, .. } => keys.iter().map(Vec::len).sum(),
+            BpfRequest::Dump(_) => 0,
+        }
+    }
+}
+
+/// The answer to a [`BpfRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BpfReply {
+    Done,
+    /// A dump's entries (key, value), in the kernel's iteration order.
+    Entries(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
 /// Where a controller's tool runs and netlink requests go.
 pub trait Executor {
     /// Runs a tool inside the sync's namespace; its output whatever its exit status.
@@ -162,6 +263,15 @@ pub trait Executor {
 
     /// Counts bytes a step wrote to the kernel or a tool (the payload size).
     fn wrote(&mut self, bytes: usize);
+
+    /// Sends a BPF map request to the maps of the sync's namespace (the ebpf mode).
+    /// Executors without BPF maps refuse it.
+    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
+        Err(ApplyError::Bpf {
+            what: format!("{}: this executor has no BPF maps", req.step()),
+            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+        })
+    }
 
     /// Runs a tool and fails unless it exits 0.
     fn tool_ok(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
@@ -206,6 +316,11 @@ pub struct RealExecutor<'a> {
     rt: Option<NlSocket>,
     /// Started at the first tool run.
     thread: Option<NsThread>,
+    /// The socket LB's maps (ebpf mode), loaded at the first BPF request.
+    bpf: Option<std::sync::Arc<crate::ebpf::datapath::Maps>>,
+    /// Time spent in this sync on work that is not the sync's (loading the BPF object
+    /// and creating its maps, which Cilium's agent does at start): left out of its cost.
+    excluded: Cost,
 }
 
 impl<'a> RealExecutor<'a> {
@@ -226,7 +341,66 @@ impl<'a> RealExecutor<'a> {
             ipvs: None,
             rt: None,
             thread: None,
+            bpf: None,
+            excluded: Cost::default(),
         }
+    }
+
+    /// The socket LB's maps in this namespace, loaded (untimed) on first use.
+    fn bpf_maps(&mut self) -> Result<std::sync::Arc<crate::ebpf::datapath::Maps>, ApplyError> {
+        if let Some(m) = &self.bpf {
+            return Ok(m.clone());
+        }
+        let meter = Meter::start();
+        let maps = crate::ebpf::datapath::maps_for(&self.ns);
+        self.excluded += meter.finish(Cost::default());
+        let maps = maps?;
+        self.bpf = Some(maps.clone());
+        Ok(maps)
+    }
+
+    fn bpf_call(&mut self, req: &BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
+        use crate::ebpf::sys;
+        let maps = self.bpf_maps()?;
+        let fail = |map: LbMap| {
+            let what = format!("{} on {} in {}", req.step(), map.name(), self.ns.name);
+            move |source| ApplyError::Bpf { what, source }
+        };
+        match req {
+            BpfRequest::Update { map, key, value } => {
+                sys::update(maps.fd(*map), key, value).map_err(fail(*map))?
+            }
+            BpfRequest::Delete { map, key } => match sys::delete(maps.fd(*map), key) {
+                // The agent ignores a delete of what is already gone.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                r => r.map_err(fail(*map))?,
+            },
+            BpfRequest::UpdateBatch { map, entries } => {
+                let keys: Vec<u8> = entries.iter().flat_map(|e| e.key.iter().copied()).collect();
+                let values: Vec<u8> = entries
+                    .iter()
+                    .flat_map(|e| e.value.iter().copied())
+                    .collect();
+                sys::update_batch(maps.fd(*map), &keys, &values, entries.len())
+                    .map_err(fail(*map))?;
+            }
+            BpfRequest::DeleteBatch { map, keys } => {
+                let flat: Vec<u8> = keys.iter().flat_map(|k| k.iter().copied()).collect();
+                match sys::delete_batch(maps.fd(*map), &flat, keys.len()) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    r => {
+                        r.map_err(fail(*map))?;
+                    }
+                }
+            }
+            BpfRequest::Dump(map) => {
+                let (k, v) = map.sizes();
+                return Ok(BpfReply::Entries(
+                    sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?,
+                ));
+            }
+        }
+        Ok(BpfReply::Done)
     }
 
     /// Runs a tool from the thread that lives in the namespace (so it is spawned, not
@@ -362,12 +536,19 @@ impl MeasuredExecutor for RealExecutor<'_> {
         self.meter = Meter::start();
         self.tools = Cost::default();
         self.bytes = 0;
+        self.excluded = Cost::default();
     }
 
     /// The sync's report: its whole cost, payload size and steps, with what was spent
     /// outside every step (kpbench's rendering and parsing) as the `controller` step.
     fn finish(&mut self) -> SyncReport {
-        let cost = std::mem::replace(&mut self.meter, Meter::start()).finish(self.tools);
+        let whole = std::mem::replace(&mut self.meter, Meter::start()).finish(self.tools);
+        let excluded = std::mem::take(&mut self.excluded);
+        let cost = Cost {
+            wall: whole.wall.saturating_sub(excluded.wall),
+            user: whole.user.saturating_sub(excluded.user),
+            sys: whole.sys.saturating_sub(excluded.sys),
+        };
         let mut log = std::mem::take(&mut self.log);
         let mut inside = Cost::default();
         for s in &log.steps {
@@ -426,5 +607,28 @@ impl Executor for RealExecutor<'_> {
 
     fn wrote(&mut self, bytes: usize) {
         self.bytes += bytes;
+    }
+
+    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
+        if self.deadline.expired() {
+            return Err(ApplyError::Expired);
+        }
+        // Loaded first, so its time stays out of the step.
+        self.bpf_maps()?;
+        let cpu = thread_cpu();
+        let start = Instant::now();
+        let reply = self.bpf_call(&req)?;
+        let after = thread_cpu();
+        self.bytes += req.bytes();
+        self.log.add(
+            req.step(),
+            Category::Bpf,
+            Cost {
+                wall: start.elapsed(),
+                user: after.user.saturating_sub(cpu.user),
+                sys: after.sys.saturating_sub(cpu.sys),
+            },
+        );
+        Ok(reply)
     }
 }

@@ -28,7 +28,9 @@ pub mod record;
 
 use std::time::Duration;
 
-pub use executor::{Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall};
+pub use executor::{
+    BpfReply, BpfRequest, Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall,
+};
 
 use crate::backend::ApplyError;
 use crate::exec::Cost;
@@ -156,6 +158,8 @@ pub enum Category {
     Restore,
     /// Netlink requests (IPVS, addresses, links).
     Netlink,
+    /// BPF map requests (the ebpf mode's `bpf(2)` calls).
+    Bpf,
     /// kpbench's own work in the calling thread (rendering, parsing), outside any tool.
     Controller,
 }
@@ -168,6 +172,7 @@ impl Category {
             Category::Ipset => "ipset",
             Category::Restore => "restore",
             Category::Netlink => "netlink",
+            Category::Bpf => "bpf",
             Category::Controller => "controller",
         }
     }

@@ -4,7 +4,7 @@
 //! recorded calls of a full sync from empty; the trace tests compare them, call by
 //! call, with kube-proxy's.
 
-use super::executor::{Executor, NlReply, NlRequest, ToolCall};
+use super::executor::{BpfReply, BpfRequest, Executor, NlReply, NlRequest, ToolCall};
 use crate::backend::ApplyError;
 use crate::exec::{Cost, Output};
 
@@ -15,6 +15,8 @@ pub enum Call {
     Tool { line: String, stdin: Option<String> },
     /// A netlink request, described.
     Netlink(String),
+    /// A BPF map request, described (fields and hex bytes).
+    Bpf(String),
 }
 
 impl Call {
@@ -23,6 +25,7 @@ impl Call {
         match self {
             Call::Tool { line, .. } => format!("$ {line}"),
             Call::Netlink(d) => format!("netlink: {d}"),
+            Call::Bpf(d) => format!("bpf: {d}"),
         }
     }
 }
@@ -34,6 +37,11 @@ pub trait StandIn: Send {
 
     /// Answers a netlink request it models; None if not its own.
     fn netlink(&mut self, _req: &NlRequest<'_>) -> Option<NlReply> {
+        None
+    }
+
+    /// Answers a BPF map request it models; None if not its own.
+    fn bpf(&mut self, _req: &BpfRequest<'_>) -> Option<BpfReply> {
         None
     }
 }
@@ -140,6 +148,17 @@ impl Executor for Recorder {
 
     fn wrote(&mut self, bytes: usize) {
         self.bytes += bytes;
+    }
+
+    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
+        self.calls.push(Call::Bpf(req.describe()));
+        self.bytes += req.bytes();
+        for s in &mut self.standins {
+            if let Some(r) = s.bpf(&req) {
+                return Ok(r);
+            }
+        }
+        Ok(BpfReply::Done)
     }
 }
 

@@ -99,6 +99,11 @@ pub fn apply_main(a: ApplyArgs) -> Result<i32, Failure> {
         a.netns,
         report.cost.wall.as_secs_f64() * 1000.0,
     );
+    match b.keep(&ns) {
+        Ok(Some(place)) => println!("kept beyond this process: pinned under {place}"),
+        Ok(None) => {}
+        Err(e) => return Err(Failure::new(exitcode::INTERNAL, e)),
+    }
     let inspect = b.inspect_command();
     println!(
         "inspect with: ip netns exec {ns} {inspect}; remove with: ip netns delete {ns}",

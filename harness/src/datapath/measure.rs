@@ -120,6 +120,10 @@ pub fn measure(
             }
             Err(e) => datapath.transit_error = Some(e.to_string()),
         }
+        if let Some(t) = datapath.transit.as_mut() {
+            step("data path: BPF run time per connect".into());
+            gen.socket_lb_cost(set, t);
+        }
     }
     drop(server);
     Ok(datapath)
@@ -292,6 +296,43 @@ impl<'a> Generator<'a> {
             }
         }
         Ok((transit_result(pass.transit), ns_per_request))
+    }
+
+    /// The socket LB's own cost per connect (ebpf mode): for each transit target with a
+    /// service, a short closed-loop phase through its VIP with BPF statistics on, and
+    /// the connect4 program's run_time_ns / run_cnt over it as `bpf_run_ns`. Nothing
+    /// for other modes (no socket LB is loaded for their node).
+    fn socket_lb_cost(&self, set: &ServiceSet, t: &mut Transit) {
+        let node = &self.topo.node;
+        if dataplane::ebpf::datapath::connect_run_stats(node).is_none() {
+            return;
+        }
+        let Some(_stats) = transit::enable_run_stats() else {
+            return;
+        };
+        for target in &mut t.targets {
+            let Some(svc) = target
+                .service_index
+                .and_then(|i| set.services.get(i as usize))
+            else {
+                continue;
+            };
+            let before = dataplane::ebpf::datapath::connect_run_stats(node);
+            let spec = LoadSpec::closed_loop(
+                SocketAddr::new(svc.vip.into(), svc.port),
+                Duration::from_millis(300),
+                self.cfg.connections.clamp(1, 4),
+            );
+            if self.run(spec).is_err() {
+                continue;
+            }
+            let after = dataplane::ebpf::datapath::connect_run_stats(node);
+            if let (Some((ns0, n0)), Some((ns1, n1))) = (before, after) {
+                if n1 > n0 {
+                    target.bpf_run_ns = Some((ns1 - ns0) as f64 / (n1 - n0) as f64);
+                }
+            }
+        }
     }
 
     /// The closed-loop max-rate phase through the middle service's VIP, with the

@@ -128,7 +128,7 @@ pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, S
         .filter(|r| lookup::transit(r.case).is_some())
         .collect();
     if !timed.is_empty() {
-        h.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">direct SYN p50 ns</th><th class=\"l\">last position SYN p50 ns</th><th class=\"l\">last minus direct ns</th><th class=\"l\">last minus first ns</th><th class=\"l\">ns per service position</th><th>probe overhead %</th><th>unmatched SYNs</th></tr>\n");
+        h.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">direct SYN p50 ns</th><th class=\"l\">last position SYN p50 ns</th><th class=\"l\">last minus direct ns</th><th class=\"l\">last minus first ns</th><th class=\"l\">ns per service position</th><th>probe overhead %</th><th>unmatched SYNs</th><th class=\"l\">dataplane BPF run time</th></tr>\n");
         for r in &timed {
             transit_row(h, r);
         }
@@ -175,7 +175,7 @@ fn transit_row(h: &mut String, r: &Row<'_>) {
     };
     let _ = writeln!(
         h,
-        "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
         escape(&r.env().label()),
         escape(&cases::mode_label(r.case)),
         r.case.services,
@@ -186,5 +186,28 @@ fn transit_row(h: &mut String, r: &Row<'_>) {
         escape(&stats::with_ci(&t.ns_per_service, "")),
         stats::num(t.probe_overhead_pct),
         t.unmatched,
+        escape(&bpf_run_label(r.case)),
     );
+}
+
+/// The dataplane's own BPF run time per invocation, averaged over the targets that
+/// have it, labelled by what one invocation is: a connection for the socket load
+/// balancer (`ebpf`: connect4 runs once, before any packet), a packet for the others.
+fn bpf_run_label(case: &crate::results::Case) -> String {
+    let runs: Vec<f64> = case
+        .datapath
+        .as_ref()
+        .and_then(|d| d.transit.as_ref())
+        .map(|t| t.targets.iter().filter_map(|x| x.bpf_run_ns).collect())
+        .unwrap_or_default();
+    if runs.is_empty() {
+        return "-".into();
+    }
+    let mean = runs.iter().sum::<f64>() / runs.len() as f64;
+    let per = if case.mode == "ebpf" {
+        "connection"
+    } else {
+        "packet"
+    };
+    format!("{mean:.0} ns per {per} (mean of {} targets)", runs.len())
 }

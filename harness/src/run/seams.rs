@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use dataplane::exec::Output;
 use dataplane::model::ServiceSet;
-use dataplane::sync::{Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall};
+use dataplane::sync::{
+    BpfReply, BpfRequest, Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall,
+};
 use dataplane::{ApplyError, SyncReport};
 use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
 
@@ -120,6 +122,10 @@ impl Executor for Scratch {
 
     fn wrote(&mut self, bytes: usize) {
         self.io.wrote(bytes)
+    }
+
+    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
+        self.io.bpf(req)
     }
 }
 

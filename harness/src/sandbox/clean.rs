@@ -32,5 +32,13 @@ pub fn clean(force: bool) -> CleanReport {
             Err(e) => report.errors.push(e.to_string()),
         }
     }
+    // The ebpf mode's pins (`kpbench apply`): removing them detaches their links.
+    let (removed, errors) = dataplane::ebpf::datapath::clean_pins(|name| {
+        !live
+            .iter()
+            .any(|id| name.starts_with(&format!("{NETNS_PREFIX}{id}-")))
+    });
+    report.removed.extend(removed);
+    report.errors.extend(errors);
     report
 }

@@ -63,6 +63,10 @@ pub struct Target {
     pub position: Option<usize>,
     /// Where the client connects: the VIP:80, or the endpoint IP:8080.
     pub addr: SocketAddrV4,
+    /// The service's endpoints: where its SYNs go when the client's socket load
+    /// balancer (ebpf mode) picked the backend before the packet existed, so the node
+    /// sees the endpoint, not the VIP. Empty for direct.
+    pub backends: Vec<SocketAddrV4>,
 }
 
 /// `positions` services evenly spaced over `set` in rule order (0 and N-1 always
@@ -87,6 +91,11 @@ pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
                 service_index: Some(s.index),
                 position: Some(p),
                 addr: SocketAddrV4::new(s.vip, s.port),
+                backends: s
+                    .endpoints
+                    .iter()
+                    .map(|e| SocketAddrV4::new(e.ip, e.port))
+                    .collect(),
             }
         })
         .collect();
@@ -96,6 +105,7 @@ pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
             service_index: None,
             position: None,
             addr: SocketAddrV4::new(ep.ip, ENDPOINT_PORT),
+            backends: Vec::new(),
         });
     }
     out

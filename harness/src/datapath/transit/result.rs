@@ -133,11 +133,19 @@ pub fn summarize(
     overhead: &Overhead,
     fit: FitConfig,
 ) -> (Transit, Vec<TargetSamples>) {
-    let by_addr: HashMap<SocketAddrV4, usize> = targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.addr, i))
-        .collect();
+    // A sample is labelled by the address the client dialled; with a socket load
+    // balancer (ebpf mode) the node only ever sees the chosen endpoint, so a service's
+    // endpoints label it too. The dialled addresses win (direct is an endpoint of the
+    // first service).
+    let mut by_addr: HashMap<SocketAddrV4, usize> = HashMap::new();
+    for (i, t) in targets.iter().enumerate() {
+        for b in &t.backends {
+            by_addr.insert(*b, i);
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        by_addr.insert(t.addr, i);
+    }
     let mut kept: Vec<TargetSamples> = targets
         .iter()
         .map(|t| TargetSamples {
@@ -222,6 +230,7 @@ mod tests {
             service_index: index,
             position: index,
             addr: addr.parse().unwrap(),
+            backends: Vec::new(),
         }
     }
 

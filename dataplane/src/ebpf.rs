@@ -1,0 +1,162 @@
+//! Mode `ebpf`: Cilium's socket load balancer (its default for pod-to-ClusterIP
+//! traffic). A cgroup `connect4` program rewrites the destination of a TCP connect to
+//! a ClusterIP before any packet exists, reading Cilium's own maps with Cilium's own
+//! key and value layouts ([`layout::CILIUM_RELEASE`]); `getpeername4` shows the VIP.
+//! The maps are programmed as Cilium's agent does it ([`controller`]); the programs
+//! are loaded and attached once per node namespace ([`datapath`]).
+
+pub mod controller;
+pub mod datapath;
+pub mod layout;
+pub mod standin;
+pub mod sys;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::backend::{ApplyError, Backend, Objects};
+use crate::deadline::Deadline;
+use crate::mode::{Mode, ModeSpec};
+use crate::model::{Endpoint, ServiceSet};
+use crate::netns::Netns;
+use crate::prereq::{KernelFeature, Prerequisites};
+use crate::sync::record::StandIn;
+use crate::sync::{Controller, Profile};
+use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
+
+/// The socket load balancer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EbpfBackend;
+
+/// How many map entries a full sync of `set` leaves: a master and a slot per endpoint
+/// for each service, a backend per endpoint, a reverse NAT entry per service.
+pub fn expected_entries(set: &ServiceSet) -> usize {
+    let backends: BTreeSet<&Endpoint> = set.services.iter().flat_map(|s| &s.endpoints).collect();
+    set.services
+        .iter()
+        .map(|s| 2 + s.endpoints.len())
+        .sum::<usize>()
+        + backends.len()
+}
+
+/// Checks the dumped maps against `expected`: every service's master entry, its slots
+/// resolving through the backend map to exactly its endpoints, its reverse NAT entry,
+/// and nothing else. The number of entries when they agree.
+pub fn check_maps(
+    services: &[(Vec<u8>, Vec<u8>)],
+    backends: &[(Vec<u8>, Vec<u8>)],
+    rev_nat: &[(Vec<u8>, Vec<u8>)],
+    expected: &ServiceSet,
+) -> Result<Objects, ApplyError> {
+    const WHAT: &str = "socket LB map entries";
+    let found = services.len() + backends.len() + rev_nat.len();
+    Objects::check(WHAT, found, expected_entries(expected))?;
+    let svc: BTreeMap<Lb4Key, Lb4Service> = services
+        .iter()
+        .filter_map(|(k, v)| Some((Lb4Key::parse(k)?, Lb4Service::parse(v)?)))
+        .collect();
+    let be: BTreeMap<u32, Lb4Backend> = backends
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                u32::from_ne_bytes(k.as_slice().try_into().ok()?),
+                Lb4Backend::parse(v)?,
+            ))
+        })
+        .collect();
+    let rev: BTreeMap<Vec<u8>, Vec<u8>> = rev_nat.iter().cloned().collect();
+    let good = expected
+        .services
+        .iter()
+        .filter(|s| {
+            let Some(m) = svc.get(&layout::master_key(s.vip, s.port)) else {
+                return false;
+            };
+            let mut eps: Vec<Endpoint> = (1..=m.count)
+                .filter_map(|slot| svc.get(&layout::slot_key(s.vip, s.port, slot)))
+                .filter_map(|v| be.get(&v.backend_id))
+                .map(|b| Endpoint {
+                    ip: b.address,
+                    port: b.port,
+                })
+                .collect();
+            eps.sort();
+            let mut want = s.endpoints.clone();
+            want.sort();
+            m.flags == layout::SVC_FLAG_ROUTABLE
+                && eps == want
+                && rev.get(&layout::rev_nat_key(m.rev_nat_index))
+                    == Some(&layout::rev_nat_value(s.vip, s.port))
+        })
+        .count();
+    if good != expected.len() {
+        return Err(ApplyError::Mismatch {
+            what: "services whose maps resolve to exactly their endpoints",
+            found: good,
+            expected: expected.len(),
+        });
+    }
+    Ok(Objects {
+        count: found,
+        kind: WHAT,
+    })
+}
+
+impl Backend for EbpfBackend {
+    fn spec(&self) -> ModeSpec {
+        ModeSpec::new(Mode::Ebpf)
+    }
+
+    /// No tools: the agent speaks `bpf(2)` itself.
+    fn prerequisites(&self) -> Prerequisites {
+        Prerequisites {
+            tools: Vec::new(),
+            kernel: vec![KernelFeature::CgroupBpf],
+        }
+    }
+
+    fn inspect_command(&self) -> &'static str {
+        "bpftool map dump name cilium_lb4_services_v2"
+    }
+
+    fn controller(&self, profile: Profile) -> Box<dyn Controller> {
+        match profile {
+            Profile::KubeProxy(_) => Box::<controller::AgentController>::default(),
+            Profile::Floor => Box::<controller::FloorController>::default(),
+        }
+    }
+
+    fn standins(&self) -> Vec<Box<dyn StandIn>> {
+        vec![Box::new(standin::MapsStandIn::new())]
+    }
+
+    fn verify(
+        &self,
+        ns: &Netns,
+        expected: &ServiceSet,
+        _deadline: Deadline,
+    ) -> Result<Objects, ApplyError> {
+        let maps = datapath::loaded(ns).ok_or_else(|| ApplyError::Bpf {
+            what: format!("reading the socket LB maps of {}", ns.name),
+            source: std::io::Error::other("nothing was programmed for it by this process"),
+        })?;
+        let dump = |map: LbMap| {
+            let (k, v) = map.sizes();
+            sys::dump(maps.fd(map), k, v).map_err(|source| ApplyError::Bpf {
+                what: format!("dumping {}", map.name()),
+                source,
+            })
+        };
+        check_maps(
+            &dump(LbMap::Services)?,
+            &dump(LbMap::Backends)?,
+            &dump(LbMap::RevNat)?,
+            expected,
+        )
+    }
+
+    fn keep(&self, ns: &Netns) -> Result<Option<String>, ApplyError> {
+        datapath::keep(ns).map(|p| Some(p.display().to_string()))
+    }
+}
