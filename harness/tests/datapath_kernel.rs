@@ -102,8 +102,12 @@ fn iptables_lookup_cost_grows_with_the_position_of_the_service() {
     let (topo, _server) = programmed(&*b, "ipt", &set, 300);
     let diff = last_minus_first(&topo, &set);
     eprintln!("iptables-legacy, {SERVICES} services: last - first (connect p25) = {diff:.0} us");
+    // The in-kernel walk is about 2.5 ns per x_tables rule (harness/tests/transit.rs
+    // times it precisely): 25 us over 10,000 services, plus the cache misses a long
+    // walk leaves on the rest of the handshake. Connect p25 carries tens of us of
+    // scheduling noise on this machine, so the bar is well under the expected cost.
     assert!(
-        diff > 40.0,
+        diff > 15.0,
         "the last service should cost clearly more than the first: {diff:.0} us"
     );
 }

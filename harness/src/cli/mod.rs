@@ -28,9 +28,11 @@ pub use failure::Failure;
 #[command(
     name = "kpbench",
     version,
-    about = "Measures Kubernetes service dataplanes (kube-proxy's iptables, nftables and IPVS modes) on a real kernel",
+    about = "Measures Kubernetes service dataplanes (kube-proxy's iptables, nftables and IPVS modes, and Cilium's socket LB) on a real kernel",
     long_about = "kpbench builds a small cluster out of network namespaces, programs thousands of synthetic \
-services exactly as kube-proxy does, and measures rule-update time, lookup latency and CPU.\n\n\
+services exactly as kube-proxy does (sync profile `kube-proxy`, beside the kernel's `floor`), and measures \
+rule-update time and where it goes, lookup cost timed inside the kernel per service position, latency and \
+the dataplane's CPU, each difference with its 95% interval.\n\n\
 Exit codes: 0 ok, 1 internal error, 2 bad input, 3 regression found (compare), \
 69 environment cannot run it (not root, missing tool or kernel feature), 70 kernel lab failure, 130 interrupted.\n\
 Log level: KPBENCH_LOG=debug (tracing's env-filter syntax)."
@@ -134,7 +136,7 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 pub struct RunArgs {
     /// Scenario file (TOML); omitted: the quick scenario.
     pub scenario: Option<PathBuf>,
-    /// Comma-separated modes to run (iptables, iptables-legacy, nftables, ipvs), overriding the scenario.
+    /// Comma-separated modes to run (iptables, iptables-legacy, nftables, ipvs, ebpf), overriding the scenario.
     #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
     pub modes: Option<Vec<Mode>>,
     /// Comma-separated service counts, e.g. 100,1000 (replaces the scenario's scales for every mode).
@@ -159,7 +161,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// Mode: iptables, iptables-legacy, nftables or ipvs.
+    /// Mode: iptables, iptables-legacy, nftables, ipvs or ebpf.
     #[arg(long, value_parser = parse_mode)]
     pub mode: Mode,
     /// Number of services.
