@@ -285,6 +285,7 @@ pub(crate) mod fixtures {
                 }),
                 transit: None,
                 transit_error: None,
+                noise_floor_us: None,
             }),
             elapsed_s: Some(1.0),
         }

@@ -108,6 +108,22 @@ fn cell(v: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The in-kernel cost per service position, or `n.m.d.` when its 95% interval
+/// includes zero (no measurable difference).
+fn per_service(t: Option<&crate::results::Transit>) -> String {
+    match t.map(|t| t.ns_per_service) {
+        Some(e) if e.includes_zero() => "n.m.d.".into(),
+        Some(e) => format!("{:.1}", e.estimate),
+        None => "-".into(),
+    }
+}
+
+/// What the summary's columns mean, under it.
+pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from empty; add/remove/update: incremental, p50/p99); \
++us: end-to-end request p50 (syn: connect p25) through the VIP minus to an endpoint directly; \
+noise +us: the direct target measured twice, |second - first| (end-to-end figures under it are noise); \
+ns/svc: the SYN's in-kernel transit per service position (n.m.d.: no measurable difference, its 95% interval includes 0)";
+
 /// The end-of-run summary as a fixed-width table.
 pub fn summary_table(r: &Results) -> String {
     let header = [
@@ -125,6 +141,8 @@ pub fn summary_table(r: &Results) -> String {
         "first +us",
         "last +us",
         "last syn +us",
+        "noise +us",
+        "ns/svc",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for c in &r.cases {
@@ -165,6 +183,8 @@ pub fn summary_table(r: &Results) -> String {
                 0,
             ),
             cell(dp.and_then(|d| d.syn_overhead_us.get("last").copied()), 0),
+            cell(dp.and_then(|d| d.noise_floor_us).map(|n| n.request_p50), 0),
+            per_service(dp.and_then(|d| d.transit.as_ref())),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -249,15 +269,15 @@ mod tests {
         );
         let want = format!(
             "\
-env   mode      services  status   objects  full ms  full cpu ms  add p50  remove p50  update p50  update p99  first +us  last +us  last syn +us
-------------------------------------------------------------------------------------------------------------------------------------------------
-host  iptables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -
-host  iptables       200  ok           600    200.0         60.0      2.0         3.0         4.0         4.0          -         -             -
-host  iptables       400  ok          1200    400.0        120.0      2.0         3.0         4.0         4.0          -         -             -
-host  nftables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -
-host  nftables       200  FAILED         -        -            -        -           -           -           -          -         -             -
-host  nftables       400  skipped        -        -            -        -           -           -           -          -         -             -
-host  ebpf           100  skipped        -        -            -        -           -           -           -          -         -             -
+env   mode      services  status   objects  full ms  full cpu ms  add p50  remove p50  update p50  update p99  first +us  last +us  last syn +us  noise +us  ns/svc
+-------------------------------------------------------------------------------------------------------------------------------------------------------------------
+host  iptables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -          -       -
+host  iptables       200  ok           600    200.0         60.0      2.0         3.0         4.0         4.0          -         -             -          -       -
+host  iptables       400  ok          1200    400.0        120.0      2.0         3.0         4.0         4.0          -         -             -          -       -
+host  nftables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -          -       -
+host  nftables       200  FAILED         -        -            -        -           -           -           -          -         -             -          -       -
+host  nftables       400  skipped        -        -            -        -           -           -           -          -         -             -          -       -
+host  ebpf           100  skipped        -        -            -        -           -           -           -          -         -             -          -       -
 
 FAILED nftables x 200: full sync: case time limit of 300 s reached (fake-restore timed out after 1s and was killed)
 skipped nftables x 400: not attempted: nftables (kube-proxy profile) timed out at 200 services; raise case_timeout_s in the scenario to try larger scales

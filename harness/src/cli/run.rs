@@ -82,6 +82,7 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
     let results = crate::run::run(&plan, |e| progress.event(e))?;
     progress.finish();
     println!("{}", super::progress::summary_table(&results));
+    println!("{}\n", super::progress::LEGEND);
     println!("results: {}/results.json, results.csv", out_dir.display());
     if results.run.incomplete.is_some() {
         // Stop promptly when asked to: the report can be built later from the results.

@@ -23,7 +23,9 @@ use crate::datapath::load::{run_load, LoadError, LoadReport, LoadSpec};
 use crate::datapath::serve::{ServeError, ServeOptions, Server};
 use crate::datapath::targets::{aims, Aim, Phases};
 use crate::datapath::transit;
-use crate::results::{Datapath, Estimate, MaxRate, Transit, TransitPercentiles, TransitTarget};
+use crate::results::{
+    Datapath, Estimate, MaxRate, NoiseFloor, Transit, TransitPercentiles, TransitTarget,
+};
 use crate::sandbox::topology::Topology;
 use crate::scenario;
 
@@ -91,17 +93,26 @@ pub fn measure(
     let all = aims(set);
     let rate = gen.probe_rate(&all, &mut step)?;
     let mut phases = Phases::default();
-    for aim in all {
+    let mut direct_first = None;
+    for aim in &all {
         gen.check_time(aim.name, gen.duration, deadline)?;
         step(format!(
             "data path: {} ({} req/s for {:.1} s)",
             aim.name, rate, cfg.duration_s
         ));
-        let (report, cpu) = gen.open_loop(&aim, rate)?;
-        phases.record(&aim, &report, cpu);
+        let (report, cpu) = gen.open_loop(aim, rate)?;
+        if aim.service.is_none() {
+            direct_first = Some(latency_figures(&report));
+        }
+        phases.record(aim, &report, cpu);
     }
+    let noise_floor = match (all.iter().find(|a| a.service.is_none()), direct_first) {
+        (Some(direct), Some(first)) => gen.noise_floor(direct, first, rate, deadline, &mut step)?,
+        _ => None,
+    };
     let (max_rate, softirq_pct) = gen.max_rate(set, deadline, &mut step)?;
     let mut datapath = phases.into_datapath(set, cfg.keepalive, max_rate);
+    datapath.noise_floor_us = noise_floor;
     if let Some(c) = datapath.cpu.as_mut() {
         c.max_rate_softirq_pct = softirq_pct;
     }
@@ -127,6 +138,14 @@ pub fn measure(
     }
     drop(server);
     Ok(datapath)
+}
+
+/// A phase's request p50 and connect p25, microseconds.
+fn latency_figures(r: &LoadReport) -> (f64, f64) {
+    (
+        r.latency_us.value_at_quantile(0.5) as f64,
+        r.connect_us.value_at_quantile(0.25) as f64,
+    )
 }
 
 /// The pass's figures as the results record them: targets without a SYN sample are
@@ -255,6 +274,31 @@ impl<'a> Generator<'a> {
         })?;
         let delta = CpuSample::now()?.since(&before);
         Ok((report, delta))
+    }
+
+    /// The direct target once more at the same rate: how far two measurements of the
+    /// same thing land apart is the noise floor of every end-to-end difference.
+    fn noise_floor(
+        &self,
+        direct: &Aim,
+        (request, connect): (f64, f64),
+        rate: f64,
+        deadline: Instant,
+        step: &mut impl FnMut(String),
+    ) -> Result<Option<NoiseFloor>, MeasureError> {
+        if self
+            .check_time("direct (again)", self.duration, deadline)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        step("data path: direct again, for the noise floor".into());
+        let (report, _) = self.open_loop(direct, rate)?;
+        let (r2, c2) = latency_figures(&report);
+        Ok(Some(NoiseFloor {
+            request_p50: (r2 - request).abs(),
+            connect_p25: (c2 - connect).abs(),
+        }))
     }
 
     /// The in-kernel figures: the interleaved transit pass with its probe overhead,

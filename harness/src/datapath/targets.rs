@@ -189,6 +189,7 @@ impl Phases {
             distribution: Some(dist),
             transit: None,
             transit_error: None,
+            noise_floor_us: None,
         }
     }
 

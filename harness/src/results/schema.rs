@@ -353,6 +353,20 @@ pub struct Datapath {
     /// above are still measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transit_error: Option<String>,
+    /// The end-to-end figures' noise floor: the same direct target measured twice, and
+    /// how far apart the two came out. An end-to-end overhead smaller than this is
+    /// noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_floor_us: Option<NoiseFloor>,
+}
+
+/// Direct against direct: the difference between two phases to the same endpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct NoiseFloor {
+    /// |request p50, second phase - first phase|, microseconds.
+    pub request_p50: f64,
+    /// |connect p25, second phase - first phase| (the SYN's figure), microseconds.
+    pub connect_p25: f64,
 }
 
 /// In-kernel transit of connection-opening packets through the node namespace: tc
