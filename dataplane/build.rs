@@ -1,21 +1,21 @@
-//! Compiles the BPF programs in `bpf/` with clang (`-O2 -g -target bpf`) into
-//! `$OUT_DIR` and sets `cfg(kpbench_socklb)` so the ebpf mode embeds them (the same
-//! steps as `harness/build.rs`, which builds the transit probes).
+//! Compiles every BPF program kpbench ships (`bpf/`: the ebpf mode's socket LB and
+//! the harness's transit probes) with clang (`-O2 -g -target bpf`) into `$OUT_DIR`,
+//! and sets `cfg(kpbench_bpf)` so `src/bpf.rs` embeds them.
 //!
 //! Without clang or libbpf's headers (`bpf/bpf_helpers.h`, Debian's libbpf-dev) the
-//! build still succeeds: it embeds nothing, warns, and the ebpf mode says at
-//! run time what to install. It then watches `/usr/bin` and `/usr/include`, so
+//! build still succeeds: it embeds nothing, warns, and whatever needs a program says
+//! at run time what to install. It then watches `/usr/bin` and `/usr/include`, so
 //! installing the packages makes the next build compile the programs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: &[&str] = &["socklb"];
+const SOURCES: &[&str] = &["socklb", "transit"];
 const HELPERS: &str = "bpf/bpf_helpers.h";
 const INCLUDE_DIRS: &[&str] = &["/usr/include", "/usr/local/include"];
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(kpbench_socklb)");
+    println!("cargo::rustc-check-cfg=cfg(kpbench_bpf)");
     println!("cargo::rerun-if-env-changed=CLANG");
     println!("cargo::rerun-if-env-changed=KPBENCH_NO_BPF");
     for src in SOURCES {
@@ -56,7 +56,7 @@ fn main() {
             return;
         }
     }
-    println!("cargo::rustc-cfg=kpbench_socklb");
+    println!("cargo::rustc-cfg=kpbench_bpf");
 }
 
 /// `$CLANG`, else `clang`, else the newest versioned `clang-N` on PATH.

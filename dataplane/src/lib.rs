@@ -3,6 +3,7 @@
 //! No CLI, no printing.
 
 pub mod backend;
+pub mod bpf;
 pub mod deadline;
 pub mod ebpf;
 pub mod exec;

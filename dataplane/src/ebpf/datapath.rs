@@ -29,23 +29,8 @@ use super::sys;
 use crate::backend::ApplyError;
 use crate::netns::Netns;
 
-/// The compiled object, when `build.rs` could build it (8-byte aligned for the ELF
-/// parser).
-#[cfg(kpbench_socklb)]
-pub const OBJECT: Option<&[u8]> = {
-    #[repr(C)]
-    struct Aligned<B: ?Sized> {
-        _align: [u64; 0],
-        bytes: B,
-    }
-    static ALIGNED: &Aligned<[u8]> = &Aligned {
-        _align: [],
-        bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/socklb.bpf.o")),
-    };
-    Some(&ALIGNED.bytes)
-};
-#[cfg(not(kpbench_socklb))]
-pub const OBJECT: Option<&[u8]> = None;
+/// The compiled object, when `build.rs` could build it.
+pub const OBJECT: Option<&[u8]> = crate::bpf::SOCKLB;
 
 /// Where kpbench mounts a bpffs of its own for `kpbench apply`'s pins (outside /sys,
 /// which `ip netns exec` remounts).

@@ -14,7 +14,7 @@
 //!
 //! # Toolchain
 //!
-//! The programs are C (`harness/bpf/transit.bpf.c`), built by `build.rs` with Debian's
+//! The programs are C (`dataplane/bpf/transit.bpf.c`), built by the dataplane crate's `build.rs` with Debian's
 //! clang and libbpf-dev headers, and embedded in the binary, so the lab's kernels load
 //! the very same object. They are loaded by [`aya`] 0.13: a maintained, pure-Rust
 //! loader on stable Rust. libbpf-rs would also do, but it builds a vendored libbpf

@@ -1,4 +1,4 @@
-//! Loading, attaching and reading the transit probes (`harness/bpf/transit.bpf.c`).
+//! Loading, attaching and reading the transit probes (`dataplane/bpf/transit.bpf.c`).
 //!
 //! The object is loaded once, so both programs share one set of maps. The programs
 //! are attached inside the node namespace by a thread that entered it and stays
@@ -23,23 +23,8 @@ use dataplane::Netns;
 
 use super::TransitError;
 
-/// The compiled object, when `build.rs` could build it. The ELF parser needs it
-/// 8-byte aligned, which `include_bytes!` alone does not promise.
-#[cfg(kpbench_bpf)]
-pub(crate) const OBJECT: Option<&[u8]> = {
-    #[repr(C)]
-    struct Aligned<B: ?Sized> {
-        _align: [u64; 0],
-        bytes: B,
-    }
-    static ALIGNED: &Aligned<[u8]> = &Aligned {
-        _align: [],
-        bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/transit.bpf.o")),
-    };
-    Some(&ALIGNED.bytes)
-};
-#[cfg(not(kpbench_bpf))]
-pub(crate) const OBJECT: Option<&[u8]> = None;
+/// The compiled object, when the dataplane crate's `build.rs` could build it.
+pub(crate) const OBJECT: Option<&[u8]> = dataplane::bpf::TRANSIT;
 
 /// The node's link to the client namespace (see `sandbox::topology`).
 pub const CLIENT_VETH: &str = "veth-client";
@@ -625,22 +610,21 @@ mod tests {
         assert_eq!(d.ns_per_request(0), None);
     }
 
-    #[cfg(kpbench_bpf)]
     #[test]
-    fn the_object_is_embedded_aligned() {
-        let obj = OBJECT.expect("built");
-        assert_eq!(&obj[..4], b"\x7fELF");
-        assert_eq!(obj.as_ptr() as usize % 8, 0);
-    }
-
-    #[cfg(not(kpbench_bpf))]
-    #[test]
-    fn without_the_object_loading_says_what_to_install() {
-        let e = Probes::load(&Netns::named("unused")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "BPF programs not built: install clang and libbpf-dev (scripts/install-deps.sh), then rebuild"
-        );
+    fn the_object_is_embedded_or_loading_says_what_to_install() {
+        match OBJECT {
+            Some(obj) => {
+                assert_eq!(&obj[..4], b"\x7fELF");
+                assert_eq!(obj.as_ptr() as usize % 8, 0);
+            }
+            None => {
+                let e = Probes::load(&Netns::named("unused")).unwrap_err();
+                assert_eq!(
+                    e.to_string(),
+                    "BPF programs not built: install clang and libbpf-dev (scripts/install-deps.sh), then rebuild"
+                );
+            }
+        }
     }
 
     #[test]
