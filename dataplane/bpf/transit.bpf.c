@@ -142,6 +142,25 @@ static __always_inline struct counters *counters_here(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
+/*
+ * A connection-opening packet's kind (KIND_SYN or KIND_SYNACK, 0 for any other), its
+ * key (the SYN's sequence number; for the SYN-ACK its ack_seq - 1, the same number)
+ * and its slot (SYNs in the first SLOTS, SYN-ACKs in the next).
+ */
+static __always_inline int handshake(const struct tcphdr *tcp, __u32 *key, __u32 *idx)
+{
+	if (!tcp->syn)
+		return 0;
+	if (!tcp->ack) {
+		*key = bpf_ntohl(tcp->seq);
+		*idx = *key & (SLOTS - 1);
+		return KIND_SYN;
+	}
+	*key = bpf_ntohl(tcp->ack_seq) - 1;
+	*idx = SLOTS + (*key & (SLOTS - 1));
+	return KIND_SYNACK;
+}
+
 SEC("classifier")
 int transit_in(struct __sk_buff *skb)
 {
@@ -154,15 +173,8 @@ int transit_in(struct __sk_buff *skb)
 
 	if (!tcp)
 		return TC_ACT_UNSPEC;
-	if (tcp->syn && !tcp->ack) {
-		kind = KIND_SYN;
-		key = bpf_ntohl(tcp->seq);
-		idx = key & (SLOTS - 1);
-	} else if (tcp->syn && tcp->ack) {
-		kind = KIND_SYNACK;
-		key = bpf_ntohl(tcp->ack_seq) - 1;
-		idx = SLOTS + (key & (SLOTS - 1));
-	} else {
+	kind = handshake(tcp, &key, &idx);
+	if (!kind) {
 		struct inflight *f = bpf_map_lookup_elem(&inflight, &zero);
 
 		if (!f)
@@ -221,15 +233,8 @@ int transit_out(struct __sk_buff *skb)
 	c = counters_here();
 	if (!c)
 		return TC_ACT_UNSPEC;
-	if (tcp->syn && !tcp->ack) {
-		kind = KIND_SYN;
-		key = bpf_ntohl(tcp->seq);
-		idx = key & (SLOTS - 1);
-	} else if (tcp->syn && tcp->ack) {
-		kind = KIND_SYNACK;
-		key = bpf_ntohl(tcp->ack_seq) - 1;
-		idx = SLOTS + (key & (SLOTS - 1));
-	} else {
+	kind = handshake(tcp, &key, &idx);
+	if (!kind) {
 		struct inflight *f = bpf_map_lookup_elem(&inflight, &zero);
 
 		if (!f)
