@@ -1,5 +1,5 @@
-//! Compiles every BPF program kpbench ships (`bpf/`: the ebpf mode's socket LB and
-//! the harness's transit probes) with clang (`-O2 -g -target bpf`) into `$OUT_DIR`,
+//! Compiles every BPF program kpbench ships (`bpf/`: the ebpf mode's socket LB, the
+//! ebpf-tc mode's per-packet LB and the harness's transit probes) with clang (`-O2 -g -target bpf`) into `$OUT_DIR`,
 //! and sets `cfg(kpbench_bpf)` so `src/bpf.rs` embeds them.
 //!
 //! Without clang or libbpf's headers (`bpf/bpf_helpers.h`, Debian's libbpf-dev) the
@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SOURCES: &[&str] = &["socklb", "transit"];
+const SOURCES: &[&str] = &["socklb", "tclb", "transit"];
+/// Headers the sources include.
+const HEADERS: &[&str] = &["cilium_lb4.h"];
 const HELPERS: &str = "bpf/bpf_helpers.h";
 const INCLUDE_DIRS: &[&str] = &["/usr/include", "/usr/local/include"];
 
@@ -20,6 +22,9 @@ fn main() {
     println!("cargo::rerun-if-env-changed=KPBENCH_NO_BPF");
     for src in SOURCES {
         println!("cargo::rerun-if-changed=bpf/{src}.bpf.c");
+    }
+    for h in HEADERS {
+        println!("cargo::rerun-if-changed=bpf/{h}");
     }
     if std::env::var_os("KPBENCH_NO_BPF").is_some() {
         println!("cargo::warning=KPBENCH_NO_BPF is set: the BPF programs are not built");

@@ -227,8 +227,8 @@ pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
         Mode::Ipvs => Ok(Box::new(crate::ipvs::IpvsBackend::new(
             spec.scheduler().unwrap_or_default(),
         ))),
-        Mode::Ebpf => Ok(Box::new(crate::ebpf::EbpfBackend)),
-        Mode::EbpfTc => Err(NotImplemented(Mode::EbpfTc)),
+        Mode::Ebpf => Ok(Box::new(crate::ebpf::EbpfBackend::socket())),
+        Mode::EbpfTc => Ok(Box::new(crate::ebpf::EbpfBackend::tc())),
     }
 }
 
@@ -238,23 +238,18 @@ mod tests {
     use crate::mode::IpvsScheduler;
 
     #[test]
-    fn every_implemented_mode_has_a_backend_that_says_what_it_needs() {
+    fn every_mode_has_a_backend_that_says_what_it_needs() {
         for mode in Mode::ALL {
-            match backend(ModeSpec::new(mode)) {
-                Ok(b) => {
-                    assert_eq!(b.mode(), mode);
-                    // The ebpf mode runs no tool: it speaks bpf(2) itself.
-                    assert_eq!(b.tools().is_empty(), mode == Mode::Ebpf, "{mode}");
-                    assert!(!b.prerequisites().kernel.is_empty(), "{mode}");
-                    assert!(!b.inspect_command().is_empty(), "{mode}");
-                }
-                Err(e) => {
-                    assert_eq!(mode, Mode::EbpfTc);
-                    assert!(e
-                        .to_string()
-                        .starts_with("mode ebpf-tc is not implemented in kpbench "));
-                }
-            }
+            let b = backend(ModeSpec::new(mode)).unwrap();
+            assert_eq!(b.mode(), mode);
+            // The ebpf modes run no tool: they speak bpf(2) themselves.
+            assert_eq!(
+                b.tools().is_empty(),
+                matches!(mode, Mode::Ebpf | Mode::EbpfTc),
+                "{mode}"
+            );
+            assert!(!b.prerequisites().kernel.is_empty(), "{mode}");
+            assert!(!b.inspect_command().is_empty(), "{mode}");
         }
     }
 

@@ -23,12 +23,17 @@ macro_rules! embedded {
 /// The `ebpf` mode's socket LB (`connect4`, `getpeername4`) on Cilium's maps.
 #[cfg(kpbench_bpf)]
 pub const SOCKLB: Option<&[u8]> = embedded!("socklb");
+/// The `ebpf-tc` mode's per-packet LB (tc programs) on the same maps.
+#[cfg(kpbench_bpf)]
+pub const TCLB: Option<&[u8]> = embedded!("tclb");
 /// The transit probes: tc programs timing packets through the node.
 #[cfg(kpbench_bpf)]
 pub const TRANSIT: Option<&[u8]> = embedded!("transit");
 
 #[cfg(not(kpbench_bpf))]
 pub const SOCKLB: Option<&[u8]> = None;
+#[cfg(not(kpbench_bpf))]
+pub const TCLB: Option<&[u8]> = None;
 #[cfg(not(kpbench_bpf))]
 pub const TRANSIT: Option<&[u8]> = None;
 
@@ -37,7 +42,7 @@ mod tests {
     #[cfg(kpbench_bpf)]
     #[test]
     fn the_objects_are_embedded_aligned() {
-        for obj in [super::SOCKLB, super::TRANSIT] {
+        for obj in [super::SOCKLB, super::TCLB, super::TRANSIT] {
             let obj = obj.expect("built");
             assert_eq!(&obj[..4], b"\x7fELF");
             assert_eq!(obj.as_ptr() as usize % 8, 0);

@@ -1,15 +1,24 @@
-//! Mode `ebpf`: Cilium's socket load balancer (its default for pod-to-ClusterIP
-//! traffic). A cgroup `connect4` program rewrites the destination of a TCP connect to
-//! a ClusterIP before any packet exists, reading Cilium's own maps with Cilium's own
-//! key and value layouts ([`layout::CILIUM_RELEASE`]); `getpeername4` shows the VIP.
-//! The maps are programmed as Cilium's agent does it ([`controller`]); the programs
-//! are loaded and attached once per node namespace ([`datapath`]).
+//! Modes `ebpf` and `ebpf-tc`: Cilium's two load balancers on Cilium's own maps, with
+//! Cilium's own key and value layouts ([`layout::CILIUM_RELEASE`]).
+//!
+//! - `ebpf`, the socket LB (Cilium's default for pod-to-ClusterIP traffic): a cgroup
+//!   `connect4` program rewrites the destination of a TCP connect to a ClusterIP
+//!   before any packet exists; `getpeername4` shows the VIP. Its cost is per connect.
+//! - `ebpf-tc`, the per-packet LB (Cilium's path when socket LB is off, as with
+//!   sidecar meshes): tc programs on the node's veths with an LRU connection-tracking
+//!   map, DNAT on the way in and reverse NAT on the way back. Its cost is per packet.
+//!
+//! Both read the same maps, programmed as Cilium's agent does it ([`controller`]); the
+//! programs are loaded and attached once per node namespace ([`datapath`]).
 
+pub mod cgroup;
 pub mod controller;
 pub mod datapath;
 pub mod layout;
+pub mod pins;
 pub mod standin;
 pub mod sys;
+pub mod tc;
 #[cfg(test)]
 mod tests;
 
@@ -17,17 +26,36 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backend::{ApplyError, Backend, Objects};
 use crate::deadline::Deadline;
-use crate::mode::{Mode, ModeSpec};
+use crate::mode::ModeSpec;
 use crate::model::{Endpoint, ServiceSet};
 use crate::netns::Netns;
 use crate::prereq::{KernelFeature, Prerequisites};
 use crate::sync::record::StandIn;
 use crate::sync::{Controller, Profile};
+use datapath::Datapath;
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
 
-/// The socket load balancer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EbpfBackend;
+/// One of Cilium's load balancers.
+#[derive(Debug, Clone, Copy)]
+pub struct EbpfBackend {
+    datapath: Datapath,
+}
+
+impl EbpfBackend {
+    /// Mode `ebpf`.
+    pub fn socket() -> Self {
+        EbpfBackend {
+            datapath: Datapath::SocketLb,
+        }
+    }
+
+    /// Mode `ebpf-tc`.
+    pub fn tc() -> Self {
+        EbpfBackend {
+            datapath: Datapath::Tc,
+        }
+    }
+}
 
 /// How many map entries a full sync of `set` leaves: a master and a slot per endpoint
 /// for each service, a backend per endpoint, a reverse NAT entry per service.
@@ -49,7 +77,7 @@ pub fn check_maps(
     rev_nat: &[(Vec<u8>, Vec<u8>)],
     expected: &ServiceSet,
 ) -> Result<Objects, ApplyError> {
-    const WHAT: &str = "socket LB map entries";
+    const WHAT: &str = "load-balancer map entries";
     let found = services.len() + backends.len() + rev_nat.len();
     Objects::check(WHAT, found, expected_entries(expected))?;
     let svc: BTreeMap<Lb4Key, Lb4Service> = services
@@ -105,25 +133,31 @@ pub fn check_maps(
 
 impl Backend for EbpfBackend {
     fn spec(&self) -> ModeSpec {
-        ModeSpec::new(Mode::Ebpf)
+        ModeSpec::new(self.datapath.mode())
     }
 
     /// No tools: the agent speaks `bpf(2)` itself.
     fn prerequisites(&self) -> Prerequisites {
         Prerequisites {
             tools: Vec::new(),
-            kernel: vec![KernelFeature::CgroupBpf],
+            kernel: vec![match self.datapath {
+                Datapath::SocketLb => KernelFeature::CgroupBpf,
+                Datapath::Tc => KernelFeature::TcBpf,
+            }],
         }
     }
 
     fn inspect_command(&self) -> &'static str {
-        "bpftool map dump name cilium_lb4_services_v2"
+        match self.datapath {
+            Datapath::SocketLb => "bpftool map dump name cilium_lb4_services_v2",
+            Datapath::Tc => "bpftool map dump name cilium_ct4_global",
+        }
     }
 
     fn controller(&self, profile: Profile) -> Box<dyn Controller> {
         match profile {
-            Profile::KubeProxy(_) => Box::<controller::AgentController>::default(),
-            Profile::Floor => Box::<controller::FloorController>::default(),
+            Profile::KubeProxy(_) => Box::new(controller::AgentController::new(self.datapath)),
+            Profile::Floor => Box::new(controller::FloorController::new(self.datapath)),
         }
     }
 
@@ -138,7 +172,7 @@ impl Backend for EbpfBackend {
         _deadline: Deadline,
     ) -> Result<Objects, ApplyError> {
         let maps = datapath::loaded(ns).ok_or_else(|| ApplyError::Bpf {
-            what: format!("reading the socket LB maps of {}", ns.name),
+            what: format!("reading the load-balancer maps of {}", ns.name),
             source: std::io::Error::other("nothing was programmed for it by this process"),
         })?;
         let dump = |map: LbMap| {
@@ -157,6 +191,23 @@ impl Backend for EbpfBackend {
     }
 
     fn keep(&self, ns: &Netns) -> Result<Option<String>, ApplyError> {
-        datapath::keep(ns).map(|p| Some(p.display().to_string()))
+        let attached = datapath::attachment(ns).unwrap_or_default();
+        let dir = datapath::keep(ns)?;
+        let at = match self.datapath {
+            Datapath::SocketLb => format!(
+                "translating connects from {} by processes in {} (echo $$ > CGROUP/cgroup.procs to put a shell there)",
+                attached.get(1).map(String::as_str).unwrap_or("?"),
+                attached.first().map(String::as_str).unwrap_or("?"),
+            ),
+            Datapath::Tc if attached.is_empty() => format!(
+                "attached to nothing: {} has no veth-client or veth-backend (the programs are pinned for tc filter add ... bpf da pinned PATH)",
+                ns.name
+            ),
+            Datapath::Tc => attached.join(", "),
+        };
+        Ok(Some(format!(
+            "{}; {at}; kpbench clean removes it",
+            dir.display()
+        )))
     }
 }

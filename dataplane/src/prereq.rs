@@ -38,6 +38,8 @@ pub enum KernelFeature {
     IpSet,
     /// BPF programs on cgroup v2 socket hooks, attached by BPF links (the ebpf mode).
     CgroupBpf,
+    /// BPF programs at tc (tcx from 6.6, else clsact with cls_bpf): the ebpf-tc mode.
+    TcBpf,
 }
 
 /// What a look at the running kernel says about a feature.
@@ -58,6 +60,7 @@ impl KernelFeature {
             KernelFeature::IpTables => "ip_tables",
             KernelFeature::IpSet => "ip_set",
             KernelFeature::CgroupBpf => "cgroup BPF",
+            KernelFeature::TcBpf => "tc BPF",
         }
     }
 
@@ -69,6 +72,7 @@ impl KernelFeature {
             KernelFeature::IpTables => "CONFIG_IP_NF_IPTABLES",
             KernelFeature::IpSet => "CONFIG_IP_SET",
             KernelFeature::CgroupBpf => "CONFIG_CGROUP_BPF",
+            KernelFeature::TcBpf => "CONFIG_NET_CLS_BPF",
         }
     }
 
@@ -81,13 +85,17 @@ impl KernelFeature {
             KernelFeature::IpSet => "ip_set",
             // Built in or absent: there is no module.
             KernelFeature::CgroupBpf => "",
+            // clsact and cls_bpf before tcx (6.6); the attach loads them.
+            KernelFeature::TcBpf => "cls_bpf",
         }
     }
 
     /// What to do when it is missing.
     pub fn fix(self) -> String {
-        if self == KernelFeature::CgroupBpf {
-            return "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF (5.7 or later for BPF links)".into();
+        match self {
+            KernelFeature::CgroupBpf => return "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF (5.7 or later for BPF links)".into(),
+            KernelFeature::TcBpf => return "load sch_ingress and cls_bpf (modprobe sch_ingress cls_bpf), or use a kernel built with CONFIG_NET_SCH_INGRESS and CONFIG_NET_CLS_BPF (6.6 or later attaches by tcx without them)".into(),
+            _ => {}
         }
         format!(
             "load the {m} module (modprobe {m}) or use a kernel built with {c}",
@@ -105,7 +113,7 @@ impl KernelFeature {
         let present = match self {
             KernelFeature::IpVs => exists("/proc/net/ip_vs"),
             KernelFeature::IpTables => exists("/proc/net/ip_tables_names"),
-            KernelFeature::CgroupBpf => {
+            KernelFeature::CgroupBpf | KernelFeature::TcBpf => {
                 exists("/sys/kernel/btf/vmlinux") || exists("/proc/sys/kernel/bpf_stats_enabled")
             }
             KernelFeature::NfTables | KernelFeature::IpSet => {

@@ -1,7 +1,8 @@
-//! Privileged tests of the ebpf mode (Cilium's socket load balancer) in a real
-//! topology: every endpoint answers through the VIP and `getpeername()` shows the VIP;
-//! connects from other namespaces are not translated; the BPF cost per connect is flat
-//! in the number of services; `kpbench apply` pins and `kpbench clean` removes it all.
+//! Privileged tests of the ebpf modes in a real topology, Cilium's socket LB (`ebpf`)
+//! and its per-packet tc LB (`ebpf-tc`): every endpoint answers through the VIP (and
+//! `getpeername()` shows the VIP); connects from other namespaces are not translated;
+//! the BPF cost per connect (per packet) is flat in the number of services; `kpbench
+//! apply` pins and `kpbench clean` removes pins, links and the client cgroup.
 //! They need root: without feature `root-tests` they are reported as ignored.
 
 mod tier;
@@ -27,14 +28,15 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn ebpf() -> Box<dyn Backend> {
+fn ebpf(mode: Mode) -> Box<dyn Backend> {
     tier::require_root();
-    backend(ModeSpec::new(Mode::Ebpf)).unwrap()
+    backend(ModeSpec::new(mode)).unwrap()
 }
 
 fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet) -> (Topology, Server) {
+    let short = if b.mode() == Mode::Ebpf { "eb" } else { "et" };
     let topo =
-        Topology::create(&format!("test-{}-eb-{tag}", std::process::id())).expect("topology");
+        Topology::create(&format!("test-{}-{short}-{tag}", std::process::id())).expect("topology");
     b.sync(
         &topo.node,
         None,
@@ -52,16 +54,11 @@ fn vip(set: &ServiceSet, i: usize) -> SocketAddr {
     SocketAddr::new(set.services[i].vip.into(), set.services[i].port)
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root: scripts/test.sh runs it as root"
-)]
-fn every_endpoint_answers_through_the_vip_and_getpeername_shows_the_vip() {
-    let _one = serial();
-    let b = ebpf();
+/// Every endpoint of the first, middle and last service answers through its VIP.
+fn every_endpoint_answers(mode: Mode) -> (Topology, Server, ServiceSet) {
+    let b = ebpf(mode);
     let set = ServiceSet::generate(5, 4);
-    let (topo, _server) = programmed(b.as_ref(), "all", &set);
+    let (topo, server) = programmed(b.as_ref(), "all", &set);
     for i in [0, 2, 4] {
         let r = run_load(
             Some(&topo.client),
@@ -73,24 +70,100 @@ fn every_endpoint_answers_through_the_vip_and_getpeername_shows_the_vip() {
         assert_eq!(
             answered,
             want,
-            "svc-{i}: {} requests, errors {:?}",
+            "{mode} svc-{i}: {} requests, errors {:?}",
             r.requests,
             r.errors.by_kind()
         );
         assert_eq!(r.errors.total(), 0);
     }
-    let to = vip(&set, 1);
-    let peer = topo
-        .client
+    (topo, server, set)
+}
+
+/// The address the client sees as its peer after connecting to `to`.
+fn peer_of(topo: &Topology, to: SocketAddr) -> SocketAddr {
+    topo.client
         .run(move || {
             let s = TcpStream::connect_timeout(&to, Duration::from_secs(2)).expect("connect");
             s.peer_addr().expect("getpeername")
         })
+        .unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn socket_lb_every_endpoint_answers_through_the_vip_and_getpeername_shows_the_vip() {
+    let _one = serial();
+    let (topo, _server, set) = every_endpoint_answers(Mode::Ebpf);
+    let to = vip(&set, 1);
+    assert_eq!(peer_of(&topo, to), to, "getpeername4 must show the VIP");
+    // Attached to the client cgroup the run made, with this process in it.
+    let at = datapath::attachment(&topo.node).expect("attached");
+    let cgroup = at[0].strip_prefix("cgroup ").expect("a cgroup").to_string();
+    assert!(
+        cgroup.ends_with(&format!("/kpbench/kpb-test-{}-eb-all", std::process::id())),
+        "{at:?}"
+    );
+    assert_eq!(at[1], format!("netns {}", topo.client.name));
+    let ours = std::fs::read_to_string(format!("{cgroup}/cgroup.procs")).unwrap();
+    assert!(
+        ours.lines().any(|p| p == std::process::id().to_string()),
+        "kpbench is not in {cgroup}: {ours}"
+    );
+    drop(topo);
+    assert!(
+        !std::path::Path::new(&cgroup).exists(),
+        "{cgroup} left after the namespaces went"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn tc_lb_every_endpoint_answers_through_the_vip_with_reverse_nat() {
+    let _one = serial();
+    let (topo, _server, set) = every_endpoint_answers(Mode::EbpfTc);
+    // The reply came back from the VIP (reverse NAT at tc): the socket saw no other
+    // peer, or the handshake would not have completed.
+    let to = vip(&set, 3);
+    assert_eq!(peer_of(&topo, to), to);
+    let at = datapath::attachment(&topo.node).expect("attached");
+    assert_eq!(
+        at,
+        [
+            "kpb_tc_client at tc ingress of veth-client",
+            "kpb_tc_backend at tc ingress of veth-backend"
+        ]
+    );
+}
+
+/// A connect to a VIP from the backend namespace, which answers on every endpoint IP:
+/// translated, it would succeed; untranslated, the VIP has no route there.
+fn not_translated_from_other_namespaces(mode: Mode) {
+    let b = ebpf(mode);
+    let set = ServiceSet::generate(3, 2);
+    let (topo, _server) = programmed(b.as_ref(), "other", &set);
+    let to = vip(&set, 0);
+    let from_backend = topo
+        .backend
+        .run(move || TcpStream::connect_timeout(&to, Duration::from_millis(800)).is_ok())
         .unwrap();
-    assert_eq!(peer, to, "getpeername4 must show the VIP");
-    let (client, cgroup) = datapath::attachment(&topo.node).expect("attached");
-    assert_eq!(client, topo.client.name);
-    eprintln!("attached to {} for {client}", cgroup.display());
+    assert!(
+        !from_backend,
+        "{mode}: a connect from the backend namespace was translated"
+    );
+    let from_client = topo
+        .client
+        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(2)).is_ok())
+        .unwrap();
+    assert!(
+        from_client,
+        "{mode}: the client's connect must be translated"
+    );
 }
 
 #[test]
@@ -100,34 +173,18 @@ fn every_endpoint_answers_through_the_vip_and_getpeername_shows_the_vip() {
 )]
 fn connects_from_other_namespaces_are_not_translated() {
     let _one = serial();
-    let b = ebpf();
-    let set = ServiceSet::generate(3, 2);
-    let (topo, _server) = programmed(b.as_ref(), "other", &set);
-    // The backend namespace answers on every endpoint IP: translated, a connect to the
-    // VIP from there would succeed. Untranslated, the VIP has no route there.
-    let to = vip(&set, 0);
-    let from_backend = topo
-        .backend
-        .run(move || TcpStream::connect_timeout(&to, Duration::from_millis(800)).is_ok())
-        .unwrap();
-    assert!(
-        !from_backend,
-        "a connect from the backend namespace was translated"
-    );
-    let from_client = topo
-        .client
-        .run(move || TcpStream::connect_timeout(&to, Duration::from_secs(2)).is_ok())
-        .unwrap();
-    assert!(from_client, "the client's connect must be translated");
+    not_translated_from_other_namespaces(Mode::Ebpf);
+    not_translated_from_other_namespaces(Mode::EbpfTc);
 }
 
-/// Mean BPF run time per connect through the first, middle and last service.
-fn cost_per_connect(services: usize) -> f64 {
-    let b = ebpf();
+/// Mean BPF run time of the lookup program through the first, middle and last
+/// service: per connect (socket LB) or per packet from the client (tc LB).
+fn lookup_cost(mode: Mode, services: usize) -> f64 {
+    let b = ebpf(mode);
     let set = ServiceSet::generate(services, 2);
     let (topo, _server) = programmed(b.as_ref(), &format!("flat{services}"), &set);
     let _stats = enable_run_stats().expect("BPF_ENABLE_STATS");
-    let before = datapath::connect_run_stats(&topo.node).unwrap();
+    let before = datapath::lookup_run_stats(&topo.node).unwrap();
     for i in [0, services / 2, services - 1] {
         let r = run_load(
             Some(&topo.client),
@@ -136,13 +193,31 @@ fn cost_per_connect(services: usize) -> f64 {
         .expect("load");
         assert!(r.requests > 20, "svc-{i}: {} requests", r.requests);
     }
-    let after = datapath::connect_run_stats(&topo.node).unwrap();
-    let ns = (after.0 - before.0) as f64 / (after.1 - before.1) as f64;
+    let after = datapath::lookup_run_stats(&topo.node).unwrap();
+    let ns = (after.1 - before.1) as f64 / (after.2 - before.2) as f64;
     eprintln!(
-        "{services} services: {ns:.0} ns of BPF per connect over {} runs",
-        after.1 - before.1
+        "{mode} at {services} services: {ns:.0} ns of BPF per run over {} runs",
+        after.2 - before.2
     );
     ns
+}
+
+/// Alternated, and the median of three each, so the VM's speed phases cancel.
+fn assert_flat(mode: Mode) {
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        small.push(lookup_cost(mode, 100));
+        large.push(lookup_cost(mode, 3000));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let (small, large) = (median(&mut small), median(&mut large));
+    assert!(
+        large < small * 1.5,
+        "{mode}: BPF per run {large:.0} ns at 3,000 services against {small:.0} ns at 100"
+    );
 }
 
 #[test]
@@ -152,21 +227,17 @@ fn cost_per_connect(services: usize) -> f64 {
 )]
 fn bpf_cost_per_connect_is_flat_in_the_number_of_services() {
     let _one = serial();
-    // Alternated, and the median of three each, so the VM's speed phases cancel.
-    let (mut small, mut large) = (Vec::new(), Vec::new());
-    for _ in 0..3 {
-        small.push(cost_per_connect(100));
-        large.push(cost_per_connect(3000));
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[1]
-    };
-    let (small, large) = (median(&mut small), median(&mut large));
-    assert!(
-        large < small * 1.5,
-        "BPF per connect: {large:.0} ns at 3,000 services against {small:.0} ns at 100"
-    );
+    assert_flat(Mode::Ebpf);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn bpf_cost_per_packet_is_flat_in_the_number_of_services() {
+    let _one = serial();
+    assert_flat(Mode::EbpfTc);
 }
 
 fn kpbench(args: &[&str]) -> String {
@@ -183,28 +254,25 @@ fn kpbench(args: &[&str]) -> String {
     text
 }
 
-fn ours_loaded() -> usize {
+fn ours_loaded(prefix: &str) -> usize {
     program_names()
         .unwrap()
         .iter()
-        .filter(|n| n.starts_with("kpb_sock4"))
+        .filter(|n| n.starts_with(prefix))
         .count()
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root: scripts/test.sh runs it as root"
-)]
-fn apply_pins_it_and_clean_removes_pins_and_links() {
-    let _one = serial();
-    tier::require_root();
-    let ns = format!("kpb-test{}ap-node", std::process::id());
-    let before = ours_loaded();
+/// `kpbench apply` into a fresh namespace, then `kpbench clean`: the pins named are
+/// there in between, with the mode's two programs loaded after the process ended;
+/// afterwards pins, programs, namespace (and the socket LB's client cgroup) are gone.
+fn apply_then_clean(mode: &str, tag: &str, prefix: &str, pinned: &[&str]) {
+    let name = format!("kpb-test{}{tag}", std::process::id());
+    let ns = format!("{name}-node");
+    let before = ours_loaded(prefix);
     let text = kpbench(&[
         "apply",
         "--mode",
-        "ebpf",
+        mode,
         "--services",
         "20",
         "--endpoints",
@@ -214,17 +282,56 @@ fn apply_pins_it_and_clean_removes_pins_and_links() {
     ]);
     assert!(text.contains("pinned under /run/kpbench/bpf/"), "{text}");
     let pins = std::path::Path::new(datapath::PIN_ROOT).join(&ns);
-    for f in [
-        "cilium_lb4_services_v2",
-        "cilium_lb4_backends_v3",
-        "link_kpb_sock4_connect",
-    ] {
+    for f in pinned {
         assert!(pins.join(f).exists(), "no pin {f} under {}", pins.display());
     }
-    // The apply process is gone; its links live on in their pins.
-    assert_eq!(ours_loaded(), before + 2);
+    // The apply process is gone; its programs live on in their pins.
+    assert_eq!(ours_loaded(prefix), before + 2, "{mode}");
+    let cgroup_left = || dataplane::ebpf::cgroup::leftovers().contains(&name);
+    assert_eq!(
+        cgroup_left(),
+        mode == "ebpf",
+        "{mode}: client cgroup {name}"
+    );
     kpbench(&["clean"]);
     assert!(!pins.exists(), "pins left at {}", pins.display());
-    assert_eq!(ours_loaded(), before, "programs still loaded after clean");
+    assert_eq!(
+        ours_loaded(prefix),
+        before,
+        "programs still loaded after clean"
+    );
     assert!(!dataplane::Netns::named(&ns).exists());
+    assert!(!cgroup_left(), "client cgroup {name} left after clean");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn apply_pins_it_and_clean_removes_pins_links_and_the_cgroup() {
+    let _one = serial();
+    tier::require_root();
+    apply_then_clean(
+        "ebpf",
+        "ap",
+        "kpb_sock4",
+        &[
+            "cilium_lb4_services_v2",
+            "cilium_lb4_backends_v3",
+            "link_kpb_sock4_connect",
+            "prog_kpb_sock4_connect",
+        ],
+    );
+    apply_then_clean(
+        "ebpf-tc",
+        "at",
+        "kpb_tc_",
+        &[
+            "cilium_lb4_services_v2",
+            "cilium_ct4_global",
+            "prog_kpb_tc_client",
+            "prog_kpb_tc_backend",
+        ],
+    );
 }

@@ -103,6 +103,8 @@ fn host_state() -> BTreeMap<String, String> {
         "ip -o link".into(),
         links(&output_of("ip", &["-o", "link"])),
     );
+    // The ebpf-tc mode's programs go on the node's veths only, never on the host's.
+    s.insert("tc qdisc show".into(), output_of("tc", &["qdisc", "show"]));
     let mut sysctls: Vec<String> = [
         "net/ipv4/ip_forward",
         "net/ipv4/ip_local_port_range",
@@ -137,7 +139,7 @@ fn a_full_run_leaves_the_host_untouched() {
     // data path, kept short.
     std::fs::write(
         &scenario,
-        "name = \"host-untouched\"\nmodes = [\"iptables\", \"iptables-legacy\", \"nftables\", \"ebpf\"]\n\
+        "name = \"host-untouched\"\nmodes = [\"iptables\", \"iptables-legacy\", \"nftables\", \"ebpf\", \"ebpf-tc\"]\n\
          services = [10]\nendpoints_per_service = 2\nrepeats = 1\n\
          [datapath]\nrate_per_s = 100\nduration_s = 0.3\nmax_rate_duration_s = 0.3\n\
          connections = 4\nrequest_timeout_ms = 1000\n",
@@ -169,13 +171,19 @@ fn a_full_run_leaves_the_host_untouched() {
         );
     }
     nothing_left(&run.id);
-    // The ebpf mode's programs went with the run: nothing is attached or pinned.
+    // The ebpf modes' programs went with the run: nothing is attached or pinned, and
+    // the socket LB's client cgroup is gone.
     let ours: Vec<String> = dataplane::ebpf::sys::program_names()
         .unwrap()
         .into_iter()
-        .filter(|n| n.starts_with("kpb_sock4"))
+        .filter(|n| n.starts_with("kpb_sock4") || n.starts_with("kpb_tc_"))
         .collect();
-    assert!(ours.is_empty(), "socket LB programs left loaded: {ours:?}");
+    assert!(ours.is_empty(), "eBPF LB programs left loaded: {ours:?}");
+    let cgroups = dataplane::ebpf::cgroup::leftovers();
+    assert!(
+        !cgroups.iter().any(|n| n.contains(&run.id)),
+        "client cgroups left: {cgroups:?}"
+    );
     assert!(
         !dataplane::ebpf::datapath::pinned()
             .iter()

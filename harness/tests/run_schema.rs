@@ -80,7 +80,7 @@ fn a_real_run_validates_against_the_schema() {
     let cases = json["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 8);
     let ok: Vec<&serde_json::Value> = cases.iter().filter(|c| c["status"] == "ok").collect();
-    assert_eq!(ok.len(), 6, "{text}");
+    assert_eq!(ok.len(), 8, "{text}");
     for c in &ok {
         assert!(c["rules"]["kernel_objects"].as_u64().unwrap() > 0);
         assert_eq!(c["sync"]["add_service"]["samples"], 10);
@@ -96,13 +96,18 @@ fn a_real_run_validates_against_the_schema() {
             "{dp}"
         );
     }
-    // The per-packet eBPF mode is not implemented yet: skipped, saying so.
-    let tc: Vec<&serde_json::Value> = cases.iter().filter(|c| c["mode"] == "ebpf-tc").collect();
-    assert_eq!(tc.len(), 2);
-    assert!(tc
+    // Both eBPF modes carry their own BPF cost for the service targets.
+    for c in ok
         .iter()
-        .all(|c| c["status"] == "skipped"
-            && c["reason"].as_str().unwrap().contains("not implemented")));
+        .filter(|c| c["mode"].as_str().unwrap().starts_with("ebpf"))
+    {
+        let targets = c["datapath"]["transit"]["targets"].as_array().unwrap();
+        let with_bpf = targets
+            .iter()
+            .filter(|t| t["bpf_run_ns"].is_number())
+            .count();
+        assert!(with_bpf >= 3, "{}: {targets:?}", c["mode"]);
+    }
     let csv = std::fs::read_to_string(out.path().join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + cases.len());
     // Nothing of the run is left behind.

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use super::datapath::Datapath;
 use super::layout::{self, Entry, LbMap};
 use crate::backend::ApplyError;
 use crate::model::{Endpoint, Service, ServiceSet};
@@ -192,10 +193,21 @@ pub fn render(set: &ServiceSet) -> Vec<Entry> {
 }
 
 /// The kube-proxy-equivalent profile for this mode: Cilium's agent, one call per entry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentController {
+    datapath: Datapath,
     state: AgentState,
     started: bool,
+}
+
+impl AgentController {
+    pub fn new(datapath: Datapath) -> Self {
+        AgentController {
+            datapath,
+            state: AgentState::default(),
+            started: false,
+        }
+    }
 }
 
 impl Controller for AgentController {
@@ -210,6 +222,7 @@ impl Controller for AgentController {
         new: &ServiceSet,
         _at: Duration,
     ) -> Result<(), ApplyError> {
+        io.bpf(BpfRequest::Attach(self.datapath))?;
         if !self.started {
             // RestoreServices: what a previous agent left in the maps.
             io.bpf(BpfRequest::Dump(LbMap::Services))?;
@@ -242,9 +255,19 @@ impl Controller for AgentController {
 
 /// The floor: the same entries, one batch call per map and kind (updates of backends,
 /// services and reverse NAT; then deletes of services, reverse NAT and backends).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FloorController {
+    datapath: Datapath,
     state: AgentState,
+}
+
+impl FloorController {
+    pub fn new(datapath: Datapath) -> Self {
+        FloorController {
+            datapath,
+            state: AgentState::default(),
+        }
+    }
 }
 
 impl Controller for FloorController {
@@ -259,6 +282,7 @@ impl Controller for FloorController {
         new: &ServiceSet,
         _at: Duration,
     ) -> Result<(), ApplyError> {
+        io.bpf(BpfRequest::Attach(self.datapath))?;
         let mut updates: BTreeMap<LbMap, Vec<Entry>> = BTreeMap::new();
         let mut deletes: BTreeMap<LbMap, Vec<Vec<u8>>> = BTreeMap::new();
         for op in self.state.plan(old, new) {

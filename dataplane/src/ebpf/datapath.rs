@@ -1,47 +1,106 @@
-//! The socket load balancer in the kernel: the object (`dataplane/bpf/socklb.bpf.c`)
-//! loaded once per node namespace, its maps, and its two programs attached by BPF
-//! links to the cgroup v2 directory kpbench runs in.
+//! Cilium's two load balancers in the kernel, loaded once per node namespace on
+//! Cilium's maps: the socket LB (`dataplane/bpf/socklb.bpf.c`, mode `ebpf`) attached
+//! by BPF links to the client's cgroup ([`super::cgroup`]), and the per-packet LB
+//! (`dataplane/bpf/tclb.bpf.c`, mode `ebpf-tc`) attached at tc ingress of the node's
+//! veths ([`super::tc`]).
 //!
-//! **Which sockets it translates.** A cgroup v2 hook sees every socket of the processes
-//! in the cgroup and below, and cgroup v2 moves whole processes, not threads: kpbench's
-//! load generator is threads of kpbench itself, inside the client network namespace.
-//! So the programs are attached to kpbench's own cgroup and translate only sockets of
-//! the client namespace, by its cookie (`kpb_config`): connects from any other
-//! namespace, the host's included, pass untouched (a privileged test checks it).
+//! **Which sockets the socket LB translates.** Those of kpbench's client cgroup, and of
+//! them only the client namespace's, by its cookie (`kpb_config`): connects from any
+//! other namespace, the host's included, pass untouched (a privileged test checks it).
+//! The tc LB sees only packets on the node's veths, inside the run's namespaces.
 //!
-//! **Lifetime.** In a run nothing is pinned: the links and maps live as long as their
-//! descriptors in this process, so a killed run leaves nothing attached. The registry
-//! entry goes when the node namespace is deleted ([`forget`]). `kpbench apply` pins maps
-//! and links under [`PIN_ROOT`]`/<namespace>/` ([`keep`]); `kpbench clean` removes the
-//! pins, which detaches the links ([`clean_pins`]).
+//! **Lifetime.** In a run nothing is pinned: links and maps live as long as their
+//! descriptors in this process (cls_bpf filters, before kernel 6.6, as long as the node
+//! namespace), so a killed run leaves nothing attached. The registry entry goes when
+//! the node namespace is deleted ([`forget`]). `kpbench apply` pins maps and links
+//! under [`PIN_ROOT`]`/<namespace>/` ([`keep`]); `kpbench clean` removes the pins,
+//! which detaches the links, and the client cgroup.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aya::programs::CgroupSockAddr;
+use aya::programs::links::FdLink;
+use aya::programs::tc::SchedClassifierLinkId;
+use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 
 use super::layout::LbMap;
-use super::sys;
+use super::tc::{Place, BACKEND_VETH, CLIENT_VETH};
+use super::{cgroup, pins, sys};
 use crate::backend::ApplyError;
+use crate::mode::Mode;
 use crate::netns::Netns;
 
-/// The compiled object, when `build.rs` could build it.
-pub const OBJECT: Option<&[u8]> = crate::bpf::SOCKLB;
-
-/// Where kpbench mounts a bpffs of its own for `kpbench apply`'s pins (outside /sys,
-/// which `ip netns exec` remounts).
-pub const PIN_ROOT: &str = "/run/kpbench/bpf";
-/// Where kpbench mounts cgroup2 when the host has no cgroup2 mount.
-pub const CGROUP2_FALLBACK: &str = "/run/kpbench/cgroup2";
+pub use super::cgroup::CGROUP2_FALLBACK;
+pub use super::pins::{clean_pins, pinned, PIN_ROOT};
 
 const PROG_CONNECT: &str = "kpb_sock4_connect";
 const PROG_GETPEERNAME: &str = "kpb_sock4_getpeername";
+const PROG_TC_CLIENT: &str = "kpb_tc_client";
+const PROG_TC_BACKEND: &str = "kpb_tc_backend";
 const MAP_CONFIG: &str = "kpb_config";
-const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+const MAP_CT: &str = "cilium_ct4_global";
+
+/// Which of Cilium's load balancers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datapath {
+    /// cgroup `connect4` and `getpeername4` (mode `ebpf`).
+    SocketLb,
+    /// tc programs with their own conntrack (mode `ebpf-tc`).
+    Tc,
+}
+
+impl Datapath {
+    pub fn mode(self) -> Mode {
+        match self {
+            Datapath::SocketLb => Mode::Ebpf,
+            Datapath::Tc => Mode::EbpfTc,
+        }
+    }
+
+    /// What it is, for messages and traces.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Datapath::SocketLb => "socket LB (cgroup connect4, getpeername4)",
+            Datapath::Tc => "per-packet LB (tc ingress of veth-client and veth-backend)",
+        }
+    }
+
+    /// The compiled object, when `build.rs` could build it.
+    fn object(self) -> Option<&'static [u8]> {
+        match self {
+            Datapath::SocketLb => crate::bpf::SOCKLB,
+            Datapath::Tc => crate::bpf::TCLB,
+        }
+    }
+
+    /// The maps of Cilium's it holds (the tc LB has no reverse socket map).
+    fn maps(self) -> &'static [LbMap] {
+        match self {
+            Datapath::SocketLb => &LbMap::ALL,
+            Datapath::Tc => &[LbMap::Services, LbMap::Backends, LbMap::RevNat],
+        }
+    }
+
+    /// The program whose run time is the lookup's cost: per connect for the socket LB,
+    /// per packet from the client for the tc LB.
+    fn programs(self) -> [&'static str; 2] {
+        match self {
+            Datapath::SocketLb => [PROG_CONNECT, PROG_GETPEERNAME],
+            Datapath::Tc => [PROG_TC_CLIENT, PROG_TC_BACKEND],
+        }
+    }
+
+    fn lookup_program(self) -> &'static str {
+        match self {
+            Datapath::SocketLb => PROG_CONNECT,
+            Datapath::Tc => PROG_TC_CLIENT,
+        }
+    }
+}
 
 fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
     let what = what.into();
@@ -66,7 +125,7 @@ fn aya_err(what: &str, e: impl std::error::Error) -> ApplyError {
     }
 }
 
-/// The maps of one loaded socket load balancer, by descriptor.
+/// The maps of one loaded load balancer, by descriptor.
 #[derive(Debug)]
 pub struct Maps {
     fds: BTreeMap<LbMap, OwnedFd>,
@@ -78,13 +137,26 @@ impl Maps {
     }
 }
 
-/// One loaded socket load balancer: the object, its links, its maps.
+/// How the programs are attached.
+enum Links {
+    /// BPF links to the client cgroup, by descriptor.
+    Cgroup {
+        links: Vec<(&'static str, OwnedFd)>,
+        cgroup: PathBuf,
+        client: String,
+    },
+    /// tc links (tcx) or cls_bpf filters, owned by the programs in `Loaded::ebpf`.
+    Tc(Vec<(&'static str, &'static str, SchedClassifierLinkId)>),
+}
+
+/// One loaded load balancer: the object, its links, its maps.
 struct Loaded {
+    datapath: Datapath,
     ebpf: Ebpf,
-    links: Vec<(&'static str, OwnedFd)>,
+    links: Links,
     maps: Arc<Maps>,
-    client: String,
-    cgroup: PathBuf,
+    /// `kpbench apply` keeps the client cgroup when the process ends.
+    keep_cgroup: bool,
 }
 
 fn registry() -> &'static Mutex<BTreeMap<String, Loaded>> {
@@ -105,13 +177,22 @@ pub fn client_of(node: &Netns) -> Netns {
     node.clone()
 }
 
-/// The maps for `node`, loading and attaching the programs on first use.
-pub fn maps_for(node: &Netns) -> Result<Arc<Maps>, ApplyError> {
+/// The maps of `datapath` for `node`, loading and attaching its programs on first use.
+pub fn maps_for(node: &Netns, datapath: Datapath) -> Result<Arc<Maps>, ApplyError> {
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(l) = reg.get(&node.name) {
+        if l.datapath != datapath {
+            return Err(ApplyError::Bpf {
+                what: format!("loading the {} into {}", datapath.describe(), node.name),
+                source: std::io::Error::other(format!(
+                    "the {} is loaded there already; one namespace holds one",
+                    l.datapath.describe()
+                )),
+            });
+        }
         return Ok(l.maps.clone());
     }
-    let loaded = load(node)?;
+    let loaded = load(node, datapath)?;
     let maps = loaded.maps.clone();
     reg.insert(node.name.clone(), loaded);
     Ok(maps)
@@ -123,53 +204,105 @@ pub fn loaded(node: &Netns) -> Option<Arc<Maps>> {
     reg.get(&node.name).map(|l| l.maps.clone())
 }
 
-/// Drops what was loaded for `node` in this process: links detach, programs unload.
-/// Called when the namespace is deleted.
+/// Drops what was loaded for `node` in this process: links detach, programs unload,
+/// and the process leaves the client cgroup. Called when the namespace is deleted,
+/// before it goes: cls_bpf filters are detached from inside it (by interface index,
+/// which means another link in another namespace).
 pub fn forget(node: &str) {
     let gone = registry()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(node);
-    drop(gone);
+    let Some(loaded) = gone else {
+        return;
+    };
+    match loaded.links {
+        Links::Cgroup { .. } => {
+            let keep = loaded.keep_cgroup;
+            drop(loaded);
+            cgroup::leave(keep);
+        }
+        Links::Tc(_) => {
+            let ns = Netns::named(node);
+            if !ns.exists() {
+                // Its veths are gone with it; a detach here would name an interface
+                // index of whatever namespace this thread is in.
+                std::mem::forget(loaded);
+                return;
+            }
+            let done = ns.run(move || drop(loaded));
+            if let Err(e) = done {
+                tracing::warn!("detaching the tc LB in {node}: {e}");
+            }
+        }
+    }
 }
 
-/// The connect4 program's accumulated run time and run count (they grow only while
-/// BPF statistics are enabled); None when nothing is loaded for `node`.
-pub fn connect_run_stats(node: &Netns) -> Option<(u64, u64)> {
+/// The lookup program's accumulated run time and run count (they grow only while BPF
+/// statistics are enabled): per connect for the socket LB (connect4), per packet from
+/// the client for the tc LB. None when nothing is loaded for `node`.
+pub fn lookup_run_stats(node: &Netns) -> Option<(Datapath, u64, u64)> {
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    let info = reg
-        .get(&node.name)?
-        .ebpf
-        .program(PROG_CONNECT)?
-        .info()
-        .ok()?;
-    Some((info.run_time().as_nanos() as u64, info.run_count()))
+    let l = reg.get(&node.name)?;
+    let info = l.ebpf.program(l.datapath.lookup_program())?.info().ok()?;
+    Some((
+        l.datapath,
+        info.run_time().as_nanos() as u64,
+        info.run_count(),
+    ))
 }
 
-/// The client namespace and cgroup the programs for `node` are attached to.
-pub fn attachment(node: &Netns) -> Option<(String, PathBuf)> {
+/// Where the programs for `node` are attached: the client namespace and cgroup of a
+/// socket LB, or the tc LB's interfaces.
+pub fn attachment(node: &Netns) -> Option<Vec<String>> {
     let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    reg.get(&node.name)
-        .map(|l| (l.client.clone(), l.cgroup.clone()))
+    reg.get(&node.name).map(|l| match &l.links {
+        Links::Cgroup { cgroup, client, .. } => {
+            vec![
+                format!("cgroup {}", cgroup.display()),
+                format!("netns {client}"),
+            ]
+        }
+        Links::Tc(links) => links
+            .iter()
+            .map(|(prog, iface, _)| format!("{prog} at tc ingress of {iface}"))
+            .collect(),
+    })
 }
 
-fn load(node: &Netns) -> Result<Loaded, ApplyError> {
-    let object = OBJECT.ok_or_else(|| ApplyError::Bpf {
-        what: "the socket load balancer was not built".into(),
+fn load(node: &Netns, datapath: Datapath) -> Result<Loaded, ApplyError> {
+    let object = datapath.object().ok_or_else(|| ApplyError::Bpf {
+        what: format!("the {} was not built", datapath.describe()),
         source: std::io::Error::other(
             "clang or libbpf-dev was missing at build time: run scripts/install-deps.sh, then rebuild",
         ),
     })?;
     // A fresh load replaces what an earlier `kpbench apply` pinned for this namespace.
-    let _ = std::fs::remove_dir_all(Path::new(PIN_ROOT).join(&node.name));
-    let mut ebpf = EbpfLoader::new()
+    pins::unpin(&node.name);
+    let ebpf = EbpfLoader::new()
         .load(object)
-        .map_err(|e| aya_err("loading socklb.bpf.o", e))?;
+        .map_err(|e| aya_err(&format!("loading the {}", datapath.describe()), e))?;
     let mut fds = BTreeMap::new();
-    for map in LbMap::ALL {
-        let fd = map_fd(&ebpf, map.name())?;
-        fds.insert(map, fd);
+    for map in datapath.maps() {
+        fds.insert(*map, map_fd(&ebpf, map.name())?);
     }
+    let maps = Arc::new(Maps { fds });
+    let (ebpf, links) = match datapath {
+        Datapath::SocketLb => attach_cgroup(node, ebpf)?,
+        Datapath::Tc => attach_tc(node, ebpf)?,
+    };
+    Ok(Loaded {
+        datapath,
+        ebpf,
+        links,
+        maps,
+        keep_cgroup: false,
+    })
+}
+
+/// The socket LB: the client's cookie into `kpb_config`, then both programs by BPF
+/// links to the client cgroup, with this process moved into it.
+fn attach_cgroup(node: &Netns, mut ebpf: Ebpf) -> Result<(Ebpf, Links), ApplyError> {
     let client = client_of(node);
     let cookie = client
         .run(sys::netns_cookie)?
@@ -177,13 +310,8 @@ fn load(node: &Netns) -> Result<Loaded, ApplyError> {
     let config = map_fd(&ebpf, MAP_CONFIG)?;
     sys::update(config.as_fd(), &0u32.to_ne_bytes(), &cookie.to_ne_bytes())
         .map_err(err("writing kpb_config"))?;
-    let cgroup = own_cgroup()?;
-    let dir = File::open(&cgroup).map_err(err(format!("opening cgroup {}", cgroup.display())))?;
-    let mut links = Vec::new();
-    for (name, attach) in [
-        (PROG_CONNECT, sys::ATTACH_CONNECT4),
-        (PROG_GETPEERNAME, sys::ATTACH_GETPEERNAME4),
-    ] {
+    let mut progs = Vec::new();
+    for name in [PROG_CONNECT, PROG_GETPEERNAME] {
         let prog: &mut CgroupSockAddr = ebpf
             .program_mut(name)
             .ok_or_else(|| aya_err(name, std::io::Error::other("not in the object")))?
@@ -192,25 +320,112 @@ fn load(node: &Netns) -> Result<Loaded, ApplyError> {
         prog.load()
             .map_err(|e| aya_err(&format!("loading {name}"), e))?;
         let fd = prog.fd().map_err(|e| aya_err(name, e))?;
-        let link = sys::link_create(fd.as_fd(), dir.as_fd(), attach).map_err(err(format!(
-            "attaching {name} to {} by a BPF link",
-            cgroup.display()
-        )))?;
-        links.push((name, link));
+        let fd = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(err(format!("dup of {name}")))?;
+        progs.push((name, fd));
     }
+    let cgroup = cgroup::enter(&node.name)?;
+    let attached = (|| {
+        let dir =
+            File::open(&cgroup).map_err(err(format!("opening cgroup {}", cgroup.display())))?;
+        let mut links = Vec::new();
+        for ((name, fd), attach) in progs
+            .iter()
+            .zip([sys::ATTACH_CONNECT4, sys::ATTACH_GETPEERNAME4])
+        {
+            let link = sys::link_create(fd.as_fd(), dir.as_fd(), attach).map_err(err(format!(
+                "attaching {name} to {} by a BPF link",
+                cgroup.display()
+            )))?;
+            links.push((*name, link));
+        }
+        Ok(links)
+    })();
+    let links = match attached {
+        Ok(l) => l,
+        Err(e) => {
+            cgroup::leave(false);
+            return Err(e);
+        }
+    };
     tracing::debug!(
         "socket LB for {} attached to {} for sockets of {} (netns cookie {cookie})",
         node.name,
         cgroup.display(),
         client.name
     );
-    Ok(Loaded {
+    Ok((
         ebpf,
-        links,
-        maps: Arc::new(Maps { fds }),
-        client: client.name,
-        cgroup,
-    })
+        Links::Cgroup {
+            links,
+            cgroup,
+            client: client.name,
+        },
+    ))
+}
+
+/// The tc LB: `kpb_tc_client` at ingress of veth-client, `kpb_tc_backend` at ingress
+/// of veth-backend, from a thread inside `node` (tc attaches by interface name). A
+/// namespace without them (`kpbench apply` into a bare one) gets the maps only.
+// The closure that runs in the namespace returns the crate's usual error.
+#[allow(clippy::result_large_err)]
+fn attach_tc(node: &Netns, mut ebpf: Ebpf) -> Result<(Ebpf, Links), ApplyError> {
+    for name in [PROG_TC_CLIENT, PROG_TC_BACKEND] {
+        tc_program(&mut ebpf, name)?
+            .load()
+            .map_err(|e| aya_err(&format!("loading {name}"), e))?;
+    }
+    let ns = node.name.clone();
+    let (ebpf, links) = node
+        .run(move || {
+            let mut links = Vec::new();
+            for (name, iface) in [
+                (PROG_TC_CLIENT, CLIENT_VETH),
+                (PROG_TC_BACKEND, BACKEND_VETH),
+            ] {
+                if !has_link(iface) {
+                    tracing::warn!("{ns} has no {iface}: {name} is loaded but not attached");
+                    continue;
+                }
+                let what = format!("attaching {name} to tc ingress of {iface} in {ns}");
+                let attached = super::tc::options(iface, Place::Middle)
+                    .map_err(|e| err(what.clone())(e))
+                    .and_then(|opts| {
+                        tc_program(&mut ebpf, name)?
+                            .attach_with_options(iface, TcAttachType::Ingress, opts)
+                            .map_err(|e| aya_err(&what, e))
+                    });
+                match attached {
+                    Ok(id) => links.push((name, iface, id)),
+                    Err(e) => return Err((ebpf, e)),
+                }
+            }
+            Ok((ebpf, links))
+        })?
+        .map_err(|(ebpf, e)| {
+            // Whatever was attached is detached in the namespace before the error goes up.
+            let _ = node.run(move || drop(ebpf));
+            e
+        })?;
+    Ok((ebpf, Links::Tc(links)))
+}
+
+/// Whether this thread's namespace has a link named `iface`.
+fn has_link(iface: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(iface) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated string; the call only reads it.
+    unsafe { libc::if_nametoindex(name.as_ptr()) != 0 }
+}
+
+fn tc_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier, ApplyError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| aya_err(name, std::io::Error::other("not in the object")))?
+        .try_into()
+        .map_err(|e| aya_err(name, e))
 }
 
 fn map_fd(ebpf: &Ebpf, name: &str) -> Result<OwnedFd, ApplyError> {
@@ -227,129 +442,56 @@ fn map_fd(ebpf: &Ebpf, name: &str) -> Result<OwnedFd, ApplyError> {
         .map_err(err(format!("dup of map {name}")))
 }
 
-/// The cgroup v2 directory this process is in, under a cgroup2 mount (kpbench mounts
-/// one at [`CGROUP2_FALLBACK`] when the host has none).
-pub fn own_cgroup() -> Result<PathBuf, ApplyError> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(err("/proc/self/cgroup"))?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or("/")
-        .trim_start_matches('/')
-        .to_string();
-    let mount = match cgroup2_mount() {
-        Some(m) => m,
-        None => {
-            std::fs::create_dir_all(CGROUP2_FALLBACK).map_err(err(CGROUP2_FALLBACK))?;
-            nix::mount::mount(
-                Some("cgroup2"),
-                CGROUP2_FALLBACK,
-                Some("cgroup2"),
-                nix::mount::MsFlags::empty(),
-                None::<&str>,
-            )
-            .map_err(|e| err(format!("mounting cgroup2 at {CGROUP2_FALLBACK}"))(e.into()))?;
-            PathBuf::from(CGROUP2_FALLBACK)
-        }
-    };
-    Ok(mount.join(rel))
-}
-
-/// The first cgroup2 mount of the whole hierarchy, from /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        let fields: Vec<&str> = pre.split(' ').collect();
-        (post.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
-            .then(|| fields.get(4).map(PathBuf::from))
-            .flatten()
-    })
-}
-
-fn is_bpffs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
-        .unwrap_or(false)
-}
-
-/// Mounts kpbench's bpffs at [`PIN_ROOT`] unless one is there.
-fn ensure_bpffs() -> Result<(), ApplyError> {
-    if is_bpffs(Path::new(PIN_ROOT)) {
-        return Ok(());
-    }
-    std::fs::create_dir_all(PIN_ROOT).map_err(err(PIN_ROOT))?;
-    nix::mount::mount(
-        Some("bpf"),
-        PIN_ROOT,
-        Some("bpf"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|e| err(format!("mounting bpffs at {PIN_ROOT}"))(e.into()))
-}
-
 /// Pins the maps and links loaded for `node` under [`PIN_ROOT`]`/<node>/`, so they
-/// outlive this process (`kpbench apply`); `kpbench clean` removes them.
+/// outlive this process (`kpbench apply`); `kpbench clean` removes them. A socket LB's
+/// client cgroup stays too; cls_bpf filters (before kernel 6.6) stay with the node's
+/// veths, which `kpbench clean` deletes with the namespace.
 pub fn keep(node: &Netns) -> Result<PathBuf, ApplyError> {
-    ensure_bpffs()?;
-    let dir = Path::new(PIN_ROOT).join(&node.name);
-    std::fs::create_dir_all(&dir).map_err(err(dir.display().to_string()))?;
+    let dir = pins::dir_for(&node.name)?;
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let loaded = reg.get_mut(&node.name).ok_or_else(|| ApplyError::Bpf {
-        what: format!("pinning the socket LB of {}", node.name),
+        what: format!("pinning the load balancer of {}", node.name),
         source: std::io::Error::other("nothing is loaded for it in this process"),
     })?;
-    for map in LbMap::ALL.iter().map(|m| m.name()).chain([MAP_CONFIG]) {
+    let names = loaded.datapath.maps().iter().map(|m| m.name());
+    for map in names.chain([MAP_CONFIG, MAP_CT]) {
         if let Some(m) = loaded.ebpf.map(map) {
             m.pin(dir.join(map))
                 .map_err(|e| aya_err(&format!("pinning {map}"), e))?;
         }
     }
-    for (name, link) in std::mem::take(&mut loaded.links) {
-        let path = dir.join(format!("link_{name}"));
-        sys::obj_pin(link.as_fd(), &path)
-            .map_err(err(format!("pinning link {}", path.display())))?;
+    // The programs too: a tc LB applied to a namespace without the node's veths is
+    // attached to nothing, and `tc filter add ... bpf da pinned PATH` can use them.
+    for name in loaded.datapath.programs() {
+        if let Some(p) = loaded.ebpf.program_mut(name) {
+            p.pin(dir.join(format!("prog_{name}")))
+                .map_err(|e| aya_err(&format!("pinning {name}"), e))?;
+        }
+    }
+    match &mut loaded.links {
+        Links::Cgroup { links, .. } => {
+            for (name, link) in std::mem::take(links) {
+                pins::pin_link(&link, &dir.join(format!("link_{name}")))?;
+            }
+            loaded.keep_cgroup = true;
+        }
+        Links::Tc(links) => {
+            for (name, iface, id) in std::mem::take(links) {
+                let link = tc_program(&mut loaded.ebpf, name)?
+                    .take_link(id)
+                    .map_err(|e| aya_err(name, e))?;
+                if !super::tc::has_tcx() {
+                    // A cls_bpf filter: dropping its handle would detach it.
+                    std::mem::forget(link);
+                    continue;
+                }
+                let path = dir.join(format!("link_{name}_{iface}"));
+                FdLink::try_from(link)
+                    .map_err(|e| aya_err(name, e))?
+                    .pin(&path)
+                    .map_err(|e| aya_err(&format!("pinning {}", path.display()), e))?;
+            }
+        }
     }
     Ok(dir)
-}
-
-/// The namespaces with pins under [`PIN_ROOT`] (its directories; a bpffs also holds
-/// the kernel's `maps.debug` and `progs.debug`).
-pub fn pinned() -> Vec<String> {
-    if !is_bpffs(Path::new(PIN_ROOT)) {
-        return Vec::new();
-    }
-    let Ok(dir) = std::fs::read_dir(PIN_ROOT) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = dir
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    v.sort();
-    v
-}
-
-/// Removes the pins of every namespace `remove` accepts (their links detach with
-/// them), and unmounts kpbench's bpffs once it is empty. What was removed, and errors.
-pub fn clean_pins(remove: impl Fn(&str) -> bool) -> (Vec<String>, Vec<String>) {
-    let (mut removed, mut errors) = (Vec::new(), Vec::new());
-    for name in pinned() {
-        if !remove(&name) {
-            continue;
-        }
-        let path = Path::new(PIN_ROOT).join(&name);
-        match std::fs::remove_dir_all(&path) {
-            Ok(()) => removed.push(format!("BPF pins {}", path.display())),
-            Err(e) => errors.push(format!("removing {}: {e}", path.display())),
-        }
-    }
-    if is_bpffs(Path::new(PIN_ROOT)) && pinned().is_empty() {
-        if let Err(e) = nix::mount::umount2(PIN_ROOT, nix::mount::MntFlags::MNT_DETACH) {
-            errors.push(format!("unmounting {PIN_ROOT}: {e}"));
-        }
-    }
-    (removed, errors)
 }

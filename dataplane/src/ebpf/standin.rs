@@ -51,6 +51,7 @@ impl MapsStandIn {
                         .unwrap_or_default(),
                 )
             }
+            BpfRequest::Attach(_) => {}
         }
         BpfReply::Done
     }

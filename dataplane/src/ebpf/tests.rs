@@ -115,10 +115,18 @@ fn check(dumps: &MapsStandIn, set: &ServiceSet) -> Result<Objects, ApplyError> {
 #[test]
 fn the_agent_makes_one_update_per_entry_after_its_restore_dump() {
     let set = ServiceSet::generate(3, 4);
-    let (r, dumps) = run(&mut AgentController::default(), &[(None, &set)]);
+    let (r, dumps) = run(
+        &mut AgentController::new(Datapath::SocketLb),
+        &[(None, &set)],
+    );
     let lines = r.lines();
-    assert!(lines[0].starts_with("bpf: dump cilium_lb4_services_v2"));
-    assert!(lines[1].starts_with("bpf: dump cilium_lb4_backends_v3"));
+    // Loading and attaching is the agent's start-up, untimed; then its restore dump.
+    assert_eq!(
+        lines[0],
+        "bpf: load and attach the socket LB (cgroup connect4, getpeername4) (untimed)"
+    );
+    assert!(lines[1].starts_with("bpf: dump cilium_lb4_services_v2"));
+    assert!(lines[2].starts_with("bpf: dump cilium_lb4_backends_v3"));
     let updates = lines
         .iter()
         .filter(|l| l.starts_with("bpf: MAP_UPDATE_ELEM"))
@@ -133,7 +141,7 @@ fn removals_go_master_and_slots_then_reverse_nat_then_backends() {
     let small = ServiceSet::generate(2, 2);
     let mut big = small.clone();
     big.upsert(model::service(2, 2));
-    let mut ctl = AgentController::default();
+    let mut ctl = AgentController::new(Datapath::SocketLb);
     let (mut r, _) = run(&mut ctl, &[(None, &big)]);
     r.clear();
     ctl.sync(&mut r, Some(&big), &small, Duration::ZERO)
@@ -141,6 +149,7 @@ fn removals_go_master_and_slots_then_reverse_nat_then_backends() {
     let got: Vec<String> = r
         .calls
         .iter()
+        .skip(1)
         .map(|c| match c {
             Call::Bpf(d) => d.split(" [").next().unwrap().to_string(),
             other => panic!("{other:?}"),
@@ -166,13 +175,14 @@ fn an_endpoint_change_adds_the_backend_rewrites_the_service_then_drops_the_old_b
     changed.endpoints[0].ip = model::spare_endpoint_ip(0);
     let mut next = set.clone();
     next.upsert(changed);
-    let mut ctl = AgentController::default();
+    let mut ctl = AgentController::new(Datapath::SocketLb);
     let (mut r, _) = run(&mut ctl, &[(None, &set)]);
     r.clear();
     ctl.sync(&mut r, Some(&set), &next, Duration::ZERO).unwrap();
     let kinds: Vec<String> = r
         .lines()
         .iter()
+        .skip(1)
         .map(|l| l.split(" key").next().unwrap().to_string())
         .collect();
     assert_eq!(
@@ -203,15 +213,32 @@ fn both_profiles_leave_identical_maps_through_a_sequence_of_syncs() {
         (Some(&grown), &set),
         (Some(&set), &next),
     ];
-    let (ra, a) = run(&mut AgentController::default(), &syncs);
-    let (rf, f) = run(&mut FloorController::default(), &syncs);
+    let (ra, a) = run(&mut AgentController::new(Datapath::SocketLb), &syncs);
+    let (rf, f) = run(&mut FloorController::new(Datapath::SocketLb), &syncs);
     assert_eq!(a.maps, f.maps);
     check(&a, &next).unwrap();
     assert!(rf
         .lines()
         .iter()
-        .all(|l| l.contains("BATCH") || l.contains("dump")));
+        .all(|l| l.contains("BATCH") || l.contains("dump") || l.contains("load and attach")));
     assert!(ra.lines().len() > rf.lines().len());
     // A stale set is caught.
     assert!(check(&a, &set).is_err());
+}
+
+#[test]
+fn both_datapaths_get_the_same_entries_and_attach_their_own_programs() {
+    let set = ServiceSet::generate(3, 2);
+    let (rs, s) = run(
+        &mut AgentController::new(Datapath::SocketLb),
+        &[(None, &set)],
+    );
+    let (rt, t) = run(&mut AgentController::new(Datapath::Tc), &[(None, &set)]);
+    assert_eq!(s.maps, t.maps);
+    assert_eq!(rs.lines()[1..], rt.lines()[1..]);
+    assert!(
+        rt.lines()[0].contains("per-packet LB (tc ingress of veth-client and veth-backend)"),
+        "{}",
+        rt.lines()[0]
+    );
 }

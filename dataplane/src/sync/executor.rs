@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{Category, StepLog};
 use crate::backend::{ApplyError, SyncReport};
 use crate::deadline::Deadline;
+use crate::ebpf::datapath::Datapath;
 use crate::ebpf::layout::{Entry, LbMap};
 use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
 use crate::ipvs::client::IpvsClient;
@@ -173,6 +174,10 @@ pub enum BpfRequest<'a> {
     /// Every entry, by `BPF_MAP_GET_NEXT_KEY` and `BPF_MAP_LOOKUP_ELEM` (the agent's
     /// dump at start, and the read-back).
     Dump(LbMap),
+    /// Loads the datapath's programs and maps and attaches them, unless they are
+    /// there: what Cilium's agent does at start, not per sync, so it is left out of
+    /// the sync's cost. Every other request goes to the maps of the datapath named here.
+    Attach(Datapath),
 }
 
 impl BpfRequest<'_> {
@@ -184,6 +189,7 @@ impl BpfRequest<'_> {
             BpfRequest::UpdateBatch { .. } => "bpf MAP_UPDATE_BATCH",
             BpfRequest::DeleteBatch { .. } => "bpf MAP_DELETE_BATCH",
             BpfRequest::Dump(_) => "bpf map dump",
+            BpfRequest::Attach(_) => "bpf load and attach",
         }
     }
 
@@ -228,6 +234,7 @@ impl BpfRequest<'_> {
                 s
             }
             BpfRequest::Dump(map) => format!("dump {}", map.name()),
+            BpfRequest::Attach(d) => format!("load and attach the {} (untimed)", d.describe()),
         }
     }
 
@@ -240,7 +247,7 @@ impl BpfRequest<'_> {
                 entries.iter().map(|e| e.key.len() + e.value.len()).sum()
             }
             BpfRequest::DeleteBatch { keys, .. } => keys.iter().map(Vec::len).sum(),
-            BpfRequest::Dump(_) => 0,
+            BpfRequest::Dump(_) | BpfRequest::Attach(_) => 0,
         }
     }
 }
@@ -316,7 +323,7 @@ pub struct RealExecutor<'a> {
     rt: Option<NlSocket>,
     /// Started at the first tool run.
     thread: Option<NsThread>,
-    /// The socket LB's maps (ebpf mode), loaded at the first BPF request.
+    /// The maps of the datapath loaded by [`BpfRequest::Attach`] (the ebpf modes).
     bpf: Option<std::sync::Arc<crate::ebpf::datapath::Maps>>,
     /// Time spent in this sync on work that is not the sync's (loading the BPF object
     /// and creating its maps, which Cilium's agent does at start): left out of its cost.
@@ -346,22 +353,29 @@ impl<'a> RealExecutor<'a> {
         }
     }
 
-    /// The socket LB's maps in this namespace, loaded (untimed) on first use.
-    fn bpf_maps(&mut self) -> Result<std::sync::Arc<crate::ebpf::datapath::Maps>, ApplyError> {
-        if let Some(m) = &self.bpf {
-            return Ok(m.clone());
-        }
+    /// Loads and attaches `datapath` in this namespace (untimed), unless it is there.
+    fn bpf_attach(&mut self, datapath: Datapath) -> Result<(), ApplyError> {
         let meter = Meter::start();
-        let maps = crate::ebpf::datapath::maps_for(&self.ns);
+        let maps = crate::ebpf::datapath::maps_for(&self.ns, datapath);
         self.excluded += meter.finish(Cost::default());
-        let maps = maps?;
-        self.bpf = Some(maps.clone());
-        Ok(maps)
+        self.bpf = Some(maps?);
+        Ok(())
+    }
+
+    /// The maps [`BpfRequest::Attach`] loaded.
+    fn bpf_maps(
+        &self,
+        req: &BpfRequest<'_>,
+    ) -> Result<std::sync::Arc<crate::ebpf::datapath::Maps>, ApplyError> {
+        self.bpf.clone().ok_or_else(|| ApplyError::Bpf {
+            what: format!("{} in {}", req.step(), self.ns.name),
+            source: std::io::Error::other("no datapath is attached: send BpfRequest::Attach first"),
+        })
     }
 
     fn bpf_call(&mut self, req: &BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
         use crate::ebpf::sys;
-        let maps = self.bpf_maps()?;
+        let maps = self.bpf_maps(req)?;
         let fail = |map: LbMap| {
             let what = format!("{} on {} in {}", req.step(), map.name(), self.ns.name);
             move |source| ApplyError::Bpf { what, source }
@@ -399,6 +413,7 @@ impl<'a> RealExecutor<'a> {
                     sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?,
                 ));
             }
+            BpfRequest::Attach(_) => unreachable!("answered by bpf()"),
         }
         Ok(BpfReply::Done)
     }
@@ -613,8 +628,10 @@ impl Executor for RealExecutor<'_> {
         if self.deadline.expired() {
             return Err(ApplyError::Expired);
         }
-        // Loaded first, so its time stays out of the step.
-        self.bpf_maps()?;
+        if let BpfRequest::Attach(datapath) = req {
+            self.bpf_attach(datapath)?;
+            return Ok(BpfReply::Done);
+        }
         let cpu = thread_cpu();
         let start = Instant::now();
         let reply = self.bpf_call(&req)?;

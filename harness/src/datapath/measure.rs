@@ -133,7 +133,7 @@ pub fn measure(
         }
         if let Some(t) = datapath.transit.as_mut() {
             step("data path: BPF run time per connect".into());
-            gen.socket_lb_cost(set, t);
+            gen.bpf_lb_cost(set, t);
         }
     }
     drop(server);
@@ -342,13 +342,15 @@ impl<'a> Generator<'a> {
         Ok((transit_result(pass.transit), ns_per_request))
     }
 
-    /// The socket LB's own cost per connect (ebpf mode): for each transit target with a
-    /// service, a short closed-loop phase through its VIP with BPF statistics on, and
-    /// the connect4 program's run_time_ns / run_cnt over it as `bpf_run_ns`. Nothing
-    /// for other modes (no socket LB is loaded for their node).
-    fn socket_lb_cost(&self, set: &ServiceSet, t: &mut Transit) {
+    /// The eBPF load balancer's own cost (the ebpf modes): for each transit target
+    /// with a service, a short closed-loop phase through its VIP with BPF statistics
+    /// on, and the lookup program's run_time_ns / run_cnt over it as `bpf_run_ns`: per
+    /// connect for the socket LB (connect4), per packet from the client for the tc LB.
+    /// Nothing for other modes (no eBPF LB is loaded for their node).
+    fn bpf_lb_cost(&self, set: &ServiceSet, t: &mut Transit) {
+        use dataplane::ebpf::datapath::lookup_run_stats;
         let node = &self.topo.node;
-        if dataplane::ebpf::datapath::connect_run_stats(node).is_none() {
+        if lookup_run_stats(node).is_none() {
             return;
         }
         let Some(_stats) = transit::enable_run_stats() else {
@@ -361,7 +363,7 @@ impl<'a> Generator<'a> {
             else {
                 continue;
             };
-            let before = dataplane::ebpf::datapath::connect_run_stats(node);
+            let before = lookup_run_stats(node);
             let spec = LoadSpec::closed_loop(
                 SocketAddr::new(svc.vip.into(), svc.port),
                 Duration::from_millis(300),
@@ -370,8 +372,8 @@ impl<'a> Generator<'a> {
             if self.run(spec).is_err() {
                 continue;
             }
-            let after = dataplane::ebpf::datapath::connect_run_stats(node);
-            if let (Some((ns0, n0)), Some((ns1, n1))) = (before, after) {
+            let after = lookup_run_stats(node);
+            if let (Some((_, ns0, n0)), Some((_, ns1, n1))) = (before, after) {
                 if n1 > n0 {
                     target.bpf_run_ns = Some((ns1 - ns0) as f64 / (n1 - n0) as f64);
                 }

@@ -32,12 +32,17 @@ pub fn clean(force: bool) -> CleanReport {
             Err(e) => report.errors.push(e.to_string()),
         }
     }
-    // The ebpf mode's pins (`kpbench apply`): removing them detaches their links.
-    let (removed, errors) = dataplane::ebpf::datapath::clean_pins(|name| {
+    let not_live = |name: &str| {
         !live
             .iter()
             .any(|id| name.starts_with(&format!("{NETNS_PREFIX}{id}-")))
-    });
+    };
+    // The ebpf modes' pins (`kpbench apply`): removing them detaches their links.
+    let (removed, errors) = dataplane::ebpf::datapath::clean_pins(not_live);
+    report.removed.extend(removed);
+    report.errors.extend(errors);
+    // Then the socket LB's client cgroups that no process is in any more.
+    let (removed, errors) = dataplane::ebpf::cgroup::clean(not_live);
     report.removed.extend(removed);
     report.errors.extend(errors);
     report

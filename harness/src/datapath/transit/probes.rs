@@ -14,11 +14,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::links::LinkOrder;
-use aya::programs::tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions};
+use aya::programs::tc::SchedClassifierLinkId;
 use aya::programs::{SchedClassifier, TcAttachType};
-use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfLoader};
+use dataplane::ebpf::tc::{self, Place};
 use dataplane::Netns;
 
 use super::TransitError;
@@ -26,10 +25,7 @@ use super::TransitError;
 /// The compiled object, when the dataplane crate's `build.rs` could build it.
 pub(crate) const OBJECT: Option<&[u8]> = dataplane::bpf::TRANSIT;
 
-/// The node's link to the client namespace (see `sandbox::topology`).
-pub const CLIENT_VETH: &str = "veth-client";
-/// The node's link to the backend namespace.
-pub const BACKEND_VETH: &str = "veth-backend";
+pub use dataplane::ebpf::tc::{BACKEND_VETH, CLIENT_VETH};
 
 const PROG_IN: &str = "transit_in";
 const PROG_OUT: &str = "transit_out";
@@ -463,18 +459,11 @@ fn take_maps(ebpf: &mut Ebpf) -> Result<Maps, TransitError> {
     Ok((samples, counters))
 }
 
-/// Whether tc programs attach as tcx links (kernel 6.6 and later) rather than as
-/// cls_bpf filters under a clsact qdisc.
-fn has_tcx() -> bool {
-    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
-}
-
 impl Loaded {
     /// `transit_in` first at both ingresses, `transit_out` last at both egresses, so
     /// another tc program on the same link (the ebpf-tc mode's) runs inside the
     /// interval.
     fn attach(&mut self, ns: &str) -> Result<(), TransitError> {
-        let tcx = has_tcx();
         let points = [
             (PROG_IN, CLIENT_VETH, TcAttachType::Ingress),
             (PROG_IN, BACKEND_VETH, TcAttachType::Ingress),
@@ -488,27 +477,11 @@ impl Loaded {
                 ns: ns.to_string(),
                 detail,
             };
-            let options = if tcx {
-                TcAttachOptions::TcxOrder(match at {
-                    TcAttachType::Ingress => LinkOrder::first(),
-                    _ => LinkOrder::last(),
-                })
-            } else {
-                // cls_bpf: the lowest priority number runs first.
-                if let Err(e) = tc::qdisc_add_clsact(iface) {
-                    if e.kind() != std::io::ErrorKind::AlreadyExists {
-                        return Err(err(format!("add clsact qdisc: {e}")));
-                    }
-                }
-                TcAttachOptions::Netlink(NlOptions {
-                    priority: if matches!(at, TcAttachType::Ingress) {
-                        1
-                    } else {
-                        u16::MAX
-                    },
-                    handle: 0,
-                })
+            let place = match at {
+                TcAttachType::Ingress => Place::First,
+                _ => Place::Last,
             };
+            let options = tc::options(iface, place).map_err(|e| err(e.to_string()))?;
             let prog = program(&mut self.ebpf, name)?;
             let id = prog
                 .attach_with_options(iface, at, options)
