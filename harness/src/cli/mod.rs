@@ -136,7 +136,7 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
 pub struct RunArgs {
     /// Scenario file (TOML); omitted: the quick scenario.
     pub scenario: Option<PathBuf>,
-    /// Comma-separated modes to run (iptables, iptables-legacy, nftables, ipvs, ebpf), overriding the scenario.
+    /// Comma-separated modes to run (iptables, iptables-legacy, nftables, ipvs, ebpf, ebpf-tc), overriding the scenario.
     #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
     pub modes: Option<Vec<Mode>>,
     /// Comma-separated service counts, e.g. 100,1000 (replaces the scenario's scales for every mode).
@@ -161,7 +161,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
-    /// Mode: iptables, iptables-legacy, nftables, ipvs or ebpf.
+    /// Mode: iptables, iptables-legacy, nftables, ipvs, ebpf or ebpf-tc.
     #[arg(long, value_parser = parse_mode)]
     pub mode: Mode,
     /// Number of services.

@@ -19,8 +19,8 @@ fn service_set(a: &RulesArgs) -> Result<ServiceSet, Failure> {
     Ok(ServiceSet::generate(a.services, a.endpoints))
 }
 
-/// The backend of `--mode` with `--scheduler`; a mode without a backend yet (ebpf) is
-/// bad input here, as there is nothing to print or program.
+/// The backend of `--mode` with `--scheduler`; a mode without a backend is bad input
+/// here, as there is nothing to print or program.
 fn backend_for(a: &RulesArgs) -> Result<Box<dyn Backend>, Failure> {
     backend(ModeSpec::with_scheduler(a.mode, a.scheduler))
         .map_err(|e| Failure::usage(format!("--mode {}: {e}; use another mode", a.mode)))

@@ -211,3 +211,35 @@ fn bpf_run_label(case: &crate::results::Case) -> String {
     };
     format!("{mean:.0} ns per {per} (mean of {} targets)", runs.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cases::fixtures::{case, est, with_transit};
+
+    fn with_bpf(mode: &str) -> crate::results::Case {
+        let slope = est(0.0, -0.1, 0.1);
+        let mut c = with_transit(
+            case(mode, 1000, 10.0, 1.0, 5.0),
+            40_000.0,
+            41_000.0,
+            0.0,
+            100.0,
+            slope,
+        );
+        let t = c.datapath.as_mut().unwrap().transit.as_mut().unwrap();
+        for (i, target) in t.targets.iter_mut().enumerate() {
+            if target.service_index.is_some() {
+                target.bpf_run_ns = Some(900.0 + i as f64);
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn the_socket_lb_is_labelled_per_connection_and_tc_per_packet() {
+        assert!(bpf_run_label(&with_bpf("ebpf")).contains(" ns per connection (mean of "));
+        assert!(bpf_run_label(&with_bpf("ebpf-tc")).contains(" ns per packet (mean of "));
+        assert_eq!(bpf_run_label(&case("nftables", 1000, 10.0, 1.0, 5.0)), "-");
+    }
+}

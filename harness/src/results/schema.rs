@@ -408,8 +408,9 @@ pub struct TransitTarget {
     pub syn_ns: TransitPercentiles,
     /// The SYN-ACK's transit back, nanoseconds.
     pub synack_ns: TransitPercentiles,
-    /// eBPF modes: the BPF program's own run time per invocation over this target's
-    /// phase (run_time_ns / run_cnt), nanoseconds.
+    /// eBPF modes: the lookup program's own run time per invocation over this
+    /// target's phase (run_time_ns / run_cnt), nanoseconds: per connect for `ebpf`
+    /// (connect4), per packet from the client for `ebpf-tc` (tc ingress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpf_run_ns: Option<f64>,
 }

@@ -31,6 +31,15 @@ fn the_shipped_scenarios_parse() {
     assert_eq!(quick.scales_for(Mode::Iptables), &[100, 1000]);
     assert_eq!(quick.scales_for(Mode::IptablesLegacy), &[100, 1000, 5000]);
     assert_eq!(quick.scales_for(Mode::Nftables), &[100, 1000]);
+    assert_eq!(quick.scales_for(Mode::Ebpf), &[1000]);
+    assert_eq!(quick.scales_for(Mode::EbpfTc), &[1000]);
+    let ebpf = Scenario::parse(
+        include_str!("../../../scenarios/ebpf.toml"),
+        "ebpf.toml",
+        "ebpf",
+    )
+    .unwrap();
+    assert_eq!(ebpf.scales_for(Mode::EbpfTc), &[100, 1000, 5000]);
     let scale = Scenario::parse(
         include_str!("../../../scenarios/scale.toml"),
         "scale.toml",
