@@ -261,3 +261,48 @@ fn clean_keeps_a_live_processs_topology() {
     drop(topo);
     nothing_left(&id);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn kill_9_in_an_ebpf_run_leaves_nothing_attached_and_clean_removes_its_cgroup() {
+    tier::require_root();
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = || {
+        dataplane::ebpf::sys::program_names()
+            .unwrap()
+            .iter()
+            .filter(|n| n.starts_with("kpb_sock4"))
+            .count()
+    };
+    let before = loaded();
+    let mut run = Run::start(
+        &run_id("ebkill"),
+        &dir.path().join("out"),
+        &["--modes", "ebpf", "--services", "20", "--endpoints", "2"],
+        None,
+    );
+    // Killed while its socket LB is attached: the client cgroup exists then.
+    assert!(
+        wait_for(Duration::from_secs(60), || !client_cgroups(&run.id)
+            .is_empty()
+            && loaded() > before),
+        "the run never attached its socket LB: {}",
+        run.log()
+    );
+    run.kill9();
+    // The links and programs died with the process; the empty cgroup stays for clean.
+    assert!(
+        wait_for(Duration::from_secs(5), || loaded() == before),
+        "socket LB programs still loaded after kill -9"
+    );
+    let left = client_cgroups(&run.id);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let (code, text) = clean();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("/kpbench/{}", left[0])), "{text}");
+    nothing_left(&run.id);
+}

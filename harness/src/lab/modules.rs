@@ -95,7 +95,8 @@ pub const WANTED_MODULES: &[&str] = &[
     "ip_set_hash_net",
     "ip_set_hash_netport",
     "ip_set_bitmap_port",
-    // tc clsact + cls_bpf: the in-kernel transit probes (datapath/transit) before tcx (6.6).
+    // tc clsact + cls_bpf before tcx (6.6): the ebpf-tc mode's load balancer and the
+    // in-kernel transit probes (datapath/transit). The socket LB (ebpf) needs no module.
     "sch_ingress",
     "cls_bpf",
 ];

@@ -222,8 +222,18 @@ impl Drop for Run {
 /// Asserts that run `id` left no namespace and no registration.
 pub fn nothing_left(id: &str) {
     assert!(namespaces(id).is_empty(), "left: {:?}", namespaces(id));
+    let cgroups = client_cgroups(id);
+    assert!(cgroups.is_empty(), "client cgroups left: {cgroups:?}");
     let reg = Path::new(harness::sandbox::registry::RUNS_DIR).join(id);
     assert!(!reg.exists(), "{} left", reg.display());
+}
+
+/// The socket LB's client cgroups of run `id` (`<cgroup2>/kpbench/kpb-<id>-...`).
+pub fn client_cgroups(id: &str) -> Vec<String> {
+    dataplane::ebpf::cgroup::leftovers()
+        .into_iter()
+        .filter(|n| n.contains(id))
+        .collect()
 }
 
 /// `kpbench clean`; returns (exit code, stdout + stderr).
