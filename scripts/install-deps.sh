@@ -28,6 +28,7 @@ declare -A need=(
 	[cc]=gcc
 	[chromium]=chromium
 	[clang]=clang
+	[bpftool]=bpftool
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -37,7 +38,8 @@ done
 if command -v busybox >/dev/null 2>&1 && ! dpkg -s busybox-static >/dev/null 2>&1; then
 	missing+=(busybox-static)
 fi
-# The transit probes' BPF programs are built with clang against libbpf's headers.
+# The BPF programs (the ebpf modes' load balancers, the transit probes) are built with
+# clang against libbpf's headers; bpftool is the ebpf modes' inspect command.
 if [ ! -f /usr/include/bpf/bpf_helpers.h ]; then
 	missing+=(libbpf-dev)
 fi

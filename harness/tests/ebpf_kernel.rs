@@ -37,13 +37,27 @@ fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet) -> (Topology, Server
     let short = if b.mode() == Mode::Ebpf { "eb" } else { "et" };
     let topo =
         Topology::create(&format!("test-{}-{short}-{tag}", std::process::id())).expect("topology");
-    b.sync(
-        &topo.node,
-        None,
-        set,
-        Deadline::after(Duration::from_secs(300)),
-    )
-    .unwrap_or_else(|e| panic!("sync: {e}"));
+    let report = b
+        .sync(
+            &topo.node,
+            None,
+            set,
+            Deadline::after(Duration::from_secs(300)),
+        )
+        .unwrap_or_else(|e| panic!("sync: {e}"));
+    // One MAP_UPDATE_ELEM per entry, counted in a step of their own (their CPU read
+    // once per run of calls), inside the sync's wall time.
+    let updates = report
+        .steps
+        .steps
+        .iter()
+        .find(|s| s.name == "bpf MAP_UPDATE_ELEM")
+        .expect("a MAP_UPDATE_ELEM step");
+    assert_eq!(
+        updates.calls as usize,
+        dataplane::ebpf::expected_entries(set)
+    );
+    assert!(updates.cost.wall <= report.cost.wall, "{report:?}");
     b.verify(&topo.node, set, Deadline::after(Duration::from_secs(60)))
         .unwrap_or_else(|e| panic!("verify: {e}"));
     let server = start_backend(&topo).expect("server");

@@ -13,14 +13,22 @@
 //! At start the agent dumps the service and backend maps to restore its state
 //! (`RestoreServices`); the first sync of the kube-proxy profile does the same. The
 //! floor sends the identical entries with one batch call per map and kind.
+//!
+//! **What a sync's cost holds.** The agent does not diff whole service sets: its
+//! watcher hands it one event per deleted, new or changed service, and its work is
+//! that service's. kpbench's controllers are given the two sets, so finding what
+//! changed ([`AgentState::changes`]) is the watcher's part: it is timed apart and left
+//! out of the sync's cost ([`Executor::exclude`]); allocating IDs, encoding the
+//! entries and the map calls are in it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::datapath::Datapath;
 use super::layout::{self, Entry, LbMap};
 use crate::backend::ApplyError;
+use crate::exec::{Cost, Meter};
 use crate::model::{Endpoint, Service, ServiceSet};
 use crate::sync::{BpfRequest, Controller, Executor, Profile};
 
@@ -35,13 +43,32 @@ pub enum MapOp {
 #[derive(Debug, Default, Clone)]
 pub struct AgentState {
     /// Service (frontend) IDs, which are also the reverse NAT indexes, from 1.
-    service_ids: BTreeMap<(Ipv4Addr, u16), u16>,
+    service_ids: HashMap<(Ipv4Addr, u16), u16>,
     next_service: u16,
     /// Backend IDs from 1, with how many services use each.
-    backend_ids: BTreeMap<Endpoint, (u32, usize)>,
+    backend_ids: HashMap<Endpoint, (u32, usize)>,
     next_backend: u32,
     /// The backends of each programmed service, in slot order.
-    programmed: BTreeMap<(Ipv4Addr, u16), Vec<Endpoint>>,
+    programmed: HashMap<(Ipv4Addr, u16), Vec<Endpoint>>,
+}
+
+/// What the agent's watcher hands it for one sync: the deleted services, then the
+/// new and changed ones, each in service order.
+#[derive(Debug, Default)]
+pub struct Changes<'a> {
+    gone: Vec<(Ipv4Addr, u16)>,
+    upserts: Vec<&'a Service>,
+}
+
+impl Changes<'_> {
+    /// How many services changed.
+    pub fn len(&self) -> usize {
+        self.gone.len() + self.upserts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 fn svc_key(s: &Service) -> (Ipv4Addr, u16) {
@@ -60,27 +87,60 @@ impl AgentState {
         id
     }
 
-    /// The map writes that take the programmed state from `old` to `new`, in the
-    /// agent's order: deleted services first, then new and changed ones, each in
-    /// service order.
-    pub fn plan(&mut self, old: Option<&ServiceSet>, new: &ServiceSet) -> Vec<MapOp> {
-        let mut ops = Vec::new();
-        let wanted: BTreeMap<_, _> = new.services.iter().map(|s| (svc_key(s), s)).collect();
-        let gone: Vec<_> = old
-            .into_iter()
-            .flat_map(|o| o.services.iter())
-            .map(svc_key)
-            .filter(|k| !wanted.contains_key(k) && self.programmed.contains_key(k))
-            .collect();
-        for key in gone {
-            self.delete(key, &mut ops);
-        }
-        for s in &new.services {
-            if self.programmed.get(&svc_key(s)) != Some(&s.endpoints) {
-                self.upsert(s, &mut ops);
+    /// The services that changed from what is programmed to `new` (`old`: what the
+    /// previous sync was given, whose services may be gone).
+    pub fn changes<'a>(&self, old: Option<&ServiceSet>, new: &'a ServiceSet) -> Changes<'a> {
+        let gone = match old {
+            Some(o) => {
+                let wanted: std::collections::HashSet<_> =
+                    new.services.iter().map(svc_key).collect();
+                o.services
+                    .iter()
+                    .map(svc_key)
+                    .filter(|k| !wanted.contains(k) && self.programmed.contains_key(k))
+                    .collect()
             }
+            None => Vec::new(),
+        };
+        let upserts = new
+            .services
+            .iter()
+            .filter(|s| self.programmed.get(&svc_key(s)) != Some(&s.endpoints))
+            .collect();
+        Changes { gone, upserts }
+    }
+
+    /// The map writes for `changes`, in the agent's order: deleted services first,
+    /// then new and changed ones.
+    pub fn apply(&mut self, changes: &Changes<'_>) -> Vec<MapOp> {
+        let mut ops = Vec::new();
+        for key in &changes.gone {
+            self.delete(*key, &mut ops);
+        }
+        for s in &changes.upserts {
+            self.upsert(s, &mut ops);
         }
         ops
+    }
+
+    /// The map writes that take the programmed state from `old` to `new`.
+    pub fn plan(&mut self, old: Option<&ServiceSet>, new: &ServiceSet) -> Vec<MapOp> {
+        let changes = self.changes(old, new);
+        self.apply(&changes)
+    }
+
+    /// [`AgentState::plan`], with finding the changes left out of the sync's cost:
+    /// the watcher's work, not the agent's.
+    fn plan_excluding_watch(
+        &mut self,
+        io: &mut dyn Executor,
+        old: Option<&ServiceSet>,
+        new: &ServiceSet,
+    ) -> Vec<MapOp> {
+        let meter = Meter::start();
+        let changes = self.changes(old, new);
+        io.exclude(meter.finish(Cost::default()));
+        self.apply(&changes)
     }
 
     fn upsert(&mut self, s: &Service, ops: &mut Vec<MapOp>) {
@@ -229,7 +289,7 @@ impl Controller for AgentController {
             io.bpf(BpfRequest::Dump(LbMap::Backends))?;
             self.started = true;
         }
-        for op in self.state.plan(old, new) {
+        for op in self.state.plan_excluding_watch(io, old, new) {
             match &op {
                 MapOp::Update(e) => io.bpf(BpfRequest::Update {
                     map: e.map,
@@ -285,7 +345,7 @@ impl Controller for FloorController {
         io.bpf(BpfRequest::Attach(self.datapath))?;
         let mut updates: BTreeMap<LbMap, Vec<Entry>> = BTreeMap::new();
         let mut deletes: BTreeMap<LbMap, Vec<Vec<u8>>> = BTreeMap::new();
-        for op in self.state.plan(old, new) {
+        for op in self.state.plan_excluding_watch(io, old, new) {
             match op {
                 MapOp::Update(e) => updates.entry(e.map).or_default().push(e),
                 MapOp::Delete { map, key } => deletes.entry(map).or_default().push(key),

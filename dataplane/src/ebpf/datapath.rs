@@ -386,7 +386,7 @@ fn attach_tc(node: &Netns, mut ebpf: Ebpf) -> Result<(Ebpf, Links), ApplyError> 
                 (PROG_TC_BACKEND, BACKEND_VETH),
             ] {
                 if !has_link(iface) {
-                    tracing::warn!("{ns} has no {iface}: {name} is loaded but not attached");
+                    tracing::debug!("{ns} has no {iface}: {name} is loaded but not attached");
                     continue;
                 }
                 let what = format!("attaching {name} to tc ingress of {iface} in {ns}");

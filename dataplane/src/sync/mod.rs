@@ -201,15 +201,20 @@ pub struct StepLog {
 impl StepLog {
     /// Adds one call of `name`.
     pub fn add(&mut self, name: &str, category: Category, cost: Cost) {
+        self.add_calls(name, category, 1, cost);
+    }
+
+    /// Adds `calls` calls of `name` that cost `cost` together.
+    pub fn add_calls(&mut self, name: &str, category: Category, calls: u32, cost: Cost) {
         match self.steps.iter_mut().find(|s| s.name == name) {
             Some(s) => {
-                s.calls += 1;
+                s.calls += calls;
                 s.cost += cost;
             }
             None => self.steps.push(StepCost {
                 name: name.to_string(),
                 category,
-                calls: 1,
+                calls,
                 cost,
             }),
         }

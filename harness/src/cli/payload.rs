@@ -99,14 +99,22 @@ pub fn apply_main(a: ApplyArgs) -> Result<i32, Failure> {
         a.netns,
         report.cost.wall.as_secs_f64() * 1000.0,
     );
-    match b.keep(&ns) {
-        Ok(Some(place)) => println!("kept beyond this process: pinned under {place}"),
-        Ok(None) => {}
+    let kept = match b.keep(&ns) {
+        Ok(Some(place)) => {
+            println!("kept beyond this process: pinned under {place}");
+            true
+        }
+        Ok(None) => false,
         Err(e) => return Err(Failure::new(exitcode::INTERNAL, e)),
-    }
+    };
     let inspect = b.inspect_command();
+    let remove = if kept {
+        "kpbench clean".to_string()
+    } else {
+        format!("ip netns delete {}", a.netns)
+    };
     println!(
-        "inspect with: ip netns exec {ns} {inspect}; remove with: ip netns delete {ns}",
+        "inspect with: ip netns exec {ns} {inspect}; remove with: {remove}",
         ns = a.netns
     );
     Ok(exitcode::OK)

@@ -127,6 +127,10 @@ impl Executor for Scratch {
     fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
         self.io.bpf(req)
     }
+
+    fn exclude(&mut self, cost: dataplane::exec::Cost) {
+        self.io.exclude(cost)
+    }
 }
 
 impl MeasuredExecutor for Scratch {
