@@ -108,6 +108,18 @@ fn cell(v: Option<f64>, digits: usize) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Milliseconds: one decimal, two below 1 ms (an eBPF update of 0.04 ms is not 0.0).
+fn ms(v: Option<f64>) -> String {
+    cell(
+        v,
+        if v.is_some_and(|x| x.abs() < 1.0) {
+            2
+        } else {
+            1
+        },
+    )
+}
+
 /// The in-kernel cost per service position, or `n.m.d.` when its 95% interval
 /// includes zero (no measurable difference).
 fn per_service(t: Option<&crate::results::Transit>) -> String {
@@ -157,23 +169,14 @@ pub fn summary_table(r: &Results) -> String {
                 .as_ref()
                 .map(|r| r.kernel_objects.to_string())
                 .unwrap_or_else(|| "-".into()),
-            cell(s.map(|s| s.full.p50_ms), 1),
-            cell(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms), 1),
-            cell(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms), 1),
-            cell(
-                s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms),
-                1,
-            ),
-            cell(
-                s.and_then(|s| s.update_endpoints.as_ref())
-                    .map(|d| d.p50_ms),
-                1,
-            ),
-            cell(
-                s.and_then(|s| s.update_endpoints.as_ref())
-                    .map(|d| d.p99_ms),
-                1,
-            ),
+            ms(s.map(|s| s.full.p50_ms)),
+            ms(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms)),
+            ms(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms)),
+            ms(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms)),
+            ms(s.and_then(|s| s.update_endpoints.as_ref())
+                .map(|d| d.p50_ms)),
+            ms(s.and_then(|s| s.update_endpoints.as_ref())
+                .map(|d| d.p99_ms)),
             cell(
                 dp.and_then(|d| d.lookup_overhead_us.get("first").copied()),
                 0,
@@ -286,5 +289,13 @@ skipped ebpf x 100: mode ebpf is not implemented in kpbench {}; run the other mo
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(summary_table(&r), want);
+    }
+
+    #[test]
+    fn milliseconds_below_one_keep_two_decimals() {
+        assert_eq!(super::ms(Some(0.037)), "0.04");
+        assert_eq!(super::ms(Some(0.0)), "0.00");
+        assert_eq!(super::ms(Some(47.55)), "47.5");
+        assert_eq!(super::ms(None), "-");
     }
 }
