@@ -35,6 +35,13 @@ use crate::sync::{Controller, Profile};
 use datapath::Datapath;
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
 
+/// Maps an I/O error of a BPF or cgroup operation to an [`ApplyError::Bpf`] saying
+/// what was being done.
+fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
+    let what = what.into();
+    move |source| ApplyError::Bpf { what, source }
+}
+
 /// One of Cilium's load balancers.
 #[derive(Debug, Clone, Copy)]
 pub struct EbpfBackend {

@@ -16,17 +16,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::err;
 use crate::backend::ApplyError;
 
 /// Where kpbench mounts cgroup2 when the host has no cgroup2 mount.
 pub const CGROUP2_FALLBACK: &str = "/run/kpbench/cgroup2";
 /// The folder under the cgroup2 mount that holds kpbench's client cgroups.
 pub const FOLDER: &str = "kpbench";
-
-fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
-    let what = what.into();
-    move |source| ApplyError::Bpf { what, source }
-}
 
 /// The client cgroup this process is in, how many socket LBs use it, and the cgroup
 /// the process came from.

@@ -27,6 +27,7 @@ use aya::programs::tc::SchedClassifierLinkId;
 use aya::programs::{CgroupSockAddr, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 
+use super::err;
 use super::layout::LbMap;
 use super::tc::{Place, BACKEND_VETH, CLIENT_VETH};
 use super::{cgroup, pins, sys};
@@ -100,11 +101,6 @@ impl Datapath {
             Datapath::Tc => PROG_TC_CLIENT,
         }
     }
-}
-
-fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
-    let what = what.into();
-    move |source| ApplyError::Bpf { what, source }
 }
 
 fn aya_err(what: &str, e: impl std::error::Error) -> ApplyError {

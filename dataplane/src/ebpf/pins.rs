@@ -6,16 +6,12 @@
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use super::err;
 use crate::backend::ApplyError;
 
 /// Where kpbench mounts a bpffs of its own for `kpbench apply`'s pins.
 pub const PIN_ROOT: &str = "/run/kpbench/bpf";
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-
-fn err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ApplyError {
-    let what = what.into();
-    move |source| ApplyError::Bpf { what, source }
-}
 
 fn is_bpffs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
