@@ -14,10 +14,13 @@
 //! (in a large cluster, the first sync whose `iptables-save` is due again). Medians of
 //! the wall time; the steps of the last round.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
+use common::{fmt, median, NsGuard};
 use dataplane::backend::SyncReport;
-use dataplane::exec::Cost;
 use dataplane::iptables::IptablesBackend;
 use dataplane::model::{service, spare_endpoint_ip};
 use dataplane::sync::{Controller, MeasuredExecutor, RealExecutor};
@@ -25,28 +28,6 @@ use dataplane::{Backend, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet}
 
 const TIMEOUT: Duration = Duration::from_secs(1800);
 const OPS: [&str; 5] = ["full", "add", "remove", "update", "add@40s"];
-
-struct NsGuard(Netns);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = self.0.delete();
-    }
-}
-
-fn fmt(c: &Cost) -> String {
-    format!(
-        "wall {:7.3} s  user {:7.3} s  sys {:7.3} s",
-        c.wall.as_secs_f64(),
-        c.user.as_secs_f64(),
-        c.sys.as_secs_f64()
-    )
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn sync(
     ctl: &mut dyn Controller,

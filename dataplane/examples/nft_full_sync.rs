@@ -14,10 +14,13 @@
 //! (each remove settled before the next add, so an add never carries the delayed
 //! delete), with the median of each.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::time::Duration;
 
+use common::{fmt, median, NsGuard};
 use dataplane::backend::SyncReport;
-use dataplane::exec::Cost;
 use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
 use dataplane::nftables::NftablesBackend;
 use dataplane::sync::{Controller, MeasuredExecutor, RealExecutor};
@@ -25,32 +28,10 @@ use dataplane::{Backend, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet}
 
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
-struct NsGuard(Netns);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let _ = self.0.delete();
-    }
-}
-
-fn fmt(c: &Cost) -> String {
-    format!(
-        "wall {:7.3} s  user {:7.3} s  sys {:7.3} s",
-        c.wall.as_secs_f64(),
-        c.user.as_secs_f64(),
-        c.sys.as_secs_f64()
-    )
-}
-
 fn print_steps(report: &SyncReport) {
     for s in &report.steps.steps {
         println!("      {:<32} x{:<3} {}", s.name, s.calls, fmt(&s.cost));
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn parse_profile(s: &str) -> Profile {
