@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness::lab::modules::{ModuleIndex, WANTED_MODULES};
-use harness::lab::{GuestCommand, KernelSpec, LabOptions};
+use harness::lab::{GuestCommand, GuestRun, KernelSpec, LabOptions};
 
 const KPBENCH: &str = env!("CARGO_BIN_EXE_kpbench");
 
@@ -196,12 +196,10 @@ fn a_scenario_runs_and_its_results_come_back() {
         kpbench_binary: Some(PathBuf::from(KPBENCH)),
         ..LabOptions::default()
     };
-    let command = GuestCommand::Kpbench(vec![
-        "run".into(),
-        scenario.display().to_string(),
-        "--run-id".into(),
-        "labtest".into(),
-    ]);
+    let command = GuestCommand::Run(GuestRun {
+        scenario: Some(scenario.clone()),
+        flags: vec!["--run-id".into(), "labtest".into()],
+    });
     let start = Instant::now();
     let mut events = Vec::new();
     let outcome = harness::lab::run(

@@ -72,7 +72,7 @@ impl Command {
             Command::Rules(a) => payload::rules_main(a),
             Command::Apply(a) => payload::apply_main(a),
             Command::Clean(a) => clean::main(a),
-            Command::Lab(a) => lab::lab_main(a).map_err(Failure::from),
+            Command::Lab(a) => lab::lab_main(a),
             Command::Serve(a) => serve::serve_main(a)
                 .map(|()| crate::exitcode::OK)
                 .map_err(Failure::from),
@@ -132,7 +132,8 @@ pub fn parse_count(s: &str) -> Result<usize, String> {
         .map_err(|_| format!("{s:?} is not a count; give a whole number >= 0, e.g. 100"))
 }
 
-#[derive(Debug, Args, Clone)]
+/// `kpbench run`'s arguments; `kpbench lab run` takes the same ones.
+#[derive(Debug, Args, Clone, Default, PartialEq)]
 pub struct RunArgs {
     /// Scenario file (TOML); omitted: the quick scenario.
     pub scenario: Option<PathBuf>,

@@ -41,8 +41,12 @@ pub fn nothing_could_run(results: &Results) -> bool {
     !results.cases.is_empty() && results.cases.iter().all(|c| c.status == Status::Skipped)
 }
 
-/// `kpbench run [SCENARIO] [--modes ..] [--services ..] [--endpoints N] [--out DIR]`.
-pub fn main(a: RunArgs) -> Result<i32, Failure> {
+/// The scenario a run's arguments select, with its overrides applied, and the file it
+/// came from; bad input is a usage failure. `kpbench lab run` calls it too, so a bad
+/// scenario fails on the host before anything boots.
+pub(crate) fn scenario(
+    a: &RunArgs,
+) -> Result<(crate::scenario::Scenario, Option<String>), Failure> {
     let (mut scenario, file) =
         crate::scenario::resolve(a.scenario.as_ref()).map_err(Failure::usage)?;
     scenario
@@ -56,6 +60,12 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
     if a.no_datapath {
         scenario.datapath.enabled = false;
     }
+    Ok((scenario, file))
+}
+
+/// `kpbench run [SCENARIO] [--modes ..] [--services ..] [--endpoints N] [--out DIR]`.
+pub fn main(a: RunArgs) -> Result<i32, Failure> {
+    let (scenario, file) = self::scenario(&a)?;
     let run_id = a.run_id.unwrap_or_else(new_run_id);
     require_root()?;
     let out_dir = a

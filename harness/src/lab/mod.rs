@@ -45,7 +45,7 @@ pub use archive::{read_tar, ArchiveError, TarEntry};
 pub use cache::cache_dir;
 pub use error::{LabError, EXIT_BOOT_FAILED, EXIT_INTERRUPTED, EXIT_UNAVAILABLE};
 pub use kernel::Kernel;
-pub use qemu::{clean_leftovers, guest_kpbench_args, PID_DIR};
+pub use qemu::{clean_leftovers, PID_DIR};
 pub use spec::{KernelSpec, DEFAULT_KERNEL};
 
 /// Where the guest's command writes its results (its `--out`).
@@ -88,11 +88,32 @@ pub enum AccelChoice {
 /// What the guest runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestCommand {
-    /// `kpbench ARGS...`; any `--out DIR` is replaced by [`GUEST_OUT_DIR`], and added
-    /// for `run` when absent.
-    Kpbench(Vec<String>),
+    /// `kpbench run` on a host scenario file, its results written to [`GUEST_OUT_DIR`].
+    Run(GuestRun),
     /// A program and its arguments, run as given (e.g. `["sh", "-c", "a && b"]`).
     Argv(Vec<String>),
+}
+
+/// A `kpbench run` for the guest, split by the caller that parsed it: the lab copies
+/// `scenario` in and sets `--out` itself, and passes `flags` on untouched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestRun {
+    /// A scenario file on the host; `None`: the quick scenario, embedded in kpbench.
+    pub scenario: Option<PathBuf>,
+    /// `kpbench run`'s other flags, without the scenario and `--out`.
+    pub flags: Vec<String>,
+}
+
+impl GuestRun {
+    /// kpbench's arguments in the guest: `run`, the scenario, `--out` [`GUEST_OUT_DIR`],
+    /// then the other flags as given.
+    pub fn argv(&self) -> Vec<String> {
+        let mut words = vec!["run".to_string()];
+        words.extend(self.scenario.iter().map(|p| p.display().to_string()));
+        words.extend(["--out".to_string(), GUEST_OUT_DIR.to_string()]);
+        words.extend(self.flags.iter().cloned());
+        words
+    }
 }
 
 /// Everything a lab run can be told. `Default` gives the lab's defaults.
@@ -230,14 +251,13 @@ impl LabOutcome {
     }
 }
 
-/// Runs `kpbench ARGS...` (e.g. `["run", "--modes", "ipvs"]`) in a lab on `kernel`
-/// with the default options otherwise, and returns the command's exit code, the
-/// accelerator, the console log and the files it wrote to its `--out` (see
-/// [`LabOutcome::results_json`]). A SIGINT/SIGTERM registered on
-/// `dataplane::exec::cancel_flag()` stops it ([`LabError::Interrupted`]).
+/// Runs `kpbench run` in a lab on `kernel` with the default options otherwise, and
+/// returns the command's exit code, the accelerator, the console log and the files it
+/// wrote to its `--out` (see [`LabOutcome::results_json`]). A SIGINT/SIGTERM
+/// registered on `dataplane::exec::cancel_flag()` stops it ([`LabError::Interrupted`]).
 pub fn run_in_lab(
     kernel: &KernelSpec,
-    kpbench_args: &[String],
+    guest: &GuestRun,
     timeout: Duration,
     progress: &mut dyn FnMut(LabEvent),
 ) -> Result<LabOutcome, LabError> {
@@ -247,7 +267,7 @@ pub fn run_in_lab(
     };
     run(
         kernel,
-        &GuestCommand::Kpbench(kpbench_args.to_vec()),
+        &GuestCommand::Run(guest.clone()),
         &opts,
         None,
         progress,
@@ -284,7 +304,8 @@ pub fn prepare(
 }
 
 /// Runs a command in a lab. `interrupt`, when set to true (e.g. by a signal handler),
-/// stops the run and kills qemu.
+/// stops the run and kills qemu. A run's scenario file is read first, so a wrong path
+/// fails before any kernel is fetched.
 pub fn run(
     kernel: &KernelSpec,
     command: &GuestCommand,
@@ -292,11 +313,12 @@ pub fn run(
     interrupt: Option<&std::sync::atomic::AtomicBool>,
     progress: &mut dyn FnMut(LabEvent),
 ) -> Result<LabOutcome, LabError> {
+    let staged = qemu::stage(command)?;
     let (k, initrd) = prepare(kernel, opts, progress)?;
     if interrupt.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
         || dataplane::exec::cancelled()
     {
         return Err(LabError::Interrupted);
     }
-    qemu::boot(&k, &initrd, command, opts, interrupt, progress)
+    qemu::boot(&k, &initrd, &staged, opts, interrupt, progress)
 }

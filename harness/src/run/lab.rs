@@ -76,12 +76,10 @@ pub fn run_ipvs_cases(
         source,
     })?;
     let _remove = RemoveOnDrop(file.clone());
-    let args: Vec<String> = vec![
-        "run".into(),
-        file.display().to_string(),
-        "--run-id".into(),
-        format!("{run_id}-lab"),
-    ];
+    let guest = lab::GuestRun {
+        scenario: Some(file.clone()),
+        flags: vec![format!("--run-id={run_id}-lab")],
+    };
     let lab_err = |source| LabRunError::Lab { source };
     let kernel = KernelSpec::parse(DEFAULT_KERNEL).map_err(lab_err)?;
     let mut on = |e: LabEvent| match e {
@@ -94,7 +92,7 @@ pub fn run_ipvs_cases(
         )),
         _ => {}
     };
-    let outcome = lab::run_in_lab(&kernel, &args, timeout, &mut on).map_err(lab_err)?;
+    let outcome = lab::run_in_lab(&kernel, &guest, timeout, &mut on).map_err(lab_err)?;
     let Some(bytes) = outcome.results_json() else {
         return Err(LabRunError::NoResults {
             exit_code: outcome.exit_code,

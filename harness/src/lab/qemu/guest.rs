@@ -1,13 +1,14 @@
-//! What the guest is told: the command as `/lab/cmd.sh`, kpbench's arguments pointed
-//! at the guest's out dir, the host's scenario file, and the per-run cpio appended to
-//! the cached initramfs that carries them.
+//! What the guest is told: the command as `/lab/cmd.sh` (a run pointed at the guest's
+//! out dir), the host's scenario file, and the per-run cpio appended to the cached
+//! initramfs that carries them. The run's flags come parsed from the command line
+//! (`crate::cli::lab`), so nothing here needs to know which flags take a value.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::lab::archive::CpioWriter;
 use crate::lab::kernel::Kernel;
-use crate::lab::{GuestCommand, LabError, GUEST_OUT_DIR};
+use crate::lab::{GuestCommand, GuestRun, LabError};
 
 /// Quotes a word for the guest's shell.
 pub fn sh_quote(s: &str) -> String {
@@ -21,80 +22,32 @@ pub fn sh_quote(s: &str) -> String {
     }
 }
 
-/// Rewrites kpbench arguments for the guest: `--out X` / `--out=X` point at
-/// [`GUEST_OUT_DIR`], and `run` gets `--out` when it has none. Returns the new
-/// arguments and the original `--out` value, if any.
-pub fn guest_kpbench_args(args: &[String]) -> (Vec<String>, Option<String>) {
-    let mut out = Vec::with_capacity(args.len() + 2);
-    let mut host_out = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            out.push(a.clone());
-            out.extend(it.by_ref().cloned());
-            break;
-        }
-        if a == "--out" {
-            host_out = it.next().cloned();
-            out.push(a.clone());
-            out.push(GUEST_OUT_DIR.to_string());
-        } else if let Some(v) = a.strip_prefix("--out=") {
-            host_out = Some(v.to_string());
-            out.push(format!("--out={GUEST_OUT_DIR}"));
-        } else {
-            out.push(a.clone());
-        }
-    }
-    if host_out.is_none() && args.first().is_some_and(|a| a == "run") {
-        let at = out.iter().position(|a| a == "--").unwrap_or(out.len());
-        out.splice(at..at, ["--out".to_string(), GUEST_OUT_DIR.to_string()]);
-    }
-    (out, host_out)
-}
-
-/// `kpbench run` flags that take a value (so the value is not the scenario argument).
-const RUN_VALUE_FLAGS: &[&str] = &["--modes", "--services", "--endpoints", "--out", "--run-id"];
-
-/// The index of `kpbench run`'s scenario argument (its first positional), if any.
-pub fn scenario_arg(args: &[String]) -> Option<usize> {
-    if args.first().map(String::as_str) != Some("run") {
-        return None;
-    }
-    let mut i = 1;
-    while i < args.len() {
-        let a = args[i].as_str();
-        if a == "--" {
-            return (i + 1 < args.len()).then_some(i + 1);
-        }
-        if RUN_VALUE_FLAGS.contains(&a) {
-            i += 2;
-            continue;
-        }
-        if !a.starts_with('-') {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
 /// A file for the per-run overlay: guest path without the leading `/`, and contents.
 pub(super) type OverlayFile = (String, Vec<u8>);
 
-/// The host's scenario file goes into the guest as `/lab/scenario/<file name>`: returns
-/// the command with that path and the file.
-pub(super) fn stage_scenario(
-    command: &GuestCommand,
-) -> Result<(GuestCommand, Option<OverlayFile>), LabError> {
-    let GuestCommand::Kpbench(args) = command else {
-        return Ok((command.clone(), None));
+/// A command ready for the guest: a run's scenario path points into the guest, and
+/// the host's scenario file goes with it.
+pub(crate) struct Staged {
+    pub command: GuestCommand,
+    pub scenario: Option<OverlayFile>,
+}
+
+/// The host's scenario file goes into the guest as `/lab/scenario/<file name>`: reads
+/// it (so a missing file fails before anything is fetched or booted) and returns the
+/// command with the guest's path.
+pub(crate) fn stage(command: &GuestCommand) -> Result<Staged, LabError> {
+    let unchanged = || Staged {
+        command: command.clone(),
+        scenario: None,
     };
-    let Some(i) = scenario_arg(args) else {
-        return Ok((command.clone(), None));
+    let GuestCommand::Run(run) = command else {
+        return Ok(unchanged());
     };
-    let host = Path::new(&args[i]);
+    let Some(host) = &run.scenario else {
+        return Ok(unchanged());
+    };
     let data = std::fs::read(host).map_err(|source| LabError::BadScenario {
-        path: host.to_path_buf(),
+        path: host.clone(),
         source,
     })?;
     let name = host
@@ -102,16 +55,21 @@ pub(super) fn stage_scenario(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scenario.toml".into());
     let guest = format!("lab/scenario/{name}");
-    let mut args = args.clone();
-    args[i] = format!("/{guest}");
-    Ok((GuestCommand::Kpbench(args), Some((guest, data))))
+    let run = GuestRun {
+        scenario: Some(PathBuf::from(format!("/{guest}"))),
+        flags: run.flags.clone(),
+    };
+    Ok(Staged {
+        command: GuestCommand::Run(run),
+        scenario: Some((guest, data)),
+    })
 }
 
 /// The guest's `/lab/cmd.sh` for a command.
 pub fn guest_script(command: &GuestCommand) -> String {
     let words: Vec<String> = match command {
-        GuestCommand::Kpbench(args) => std::iter::once("/usr/local/bin/kpbench".to_string())
-            .chain(guest_kpbench_args(args).0)
+        GuestCommand::Run(run) => std::iter::once("/usr/local/bin/kpbench".to_string())
+            .chain(run.argv())
             .collect(),
         GuestCommand::Argv(argv) => argv.clone(),
     };
@@ -194,42 +152,28 @@ mod tests {
     }
 
     #[test]
-    fn out_dir_is_redirected() {
-        let (a, host) = guest_kpbench_args(&s(&["run", "quick.toml", "--out", "res/x"]));
-        assert_eq!(a, s(&["run", "quick.toml", "--out", "/lab/out"]));
-        assert_eq!(host.as_deref(), Some("res/x"));
-        let (a, host) = guest_kpbench_args(&s(&["run", "--out=r"]));
-        assert_eq!(a, s(&["run", "--out=/lab/out"]));
-        assert_eq!(host.as_deref(), Some("r"));
-        let (a, host) = guest_kpbench_args(&s(&["run", "--modes", "ipvs"]));
-        assert_eq!(a, s(&["run", "--modes", "ipvs", "--out", "/lab/out"]));
-        assert_eq!(host, None);
-        let (a, _) = guest_kpbench_args(&s(&["rules", "--mode", "ipvs"]));
-        assert_eq!(a, s(&["rules", "--mode", "ipvs"]));
-    }
-
-    #[test]
-    fn scenario_argument() {
+    fn the_scenario_goes_into_the_guest() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("a b.toml");
+        std::fs::write(&host, "name = 'a'\n").unwrap();
+        let run = GuestRun {
+            scenario: Some(host),
+            flags: s(&["--modes=ipvs"]),
+        };
+        let staged = stage(&GuestCommand::Run(run)).unwrap();
         assert_eq!(
-            scenario_arg(&s(&["run", "a.toml", "--modes", "ipvs"])),
-            Some(1)
+            staged.scenario,
+            Some(("lab/scenario/a b.toml".into(), b"name = 'a'\n".to_vec()))
         );
         assert_eq!(
-            scenario_arg(&s(&["run", "--modes", "ipvs", "a.toml"])),
-            Some(3)
+            guest_script(&staged.command),
+            "exec /usr/local/bin/kpbench run '/lab/scenario/a b.toml' --out /lab/out --modes=ipvs\n"
         );
-        assert_eq!(
-            scenario_arg(&s(&["run", "--no-datapath", "a.toml"])),
-            Some(2)
-        );
-        assert_eq!(
-            scenario_arg(&s(&["run", "--out", "x", "--run-id", "y"])),
-            None
-        );
-        assert_eq!(scenario_arg(&s(&["run", "--", "a.toml"])), Some(2));
-        assert_eq!(scenario_arg(&s(&["rules", "a.toml"])), None);
-        let missing = GuestCommand::Kpbench(s(&["run", "/nonexistent/x.toml"]));
-        let e = stage_scenario(&missing).unwrap_err();
+        let missing = GuestCommand::Run(GuestRun {
+            scenario: Some("/nonexistent/x.toml".into()),
+            flags: vec![],
+        });
+        let e = stage(&missing).err().unwrap();
         assert!(matches!(e, LabError::BadScenario { .. }), "{e}");
         assert_eq!(e.exit_code(), crate::exitcode::USAGE);
     }
@@ -245,7 +189,7 @@ mod tests {
             "exec sh -c 'modprobe ip_vs && cat /proc/net/ip_vs'\n"
         );
         assert_eq!(
-            guest_script(&GuestCommand::Kpbench(s(&["run"]))),
+            guest_script(&GuestCommand::Run(GuestRun::default())),
             "exec /usr/local/bin/kpbench run --out /lab/out\n"
         );
     }

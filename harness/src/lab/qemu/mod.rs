@@ -21,14 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use attempt::{Attempt, Boot};
-use guest::{guest_script, stage_scenario, write_run_initrd, RunSettings};
+use guest::{guest_script, write_run_initrd, RunSettings};
 
 pub use cleanup::clean_leftovers;
-pub use guest::guest_kpbench_args;
+pub(crate) use guest::{stage, Staged};
 pub use vm::PID_DIR;
 
 use super::kernel::Kernel;
-use super::{Accel, AccelChoice, GuestCommand, LabError, LabEvent, LabOptions, LabOutcome};
+use super::{Accel, AccelChoice, LabError, LabEvent, LabOptions, LabOutcome};
 
 /// Written when KVM failed to boot a guest, so later runs go straight to TCG (until
 /// the host reboots: /run is a tmpfs).
@@ -77,11 +77,11 @@ fn new_nonce() -> String {
     )
 }
 
-/// Boots `kernel` with `initrd`, runs `command`, and collects its outcome.
+/// Boots `kernel` with `initrd`, runs the staged command, and collects its outcome.
 pub(super) fn boot(
     kernel: &Kernel,
     initrd: &Path,
-    command: &GuestCommand,
+    staged: &Staged,
     opts: &LabOptions,
     interrupt: Option<&AtomicBool>,
     progress: &mut dyn FnMut(LabEvent),
@@ -89,16 +89,15 @@ pub(super) fn boot(
     let qemu = find_qemu()?;
     let run_dir = new_run_dir(&opts.cache_dir)?;
     let nonce = new_nonce();
-    let (command, scenario) = stage_scenario(command)?;
     let run_initrd = run_dir.join("initrd.cpio");
     let settings = RunSettings {
-        command: &command,
-        scenario: scenario.as_ref(),
+        command: &staged.command,
+        scenario: staged.scenario.as_ref(),
         kernel,
         nonce: &nonce,
     };
     write_run_initrd(initrd, &run_initrd, &settings)?;
-    std::fs::write(run_dir.join("command.sh"), guest_script(&command))
+    std::fs::write(run_dir.join("command.sh"), guest_script(&staged.command))
         .map_err(|e| LabError::io(&run_dir, e))?;
     let boot = Boot {
         qemu: &qemu,
