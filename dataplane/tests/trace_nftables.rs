@@ -27,7 +27,7 @@ fn stdins(r: &Recorder) -> Vec<Option<String>> {
         .iter()
         .map(|c| match c {
             Call::Tool { stdin, .. } => stdin.clone(),
-            Call::Netlink(_) | Call::Bpf(_) => None,
+            Call::Request { .. } => None,
         })
         .collect()
 }
