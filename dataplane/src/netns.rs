@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 /// Where iproute2 and kpbench keep named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -29,10 +30,13 @@ pub struct Netns {
 /// What runs before a namespace is deleted, with its name: per-namespace state a mode
 /// keeps in this process and must drop first (registered by the mode, so this floor
 /// module names none).
-fn delete_hooks() -> &'static std::sync::Mutex<Vec<fn(&str)>> {
-    static HOOKS: std::sync::OnceLock<std::sync::Mutex<Vec<fn(&str)>>> = std::sync::OnceLock::new();
+fn delete_hooks() -> &'static Mutex<Vec<DeleteHook>> {
+    static HOOKS: OnceLock<Mutex<Vec<DeleteHook>>> = OnceLock::new();
     HOOKS.get_or_init(Default::default)
 }
+
+/// A hook of [`on_delete`], given the namespace's name.
+type DeleteHook = fn(&str);
 
 /// Runs `hook` with a namespace's name before [`Netns::delete`] removes it, from now
 /// on; registering the same hook again changes nothing.
