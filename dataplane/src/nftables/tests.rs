@@ -532,9 +532,9 @@ mod controllers {
     use std::time::Duration;
 
     use super::*;
+    use crate::backend::Backend;
     use crate::sync::record::{Call, Recorder, StandIn};
     use crate::sync::{Controller, KubeProxyVersion};
-    use crate::Backend;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -842,9 +842,9 @@ mod controllers {
     #[test]
     fn both_profiles_leave_the_objects_of_a_fresh_full_sync() {
         let backend = NftablesBackend::new();
-        let floor = objects_after_sequence(backend.controller(crate::Profile::Floor));
+        let floor = objects_after_sequence(backend.controller(crate::sync::Profile::Floor));
         for v in KubeProxyVersion::ALL {
-            let kp = objects_after_sequence(backend.controller(crate::Profile::KubeProxy(v)));
+            let kp = objects_after_sequence(backend.controller(crate::sync::Profile::KubeProxy(v)));
             assert_eq!(kp, floor, "kube-proxy {v}");
         }
         assert!(floor.contains("elem 10.255.0.1"));
