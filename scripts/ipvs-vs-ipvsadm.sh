@@ -14,13 +14,13 @@ services=${1:-10000}
 endpoints=${2:-10}
 kernel=${3:-debian:6.1}
 cd "$(dirname "$0")/.."
-cargo build --release -p dataplane --example ipvs_smoke
-bin=target/release/examples/ipvs_smoke
+cargo build --release -p dataplane --example ipvs_vs_ipvsadm
+bin=target/release/examples/ipvs_vs_ipvsadm
 if [ "$here" = 1 ]; then
-    exec "$bin" bench "$services" "$endpoints"
+    exec "$bin" "$services" "$endpoints"
 fi
 cargo build --release -p harness
 # The lab puts $KPBENCH_LAB_BINARY into the guest as /usr/local/bin/kpbench: here that
-# is the ipvs_smoke example, so the guest command runs it.
+# is the ipvs_vs_ipvsadm example, so the guest command runs it.
 KPBENCH_LAB_BINARY="$bin" exec target/release/kpbench lab --kernel "$kernel" -- \
-    /usr/local/bin/kpbench bench "$services" "$endpoints"
+    /usr/local/bin/kpbench "$services" "$endpoints"

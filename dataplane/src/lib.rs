@@ -15,13 +15,15 @@ pub mod names;
 pub mod netns;
 pub mod nftables;
 pub mod prereq;
+pub mod registry;
 pub mod sync;
 pub mod xtables;
 
-pub use backend::{backend, ApplyError, Backend, NotImplemented, Objects, SyncKind, SyncReport};
+pub use backend::{ApplyError, Backend, NotImplemented, Objects, SyncKind, SyncReport};
 pub use deadline::Deadline;
 pub use mode::{IpvsScheduler, Mode, ModeSpec, UnknownScheduler};
 pub use model::{Endpoint, Service, ServiceSet};
 pub use netns::Netns;
 pub use prereq::{KernelFeature, Prerequisites, ToolNeed, Unavailable};
+pub use registry::backend;
 pub use sync::{Controller, KubeProxyVersion, Profile, ProfileKind};

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 
 /// Where iproute2 and kpbench keep named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
@@ -24,6 +25,26 @@ pub enum NetnsError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Netns {
     pub name: String,
+}
+
+/// What runs before a namespace is deleted, with its name: per-namespace state a mode
+/// keeps in this process and must drop first (registered by the mode, so this floor
+/// module names none).
+fn delete_hooks() -> &'static Mutex<Vec<DeleteHook>> {
+    static HOOKS: OnceLock<Mutex<Vec<DeleteHook>>> = OnceLock::new();
+    HOOKS.get_or_init(Default::default)
+}
+
+/// A hook of [`on_delete`], given the namespace's name.
+type DeleteHook = fn(&str);
+
+/// Runs `hook` with a namespace's name before [`Netns::delete`] removes it, from now
+/// on; registering the same hook again changes nothing.
+pub fn on_delete(hook: fn(&str)) {
+    let mut hooks = delete_hooks().lock().unwrap_or_else(|p| p.into_inner());
+    if !hooks.iter().any(|h| std::ptr::fn_addr_eq(*h, hook)) {
+        hooks.push(hook);
+    }
 }
 
 fn sys<'a>(name: &'a str, op: &'static str) -> impl FnOnce(std::io::Error) -> NetnsError + 'a {
@@ -133,8 +154,15 @@ impl Netns {
 
     /// Deletes the namespace (like `ip netns delete NAME`). Missing is not an error.
     pub fn delete(&self) -> Result<(), NetnsError> {
-        // The socket LB loaded for it (ebpf mode) goes with it: its links detach.
-        crate::ebpf::datapath::forget(&self.name);
+        // What a mode keeps for it in this process goes with it (the ebpf modes' load
+        // balancers: their links detach).
+        let hooks = delete_hooks()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for hook in hooks {
+            hook(&self.name);
+        }
         let path = self.path();
         if !path.exists() {
             return Ok(());

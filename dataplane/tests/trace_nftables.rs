@@ -11,8 +11,8 @@ use std::time::Duration;
 use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
 use dataplane::names::{nft_endpoint_chain, nft_service_chain};
 use dataplane::nftables::{
-    render_delete_chains, render_floor_full, render_full_shaped, NftStandIn, NftablesBackend,
-    Setup, Shape,
+    render_delete_chains, render_floor_full, render_kube_proxy, ElementStorage, KubeProxySync,
+    Listing, NftStandIn, NftablesBackend, Setup,
 };
 use dataplane::sync::record::{Call, Recorder};
 use dataplane::{Backend, KubeProxyVersion, Profile, ServiceSet};
@@ -27,7 +27,7 @@ fn stdins(r: &Recorder) -> Vec<Option<String>> {
         .iter()
         .map(|c| match c {
             Call::Tool { stdin, .. } => stdin.clone(),
-            Call::Netlink(_) | Call::Bpf(_) => None,
+            Call::Request { .. } => None,
         })
         .collect()
 }
@@ -163,7 +163,17 @@ fn check_kube_proxy(version: KubeProxyVersion, fixture_name: &str) {
     // The first transaction is the whole full sync in knftables' call order.
     assert_eq!(
         last(&traced[0]),
-        render_full_shaped(&steps().full, Shape::KubeProxy).text
+        render_kube_proxy(
+            &KubeProxySync {
+                setup: Some(Setup::first()),
+                old: None,
+                new: &steps().full,
+                listing: &Listing::default(),
+            },
+            &mut ElementStorage::default()
+        )
+        .payload
+        .text
     );
     // Remove: flushed now, not deleted.
     let remove = last(&traced[2]);

@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use super::datapath::Datapath;
 use super::layout::{self, Entry, LbMap};
+use super::request::{BpfMaps, BpfRequest};
 use crate::backend::ApplyError;
 use crate::exec::{Cost, Meter};
 use crate::model::{Endpoint, Service, ServiceSet};
-use crate::sync::{BpfRequest, Controller, Executor, Profile};
+use crate::sync::{Controller, Executor, Profile};
 
 /// One map write.
 #[derive(Debug, Clone, PartialEq, Eq)]

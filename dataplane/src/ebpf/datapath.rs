@@ -190,6 +190,8 @@ pub fn maps_for(node: &Netns, datapath: Datapath) -> Result<Arc<Maps>, ApplyErro
     }
     let loaded = load(node, datapath)?;
     let maps = loaded.maps.clone();
+    // Deleting the namespace drops what was loaded for it first.
+    crate::netns::on_delete(forget);
     reg.insert(node.name.clone(), loaded);
     Ok(maps)
 }

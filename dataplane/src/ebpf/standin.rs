@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::layout::LbMap;
+use super::request::{BpfReply, BpfRequest};
 use crate::sync::record::StandIn;
-use crate::sync::{BpfReply, BpfRequest};
 
 /// The maps, key bytes to value bytes.
 #[derive(Debug, Default, Clone)]
@@ -60,9 +60,5 @@ impl MapsStandIn {
 impl StandIn for MapsStandIn {
     fn tool(&mut self, _: &str, _: &[String], _: Option<&[u8]>) -> Option<crate::exec::Output> {
         None
-    }
-
-    fn bpf(&mut self, req: &BpfRequest<'_>) -> Option<BpfReply> {
-        Some(self.apply(req))
     }
 }

@@ -2,11 +2,11 @@ use std::time::Duration;
 
 use super::controller::{render, AgentController, FloorController};
 use super::layout::{self, hex, LbMap};
+use super::request::{BpfMaps, BpfReply, BpfRequest};
 use super::standin::MapsStandIn;
 use super::*;
 use crate::model::{self, ServiceSet};
 use crate::sync::record::{Call, Recorder};
-use crate::sync::{BpfReply, BpfRequest, Executor};
 
 const FIXTURE: &str = include_str!("fixture_2x2.txt");
 
@@ -151,7 +151,7 @@ fn removals_go_master_and_slots_then_reverse_nat_then_backends() {
         .iter()
         .skip(1)
         .map(|c| match c {
-            Call::Bpf(d) => d.split(" [").next().unwrap().to_string(),
+            Call::Request { kind: "bpf", text } => text.split(" [").next().unwrap().to_string(),
             other => panic!("{other:?}"),
         })
         .collect();

@@ -17,7 +17,9 @@ use super::attrs::{
 };
 use super::message::{host_port, Op, RealServer, VirtualService};
 use super::nl::{Batch, NlSocket};
+use crate::backend::ApplyError;
 use crate::netns::{Netns, NetnsError};
+use crate::prereq::{KernelFeature, Unavailable};
 
 /// Errors talking to IPVS.
 #[derive(Debug, thiserror::Error)]
@@ -293,4 +295,17 @@ pub fn resolve_family(nl: &mut NlSocket, name: &str) -> Result<u16, IpvsError> {
         }
     }
     Err(IpvsError::NoIpvs)
+}
+
+impl From<IpvsError> for ApplyError {
+    /// A kernel without IPVS is a missing feature (the case is skipped).
+    fn from(e: IpvsError) -> Self {
+        match e {
+            IpvsError::NoIpvs => {
+                ApplyError::Unavailable(Unavailable::missing_feature(KernelFeature::IpVs))
+            }
+            IpvsError::Netns(e) => ApplyError::Netns(e),
+            other => ApplyError::Mode(Box::new(other)),
+        }
+    }
 }

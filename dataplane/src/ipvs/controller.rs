@@ -22,12 +22,13 @@ use super::render::{
     self, cluster_ip_entry, kube_proxy_ipset_create, real_server, virtual_service, Changes,
     CLUSTER_IP_SET, IPVS_IPS_SET, KUBE_PROXY_CHAINS, KUBE_PROXY_IPSETS,
 };
+use super::request::{Netlink, NlReply, NlRequest};
 use crate::backend::ApplyError;
 use crate::exec::{first_lines, ExecError};
 use crate::mode::IpvsScheduler;
 use crate::model::ServiceSet;
 use crate::prereq::kernel_release;
-use crate::sync::{Category, Controller, Executor, NlReply, NlRequest, Profile, ToolCall};
+use crate::sync::{Category, Controller, Executor, Profile, ToolCall};
 use crate::xtables::Xtables;
 
 /// The wait flags kube-proxy gives every `iptables` and `iptables-restore` run

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::attrs::IP_VS_SVC_F_HASHED;
 use super::message::{Op, RealServer, VirtualService};
+use super::request::{NlReply, NlRequest};
 use crate::exec::Output;
 use crate::sync::record::{failed, ok, StandIn};
-use crate::sync::{NlReply, NlRequest};
 
 /// Built-in chains of the two tables kube-proxy's IPVS mode writes.
 const BUILTIN: [(&str, &[&str]); 2] = [
@@ -603,8 +603,10 @@ impl StandIn for NodeStandIn {
         }
         Some(st.iptables(args))
     }
+}
 
-    fn netlink(&mut self, req: &NlRequest<'_>) -> Option<NlReply> {
-        self.0.state().netlink(req)
-    }
+/// The node's answer to a netlink request, when `standin` is this mode's node.
+pub(crate) fn answer(standin: &mut dyn StandIn, req: &NlRequest<'_>) -> Option<NlReply> {
+    let node = standin.downcast_mut::<NodeStandIn>()?;
+    node.0.state().netlink(req)
 }

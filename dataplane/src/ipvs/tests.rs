@@ -489,3 +489,12 @@ fn dest_replies_decode_connection_counts() {
     applied.scheduler = "wrr".into();
     assert!(!svc().kube_proxy_equal(&applied));
 }
+
+#[test]
+fn a_missing_kernel_feature_is_unavailable_not_a_missing_package() {
+    let e = crate::backend::ApplyError::from(super::IpvsError::NoIpvs);
+    assert!(e.is_unavailable());
+    assert!(!e.is_timeout());
+    assert!(e.to_string().contains("CONFIG_IP_VS"), "{e}");
+    assert!(!e.to_string().contains("package"), "{e}");
+}

@@ -109,23 +109,21 @@ add rule ip kube-proxy EP1 ip saddr 10.128.0.2 jump mark-for-masquerade
 add rule ip kube-proxy EP1 meta l4proto tcp dnat to 10.128.0.2:8080
 "#;
 
-/// Two services (two endpoints, none) in the default order: dispatch first, batched elements.
-const TWO_SERVICES_BIND_EARLY: &str = r#"add chain ip kube-proxy EP0
-flush chain ip kube-proxy EP0
-add chain ip kube-proxy EP1
-flush chain ip kube-proxy EP1
-add chain ip kube-proxy SVC
-flush chain ip kube-proxy SVC
-add rule ip kube-proxy SVC ip daddr 10.96.0.1 tcp dport 80 ip saddr != 10.128.0.0/10 jump mark-for-masquerade
-add rule ip kube-proxy SVC numgen random mod 2 vmap { 0 : goto EP0 , 1 : goto EP1 }
-add rule ip kube-proxy EP0 ip saddr 10.128.0.1 jump mark-for-masquerade
-add rule ip kube-proxy EP0 meta l4proto tcp dnat to 10.128.0.1:8080
-add rule ip kube-proxy EP1 ip saddr 10.128.0.2 jump mark-for-masquerade
-add rule ip kube-proxy EP1 meta l4proto tcp dnat to 10.128.0.2:8080
-add element ip kube-proxy cluster-ips { 10.96.0.1, 10.96.0.2 }
-add element ip kube-proxy service-ips { 10.96.0.1 . tcp . 80 : goto SVC }
-add element ip kube-proxy no-endpoint-services { 10.96.0.2 . tcp . 80 comment "kpbench/svc-1:http" : goto reject-chain }
-"#;
+/// kube-proxy's first full sync of `set` (its transaction in knftables' order).
+fn kube_proxy_full(set: &ServiceSet) -> Payload {
+    kube_proxy_full_with(set, Setup::first())
+}
+
+/// kube-proxy's full sync of `set` from an empty table with `setup`.
+fn kube_proxy_full_with(set: &ServiceSet, setup: Setup) -> Payload {
+    let sync = KubeProxySync {
+        setup: Some(setup),
+        old: None,
+        new: set,
+        listing: &Listing::default(),
+    };
+    render_kube_proxy(&sync, &mut ElementStorage::default()).payload
+}
 
 /// Replaces the placeholders SVC, EP0, EP1 with the chain names of `svc`.
 fn with_names(text: &str, svc: &Service) -> String {
@@ -144,7 +142,7 @@ fn sorted_lines(text: &str) -> Vec<&str> {
 
 #[test]
 fn setup_matches_kube_proxy() {
-    let empty = render_full(&ServiceSet::default());
+    let empty = kube_proxy_full(&ServiceSet::default());
     assert_eq!(empty.text, SETUP);
     assert_eq!(empty.rules, FIXED_RULES);
     assert_eq!(empty.text.matches("add rule ").count(), FIXED_RULES);
@@ -169,7 +167,7 @@ fn later_setups_skip_the_one_off_base_chain_delete() {
         first: false,
         ..Setup::first()
     };
-    let text = render_full_with(&set, Shape::KubeProxy, later).text;
+    let text = kube_proxy_full_with(&set, later).text;
     assert_eq!(text, SETUP.replace(&first_only_lines(), ""));
 }
 
@@ -179,7 +177,7 @@ fn nodeport_addresses_all_deletes_the_set_and_matches_local_addresses() {
         first: true,
         node_ports: NodePortAddresses::All,
     };
-    let p = render_full_with(&ServiceSet::default(), Shape::BindEarly, setup);
+    let p = kube_proxy_full_with(&ServiceSet::default(), setup);
     let want = SETUP
         .replace(
             "flush set ip kube-proxy nodeport-ips\nadd element ip kube-proxy nodeport-ips { 10.255.0.1 }\n",
@@ -199,14 +197,14 @@ fn nodeport_addresses_all_deletes_the_set_and_matches_local_addresses() {
         first: true,
         node_ports: NodePortAddresses::Primary(std::net::Ipv4Addr::new(192, 0, 2, 7)),
     };
-    let text = render_full_with(&ServiceSet::default(), Shape::BindEarly, other).text;
+    let text = kube_proxy_full_with(&ServiceSet::default(), other).text;
     assert!(text.contains("add element ip kube-proxy nodeport-ips { 192.0.2.7 }\n"));
 }
 
 #[test]
 fn full_sync_in_kube_proxy_order_matches_knftables_text() {
     let set = ServiceSet::generate(1, 2);
-    let p = render_full_shaped(&set, Shape::KubeProxy);
+    let p = kube_proxy_full(&set);
     let want = format!(
         "{SETUP}{}",
         with_names(ONE_SERVICE_KUBE_PROXY_ORDER, &set.services[0])
@@ -217,50 +215,9 @@ fn full_sync_in_kube_proxy_order_matches_knftables_text() {
 }
 
 #[test]
-fn default_full_sync_binds_early_and_batches_elements() {
-    let mut set = ServiceSet::generate(1, 2);
-    set.upsert(service(1, 0));
-    let p = render_full(&set);
-    let want = format!(
-        "{SETUP}{}",
-        with_names(TWO_SERVICES_BIND_EARLY, &set.services[0])
-    );
-    assert_eq!(p.text, want);
-    assert_eq!(p.rules, expected_rules(&set));
-    assert_eq!(p.elements, expected_elements(&set) + 1);
-}
-
-#[test]
-fn both_shapes_write_the_same_rules_and_chains() {
-    let set = ServiceSet::generate(5, 3);
-    let kp = render_full_shaped(&set, Shape::KubeProxy);
-    let fast = render_full_shaped(&set, Shape::BindEarly);
-    let non_elem = |t: &str| -> Vec<String> {
-        sorted_lines(t)
-            .into_iter()
-            .filter(|l| !l.starts_with("add element"))
-            .map(str::to_string)
-            .collect()
-    };
-    assert_eq!(non_elem(&kp.text), non_elem(&fast.text));
-    assert_eq!((kp.rules, kp.elements), (fast.rules, fast.elements));
-    // Within each chain the rules keep their order.
-    for svc in &set.services {
-        let chain = nft_service_chain(svc);
-        let rules = |t: &str| -> Vec<String> {
-            t.lines()
-                .filter(|l| l.starts_with(&format!("add rule ip kube-proxy {chain} ")))
-                .map(str::to_string)
-                .collect()
-        };
-        assert_eq!(rules(&kp.text), rules(&fast.text));
-    }
-}
-
-#[test]
 fn numgen_vmap_lists_every_endpoint() {
     let set = ServiceSet::generate(1, 10);
-    let text = render_full(&set).text;
+    let text = kube_proxy_full(&set).text;
     let line = text.lines().find(|l| l.contains("numgen")).unwrap();
     assert!(line.contains("numgen random mod 10 vmap { 0 : goto endpoint-"));
     assert!(line.contains(" , 9 : goto endpoint-"));
@@ -270,104 +227,10 @@ fn numgen_vmap_lists_every_endpoint() {
 #[test]
 fn counts_follow_two_e_plus_two() {
     let set = ServiceSet::generate(50, 4);
-    let p = render_full(&set);
+    let p = kube_proxy_full(&set);
     assert_eq!(p.rules, FIXED_RULES + 50 * (2 + 2 * 4));
     assert_eq!(p.rules, p.text.matches("add rule ").count());
     assert_eq!(p.elements, 101);
-}
-
-#[test]
-fn partial_add_service_writes_only_its_chains_and_elements() {
-    let old = ServiceSet::generate(3, 2);
-    let mut new = old.clone();
-    new.upsert(service(3, 2));
-    let svc = &new.services[3];
-    let want = with_names(
-        &ONE_SERVICE_KUBE_PROXY_ORDER
-            .replace("10.96.0.1", "10.96.0.4")
-            .replace("10.128.0.1", "10.128.0.7")
-            .replace("10.128.0.2", "10.128.0.8"),
-        svc,
-    );
-    assert_eq!(render_partial(&old, &new).text, want);
-}
-
-#[test]
-fn partial_remove_service_flushes_then_deletes_after_its_elements() {
-    let old = ServiceSet::generate(3, 2);
-    let mut new = old.clone();
-    let gone = new.remove(1).unwrap();
-    let want = with_names(
-        "flush chain ip kube-proxy EP0
-flush chain ip kube-proxy EP1
-flush chain ip kube-proxy SVC
-delete element ip kube-proxy cluster-ips { 10.96.0.2 }
-delete element ip kube-proxy service-ips { 10.96.0.2 . tcp . 80 }
-delete chain ip kube-proxy EP0
-delete chain ip kube-proxy EP1
-delete chain ip kube-proxy SVC
-",
-        &gone,
-    );
-    assert_eq!(render_partial(&old, &new).text, want);
-}
-
-#[test]
-fn partial_endpoint_update_rewrites_the_service_and_drops_the_old_endpoint() {
-    let old = ServiceSet::generate(2, 2);
-    let mut new = old.clone();
-    let mut svc = new.services[1].clone();
-    let dropped = svc.endpoints[0];
-    svc.endpoints[0] = Endpoint {
-        ip: spare_endpoint_ip(0),
-        port: ENDPOINT_PORT,
-    };
-    new.upsert(svc.clone());
-    let text = render_partial(&old, &new).text;
-    let stale = nft_endpoint_chain(&svc, &dropped);
-    let lines: Vec<&str> = text.lines().collect();
-    // Both endpoint chains and the service chain are rewritten, elements unchanged.
-    assert_eq!(
-        lines.iter().filter(|l| l.starts_with("add chain")).count(),
-        3
-    );
-    assert!(!text.contains("element"));
-    assert!(text.contains(&format!(
-        "numgen random mod 2 vmap {{ 0 : goto {} , 1 : goto {} }}",
-        nft_endpoint_chain(&svc, &svc.endpoints[0]),
-        nft_endpoint_chain(&svc, &svc.endpoints[1])
-    )));
-    assert_eq!(
-        &lines[lines.len() - 2..],
-        &[
-            format!("flush chain ip kube-proxy {stale}").as_str(),
-            format!("delete chain ip kube-proxy {stale}").as_str()
-        ]
-    );
-    // The other service is left alone.
-    assert!(!text.contains(&nft_service_chain(&new.services[0])));
-}
-
-#[test]
-fn partial_losing_all_endpoints_moves_the_service_to_no_endpoint_services() {
-    let old = ServiceSet::generate(1, 1);
-    let mut new = old.clone();
-    new.upsert(service(0, 0));
-    let text = render_partial(&old, &new).text;
-    assert!(text.contains(
-        "add element ip kube-proxy no-endpoint-services { 10.96.0.1 . tcp . 80 comment \"kpbench/svc-0:http\" : goto reject-chain }"
-    ));
-    assert!(text.contains("delete element ip kube-proxy service-ips { 10.96.0.1 . tcp . 80 }"));
-    assert!(text.ends_with(&format!(
-        "delete chain ip kube-proxy {}\n",
-        nft_service_chain(&old.services[0])
-    )));
-}
-
-#[test]
-fn an_unchanged_set_gives_an_empty_partial_sync() {
-    let set = ServiceSet::generate(4, 3);
-    assert_eq!(render_partial(&set, &set).text, "");
 }
 
 #[test]
@@ -605,7 +468,7 @@ fn floor_full_sync_prepares_chains_then_publishes_dispatch_and_elements() {
         expected_elements(&set) + 1
     );
     // The same statements as kube-proxy's transaction.
-    let kp = render_full_shaped(&set, Shape::KubeProxy);
+    let kp = kube_proxy_full(&set);
     let floor = format!("{}{}", prepare.text, publish.text);
     let non_elem = |t: &str| -> Vec<String> {
         sorted_lines(t)
@@ -669,9 +532,9 @@ mod controllers {
     use std::time::Duration;
 
     use super::*;
+    use crate::backend::Backend;
     use crate::sync::record::{Call, Recorder, StandIn};
     use crate::sync::{Controller, KubeProxyVersion};
-    use crate::Backend;
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -755,7 +618,7 @@ mod controllers {
             listed_names(&chains.stdout, "chain").unwrap(),
             Vec::<String>::new()
         );
-        let payload = render_full(&ServiceSet::generate(1, 1)).text;
+        let payload = kube_proxy_full(&ServiceSet::generate(1, 1)).text;
         let out = nft.tool("nft", &["-f".into(), "-".into()], Some(payload.as_bytes()));
         assert_eq!(out.unwrap().status, 0, "the full sync applies");
         let chains = list(&mut nft, &["--json", "list", "chains", "ip"]);
@@ -979,9 +842,9 @@ mod controllers {
     #[test]
     fn both_profiles_leave_the_objects_of_a_fresh_full_sync() {
         let backend = NftablesBackend::new();
-        let floor = objects_after_sequence(backend.controller(crate::Profile::Floor));
+        let floor = objects_after_sequence(backend.controller(crate::sync::Profile::Floor));
         for v in KubeProxyVersion::ALL {
-            let kp = objects_after_sequence(backend.controller(crate::Profile::KubeProxy(v)));
+            let kp = objects_after_sequence(backend.controller(crate::sync::Profile::KubeProxy(v)));
             assert_eq!(kp, floor, "kube-proxy {v}");
         }
         assert!(floor.contains("elem 10.255.0.1"));

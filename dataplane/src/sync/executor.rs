@@ -1,23 +1,23 @@
-//! The seam between a [`super::Controller`] and the kernel: every tool run and netlink
+//! The seam between a [`super::Controller`] and the kernel: every tool run and kernel
 //! request of a sync goes through an [`Executor`]. [`RealExecutor`] runs them in the
 //! case's namespace and times each step; the recording executor answers from
 //! stand-ins (see [`super::record`]).
+//!
+//! The executor knows no mode. Tool runs are the same for every mode ([`ToolCall`]);
+//! other kernel requests (IPVS and rtnetlink messages, BPF map calls) are types their
+//! mode defines, each implementing [`Request`]: how the real executor runs it
+//! ([`Request::run`], with the namespace and the handles it keeps in [`Kernel`]), how
+//! a stand-in answers it ([`Request::answer`]), and how it is timed ([`Timing`]).
 
-use std::net::Ipv4Addr;
+use std::any::Any;
 use std::time::Instant;
 
+use super::record::StandIn;
 use super::{Category, StepLog};
 use crate::backend::{ApplyError, SyncReport};
 use crate::deadline::Deadline;
-use crate::ebpf::datapath::Datapath;
-use crate::ebpf::layout::{Entry, LbMap};
 use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
-use crate::ipvs::client::IpvsClient;
-use crate::ipvs::link;
-use crate::ipvs::message::{Op, RealServer, VirtualService};
-use crate::ipvs::nl::NlSocket;
-use crate::netns::{write_sysctl, Netns, NsThread};
-use crate::prereq::{KernelFeature, Unavailable};
+use crate::netns::{Netns, NsThread};
 
 /// One run of an external tool, as a named step of the sync.
 #[derive(Debug, Clone)]
@@ -61,212 +61,116 @@ impl<'a> ToolCall<'a> {
     }
 }
 
-/// A netlink request of a sync (IPVS over generic netlink, addresses over rtnetlink).
-#[derive(Debug)]
-pub enum NlRequest<'a> {
-    /// One IPVS change, waiting for its ACK (kube-proxy's one request at a time).
-    Ipvs(Op<'a>),
-    /// IPVS changes sent many per `send()`, one ACK each; errnos `tolerate` accepts
-    /// are success (the floor's batch).
-    IpvsBatch {
-        ops: &'a [Op<'a>],
-        tolerate: fn(&Op<'_>, i32) -> bool,
-    },
-    /// GET_SERVICE of one virtual service (kube-proxy's `GetVirtualServer`).
-    GetService(&'a VirtualService),
-    /// GET_SERVICE dump (`GetVirtualServers`).
-    DumpServices,
-    /// GET_DEST dump of one service (`GetRealServers`).
-    DumpDests(&'a VirtualService),
-    /// Makes sure the dummy device exists (`EnsureDummyDevice`); replies its index.
-    EnsureDummy(&'a str),
-    /// The IPv4 addresses on a device (`GetLocalAddresses`).
-    Addresses(u32),
-    /// Binds addresses to a device (`EnsureAddressBind`, one request each).
-    AddAddresses(u32, &'a [Ipv4Addr]),
-    /// Unbinds addresses (`UnbindAddress`).
-    DelAddresses(u32, &'a [Ipv4Addr]),
-    /// Writes sysctls inside the namespace (`EnsureSysctl`).
-    Sysctls(&'a [(&'static str, &'static str)]),
+/// How the real executor times a [`Request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Wall time and the thread's CPU around each call (netlink requests).
+    PerCall,
+    /// Consecutive calls of one step share one reading of the thread's CPU at the ends
+    /// of the run (BPF map calls): reading a thread's CPU time is a system call that
+    /// costs about as much as a map update, so reading it around every one of 100,000
+    /// updates would add a third to the sync it measures.
+    Run,
+    /// Start-up work the real agent does once, not per sync (loading and attaching BPF
+    /// programs): left out of the sync's cost and of its steps.
+    Untimed,
 }
 
-impl NlRequest<'_> {
-    /// The step name it counts under.
-    pub fn step(&self) -> &'static str {
-        match self {
-            NlRequest::Ipvs(op) => match op {
-                Op::NewService(_) => "IPVS NEW_SERVICE",
-                Op::SetService(_) => "IPVS SET_SERVICE",
-                Op::DelService(_) => "IPVS DEL_SERVICE",
-                Op::NewDest(..) => "IPVS NEW_DEST",
-                Op::SetDest(..) => "IPVS SET_DEST",
-                Op::DelDest(..) => "IPVS DEL_DEST",
-                Op::Flush => "IPVS FLUSH",
-            },
-            NlRequest::IpvsBatch { .. } => "IPVS batch",
-            NlRequest::GetService(_) => "IPVS GET_SERVICE",
-            NlRequest::DumpServices => "IPVS GET_SERVICE dump",
-            NlRequest::DumpDests(_) => "IPVS GET_DEST dump",
-            NlRequest::EnsureDummy(_) => "rtnetlink link",
-            NlRequest::Addresses(_) => "rtnetlink address dump",
-            NlRequest::AddAddresses(..) => "rtnetlink NEWADDR",
-            NlRequest::DelAddresses(..) => "rtnetlink DELADDR",
-            NlRequest::Sysctls(_) => "sysctl",
-        }
+/// A kernel request a mode defines, with room for its reply: the executor runs it and
+/// the mode's typed wrapper takes the reply out afterwards. Requests borrow what they
+/// send (a floor's batch of 100,000 map entries is not copied on the measured path),
+/// so a request cannot be `Any`; a stand-in owns its state and can, which is why the
+/// request looks for its stand-in ([`Request::answer`]) and not the other way round.
+pub trait Request {
+    /// The step it counts under (`IPVS NEW_SERVICE`, `bpf MAP_UPDATE_ELEM`).
+    fn step(&self) -> &'static str;
+
+    /// What the step spends its time on.
+    fn category(&self) -> Category;
+
+    fn timing(&self) -> Timing {
+        Timing::PerCall
     }
+
+    /// How traces name its kind: `netlink`, `bpf`.
+    fn kind(&self) -> &'static str;
 
     /// A one-line description for traces.
-    pub fn describe(&self) -> String {
-        let ips = |v: &[Ipv4Addr]| {
-            v.iter()
-                .map(|ip| ip.to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        match self {
-            NlRequest::Ipvs(op) => op.describe(),
-            NlRequest::IpvsBatch { ops, .. } => format!("{} IPVS requests in one send", ops.len()),
-            NlRequest::GetService(s) | NlRequest::DumpDests(s) => {
-                format!("{} {}:{}", self.step(), s.addr, s.port)
-            }
-            NlRequest::DumpServices => self.step().to_string(),
-            NlRequest::EnsureDummy(name) => format!("ensure dummy device {name}"),
-            NlRequest::Addresses(i) => format!("addresses of link {i}"),
-            NlRequest::AddAddresses(i, v) => format!("bind {} to link {i}", ips(v)),
-            NlRequest::DelAddresses(i, v) => format!("unbind {} from link {i}", ips(v)),
-            NlRequest::Sysctls(list) => list
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        }
+    fn describe(&self) -> String;
+
+    /// The bytes it writes that are known before it runs (BPF keys and values); what
+    /// only the kernel's answer tells (netlink message sizes), [`Request::run`] adds
+    /// with [`Kernel::wrote`].
+    fn bytes(&self) -> usize {
+        0
+    }
+
+    /// Runs it against the kernel in the executor's namespace, keeping the reply.
+    fn run(&mut self, kernel: &mut Kernel<'_>) -> Result<(), ApplyError>;
+
+    /// Offers it to `standin`; true once it answered (the reply kept).
+    fn answer(&mut self, standin: &mut dyn StandIn) -> bool;
+
+    /// Keeps the reply of an executor that models nothing of it ("done").
+    fn unanswered(&mut self);
+}
+
+/// The handles an executor keeps open between requests (an IPVS socket, an rtnetlink
+/// socket, a loaded datapath's maps), one per type, as kube-proxy keeps its handles;
+/// which types they are is the modes' business.
+#[derive(Default)]
+pub struct Handles(Vec<Box<dyn Any + Send>>);
+
+impl Handles {
+    /// The handle of type `T`, if one is kept.
+    pub fn get<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.0.iter_mut().find_map(|h| h.downcast_mut::<T>())
+    }
+
+    /// Keeps `handle`, replacing one of its type.
+    pub fn put<T: Any + Send>(&mut self, handle: T) {
+        self.0.retain(|h| !h.is::<T>());
+        self.0.push(Box::new(handle));
     }
 }
 
-/// What a netlink request answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NlReply {
-    Done,
-    Service(Option<VirtualService>),
-    Services(Vec<VirtualService>),
-    Dests(Vec<RealServer>),
-    Index(u32),
-    Addresses(Vec<Ipv4Addr>),
+/// What a [`Request`] reaches when the real executor runs it.
+pub struct Kernel<'a> {
+    /// The namespace the sync runs in.
+    pub ns: &'a Netns,
+    pub deadline: Deadline,
+    pub handles: &'a mut Handles,
+    bytes: &'a mut usize,
 }
 
-/// A BPF map request of a sync (the ebpf mode's, as Cilium's agent makes them through
-/// the `bpf(2)` syscall). Keys and values are the exact bytes of Cilium's structs
-/// ([`crate::ebpf::layout`]).
-#[derive(Debug)]
-pub enum BpfRequest<'a> {
-    /// `BPF_MAP_UPDATE_ELEM` of one entry (the agent's one call per entry).
-    Update {
-        map: LbMap,
-        key: &'a [u8],
-        value: &'a [u8],
-    },
-    /// `BPF_MAP_DELETE_ELEM` of one entry.
-    Delete { map: LbMap, key: &'a [u8] },
-    /// `BPF_MAP_UPDATE_BATCH` of many entries (the floor).
-    UpdateBatch { map: LbMap, entries: &'a [Entry] },
-    /// `BPF_MAP_DELETE_BATCH` of many keys (the floor).
-    DeleteBatch { map: LbMap, keys: &'a [Vec<u8>] },
-    /// Every entry, by `BPF_MAP_GET_NEXT_KEY` and `BPF_MAP_LOOKUP_ELEM` (the agent's
-    /// dump at start, and the read-back).
-    Dump(LbMap),
-    /// Loads the datapath's programs and maps and attaches them, unless they are
-    /// there: what Cilium's agent does at start, not per sync, so it is left out of
-    /// the sync's cost. Every other request goes to the maps of the datapath named here.
-    Attach(Datapath),
-}
-
-impl BpfRequest<'_> {
-    /// The step name it counts under.
-    pub fn step(&self) -> &'static str {
-        match self {
-            BpfRequest::Update { .. } => "bpf MAP_UPDATE_ELEM",
-            BpfRequest::Delete { .. } => "bpf MAP_DELETE_ELEM",
-            BpfRequest::UpdateBatch { .. } => "bpf MAP_UPDATE_BATCH",
-            BpfRequest::DeleteBatch { .. } => "bpf MAP_DELETE_BATCH",
-            BpfRequest::Dump(_) => "bpf map dump",
-            BpfRequest::Attach(_) => "bpf load and attach",
-        }
+impl Kernel<'_> {
+    /// Counts bytes the request wrote to the kernel (the payload size).
+    pub fn wrote(&mut self, bytes: usize) {
+        *self.bytes += bytes;
     }
 
-    /// A one-line description for traces: the map, and each key and value with its
-    /// fields and hex bytes.
-    pub fn describe(&self) -> String {
-        use crate::ebpf::layout::{describe_key, describe_value};
-        match self {
-            BpfRequest::Update { map, key, value } => format!(
-                "MAP_UPDATE_ELEM {} key {} value {}",
-                map.name(),
-                describe_key(*map, key),
-                describe_value(*map, value)
-            ),
-            BpfRequest::Delete { map, key } => {
-                format!(
-                    "MAP_DELETE_ELEM {} key {}",
-                    map.name(),
-                    describe_key(*map, key)
-                )
-            }
-            BpfRequest::UpdateBatch { map, entries } => {
-                let mut s = format!(
-                    "MAP_UPDATE_BATCH {} of {} entries",
-                    map.name(),
-                    entries.len()
-                );
-                for e in entries.iter() {
-                    s.push_str(&format!(
-                        "\n  key {} value {}",
-                        describe_key(*map, &e.key),
-                        describe_value(*map, &e.value)
-                    ));
-                }
-                s
-            }
-            BpfRequest::DeleteBatch { map, keys } => {
-                let mut s = format!("MAP_DELETE_BATCH {} of {} keys", map.name(), keys.len());
-                for k in keys.iter() {
-                    s.push_str(&format!("\n  key {}", describe_key(*map, k)));
-                }
-                s
-            }
-            BpfRequest::Dump(map) => format!("dump {}", map.name()),
-            BpfRequest::Attach(d) => format!("load and attach the {} (untimed)", d.describe()),
+    /// The handle of type `T`, opened by `open` in this namespace on first use.
+    pub fn handle<T: Any + Send>(
+        &mut self,
+        open: impl FnOnce(&Netns) -> Result<T, ApplyError>,
+    ) -> Result<&mut T, ApplyError> {
+        if self.handles.get::<T>().is_none() {
+            let h = open(self.ns)?;
+            self.handles.put(h);
         }
-    }
-
-    /// The bytes it writes to the kernel (keys and values).
-    pub fn bytes(&self) -> usize {
-        match self {
-            BpfRequest::Update { key, value, .. } => key.len() + value.len(),
-            BpfRequest::Delete { key, .. } => key.len(),
-            BpfRequest::UpdateBatch { entries, .. } => {
-                entries.iter().map(|e| e.key.len() + e.value.len()).sum()
-            }
-            BpfRequest::DeleteBatch { keys, .. } => keys.iter().map(Vec::len).sum(),
-            BpfRequest::Dump(_) | BpfRequest::Attach(_) => 0,
-        }
+        Ok(self.handles.get::<T>().expect("kept above"))
     }
 }
 
-/// The answer to a [`BpfRequest`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BpfReply {
-    Done,
-    /// A dump's entries (key, value), in the kernel's iteration order.
-    Entries(Vec<(Vec<u8>, Vec<u8>)>),
-}
-
-/// Where a controller's tool runs and netlink requests go.
+/// Where a controller's tool runs and kernel requests go.
 pub trait Executor {
     /// Runs a tool inside the sync's namespace; its output whatever its exit status.
     fn tool(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError>;
 
-    /// Sends a netlink request inside the sync's namespace.
-    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError>;
+    /// Runs a kernel request of a mode inside the sync's namespace; the reply is kept
+    /// in `req` (each mode's typed wrapper takes it out: `ipvs::Netlink`,
+    /// `ebpf::BpfMaps`).
+    fn request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError>;
 
     /// Counts bytes a step wrote to the kernel or a tool (the payload size).
     fn wrote(&mut self, bytes: usize);
@@ -275,15 +179,6 @@ pub trait Executor {
     /// feeds the real agent, not to the agent (the eBPF controllers' search for the
     /// changed services, which Cilium's watcher hands its agent one by one).
     fn exclude(&mut self, _cost: Cost) {}
-
-    /// Sends a BPF map request to the maps of the sync's namespace (the ebpf mode).
-    /// Executors without BPF maps refuse it.
-    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
-        Err(ApplyError::Bpf {
-            what: format!("{}: this executor has no BPF maps", req.step()),
-            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
-        })
-    }
 
     /// Runs a tool and fails unless it exits 0.
     fn tool_ok(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
@@ -311,8 +206,9 @@ pub trait MeasuredExecutor: Executor {
     fn finish(&mut self) -> SyncReport;
 }
 
-/// Runs tools and netlink in the case's namespace by a deadline, timing every step.
-/// Sockets are created once inside the namespace and reused, as kube-proxy's handles are.
+/// Runs tools and kernel requests in the case's namespace by a deadline, timing every
+/// step. Handles (sockets, maps) are opened once inside the namespace and reused, as
+/// kube-proxy's are.
 pub struct RealExecutor<'a> {
     /// The namespace (a name; kept by value so an executor can outlive the borrow it
     /// was made from, e.g. for a scratch namespace it owns with its guard).
@@ -324,26 +220,23 @@ pub struct RealExecutor<'a> {
     /// CPU of the tools run since [`RealExecutor::begin`] (their own rusage).
     tools: Cost,
     bytes: usize,
-    ipvs: Option<IpvsClient>,
-    rt: Option<NlSocket>,
+    /// What the modes' requests keep open (see [`Handles`]).
+    handles: Handles,
     /// Started at the first tool run.
     thread: Option<NsThread>,
-    /// The maps of the datapath loaded by [`BpfRequest::Attach`] (the ebpf modes).
-    bpf: Option<std::sync::Arc<crate::ebpf::datapath::Maps>>,
-    /// Time spent in this sync on work that is not the sync's (loading the BPF object
-    /// and creating its maps, which Cilium's agent does at start): left out of its cost.
+    /// Time spent in this sync on work that is not the sync's ([`Timing::Untimed`]
+    /// requests): left out of its cost.
     excluded: Cost,
-    /// The BPF calls of one step in a row, not yet in the step log.
-    bpf_run: Option<BpfRun>,
+    /// The [`Timing::Run`] calls of one step in a row, not yet in the step log.
+    run: Option<Run>,
 }
 
-/// Consecutive BPF calls of one step: each call's wall time, and the thread's CPU read
-/// once at the ends of the run. Reading a thread's CPU time is a system call that costs
-/// about as much as a map update, so reading it around every one of 100,000 updates
-/// would add a third to the sync it measures.
+/// Consecutive calls of one [`Timing::Run`] step: each call's wall time, and the
+/// thread's CPU read once at the ends of the run.
 #[derive(Debug)]
-struct BpfRun {
+struct Run {
     step: &'static str,
+    category: Category,
     calls: u32,
     wall: std::time::Duration,
     cpu: Cost,
@@ -364,22 +257,21 @@ impl<'a> RealExecutor<'a> {
             meter: Meter::start(),
             tools: Cost::default(),
             bytes: 0,
-            ipvs: None,
-            rt: None,
+            handles: Handles::default(),
             thread: None,
-            bpf: None,
             excluded: Cost::default(),
-            bpf_run: None,
+            run: None,
         }
     }
 
-    /// Puts the BPF calls in a row into the step log, with the CPU since the first.
-    fn flush_bpf(&mut self) {
-        if let Some(run) = self.bpf_run.take() {
+    /// Puts the calls of the run in a row into the step log, with the CPU since the
+    /// first.
+    fn flush_run(&mut self) {
+        if let Some(run) = self.run.take() {
             let now = thread_cpu();
             self.log.add_calls(
                 run.step,
-                Category::Bpf,
+                run.category,
                 run.calls,
                 Cost {
                     wall: run.wall,
@@ -390,69 +282,70 @@ impl<'a> RealExecutor<'a> {
         }
     }
 
-    /// Loads and attaches `datapath` in this namespace (untimed), unless it is there.
-    fn bpf_attach(&mut self, datapath: Datapath) -> Result<(), ApplyError> {
-        let meter = Meter::start();
-        let maps = crate::ebpf::datapath::maps_for(&self.ns, datapath);
-        self.excluded += meter.finish(Cost::default());
-        self.bpf = Some(maps?);
+    /// Runs `req` with what it reaches in this executor.
+    fn run_request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        let mut kernel = Kernel {
+            ns: &self.ns,
+            deadline: self.deadline,
+            handles: &mut self.handles,
+            bytes: &mut self.bytes,
+        };
+        req.run(&mut kernel)
+    }
+
+    /// A request timed on its own: wall and thread CPU around it, one step entry.
+    fn per_call(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        let cpu = thread_cpu();
+        let start = Instant::now();
+        self.run_request(req)?;
+        let after = thread_cpu();
+        self.log.add(
+            req.step(),
+            req.category(),
+            Cost {
+                wall: start.elapsed(),
+                user: after.user.saturating_sub(cpu.user),
+                sys: after.sys.saturating_sub(cpu.sys),
+            },
+        );
         Ok(())
     }
 
-    /// The maps [`BpfRequest::Attach`] loaded.
-    fn bpf_maps(
-        &self,
-        req: &BpfRequest<'_>,
-    ) -> Result<std::sync::Arc<crate::ebpf::datapath::Maps>, ApplyError> {
-        self.bpf.clone().ok_or_else(|| ApplyError::Bpf {
-            what: format!("{} in {}", req.step(), self.ns.name),
-            source: std::io::Error::other("no datapath is attached: send BpfRequest::Attach first"),
-        })
+    /// A request timed as part of a run of its step (see [`Timing::Run`]).
+    fn in_run(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        let step = req.step();
+        if self.run.as_ref().is_some_and(|r| r.step != step) {
+            self.flush_run();
+        }
+        if self.run.is_none() {
+            self.run = Some(Run {
+                step,
+                category: req.category(),
+                calls: 0,
+                wall: std::time::Duration::ZERO,
+                cpu: thread_cpu(),
+            });
+        }
+        let start = Instant::now();
+        let reply = self.run_request(req);
+        let wall = start.elapsed();
+        if let Some(run) = self.run.as_mut() {
+            run.calls += 1;
+            run.wall += wall;
+        }
+        self.bytes += req.bytes();
+        if reply.is_err() {
+            self.flush_run();
+        }
+        reply
     }
 
-    fn bpf_call(&mut self, req: &BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
-        use crate::ebpf::sys;
-        let maps = self.bpf_maps(req)?;
-        let fail = |map: LbMap| {
-            let what = format!("{} on {} in {}", req.step(), map.name(), self.ns.name);
-            move |source| ApplyError::Bpf { what, source }
-        };
-        match req {
-            BpfRequest::Update { map, key, value } => {
-                sys::update(maps.fd(*map), key, value).map_err(fail(*map))?
-            }
-            BpfRequest::Delete { map, key } => match sys::delete(maps.fd(*map), key) {
-                // The agent ignores a delete of what is already gone.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                r => r.map_err(fail(*map))?,
-            },
-            BpfRequest::UpdateBatch { map, entries } => {
-                let keys: Vec<u8> = entries.iter().flat_map(|e| e.key.iter().copied()).collect();
-                let values: Vec<u8> = entries
-                    .iter()
-                    .flat_map(|e| e.value.iter().copied())
-                    .collect();
-                sys::update_batch(maps.fd(*map), &keys, &values, entries.len())
-                    .map_err(fail(*map))?;
-            }
-            BpfRequest::DeleteBatch { map, keys } => {
-                let flat: Vec<u8> = keys.iter().flat_map(|k| k.iter().copied()).collect();
-                match sys::delete_batch(maps.fd(*map), &flat, keys.len()) {
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                    r => {
-                        r.map_err(fail(*map))?;
-                    }
-                }
-            }
-            BpfRequest::Dump(map) => {
-                let (k, v) = map.sizes();
-                return Ok(BpfReply::Entries(
-                    sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?,
-                ));
-            }
-            BpfRequest::Attach(_) => unreachable!("answered by bpf()"),
-        }
-        Ok(BpfReply::Done)
+    /// A request left out of the sync's cost (see [`Timing::Untimed`]).
+    fn untimed(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        let meter = Meter::start();
+        let done = self.run_request(req);
+        self.excluded += meter.finish(Cost::default());
+        done
     }
 
     /// Runs a tool from the thread that lives in the namespace (so it is spawned, not
@@ -489,95 +382,6 @@ impl<'a> RealExecutor<'a> {
         out.cost.sys += spent.1;
         Ok(out)
     }
-
-    fn ipvs(&mut self) -> Result<&mut IpvsClient, ApplyError> {
-        if self.ipvs.is_none() {
-            let c = IpvsClient::open_in(&self.ns)?;
-            self.ipvs = Some(c);
-        }
-        let c = self.ipvs.as_mut().expect("opened above");
-        c.set_timeout(self.deadline.budget())?;
-        Ok(c)
-    }
-
-    fn rt(&mut self) -> Result<&mut NlSocket, ApplyError> {
-        if self.rt.is_none() {
-            let s = self
-                .ns
-                .run(link::open)?
-                .map_err(|source| ApplyError::Netlink {
-                    what: format!("rtnetlink socket in {}", self.ns.name),
-                    source,
-                })?;
-            self.rt = Some(s);
-        }
-        let s = self.rt.as_mut().expect("opened above");
-        let budget = self.deadline.budget();
-        s.set_timeout(budget)
-            .map_err(|source| ApplyError::Netlink {
-                what: "rtnetlink socket".into(),
-                source,
-            })?;
-        Ok(s)
-    }
-
-    fn send(&mut self, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> {
-        let nl = |what: String| move |source: std::io::Error| ApplyError::Netlink { what, source };
-        Ok(match req {
-            NlRequest::Ipvs(op) => {
-                let stats = self
-                    .ipvs()?
-                    .execute_ok(std::slice::from_ref(op), |_, _| false)?;
-                self.bytes += stats.bytes;
-                NlReply::Done
-            }
-            NlRequest::IpvsBatch { ops, tolerate } => {
-                let stats = self.ipvs()?.execute_ok(ops, tolerate)?;
-                self.bytes += stats.bytes;
-                NlReply::Done
-            }
-            NlRequest::GetService(s) => NlReply::Service(self.ipvs()?.service(s)?),
-            NlRequest::DumpServices => NlReply::Services(self.ipvs()?.services()?),
-            NlRequest::DumpDests(s) => NlReply::Dests(self.ipvs()?.destinations(s)?),
-            NlRequest::EnsureDummy(name) => {
-                let what = format!("{name} in {}", self.ns.name);
-                NlReply::Index(link::ensure_dummy(self.rt()?, name).map_err(nl(what))?)
-            }
-            NlRequest::Addresses(i) => {
-                NlReply::Addresses(link::addresses(self.rt()?, *i).map_err(nl("addresses".into()))?)
-            }
-            NlRequest::AddAddresses(i, ips) => {
-                let n = link::add_addresses(self.rt()?, *i, ips).map_err(nl("bind".into()))?;
-                self.bytes += n;
-                NlReply::Done
-            }
-            NlRequest::DelAddresses(i, ips) => {
-                let n = link::del_addresses(self.rt()?, *i, ips).map_err(nl("unbind".into()))?;
-                self.bytes += n;
-                NlReply::Done
-            }
-            NlRequest::Sysctls(list) => {
-                let list: Vec<(&'static str, &'static str)> = list.to_vec();
-                self.ns.run(move || -> Result<(), ApplyError> {
-                    for (key, value) in list {
-                        write_sysctl(key, value).map_err(|source| {
-                            // IPVS's sysctls exist only where the kernel has IPVS.
-                            if key.starts_with("net/ipv4/vs/")
-                                && source.kind() == std::io::ErrorKind::NotFound
-                            {
-                                return ApplyError::Unavailable(Unavailable::missing_feature(
-                                    KernelFeature::IpVs,
-                                ));
-                            }
-                            ApplyError::Sysctl { key, value, source }
-                        })?;
-                    }
-                    Ok(())
-                })??;
-                NlReply::Done
-            }
-        })
-    }
 }
 
 impl MeasuredExecutor for RealExecutor<'_> {
@@ -589,13 +393,13 @@ impl MeasuredExecutor for RealExecutor<'_> {
         self.tools = Cost::default();
         self.bytes = 0;
         self.excluded = Cost::default();
-        self.bpf_run = None;
+        self.run = None;
     }
 
     /// The sync's report: its whole cost, payload size and steps, with what was spent
     /// outside every step (kpbench's rendering and parsing) as the `controller` step.
     fn finish(&mut self) -> SyncReport {
-        self.flush_bpf();
+        self.flush_run();
         let whole = std::mem::replace(&mut self.meter, Meter::start()).finish(self.tools);
         let excluded = std::mem::take(&mut self.excluded);
         let cost = Cost {
@@ -624,7 +428,7 @@ impl MeasuredExecutor for RealExecutor<'_> {
 
 impl Executor for RealExecutor<'_> {
     fn tool(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
-        self.flush_bpf();
+        self.flush_run();
         if self.deadline.expired() {
             return Err(ApplyError::Expired);
         }
@@ -640,68 +444,27 @@ impl Executor for RealExecutor<'_> {
         Ok(out)
     }
 
-    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
-        self.flush_bpf();
+    fn request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        let timing = req.timing();
+        if timing != Timing::Run {
+            self.flush_run();
+        }
         if self.deadline.expired() {
             return Err(ApplyError::Expired);
         }
-        let cpu = thread_cpu();
-        let start = Instant::now();
-        let reply = self.send(&req)?;
-        let after = thread_cpu();
-        self.log.add(
-            req.step(),
-            Category::Netlink,
-            Cost {
-                wall: start.elapsed(),
-                user: after.user.saturating_sub(cpu.user),
-                sys: after.sys.saturating_sub(cpu.sys),
-            },
-        );
-        Ok(reply)
+        match timing {
+            Timing::PerCall => self.per_call(req),
+            Timing::Run => self.in_run(req),
+            Timing::Untimed => self.untimed(req),
+        }
     }
 
     fn exclude(&mut self, cost: Cost) {
-        self.flush_bpf();
+        self.flush_run();
         self.excluded += cost;
     }
 
     fn wrote(&mut self, bytes: usize) {
         self.bytes += bytes;
-    }
-
-    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
-        if self.deadline.expired() {
-            return Err(ApplyError::Expired);
-        }
-        if let BpfRequest::Attach(datapath) = req {
-            self.flush_bpf();
-            self.bpf_attach(datapath)?;
-            return Ok(BpfReply::Done);
-        }
-        let step = req.step();
-        if self.bpf_run.as_ref().is_some_and(|r| r.step != step) {
-            self.flush_bpf();
-        }
-        if self.bpf_run.is_none() {
-            self.bpf_run = Some(BpfRun {
-                step,
-                calls: 0,
-                wall: std::time::Duration::ZERO,
-                cpu: thread_cpu(),
-            });
-        }
-        let start = Instant::now();
-        let reply = self.bpf_call(&req);
-        let wall = start.elapsed();
-        if let Some(run) = self.bpf_run.as_mut() {
-            run.calls += 1;
-            run.wall += wall;
-        }
-        self.bytes += req.bytes();
-        if reply.is_err() {
-            self.flush_bpf();
-        }
-        reply
     }
 }

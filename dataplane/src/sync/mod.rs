@@ -12,7 +12,7 @@
 //! A [`Controller`] is one profile of one mode with the state kube-proxy keeps between
 //! syncs (stale chains waiting for their delayed delete, the time of the last
 //! `iptables-save`, real servers in graceful termination). It acts only through an
-//! [`Executor`]: the real one runs tools and netlink in the case's namespace and times
+//! [`Executor`]: the real one runs tools and kernel requests in the case's namespace and times
 //! every step; the recording one ([`record::Recorder`]) answers from stand-ins and keeps
 //! the calls, for `kpbench rules --profile` and the trace tests.
 //!
@@ -29,7 +29,7 @@ pub mod record;
 use std::time::Duration;
 
 pub use executor::{
-    BpfReply, BpfRequest, Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall,
+    Executor, Handles, Kernel, MeasuredExecutor, RealExecutor, Request, Timing, ToolCall,
 };
 
 use crate::backend::ApplyError;

@@ -4,7 +4,7 @@
 //! recorded calls of a full sync from empty; the trace tests compare them, call by
 //! call, with kube-proxy's.
 
-use super::executor::{BpfReply, BpfRequest, Executor, NlReply, NlRequest, ToolCall};
+use super::executor::{Executor, Request, ToolCall};
 use crate::backend::ApplyError;
 use crate::exec::{Cost, Output};
 
@@ -13,36 +13,33 @@ use crate::exec::{Cost, Output};
 pub enum Call {
     /// A tool run: its command line and what it got on stdin.
     Tool { line: String, stdin: Option<String> },
-    /// A netlink request, described.
-    Netlink(String),
-    /// A BPF map request, described (fields and hex bytes).
-    Bpf(String),
+    /// A kernel request of a mode: its kind (`netlink`, `bpf`) and its description
+    /// (for BPF, fields and hex bytes).
+    Request { kind: &'static str, text: String },
 }
 
 impl Call {
-    /// One line: `$ CMD` for a tool, `netlink: ...` for a request.
+    /// One line: `$ CMD` for a tool, `KIND: ...` (`netlink: ...`) for a request.
     pub fn line(&self) -> String {
         match self {
             Call::Tool { line, .. } => format!("$ {line}"),
-            Call::Netlink(d) => format!("netlink: {d}"),
-            Call::Bpf(d) => format!("bpf: {d}"),
+            Call::Request { kind, text } => format!("{kind}: {text}"),
         }
     }
 }
 
-/// A model of one part of the kernel's state that answers calls for it.
-pub trait StandIn: Send {
+/// A model of one part of the kernel's state that answers calls for it. Kernel
+/// requests find the stand-in that models them (see [`Request::answer`]): a stand-in
+/// is `Any` so that its mode's requests can recognise it.
+pub trait StandIn: std::any::Any + Send {
     /// Answers a tool run it models; None if the program is not its own.
     fn tool(&mut self, program: &str, args: &[String], stdin: Option<&[u8]>) -> Option<Output>;
+}
 
-    /// Answers a netlink request it models; None if not its own.
-    fn netlink(&mut self, _req: &NlRequest<'_>) -> Option<NlReply> {
-        None
-    }
-
-    /// Answers a BPF map request it models; None if not its own.
-    fn bpf(&mut self, _req: &BpfRequest<'_>) -> Option<BpfReply> {
-        None
+impl dyn StandIn {
+    /// This stand-in as a `T`, if it is one.
+    pub fn downcast_mut<T: StandIn>(&mut self) -> Option<&mut T> {
+        (self as &mut dyn std::any::Any).downcast_mut::<T>()
     }
 }
 
@@ -67,7 +64,7 @@ pub fn failed(status: i32, stderr: impl Into<String>) -> Output {
 }
 
 /// Keeps every call and answers it from the first stand-in that models it; a tool no
-/// stand-in models succeeds silently, a netlink request none models answers `Done`.
+/// stand-in models succeeds silently, a request none models answers "done".
 #[derive(Default)]
 pub struct Recorder {
     pub calls: Vec<Call>,
@@ -136,29 +133,23 @@ impl Executor for Recorder {
         Ok(ok(""))
     }
 
-    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
-        self.calls.push(Call::Netlink(req.describe()));
+    fn request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        self.calls.push(Call::Request {
+            kind: req.kind(),
+            text: req.describe(),
+        });
+        self.bytes += req.bytes();
         for s in &mut self.standins {
-            if let Some(r) = s.netlink(&req) {
-                return Ok(r);
+            if req.answer(s.as_mut()) {
+                return Ok(());
             }
         }
-        Ok(NlReply::Done)
+        req.unanswered();
+        Ok(())
     }
 
     fn wrote(&mut self, bytes: usize) {
         self.bytes += bytes;
-    }
-
-    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
-        self.calls.push(Call::Bpf(req.describe()));
-        self.bytes += req.bytes();
-        for s in &mut self.standins {
-            if let Some(r) = s.bpf(&req) {
-                return Ok(r);
-            }
-        }
-        Ok(BpfReply::Done)
     }
 }
 

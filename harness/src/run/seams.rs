@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::exec::Output;
 use dataplane::model::ServiceSet;
-use dataplane::sync::{
-    BpfReply, BpfRequest, Executor, MeasuredExecutor, NlReply, NlRequest, RealExecutor, ToolCall,
-};
+use dataplane::sync::{Executor, MeasuredExecutor, RealExecutor, Request, ToolCall};
 use dataplane::{ApplyError, SyncReport};
 use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
 
@@ -116,16 +114,12 @@ impl Executor for Scratch {
         self.io.tool(call)
     }
 
-    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
-        self.io.netlink(req)
+    fn request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        self.io.request(req)
     }
 
     fn wrote(&mut self, bytes: usize) {
         self.io.wrote(bytes)
-    }
-
-    fn bpf(&mut self, req: BpfRequest<'_>) -> Result<BpfReply, ApplyError> {
-        self.io.bpf(req)
     }
 
     fn exclude(&mut self, cost: dataplane::exec::Cost) {

@@ -11,8 +11,7 @@ use dataplane::exec::{Cost, ExecError, Output};
 use dataplane::model::ServiceSet;
 use dataplane::sync::record::StandIn;
 use dataplane::sync::{
-    Category, Controller, Executor, MeasuredExecutor, NlReply, NlRequest, Profile, StepLog,
-    ToolCall,
+    Category, Controller, Executor, MeasuredExecutor, Profile, Request, StepLog, ToolCall,
 };
 use dataplane::{
     ApplyError, Backend, Deadline, Mode, ModeSpec, Netns, NotImplemented, Objects, Prerequisites,
@@ -172,8 +171,9 @@ impl Executor for FakeExecutor {
         })
     }
 
-    fn netlink(&mut self, _req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
-        Ok(NlReply::Done)
+    fn request(&mut self, req: &mut dyn Request) -> Result<(), ApplyError> {
+        req.unanswered();
+        Ok(())
     }
 
     fn wrote(&mut self, bytes: usize) {

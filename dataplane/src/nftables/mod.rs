@@ -2,10 +2,11 @@
 //! `nft -f -` for ClusterIP services (full and partial syncs), following
 //! pkg/proxy/nftables/proxier.go and the text knftables writes for each object.
 //!
-//! # Full-sync payload shape of the one-shot `Backend::sync`, and why it is not knftables' statement order
+//! # Why the floor's full sync is not knftables' statement order
 //!
-//! (The kube-proxy sync profile below does use knftables' order; this section is about
-//! the one-shot sync's default [`Shape`].)
+//! (The kube-proxy sync profile below does use knftables' order. These measurements
+//! were made with an earlier one-shot statement order, "bind early", since removed:
+//! they are why the floor binds each anonymous map while its transaction is short.)
 //!
 //! kube-proxy writes, per service, its chains (`add` + `flush`), its map elements,
 //! then its rules, all in one transaction. With nft 1.0.6 on kernel 6.18 a full sync
@@ -20,9 +21,8 @@
 //!
 //! So the order that binds each anonymous map while the commit list is short wins:
 //! per service its chains and its two service-chain rules, then all endpoint-chain
-//! rules, then one `add element` per named set or map ([`Shape::BindEarly`], the
-//! default). Same statements, same kernel objects (checked by the privileged test
-//! `both_shapes_leave_the_same_ruleset`). Sys time of `nft -f` in a fresh namespace,
+//! rules, then one `add element` per named set or map ("bind early"). Same
+//! statements, same kernel objects. Sys time of `nft -f` in a fresh namespace,
 //! 2,000 services x 10 endpoints, one variable changed at a time (Python-generated
 //! payloads, `unshare -n nft -f`):
 //!
@@ -35,7 +35,7 @@
 //! | chains, elements, service rules, endpoint rules | 2.7 s |
 //! | per service chains + service rules first, elements one per line | 1.9 s |
 //! | the same without `flush chain` | 1.6 s |
-//! | the same with batched elements (this shape) | 1.8 s |
+//! | the same with batched elements (bind early) | 1.8 s |
 //!
 //! At 5,000 services the last three are 22.9 s, 21.2 s and 15.8 s against 51.6 s for
 //! kube-proxy's order. Batching elements matters more as the table grows (each
@@ -47,11 +47,11 @@
 //! 10 transactions of 500: 15.9 s sys): what remains scales with the anonymous sets
 //! already in the table, not with the transaction.
 //!
-//! Measured through [`NftablesBackend`]'s one-shot `sync` (an earlier
-//! `examples/nft_full_sync.rs`, 10 endpoints per service, on a 2-core VM that other builds were loading, so wall times are inflated;
+//! Measured through the one-shot `sync` of the time (an example since removed: `kpbench
+//! run --modes nftables` measures syncs now; 10 endpoints per service, on a 2-core VM that other builds were loading, so wall times are inflated;
 //! user and sys are the nft process's own):
 //!
-//! | services | kube-proxy order user / sys | this shape user / sys |
+//! | services | kube-proxy order user / sys | bind early user / sys |
 //! | --- | --- | --- |
 //! | 1,000 | 0.54 / 1.20 s | 0.54 / 0.62 s |
 //! | 2,000 | 1.27 / 6.13 s | 1.11 / 2.44 s |
@@ -66,7 +66,7 @@
 //! # The two sync profiles
 //!
 //! - **kube-proxy** ([`render_kube_proxy`]): the transaction in knftables' call order
-//!   (the [`Shape::KubeProxy`] order), with kube-proxy's element storage (`ensureElem`:
+//!   (per service its chains, its map elements, then its rules), with kube-proxy's element storage (`ensureElem`:
 //!   add if new, delete + add if the value changed; leftover keys deleted at the end)
 //!   and its stale-chain handling: a listed service or endpoint chain (its name has a
 //!   "/") that is not active is flushed in this transaction; the controller deletes it
@@ -81,8 +81,9 @@
 //! Both leave identical kernel objects once the kube-proxy profile's delayed deletes
 //! have run (the privileged test `profiles_leave_identical_objects`).
 //!
-//! Full sync from empty through the controllers (`examples/nft_full_sync.rs --full-only`,
-//! 10 endpoints per service, kernel 6.18, nft 1.0.6; wall / sys of the whole sync, on a
+//! Full sync from empty through the controllers (an example since removed, the same
+//! syncs `kpbench run --modes nftables --profiles kube-proxy,floor` measures; 10
+//! endpoints per service, kernel 6.18, nft 1.0.6; wall / sys of the whole sync, on a
 //! 2-core VM loaded by other builds, so walls are inflated):
 //!
 //! | services | kube-proxy 1.35 | kube-proxy 1.36 | floor |
@@ -114,20 +115,6 @@ pub use standin::NftStandIn;
 
 /// The table kube-proxy owns, as `nft` addresses it.
 pub const TABLE: &str = "ip kube-proxy";
-
-/// Statement order of a full-sync transaction. Both leave the same kernel objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Shape {
-    /// knftables' order from kube-proxy's syncProxyRules: per service its chains, its
-    /// map elements, then its rules.
-    KubeProxy,
-    /// Per service its chains and its service-chain rules first (so each anonymous
-    /// vmap is bound while the transaction is still short), then every endpoint-chain
-    /// rule, then the elements of each named set or map in one `add element`
-    /// statement. See the module docs for the measurements.
-    #[default]
-    BindEarly,
-}
 
 /// A rendered transaction plus what a full sync should leave in the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -373,49 +360,6 @@ fn capacity(set: &ServiceSet) -> usize {
     set.total_endpoints() * 420 + set.len() * 600 + 8192
 }
 
-/// The full-sync transaction for `set` from an empty table (kube-proxy's first sync),
-/// in the default, fastest faithful [`Shape`].
-pub fn render_full(set: &ServiceSet) -> Payload {
-    render_full_shaped(set, Shape::default())
-}
-
-/// The full-sync transaction of a first sync in a given statement order, with the
-/// default `--nodeport-addresses`.
-pub fn render_full_shaped(set: &ServiceSet, shape: Shape) -> Payload {
-    render_full_with(set, shape, Setup::first())
-}
-
-/// The full-sync transaction in a given statement order and setup.
-pub fn render_full_with(set: &ServiceSet, shape: Shape, setup: Setup) -> Payload {
-    match shape {
-        Shape::KubeProxy => {
-            render_kube_proxy(
-                &KubeProxySync {
-                    setup: Some(setup),
-                    old: None,
-                    new: set,
-                    listing: &Listing::default(),
-                },
-                &mut ElementStorage::default(),
-            )
-            .payload
-        }
-        Shape::BindEarly => {
-            let mut tx = Tx::new(capacity(set));
-            setup::write_setup(&mut tx, setup);
-            for svc in &set.services {
-                write_chains(&mut tx, svc);
-                write_service_rules(&mut tx, svc);
-            }
-            for svc in &set.services {
-                write_endpoint_rules(&mut tx, svc);
-            }
-            write_batched_elements(&mut tx, set);
-            tx.finish()
-        }
-    }
-}
-
 /// Every element of `set`, one `add element` statement per container.
 fn write_batched_elements(tx: &mut Tx, set: &ServiceSet) {
     let elems: Vec<Elem> = set.services.iter().flat_map(elements_of).collect();
@@ -423,67 +367,6 @@ fn write_batched_elements(tx: &mut Tx, set: &ServiceSet) {
         let batch: Vec<&Elem> = elems.iter().filter(|e| e.container == container).collect();
         tx.add_elems(container, &batch);
     }
-}
-
-/// A partial-sync transaction from `old` to `new` for the one-shot `Backend::sync`: no
-/// table setup; the chains of changed services rewritten (`add` + `flush` + rules,
-/// endpoint chains included); map and set elements added or deleted by diffing against
-/// what the previous sync wrote; chains no longer used flushed, then deleted at the end
-/// of the same transaction, after the map elements that pointed at them. (The profiles
-/// do not delete in the same transaction: see [`render_kube_proxy`] and
-/// [`render_floor_partial`].)
-pub fn render_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
-    let mut tx = Tx::new(4096);
-    let old_elems: BTreeMap<(&str, String), Elem> = old
-        .services
-        .iter()
-        .flat_map(elements_of)
-        .map(|e| ((e.container, e.key.clone()), e))
-        .collect();
-    let mut kept: BTreeSet<(&str, String)> = BTreeSet::new();
-    let mut active: BTreeSet<String> = BTreeSet::new();
-    for svc in &new.services {
-        active.extend(chains_of(svc));
-        let changed = old.get(svc.index) != Some(svc);
-        if changed {
-            write_chains(&mut tx, svc);
-        }
-        // nftElementStorage.ensureElem: add if new, delete+add if the value changed.
-        for e in elements_of(svc) {
-            let id = (e.container, e.key.clone());
-            match old_elems.get(&id) {
-                Some(prev) if prev == &e => {}
-                Some(_) => {
-                    tx.delete_elem(&e);
-                    tx.add_elem(&e);
-                }
-                None => tx.add_elem(&e),
-            }
-            kept.insert(id);
-        }
-        if changed {
-            write_service_rules(&mut tx, svc);
-            write_endpoint_rules(&mut tx, svc);
-        }
-    }
-    let stale: Vec<String> = old
-        .services
-        .iter()
-        .flat_map(chains_of)
-        .filter(|c| !active.contains(c))
-        .collect();
-    for chain in &stale {
-        tx.line(format_args!("flush chain {TABLE} {chain}"));
-    }
-    for (id, e) in &old_elems {
-        if !kept.contains(id) {
-            tx.delete_elem(e);
-        }
-    }
-    for chain in &stale {
-        tx.line(format_args!("delete chain {TABLE} {chain}"));
-    }
-    tx.finish()
 }
 
 /// kube-proxy's `nftElementStorage` for each container kpbench fills: what the previous

@@ -9,13 +9,16 @@
 //!   map, DNAT on the way in and reverse NAT on the way back. Its cost is per packet.
 //!
 //! Both read the same maps, programmed as Cilium's agent does it ([`controller`]); the
-//! programs are loaded and attached once per node namespace ([`datapath`]).
+//! programs are loaded and attached once per node namespace ([`datapath`]). Map writes
+//! are this mode's own kernel requests ([`request::BpfRequest`]), run by the core
+//! executor.
 
 pub mod cgroup;
 pub mod controller;
 pub mod datapath;
 pub mod layout;
 pub mod pins;
+pub mod request;
 pub mod standin;
 pub mod sys;
 pub mod tc;
@@ -34,6 +37,7 @@ use crate::sync::record::StandIn;
 use crate::sync::{Controller, Profile};
 use datapath::Datapath;
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
+pub use request::{BpfMaps, BpfReply, BpfRequest};
 
 /// Maps an I/O error of a BPF or cgroup operation to an [`ApplyError::Bpf`] saying
 /// what was being done.
