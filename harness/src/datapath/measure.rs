@@ -122,7 +122,7 @@ pub fn measure(
             Ok((transit, ns)) => {
                 if transit.is_none() {
                     datapath.transit_error =
-                        Some("fewer than two services: no cost per position to fit".into());
+                        Some("fewer than three services: no cost per position to fit with an interval between targets".into());
                 }
                 datapath.transit = transit;
                 if let (Some(c), Some(ns)) = (datapath.cpu.as_mut(), ns) {
@@ -150,7 +150,7 @@ fn latency_figures(r: &LoadReport) -> (f64, f64) {
 
 /// The pass's figures as the results record them: targets without a SYN sample are
 /// left out (they have no percentiles to report). None without a fitted cost per
-/// position (fewer than two services).
+/// position (fewer than three services).
 fn transit_result(t: transit::Transit) -> Option<Transit> {
     let fit = t.ns_per_service?;
     let pct = |q: transit::Quantiles| TransitPercentiles {

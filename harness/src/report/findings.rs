@@ -85,6 +85,8 @@ pub(super) fn claims_checked(h: &mut String, results: &[Results]) {
             let class = match f.verdict {
                 Verdict::Confirmed => "confirmed",
                 Verdict::Refuted => "refuted",
+                Verdict::Inconclusive => "inconclusive",
+                Verdict::Unexpected => "unexpected",
                 Verdict::NotMeasured => "unmeasured",
             };
             let _ = writeln!(

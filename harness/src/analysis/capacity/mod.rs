@@ -323,9 +323,13 @@ fn update_fit(cs: &[&Case]) -> Option<UpdateFit> {
         .filter_map(|c| Some((c.services, figures::update_of(c, kind)?)))
         .filter(|(_, u)| u.median.is_some())
         .collect();
-    let groups: Vec<(f64, &[f64])> = with
+    let groups: Vec<stats::Group<'_>> = with
         .iter()
-        .map(|(n, u)| (*n as f64, u.samples_ms))
+        .map(|(n, u)| stats::Group {
+            block: 0,
+            x: *n as f64,
+            samples: u.samples_ms,
+        })
         .collect();
     let fit = stats::bootstrap_slope(&groups)?;
     Some(UpdateFit {

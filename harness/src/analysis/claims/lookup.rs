@@ -80,8 +80,8 @@ pub(super) fn iptables_slopes(ok: &[Row<'_>]) -> BTreeMap<EnvKey, (String, Estim
     out.into_iter().map(|(k, (_, m, e))| (k, (m, e))).collect()
 }
 
-/// (d): the cost per position is not measurably above zero, or stays under a tenth of
-/// iptables' in the same environment.
+/// (d): the cost per position is flat by the one rule: its whole interval within the
+/// lookup margin (0.5 ns, or a tenth of iptables' in the same environment).
 pub(super) fn constant_lookup(
     env: &EnvKey,
     cs: &[&Case],
@@ -103,27 +103,20 @@ pub(super) fn constant_lookup(
     };
     let e = t.ns_per_service;
     let ipt = iptables.get(env);
-    let tiny = ipt.is_some_and(|(_, i)| e.ci95[1] < i.estimate / 10.0);
-    let (verdict, head) = if !stats::above_zero(&e) {
-        (
-            Verdict::Confirmed,
-            format!(
-                "no measurable growth of the SYN's in-kernel transit with position (at most {} ns per position at 95%)",
-                stats::num(e.ci95[1].max(0.0))
-            ),
-        )
-    } else if tiny {
-        (
-            Verdict::Confirmed,
-            "the transit grows measurably with position, but by under a tenth of iptables'"
-                .to_string(),
-        )
-    } else {
-        (
-            Verdict::Refuted,
-            "the SYN's in-kernel transit grows with the service's position".to_string(),
-        )
+    // The one rule (analysis::stats::trend): flat only when the whole interval lies
+    // within the margin; a significant fall is an artefact, never a confirmation.
+    let margin = stats::lookup_margin(ipt.map(|(_, i)| i.estimate));
+    let call = stats::lookup_trend(&e, margin);
+    let verdict = match call {
+        stats::Trend::Flat => Verdict::Confirmed,
+        stats::Trend::Grows => Verdict::Refuted,
+        stats::Trend::Unexpected | stats::Trend::Shrinks => Verdict::Unexpected,
+        stats::Trend::Inconclusive => Verdict::Inconclusive,
     };
+    let head = format!(
+        "the SYN's in-kernel transit per service position is {}",
+        stats::with_margin(call, margin, "ns")
+    );
     let against = ipt
         .map(|(m, i)| format!("; {m}: {} per position", stats::with_ci(i, "ns")))
         .unwrap_or_else(|| "; no iptables mode timed in this environment to compare".into());

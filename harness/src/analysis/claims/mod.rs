@@ -53,6 +53,10 @@ impl Claim {
 pub enum Verdict {
     Confirmed,
     Refuted,
+    /// The interval is too wide for the margin either way.
+    Inconclusive,
+    /// A significant move against physics: likely an artefact, never a confirmation.
+    Unexpected,
     NotMeasured,
 }
 
@@ -61,6 +65,8 @@ impl Verdict {
         match self {
             Verdict::Confirmed => "confirmed",
             Verdict::Refuted => "refuted",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Unexpected => "unexpected: likely an artefact",
             Verdict::NotMeasured => "not measured in this run",
         }
     }
@@ -104,7 +110,7 @@ pub fn check(results: &[Results]) -> Vec<Finding> {
                 let v = match v {
                     Verdict::Confirmed => Verdict::Refuted,
                     Verdict::Refuted => Verdict::Confirmed,
-                    Verdict::NotMeasured => Verdict::NotMeasured,
+                    other => other,
                 };
                 (v, e)
             }),

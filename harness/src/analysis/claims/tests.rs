@@ -147,7 +147,7 @@ fn the_textbook_run_confirms_the_textbook() {
     let d = find(&f, Claim::IpvsConstantLookup, Some("ipvs/rr"));
     assert!(
         d.evidence.starts_with(
-            "no measurable growth of the SYN's in-kernel transit with position (at most 0.200 ns per position at 95%): at 1,000 services"
+            "the SYN's in-kernel transit per service position is flat (margin ±1.50 ns): at 1,000 services"
         ),
         "{}",
         d.evidence

@@ -150,14 +150,14 @@ pub fn median_estimate(v: &[f64]) -> Option<Estimate> {
 }
 
 /// The 2.5th and 97.5th nearest-rank percentiles of `v` (not empty).
-fn percentile_interval(v: &mut [f64]) -> [f64; 2] {
+pub(crate) fn percentile_interval(v: &mut [f64]) -> [f64; 2] {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
     [at(ALPHA / 2.0), at(1.0 - ALPHA / 2.0)]
 }
 
 /// The median of `samples` redrawn with replacement, using `buf` as scratch.
-fn resampled_median(samples: &[f64], rng: &mut SplitMix64, buf: &mut Vec<f64>) -> f64 {
+pub(crate) fn resampled_median(samples: &[f64], rng: &mut SplitMix64, buf: &mut Vec<f64>) -> f64 {
     buf.clear();
     buf.extend((0..samples.len()).map(|_| samples[rng.below(samples.len())]));
     buf.sort_by(f64::total_cmp);
@@ -215,63 +215,6 @@ pub fn scale(e: Estimate, k: f64) -> Estimate {
         estimate: e.estimate * k,
         ci95: [lo.min(hi), lo.max(hi)],
     }
-}
-
-/// A line through scales: the least-squares fit of each scale's median, the slope with
-/// its bootstrap interval.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlopeFit {
-    pub intercept: f64,
-    /// Per unit of x.
-    pub slope: Estimate,
-}
-
-/// Least squares `(intercept, slope)`; `None` with fewer than two distinct x.
-pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    if points.len() < 2 {
-        return None;
-    }
-    let n = points.len() as f64;
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx == 0.0 {
-        return None;
-    }
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let slope = sxy / sxx;
-    Some((my - slope * mx, slope))
-}
-
-/// The line through the medians of `groups` (x, samples) with a 95% bootstrap interval
-/// of its slope: each resample redraws every group within itself. Groups with fewer
-/// than [`MIN_SAMPLES`] samples are left out (they have no interval to lend); `None`
-/// when fewer than two distinct x remain.
-pub fn bootstrap_slope(groups: &[(f64, &[f64])]) -> Option<SlopeFit> {
-    let groups: Vec<&(f64, &[f64])> = groups.iter().filter(|g| g.1.len() >= MIN_SAMPLES).collect();
-    let medians: Vec<(f64, f64)> = groups
-        .iter()
-        .map(|(x, s)| Some((*x, median(s)?)))
-        .collect::<Option<_>>()?;
-    let (intercept, slope) = least_squares(&medians)?;
-    let mut rng = SplitMix64::new(SEED);
-    let mut buf = Vec::new();
-    let mut points = medians.clone();
-    let mut slopes: Vec<f64> = (0..RESAMPLES)
-        .map(|_| {
-            for (p, (_, s)) in points.iter_mut().zip(&groups) {
-                p.1 = resampled_median(s, &mut rng, &mut buf);
-            }
-            least_squares(&points).map_or(slope, |f| f.1)
-        })
-        .collect();
-    Some(SlopeFit {
-        intercept,
-        slope: Estimate {
-            estimate: slope,
-            ci95: percentile_interval(&mut slopes),
-        },
-    })
 }
 
 /// A service count for prose: whole numbers with thousands separators.
@@ -387,6 +330,15 @@ pub fn difference(e: &Estimate, unit: &str) -> String {
         }
     }
 }
+
+mod slope;
+mod trend;
+
+pub use slope::{bootstrap_slope, least_squares, target_slope, Group, SlopeFit, TargetSlope};
+pub use trend::{
+    lookup_margin, lookup_trend, trend, with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS,
+    OVERHEAD_MARGIN_PCT,
+};
 
 #[cfg(test)]
 mod tests;

@@ -90,19 +90,25 @@ fn estimates_subtract_with_quadrature_halves() {
 #[test]
 fn slopes_carry_the_scales_noise() {
     // Constant samples: the line is exact and so is its interval.
-    let small = [5.0, 5.0, 5.0];
-    let large = [15.0, 15.0, 15.0];
-    let f = bootstrap_slope(&[(100.0, &small), (300.0, &large)]).unwrap();
+    static SMALL: [f64; 3] = [5.0, 5.0, 5.0];
+    static LARGE: [f64; 3] = [15.0, 15.0, 15.0];
+    static A: [f64; 5] = [1.0, 50.0, 100.0, 2.0, 99.0];
+    static B: [f64; 5] = [3.0, 52.0, 98.0, 1.0, 97.0];
+
+    let g = |x: f64, samples: &'static [f64]| Group {
+        block: 0,
+        x,
+        samples,
+    };
+    let f = bootstrap_slope(&[g(100.0, &SMALL), g(300.0, &LARGE)]).unwrap();
     assert_eq!(f.intercept, 0.0);
     assert_eq!(f.slope, est(0.05, 0.05, 0.05));
     // Wide samples whose medians barely move: the slope could be either sign.
-    let a = [1.0, 50.0, 100.0, 2.0, 99.0];
-    let b = [3.0, 52.0, 98.0, 1.0, 97.0];
-    let f = bootstrap_slope(&[(100.0, &a), (300.0, &b)]).unwrap();
+    let f = bootstrap_slope(&[g(100.0, &A), g(300.0, &B)]).unwrap();
     assert_eq!(f.slope.estimate, 0.01);
     assert!(f.slope.includes_zero(), "{:?}", f.slope);
     // A scale without an interval is left out: one scale is no line.
-    assert!(bootstrap_slope(&[(100.0, &a), (300.0, &[1.0])]).is_none());
+    assert!(bootstrap_slope(&[g(100.0, &A), g(300.0, &[1.0])]).is_none());
     assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
     assert_eq!(least_squares(&[(1.0, 3.0), (3.0, 7.0)]), Some((1.0, 2.0)));
 }

@@ -9,6 +9,7 @@
 //!   and counters.
 //! - [`pass`]: the interleaved connection pass and the paired probe-overhead rounds.
 //! - [`result`]: what a case records (`datapath.transit`), built from the samples.
+//! - [`target`]: the targets of the pass (service positions, then direct).
 //! - [`stats`]: the pure statistics (percentiles, order-statistic and bootstrap
 //!   intervals).
 //!
@@ -48,11 +49,13 @@ pub mod pass;
 pub mod probes;
 pub mod result;
 pub mod stats;
+pub mod target;
 
-pub use pass::{measure, targets, PassConfig, Target, TransitPass};
+pub use pass::{measure, PassConfig, TransitPass};
 pub use probes::{enable_run_stats, Counters, Kind, Probes, RunStats, Sample};
 pub use result::{Overhead, OverheadRound, TargetSamples, Transit, TransitChecks, TransitTarget};
 pub use stats::{Estimate, Quantiles};
+pub use target::{targets, Target};
 
 /// Why the transit measurement could not run. The case keeps its end-to-end figures
 /// and records this message instead.

@@ -8,11 +8,13 @@
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
-use dataplane::model::{ServiceSet, ENDPOINT_PORT};
+use dataplane::model::ServiceSet;
 
 use super::probes::{enable_run_stats, Counters, Probes, Sample};
 use super::result::{summarize, FitConfig, Overhead, OverheadRound, Tally, TargetSamples, Transit};
+use super::target::{targets, Target};
 use super::TransitError;
+use crate::analysis::stats::SplitMix64;
 use crate::sandbox::topology::Topology;
 
 /// How the pass runs.
@@ -50,65 +52,6 @@ impl Default for PassConfig {
             seed: 0x6b70_6265_6e63_6821,
         }
     }
-}
-
-/// One target of the pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `svc-<index>` or `direct`.
-    pub name: String,
-    /// The service's index; `None` for direct.
-    pub service_index: Option<usize>,
-    /// Its position in rule order (the x of the fit); `None` for direct.
-    pub position: Option<usize>,
-    /// Where the client connects: the VIP:80, or the endpoint IP:8080.
-    pub addr: SocketAddrV4,
-    /// The service's endpoints: where its SYNs go when the client's socket load
-    /// balancer (ebpf mode) picked the backend before the packet existed, so the node
-    /// sees the endpoint, not the VIP. Empty for direct.
-    pub backends: Vec<SocketAddrV4>,
-}
-
-/// `positions` services evenly spaced over `set` in rule order (0 and N-1 always
-/// among them; fewer when the set is smaller), then `direct`: the first service's
-/// first endpoint. Empty when the set has no service.
-pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
-    let n = set.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let positions = positions.max(2);
-    let mut picks: Vec<usize> = (0..positions)
-        .map(|k| ((k * (n - 1)) as f64 / (positions - 1) as f64).round() as usize)
-        .collect();
-    picks.dedup();
-    let mut out: Vec<Target> = picks
-        .into_iter()
-        .map(|p| {
-            let s = &set.services[p];
-            Target {
-                name: format!("svc-{}", s.index),
-                service_index: Some(s.index),
-                position: Some(p),
-                addr: SocketAddrV4::new(s.vip, s.port),
-                backends: s
-                    .endpoints
-                    .iter()
-                    .map(|e| SocketAddrV4::new(e.ip, e.port))
-                    .collect(),
-            }
-        })
-        .collect();
-    if let Some(ep) = set.services.iter().find_map(|s| s.endpoints.first()) {
-        out.push(Target {
-            name: "direct".into(),
-            service_index: None,
-            position: None,
-            addr: SocketAddrV4::new(ep.ip, ENDPOINT_PORT),
-            backends: Vec::new(),
-        });
-    }
-    out
 }
 
 /// The transit figures of a case, with the exact samples behind them.
@@ -165,14 +108,23 @@ pub fn measure(
     })
 }
 
+/// Fisher-Yates: `v` in a uniformly random order drawn from `rng`.
+fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+}
+
 /// Connects to `addr` and closes; whether the connection was made.
 fn connect(addr: SocketAddrV4, timeout: Duration) -> bool {
     TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).is_ok()
 }
 
 /// The pass proper, on a thread in the client namespace: one warm-up connection per
-/// target (ARP, routes, the server's first accept), then rounds. Each round starts
-/// one target further on, so no target always follows the ring-buffer drain.
+/// target (ARP, routes, the server's first accept), then rounds. Each round visits the
+/// targets in a fresh random order (seeded by `cfg.seed`, so a pass can be replayed):
+/// no target always comes first, follows the ring-buffer drain or follows a given
+/// neighbour, so a place in the round is no effect fixed per target.
 fn interleaved(
     probes: &mut Probes,
     targets: &[Target],
@@ -186,6 +138,8 @@ fn interleaved(
     let started = Instant::now();
     let mut tallies = vec![Tally::default(); targets.len()];
     let mut samples = Vec::with_capacity(cfg.rounds * targets.len() * 2);
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    let mut rng = SplitMix64::new(cfg.seed);
     for round in 0..cfg.rounds {
         if dataplane::exec::cancelled() {
             return Err(TransitError::Interrupted);
@@ -197,8 +151,8 @@ fn interleaved(
             );
             break;
         }
-        for k in 0..targets.len() {
-            let i = (round + k) % targets.len();
+        shuffle(&mut order, &mut rng);
+        for &i in &order {
             if connect(targets[i].addr, cfg.connect_timeout) {
                 tallies[i].ok += 1;
             } else {
@@ -288,44 +242,4 @@ fn overhead_rounds(
             .filter(|r| r.runs > 0 && on_connections > 0)
             .map(|r| r.run_ns as f64 / on_connections as f64),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_span_first_to_last_then_direct() {
-        let set = ServiceSet::generate(1_000, 10);
-        let t = targets(&set, 9);
-        let idx: Vec<Option<usize>> = t.iter().map(|t| t.service_index).collect();
-        assert_eq!(
-            idx,
-            [
-                Some(0),
-                Some(125),
-                Some(250),
-                Some(375),
-                Some(500),
-                Some(624),
-                Some(749),
-                Some(874),
-                Some(999),
-                None
-            ]
-        );
-        assert_eq!(t[0].name, "svc-0");
-        assert_eq!(t[0].addr, "10.96.0.1:80".parse().unwrap());
-        assert_eq!(t[8].addr, "10.96.3.232:80".parse().unwrap());
-        assert_eq!(t[9].name, "direct");
-        assert_eq!(t[9].addr, "10.128.0.1:8080".parse().unwrap());
-    }
-
-    #[test]
-    fn a_small_set_gives_each_service_once() {
-        let t = targets(&ServiceSet::generate(3, 1), 9);
-        let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["svc-0", "svc-1", "svc-2", "direct"]);
-        assert!(targets(&ServiceSet::default(), 9).is_empty());
-    }
 }

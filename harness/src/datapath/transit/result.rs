@@ -6,19 +6,25 @@ use std::net::SocketAddrV4;
 
 use serde::{Deserialize, Serialize};
 
-use super::pass::Target;
 use super::probes::{Counters, Kind, Sample};
 use super::stats::{self, Estimate, Quantiles};
+use super::target::Target;
 
 /// `datapath.transit` of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transit {
     /// Per target, service positions in rule order, then `direct`.
     pub targets: Vec<TransitTarget>,
-    /// Fitted SYN transit per service position (ns), with a 95% bootstrap interval;
-    /// absent with fewer than two service positions.
+    /// Fitted SYN transit per service position (ns): the regression on the targets'
+    /// medians, its 95% interval from the residual error between targets, so whatever
+    /// is fixed per target (hash bucket, cache placement) is inside it. Absent with
+    /// fewer than three service positions (no residual to judge by).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ns_per_service: Option<Estimate>,
+    /// The per-packet precision of the same slope: a bootstrap of the packets inside
+    /// each target. It leaves per-target effects out; never a verdict's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_service_packets: Option<Estimate>,
     /// The probes' cost in percent of the connection rate (median over paired rounds);
     /// absent when no overhead round ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +137,9 @@ pub fn summarize(
     samples: &[Sample],
     counters: &Counters,
     overhead: &Overhead,
-    fit: FitConfig,
+    // Kept for callers; the slope's statistics now use analysis::stats' fixed
+    // resamples and seed, so every slope in kpbench is drawn the same way.
+    _fit: FitConfig,
 ) -> (Transit, Vec<TargetSamples>) {
     // A sample is labelled by the address the client dialled; with a socket load
     // balancer (ebpf mode) the node only ever sees the chosen endpoint, so a service's
@@ -180,17 +188,7 @@ pub fn summarize(
             errors: tally.errors,
         })
         .collect();
-    let groups: Vec<stats::Group<'_>> = targets
-        .iter()
-        .zip(&kept)
-        .filter_map(|(t, k)| {
-            t.position.map(|p| stats::Group {
-                x: p as f64,
-                samples: &k.syn_ns,
-            })
-        })
-        .collect();
-    let ns_per_service = stats::bootstrap_slope(&groups, fit.resamples, fit.seed);
+    let (ns_per_service, ns_per_service_packets) = fit_slope(targets, &kept);
     let pairs: Vec<(f64, f64)> = overhead
         .rounds
         .iter()
@@ -211,6 +209,7 @@ pub fn summarize(
     let transit = Transit {
         targets: rows,
         ns_per_service,
+        ns_per_service_packets,
         probe_overhead_pct: overhead_est.map(|e| e.estimate),
         probe_overhead_ci95: overhead_est.map(|e| e.ci95),
         probe_overhead_rounds: overhead.rounds.clone(),
@@ -218,6 +217,41 @@ pub fn summarize(
         checks,
     };
     (transit, kept)
+}
+
+/// The cost per service position from the positioned targets' samples: the
+/// target-level regression (the interval a verdict uses) and the packet bootstrap
+/// (the per-packet precision).
+fn fit_slope(targets: &[Target], kept: &[TargetSamples]) -> (Option<Estimate>, Option<Estimate>) {
+    use crate::analysis::stats as a;
+    let groups: Vec<(f64, Vec<f64>)> = targets
+        .iter()
+        .zip(kept)
+        .filter_map(|(t, k)| {
+            let p = t.position?;
+            (!k.syn_ns.is_empty()).then(|| (p as f64, k.syn_ns.iter().map(|&v| v as f64).collect()))
+        })
+        .collect();
+    let points: Vec<(usize, f64, f64)> = groups
+        .iter()
+        .filter_map(|(x, s)| Some((0, *x, a::median(s)?)))
+        .collect();
+    let blocks: Vec<a::Group<'_>> = groups
+        .iter()
+        .map(|(x, s)| a::Group {
+            block: 0,
+            x: *x,
+            samples: s,
+        })
+        .collect();
+    let own = |e: crate::results::Estimate| Estimate {
+        estimate: e.estimate,
+        ci95: e.ci95,
+    };
+    (
+        a::target_slope(&points).map(|t| own(t.slope)),
+        a::bootstrap_slope(&blocks).map(|f| own(f.slope)),
+    )
 }
 
 #[cfg(test)]
@@ -290,8 +324,10 @@ mod tests {
         assert_eq!(t.targets[1].errors, 1);
         assert_eq!(t.targets[2].service_index, None);
         assert_eq!(t.targets[2].synack_ns, None);
+        // Two positions leave no residual between targets: no verdict's interval.
+        assert_eq!(t.ns_per_service, None);
         // (1503 - 1003) / 10 positions; direct is not a position.
-        assert_eq!(t.ns_per_service.unwrap().estimate, 50.0);
+        assert_eq!(t.ns_per_service_packets.unwrap().estimate, 50.0);
         assert_eq!(t.probe_overhead_pct, Some(4.0));
         assert_eq!(t.checks.unlabelled, 1);
         assert_eq!(t.checks.syn_samples, 21);
@@ -305,18 +341,20 @@ mod tests {
         let targets = [
             target("svc-0", Some(0), "10.96.0.1:80"),
             target("svc-1", Some(1), "10.96.0.2:80"),
+            target("svc-2", Some(2), "10.96.0.3:80"),
         ];
         let samples: Vec<Sample> = (0..10)
             .flat_map(|k| {
                 [
                     sample(Kind::Syn, "10.96.0.1:80", 1_000 + k),
                     sample(Kind::Syn, "10.96.0.2:80", 1_100 + k),
+                    sample(Kind::Syn, "10.96.0.3:80", 1_210 + k),
                 ]
             })
             .collect();
         let (t, _) = summarize(
             &targets,
-            &[Tally { ok: 10, errors: 0 }; 2],
+            &[Tally { ok: 10, errors: 0 }; 3],
             &samples,
             &Counters::default(),
             &Overhead {

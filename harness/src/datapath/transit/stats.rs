@@ -1,9 +1,9 @@
 //! Pure statistics of the transit pass: percentiles from an HDR histogram, the
-//! median's 95% interval from order statistics, the fitted cost per service position
-//! with a bootstrap interval, and the paired probe-overhead estimate.
+//! median's 95% interval from order statistics, and the paired probe-overhead
+//! estimate. The cost per service position is fitted by `analysis::stats` (the one
+//! slope and the one bootstrap in kpbench).
 //!
-//! Everything here is deterministic (the bootstrap draws from a seeded generator), so
-//! the tests check exact numbers.
+//! Everything here is deterministic, so the tests check exact numbers.
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -96,82 +96,6 @@ pub fn median_ci_ranks(n: usize) -> (usize, usize) {
     (j - 1, n - j)
 }
 
-/// The median of `v` (mean of the middle two when even); `v` is reordered.
-pub fn median_in_place(v: &mut [u64]) -> f64 {
-    assert!(!v.is_empty(), "median of no samples");
-    let n = v.len();
-    let mid = n / 2;
-    let (_, &mut upper, _) = v.select_nth_unstable(mid);
-    if n % 2 == 1 {
-        return upper as f64;
-    }
-    // The largest of the lower half is the other middle value.
-    let lower = *v[..mid].iter().max().expect("n >= 2");
-    (lower as f64 + upper as f64) / 2.0
-}
-
-/// Ordinary least-squares slope of `y` on `x`; `None` with fewer than two distinct x.
-pub fn ols_slope(points: &[(f64, f64)]) -> Option<f64> {
-    let n = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    if sxx == 0.0 {
-        return None;
-    }
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    Some(sxy / sxx)
-}
-
-/// One target of the fit: its service position and its exact samples.
-#[derive(Debug, Clone, Copy)]
-pub struct Group<'a> {
-    pub x: f64,
-    pub samples: &'a [u64],
-}
-
-/// The slope of the groups' medians against their positions, with a 95% percentile
-/// bootstrap interval: each of `resamples` rounds redraws every group's samples with
-/// replacement (within the group, so each target keeps its own count), refits the
-/// medians, and takes the slope. `None` with fewer than two non-empty groups at
-/// distinct positions.
-pub fn bootstrap_slope(groups: &[Group<'_>], resamples: usize, seed: u64) -> Option<Estimate> {
-    let groups: Vec<&Group<'_>> = groups.iter().filter(|g| !g.samples.is_empty()).collect();
-    let medians: Vec<(f64, f64)> = groups
-        .iter()
-        .map(|g| (g.x, median_in_place(&mut g.samples.to_vec())))
-        .collect();
-    let estimate = ols_slope(&medians)?;
-    let mut rng = SplitMix64::new(seed);
-    let mut buf = Vec::new();
-    let mut points = vec![(0.0, 0.0); groups.len()];
-    let mut slopes = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        for (p, g) in points.iter_mut().zip(&groups) {
-            buf.clear();
-            let n = g.samples.len();
-            buf.extend((0..n).map(|_| g.samples[rng.below(n)]));
-            *p = (g.x, median_in_place(&mut buf));
-        }
-        slopes.push(ols_slope(&points).expect("same positions as the estimate"));
-    }
-    let ci95 = percentile_interval(&mut slopes).unwrap_or([estimate, estimate]);
-    Some(Estimate { estimate, ci95 })
-}
-
-/// The 2.5th and 97.5th percentiles of `v` (nearest rank); `None` when empty.
-fn percentile_interval(v: &mut [f64]) -> Option<[f64; 2]> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-    Some([at(ALPHA / 2.0), at(1.0 - ALPHA / 2.0)])
-}
-
 /// The median of `v` with its order-statistic 95% interval; `None` when empty.
 pub fn median_estimate(v: &[f64]) -> Option<Estimate> {
     if v.is_empty() {
@@ -203,10 +127,6 @@ pub fn paired_overhead_pct(pairs: &[(f64, f64)]) -> Option<Estimate> {
         .collect();
     median_estimate(&pct)
 }
-
-/// The bootstrap's deterministic generator, shared with the report's statistics: a
-/// fixed seed gives the same interval on every machine.
-pub use crate::analysis::stats::SplitMix64;
 
 #[cfg(test)]
 mod tests;
