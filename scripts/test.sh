@@ -48,6 +48,18 @@ if ! cargo clippy --workspace --all-targets --all-features --locked -- -D warnin
 	lint_failed+=("cargo clippy")
 fi
 
+# The layout check (tools/structure): import cycles between modules, functions over 100
+# lines, top-level files docs/architecture.md does not list. Printed on every run; not yet
+# enforced while the cycles and long functions it lists remain (issue 23).
+echo "test.sh: cargo run -p structure --bin check-structure -- ." >&2
+if cargo run -q -p structure --locked --bin check-structure -- . >"${TMPDIR:-/tmp}/kpbench-structure.$$" 2>&1; then
+	structure="ok"
+else
+	structure="$(grep -c 'FAIL:' "${TMPDIR:-/tmp}/kpbench-structure.$$") problems, not yet enforced (issue 23)"
+fi
+cat "${TMPDIR:-/tmp}/kpbench-structure.$$" >&2
+rm -f "${TMPDIR:-/tmp}/kpbench-structure.$$"
+
 feature_args=()
 if [ ${#features[@]} -gt 0 ]; then
 	feature_args=(--features "$(IFS=,; echo "${features[*]}")")
@@ -81,7 +93,7 @@ fi
 
 echo
 echo "test.sh: tiers: pure ran; privileged $privileged; lab $lab; browser $browser"
-echo "test.sh: lint $lint; tests $tests"
+echo "test.sh: lint $lint; structure $structure; tests $tests"
 if [ "$test_status" -ne 0 ]; then
 	exit "$test_status"
 fi
