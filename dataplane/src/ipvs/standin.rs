@@ -582,6 +582,12 @@ impl StandIn for NodeStandIn {
         if base == "ipset" {
             return Some(st.ipset(args, stdin));
         }
+        // `ipvsadm -S -n`, for the conformance read-back.
+        if base == "ipvsadm" && args.iter().any(|a| a == "-S") {
+            let mut text = st.ipvsadm_save().join("\n");
+            text.push('\n');
+            return Some(ok(text));
+        }
         if !base.starts_with("iptables") {
             return None;
         }
