@@ -53,7 +53,8 @@ fn ipvs(io: &mut dyn Executor) -> Result<String, ApplyError> {
 /// sorted. Dropped: `Revision` (the kernel module's version of the set type, not
 /// state), `Size in memory` (an allocation detail), `References` (how many iptables
 /// rules use the set: the iptables-save part of the read-back shows those rules),
-/// the hash's random `initval` in the header, and the member order (the hash's).
+/// the hash's random `initval` and its kernel-chosen `bucketsize` in the header, the
+/// member order (the hash's) and the order of the sets (creation order).
 fn ipsets(text: &str) -> String {
     let mut out = String::new();
     let mut members: Vec<&str> = Vec::new();
@@ -83,7 +84,7 @@ fn ipsets(text: &str) -> String {
             let mut kept = Vec::new();
             let mut words = header.iter();
             while let Some(w) = words.next() {
-                if *w == "initval" {
+                if *w == "initval" || *w == "bucketsize" {
                     words.next();
                     continue;
                 }
@@ -97,7 +98,22 @@ fn ipsets(text: &str) -> String {
         }
     }
     flush(&mut out, &mut members);
-    out
+    sort_sets(&out)
+}
+
+/// The sets' blocks in name order.
+fn sort_sets(text: &str) -> String {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("set ") || blocks.is_empty() {
+            blocks.push(String::new());
+        }
+        let last = blocks.last_mut().expect("pushed above");
+        last.push_str(line);
+        last.push('\n');
+    }
+    blocks.sort();
+    blocks.concat()
 }
 
 /// Every entry of `maps`, decoded, sorted by key within each map: the kernel dumps a
@@ -133,7 +149,7 @@ mod tests {
         let kernel = "Name: KUBE-CLUSTER-IP\nType: hash:ip,port\nRevision: 6\nHeader: family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x1a2b3c4d\nSize in memory: 456\nReferences: 2\nNumber of entries: 2\nMembers:\n10.96.0.2,tcp:80\n10.96.0.1,tcp:80\n\nName: KUBE-LOOP-BACK\nType: hash:ip,port,ip\nRevision: 0\nHeader: family inet hashsize 1024 maxelem 65536\nSize in memory: 0\nReferences: 0\nNumber of entries: 0\nMembers:\n";
         assert_eq!(
             ipsets(kernel),
-            "set KUBE-CLUSTER-IP\n  type hash:ip,port\n  header family inet hashsize 1024 maxelem 65536 bucketsize 12\n  number of entries: 2\n  10.96.0.1,tcp:80\n  10.96.0.2,tcp:80\nset KUBE-LOOP-BACK\n  type hash:ip,port,ip\n  header family inet hashsize 1024 maxelem 65536\n  number of entries: 0\n"
+            "set KUBE-CLUSTER-IP\n  type hash:ip,port\n  header family inet hashsize 1024 maxelem 65536\n  number of entries: 2\n  10.96.0.1,tcp:80\n  10.96.0.2,tcp:80\nset KUBE-LOOP-BACK\n  type hash:ip,port,ip\n  header family inet hashsize 1024 maxelem 65536\n  number of entries: 0\n"
         );
     }
 }

@@ -39,7 +39,7 @@ impl Opt {
 /// Whether an option takes the next argument as its value.
 fn takes_value(name: &str, next: Option<&String>) -> bool {
     const FLAGS: [&str; 4] = ["--random-fully", "--random", "--persistent", "--rcheck"];
-    !FLAGS.contains(&name) && next.is_some_and(|n| n != "!" && !n.starts_with("--"))
+    !FLAGS.contains(&name) && next.is_some_and(|n| n != "!" && !n.starts_with('-'))
 }
 
 /// `rule` (arguments after the chain name, unquoted) as the kernel prints it back.
@@ -143,7 +143,15 @@ fn render(
             match_option(&name, o).push(&mut out);
         }
     }
-    if let Some((how, name, opts)) = target {
+    if let Some((how, name, mut opts)) = target {
+        // REJECT's default reply, which the kernel keeps and prints.
+        if name == "REJECT" && opts.is_empty() {
+            opts.push(Opt {
+                neg: false,
+                name: "--reject-with".into(),
+                value: Some("icmp-port-unreachable".into()),
+            });
+        }
         out.extend([how, name.clone()]);
         for o in opts {
             for t in target_option(&name, o) {
@@ -163,6 +171,10 @@ fn match_option(name: &str, mut o: Opt) -> Opt {
             o.value = Some(format!("{:.11}", fixed / 2_147_483_648.0));
         }
     }
+    // The mark match keeps value and mask as numbers and prints them without padding.
+    if name == "mark" && o.name == "--mark" {
+        o.value = o.value.as_deref().map(hex_pair);
+    }
     match o.name.as_str() {
         "--destination-port" => o.name = "--dport".into(),
         "--source-port" => o.name = "--sport".into(),
@@ -171,13 +183,26 @@ fn match_option(name: &str, mut o: Opt) -> Opt {
     o
 }
 
+/// `0x00004000/0x00004000` as the kernel prints it, `0x4000/0x4000`; other text as is.
+fn hex_pair(v: &str) -> String {
+    v.split('/')
+        .map(
+            |h| match h.strip_prefix("0x").map(|d| u32::from_str_radix(d, 16)) {
+                Some(Ok(n)) => format!("{n:#x}"),
+                _ => h.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A target option in the kernel's encoding: MARK keeps a value and a mask, so
 /// `--or-mark M` comes back as `--set-xmark M/M` and `--xor-mark M` as `--set-xmark M/0x0`.
 fn target_option(name: &str, o: Opt) -> Vec<Opt> {
     if name != "MARK" {
         return vec![o];
     }
-    let mark = o.value.clone().unwrap_or_default();
+    let mark = hex_pair(o.value.as_deref().unwrap_or_default());
     let xmark = match o.name.as_str() {
         "--or-mark" => format!("{mark}/{mark}"),
         "--xor-mark" => format!("{mark}/0x0"),
@@ -216,8 +241,16 @@ mod tests {
             "-j MARK --set-xmark 0x4000/0x4000"
         );
         assert_eq!(
-            c("-j MARK --xor-mark 0x4000"),
+            c("-j MARK --xor-mark 0x00004000"),
             "-j MARK --set-xmark 0x4000/0x0"
+        );
+        assert_eq!(
+            c("-m set --match-set KUBE-IPVS-IPS dst -j REJECT"),
+            "-m set --match-set KUBE-IPVS-IPS dst -j REJECT --reject-with icmp-port-unreachable"
+        );
+        assert_eq!(
+            c("-m mark ! --mark 0x00004000/0x00004000 -j REJECT"),
+            "-m mark ! --mark 0x4000/0x4000 -j REJECT --reject-with icmp-port-unreachable"
         );
         assert_eq!(
             c("-p tcp --dport 80 -j DNAT --to-destination 10.128.0.1:8080"),

@@ -106,7 +106,7 @@ fn quote(arg: &str) -> String {
 /// A rule's arguments as `iptables-save` and `-S` print them: quoted where they have
 /// spaces, and a comment always quoted (the comment match prints its text with
 /// `xtables_save_string`, which quotes every string).
-fn printed(rule: &[String]) -> String {
+pub(crate) fn printed(rule: &[String]) -> String {
     let mut out: Vec<String> = Vec::with_capacity(rule.len());
     for (i, a) in rule.iter().enumerate() {
         if i > 0 && rule[i - 1] == "--comment" {
