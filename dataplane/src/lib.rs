@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod bpf;
+pub mod conformance;
 pub mod deadline;
 pub mod ebpf;
 pub mod exec;

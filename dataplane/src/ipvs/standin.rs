@@ -107,18 +107,11 @@ fn split_line(line: &str) -> Vec<String> {
     out
 }
 
-/// Rule arguments as one string, quoted where they hold spaces (iptables-save's form).
+/// Rule arguments as one string in iptables-save's form: the kernel's canonical
+/// order and encodings, quoted where they hold spaces, comments always quoted (the
+/// conformance test found the kernel printing them so).
 fn rule_text(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if a.contains(' ') {
-                format!("\"{a}\"")
-            } else {
-                a.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    crate::xtables::standin::printed(&crate::xtables::canonical::canonical(args))
 }
 
 impl NodeState {
@@ -581,6 +574,12 @@ impl StandIn for NodeStandIn {
         let base = program.rsplit('/').next().unwrap_or(program);
         if base == "ipset" {
             return Some(st.ipset(args, stdin));
+        }
+        // `ipvsadm -S -n`, for the conformance read-back.
+        if base == "ipvsadm" && args.iter().any(|a| a == "-S") {
+            let mut text = st.ipvsadm_save().join("\n");
+            text.push('\n');
+            return Some(ok(text));
         }
         if !base.starts_with("iptables") {
             return None;

@@ -106,6 +106,7 @@ mod setup;
 pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MARK};
 
 mod controller;
+mod printed;
 mod standin;
 pub use controller::{
     listed_names, listed_names_of, FloorController, KubeProxyController, FULL_SYNC_PERIOD,

@@ -387,6 +387,49 @@ impl State {
     }
 }
 
+/// `nft list table ip kube-proxy` (text) of the model: its state in the form the kernel
+/// lists it (rules through [`printed::rule`]), for the conformance tests. Set types,
+/// flags and comments are not modelled, so they are not listed.
+impl State {
+    fn list_text(&self) -> Output {
+        let Some(t) = &self.table else {
+            return failed(
+                1,
+                "Error: No such file or directory\nlist table ip kube-proxy\n",
+            );
+        };
+        let mut out = format!("table {FAMILY} {TABLE} {{\n");
+        for (name, s) in &t.sets {
+            out.push_str(&format!(
+                "\t{} {name} {{\n",
+                if s.map { "map" } else { "set" }
+            ));
+            if !s.elems.is_empty() {
+                let elems: Vec<&str> = s.elems.values().map(String::as_str).collect();
+                out.push_str(&format!(
+                    "\t\telements = {{ {} }}\n",
+                    elems.join(",\n\t\t\t     ")
+                ));
+            }
+            out.push_str("\t}\n");
+        }
+        for (name, c) in &t.chains {
+            out.push_str(&format!("\tchain {name} {{\n"));
+            if let Some((kind, hook, prio)) = &c.base {
+                out.push_str(&format!(
+                    "\t\ttype {kind} hook {hook} priority {prio}; policy accept;\n"
+                ));
+            }
+            for r in &c.rules {
+                out.push_str(&format!("\t\t{}\n", super::printed::rule(r)));
+            }
+            out.push_str("\t}\n");
+        }
+        out.push_str("}\n");
+        ok(out)
+    }
+}
+
 impl NftStandIn {
     /// An empty kernel: no kube-proxy table.
     pub fn new() -> Self {
@@ -464,6 +507,7 @@ impl StandIn for NftStandIn {
         let mut state = self.state();
         Some(match args.as_slice() {
             ["-f", "-"] => state.transaction(&String::from_utf8_lossy(stdin.unwrap_or_default())),
+            ["list", "table", FAMILY, TABLE] => state.list_text(),
             a if a.first() == Some(&"--json") => state.list(a),
             a => failed(1, format!("nft stand-in: unsupported invocation {a:?}")),
         })

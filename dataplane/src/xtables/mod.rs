@@ -9,6 +9,7 @@ use crate::netns::Netns;
 use crate::prereq::{KernelFeature, ToolNeed};
 use crate::sync::{Category, Executor, ToolCall};
 
+pub(crate) mod canonical;
 pub mod standin;
 
 /// The wait flags kube-proxy puts before every `iptables` operation for iptables 1.6.1

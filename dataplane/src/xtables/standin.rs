@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::canonical::canonical;
 use super::Xtables;
 use crate::exec::Output;
 use crate::sync::record::{failed, ok, StandIn};
@@ -102,6 +103,24 @@ fn quote(arg: &str) -> String {
     }
 }
 
+/// A rule's arguments as `iptables-save` and `-S` print them: quoted where they have
+/// spaces, and a comment always quoted (the comment match prints its text with
+/// `xtables_save_string`, which quotes every string).
+pub(crate) fn printed(rule: &[String]) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(rule.len());
+    for (i, a) in rule.iter().enumerate() {
+        if i > 0 && rule[i - 1] == "--comment" {
+            out.push(format!(
+                "\"{}\"",
+                a.replace('\\', "\\\\").replace('"', "\\\"")
+            ));
+        } else {
+            out.push(quote(a));
+        }
+    }
+    out.join(" ")
+}
+
 /// An `iptables` command line, parsed.
 struct Command<'a> {
     table: &'a str,
@@ -154,7 +173,8 @@ fn parse_command(args: &[String]) -> Option<Command<'_>> {
         op,
         chain,
         position,
-        rule: args[i.min(args.len())..].to_vec(),
+        // Kept, and matched by -C and -D, in the form the kernel prints back.
+        rule: canonical(&args[i.min(args.len())..]),
     })
 }
 
@@ -200,8 +220,7 @@ impl XtablesStandIn {
             }
             for c in &order {
                 for rule in &t.chains[c] {
-                    let args: Vec<String> = rule.iter().map(|a| quote(a)).collect();
-                    out.push_str(&format!("-A {c} {}\n", args.join(" ")));
+                    out.push_str(&format!("-A {c} {}\n", printed(rule)));
                 }
             }
             out.push_str("COMMIT\n");
@@ -284,8 +303,7 @@ impl XtablesStandIn {
                         format!("-N {}\n", cmd.chain)
                     };
                     for r in rules {
-                        let args: Vec<String> = r.iter().map(|a| quote(a)).collect();
-                        out.push_str(&format!("-A {} {}\n", cmd.chain, args.join(" ")));
+                        out.push_str(&format!("-A {} {}\n", cmd.chain, printed(r)));
                     }
                     ok(out)
                 }
@@ -363,6 +381,7 @@ impl XtablesStandIn {
                     if position.is_some() {
                         rest.remove(0);
                     }
+                    let rest = canonical(&rest);
                     if let Some(target) = rest
                         .windows(2)
                         .find(|w| w[0] == "-j" || w[0] == "-g")
@@ -391,6 +410,7 @@ impl XtablesStandIn {
                     let Some(rules) = t.chains.get_mut(&chain) else {
                         return fail(n, &format!("chain {chain} does not exist"));
                     };
+                    let rest = canonical(&rest);
                     match rules.iter().position(|r| *r == rest) {
                         Some(i) => {
                             rules.remove(i);

@@ -7,6 +7,7 @@
 
 pub mod clean;
 pub mod compare;
+pub mod conformance;
 pub mod duration;
 pub mod failure;
 pub mod lab;
@@ -62,6 +63,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Compare two runs case by case; exits 3 when NEW regressed beyond the threshold and the noise.
     Compare(compare::CompareArgs),
+    /// Hidden: the stand-in conformance sequence in a fresh namespace (the IPVS lab test's).
+    #[command(hide = true)]
+    Conformance(conformance::ConformanceArgs),
 }
 
 impl Command {
@@ -81,6 +85,7 @@ impl Command {
                 .map_err(Failure::from),
             Command::Report(a) => report::main(a),
             Command::Compare(a) => compare::main(a),
+            Command::Conformance(a) => conformance::main(a),
         }
     }
 }
