@@ -5,8 +5,9 @@
 
 use crate::backend::ApplyError;
 use crate::ebpf::layout::{describe_key, describe_value, LbMap};
+use crate::ebpf::{BpfMaps, BpfReply, BpfRequest};
 use crate::mode::Mode;
-use crate::sync::{BpfReply, BpfRequest, Category, Executor, ToolCall};
+use crate::sync::{Category, Executor, ToolCall};
 use crate::xtables::Xtables;
 
 mod nft;
