@@ -87,7 +87,8 @@ fn an_nft_transaction_that_fails_mid_sync_fails_its_case_and_the_run_goes_on() {
 /// A full BPF map: Cilium's `cilium_lb4_backends_v3` holds 65,536 entries, and 33
 /// services of 2,000 endpoints need 66,000. The kernel answers the update past the
 /// last slot with E2BIG, for real (no fake): one entry a call (kube-proxy profile, as
-/// Cilium's agent) or a batch (floor). The case of 4 services between them finishes.
+/// Cilium's agent) or a batch (floor), in both eBPF modes. The cases of 4 services
+/// between them finish.
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),
@@ -97,19 +98,18 @@ fn a_full_bpf_map_fails_its_case_with_e2big_and_the_run_goes_on() {
     tier::require_root();
     let dir = tempfile::tempdir().unwrap();
     let extra = "profiles = [\"kube-proxy\", \"floor\"]\nendpoints_per_service = 2000";
-    let scenario = scenario_of(dir.path(), "ebpf", "[4, 33]", extra);
+    let scenario = scenario_of(dir.path(), "ebpf, ebpf-tc", "[4, 33]", extra);
     let mut run = Run::scenario("bpf", dir.path(), &scenario, None);
-    let (code, text, took) = run.wait(Duration::from_secs(120));
+    let (code, text, took) = run.wait(Duration::from_secs(180));
     assert_eq!(code, Some(0), "{text}");
     let results = run.results();
     let c = cases(&results);
     let services: Vec<(&str, u64)> = c.iter().map(|c| (c.0.as_str(), c.1)).collect();
-    assert_eq!(
-        services,
-        [("ok", 4), ("failed", 33), ("ok", 4), ("failed", 33)],
-        "{c:?}"
-    );
-    for (case, step) in [(&c[1], "MAP_UPDATE_ELEM"), (&c[3], "MAP_UPDATE_BATCH")] {
+    let per_mode = [("ok", 4), ("failed", 33), ("ok", 4), ("failed", 33)];
+    assert_eq!(services, [per_mode, per_mode].concat(), "{c:?}");
+    let steps = ["MAP_UPDATE_ELEM", "MAP_UPDATE_BATCH"];
+    for (i, step) in [1, 3, 5, 7].into_iter().zip(steps.iter().cycle()) {
+        let case = &c[i];
         let want = format!("full sync: bpf {step} on cilium_lb4_backends_v3 in kpb-");
         assert!(case.2.starts_with(&want), "{want}... wanted: {}", case.2);
         assert!(
@@ -120,7 +120,7 @@ fn a_full_bpf_map_fails_its_case_with_e2big_and_the_run_goes_on() {
         );
     }
     // The finished cases keep their numbers.
-    for i in [0, 2] {
+    for i in [0, 2, 4, 6] {
         let case = &results["cases"][i];
         assert_eq!(
             case["rules"]["kernel_objects"],
