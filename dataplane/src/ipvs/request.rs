@@ -91,7 +91,8 @@ impl NlRequest<'_> {
 
 impl NlRequest<'_> {
     /// The error of the kernel refusing it in `ns` with `source`, naming its step and
-    /// what it asked.
+    /// what it asked. Not every errno is a refusal: the client answers a GET_SERVICE
+    /// refused with ENOENT or ESRCH as "no such service".
     pub fn refused(&self, ns: &Netns, source: std::io::Error) -> ApplyError {
         let (step, asked) = (self.step(), self.describe());
         // Reads describe themselves by their step ("IPVS GET_SERVICE 10.96.0.1:80").
