@@ -7,6 +7,7 @@ pub mod bpf;
 pub mod conformance;
 pub mod deadline;
 pub mod ebpf;
+pub mod errno;
 pub mod exec;
 pub mod iptables;
 pub mod ipvs;
