@@ -32,9 +32,9 @@ use dataplane::{
 };
 use harness::datapath::measure::MeasureError;
 use harness::results::{Datapath, Environment};
-use harness::run::lab::LabRunError;
+use harness::run::lab::{LabCases, LabRunError};
 use harness::run::seams::{
-    Backends, CaseSandbox, Host, LabCases, Namespaces, RealBackends, RealHost, Sandbox,
+    Backends, CaseSandbox, Host, Namespaces, RealBackends, RealHost, Sandbox,
 };
 use harness::run::{RunPlan, Runner};
 use harness::sandbox::TopologyError;
