@@ -199,6 +199,7 @@ fn a_scenario_runs_and_its_results_come_back() {
     let command = GuestCommand::Run(GuestRun {
         scenario: Some(scenario.clone()),
         flags: vec!["--run-id".into(), "labtest".into()],
+        machine: harness::run::environment::machine(),
     });
     let start = Instant::now();
     let mut events = Vec::new();

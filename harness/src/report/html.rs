@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::analysis::capacity::Plan;
 use crate::analysis::cases::{self, Row};
-use crate::analysis::{lookup, stats};
+use crate::analysis::{fingerprint, lookup, stats};
 use crate::report::charts::{Chart, Section};
 use crate::report::{findings, plan_section, sync_sections};
 use crate::results::{Estimate, Results, Status};
@@ -123,7 +123,7 @@ fn runs(h: &mut String, results: &[Results]) {
             escape(&r.run.started_at),
             escape(&r.run.finished_at),
             escape(&r.run.tool_version),
-            escape(r.run.git_rev.as_deref().unwrap_or("-")),
+            escape(&git_label(&r.run)),
             r.cases.len()
         );
     }
@@ -140,18 +140,35 @@ fn runs(h: &mut String, results: &[Results]) {
     }
 }
 
+/// The commit a run was built from: "0123abcd4567", "0123abcd4567-dirty", or "unknown"
+/// when the build had no git.
+fn git_label(run: &crate::results::RunInfo) -> String {
+    match (&run.git_rev, run.git_dirty) {
+        (None, _) => "unknown".into(),
+        (Some(rev), dirty) => {
+            let short: String = rev.chars().take(12).collect();
+            match dirty {
+                Some(true) => format!("{short}-dirty"),
+                Some(false) => short,
+                None => format!("{short} (dirty unknown)"),
+            }
+        }
+    }
+}
+
 fn environments(h: &mut String, results: &[Results]) {
-    h.push_str("<h2 id=\"environment\">Environment</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">id</th><th class=\"l\">kind</th><th class=\"l\">kernel</th><th class=\"l\">kernel source</th><th>cpus</th><th class=\"l\">cpu model</th><th>memory GiB</th><th class=\"l\">tools</th></tr>\n");
+    h.push_str("<h2 id=\"environment\">Environment</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">id</th><th class=\"l\">kind</th><th class=\"l\">kernel</th><th class=\"l\">kernel source</th><th>cpus</th><th class=\"l\">cpu model</th><th>memory GiB</th><th class=\"l\">machine</th><th class=\"l\">microcode</th><th class=\"l\">cpufreq</th><th class=\"l\">command-line mitigations</th><th class=\"l\">vulnerabilities</th><th class=\"l\">tools</th></tr>\n");
     for r in results {
         for e in &r.environments {
-            let tools: String = e
-                .tools
-                .iter()
-                .map(|(k, v)| format!("<li>{}: {}</li>", escape(k), escape(v)))
-                .collect();
+            let list = |m: &std::collections::BTreeMap<String, String>| -> String {
+                m.iter()
+                    .map(|(k, v)| format!("<li>{}: {}</li>", escape(k), escape(v)))
+                    .collect()
+            };
+            let s = fingerprint::Shown::of(e);
             let _ = writeln!(
                 h,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\"><ul class=\"tools\">{tools}</ul></td></tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\"><ul class=\"tools\">{}</ul></td><td class=\"l\"><ul class=\"tools\">{}</ul></td></tr>",
                 escape(&r.run.id),
                 escape(&e.id),
                 escape(&e.kind),
@@ -160,10 +177,16 @@ fn environments(h: &mut String, results: &[Results]) {
                 e.cpus,
                 escape(e.cpu_model.as_deref().unwrap_or("-")),
                 cell(e.memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64), 1),
+                escape(&s.machine),
+                escape(&s.microcode),
+                escape(&s.cpufreq),
+                escape(&s.cmdline),
+                e.cpu.as_ref().map(|c| list(&c.vulnerabilities)).unwrap_or_default(),
+                list(&e.tools),
             );
         }
     }
-    h.push_str("</table></div>\n");
+    h.push_str("</table></div>\n<p class=\"sub\">An interval holds within one run on one machine; machines of one kind differ in per-rule cost by more than it. <code>kpbench compare</code> judges runs of two machines only with <code>--across-machines</code>.</p>\n");
 }
 
 fn summary(h: &mut String, rows: &[Row<'_>]) {
@@ -257,4 +280,24 @@ fn not_ok(h: &mut String, rows: &[Row<'_>]) {
         );
     }
     h.push_str("</table></div>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cases::fixtures::results;
+
+    #[test]
+    fn the_git_column_says_dirty_and_unknown() {
+        let mut run = results("6.18.0", vec![]).run;
+        run.git_rev = Some("eb31502aebe02ac8e9253e43f3e4394b27be45d3".into());
+        run.git_dirty = Some(false);
+        assert_eq!(git_label(&run), "eb31502aebe0");
+        run.git_dirty = Some(true);
+        assert_eq!(git_label(&run), "eb31502aebe0-dirty");
+        run.git_dirty = None;
+        assert_eq!(git_label(&run), "eb31502aebe0 (dirty unknown)");
+        run.git_rev = None;
+        assert_eq!(git_label(&run), "unknown");
+    }
 }
