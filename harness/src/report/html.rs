@@ -186,7 +186,35 @@ fn environments(h: &mut String, results: &[Results]) {
             );
         }
     }
-    h.push_str("</table></div>\n<p class=\"sub\">An interval holds within one run on one machine; machines of one kind differ in per-rule cost by more than it. <code>kpbench compare</code> judges runs of two machines only with <code>--across-machines</code>.</p>\n");
+    h.push_str("</table></div>\n");
+    for warning in other_machines(results) {
+        let _ = writeln!(h, "<p class=\"warn\">{}</p>", escape(&warning));
+    }
+    h.push_str("<p class=\"sub\">An interval holds within one run on one machine; machines of one kind differ in per-rule cost by more than it. <code>kpbench compare</code> judges runs of two machines only with <code>--across-machines</code>.</p>\n");
+}
+
+/// Where merged runs ran on different machines: every figure that sets one run beside
+/// another (kernels side by side) then includes the machines' difference.
+fn other_machines(results: &[Results]) -> Vec<String> {
+    let envs: Vec<(&str, &crate::results::Environment)> = results
+        .iter()
+        .flat_map(|r| r.environments.iter().map(move |e| (r.run.id.as_str(), e)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (ra, a)) in envs.iter().enumerate() {
+        for (rb, b) in &envs[i + 1..] {
+            if ra == rb {
+                continue;
+            }
+            if let fingerprint::SameMachine::No(why) = fingerprint::same_machine(a, b) {
+                out.push(format!(
+                    "Runs {ra} ({}) and {rb} ({}) ran on different machines ({why}): a figure that sets them side by side includes the machines' difference, which their intervals do not hold.",
+                    a.id, b.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn summary(h: &mut String, rows: &[Row<'_>]) {
@@ -299,5 +327,27 @@ mod tests {
         assert_eq!(git_label(&run), "eb31502aebe0 (dirty unknown)");
         run.git_rev = None;
         assert_eq!(git_label(&run), "unknown");
+    }
+
+    #[test]
+    fn merged_runs_of_two_machines_are_flagged_beside_the_environments() {
+        let on = |id: &str, machine: &str| {
+            let mut r = results("6.18.0", vec![]);
+            r.run.id = id.into();
+            r.environments[0] = crate::analysis::fingerprint::tests::on_machine(machine);
+            r
+        };
+        let mut h = String::new();
+        environments(&mut h, &[on("a", "aaaa"), on("b", "aaaa")]);
+        assert!(!h.contains("different machines"), "{h}");
+        assert!(h.contains("<td class=\"l\">0xb4</td>"), "{h}");
+        let mut h = String::new();
+        environments(&mut h, &[on("a", "aaaa"), on("b", "bbbb")]);
+        assert!(
+            h.contains(
+                "Runs a (host) and b (host) ran on different machines (machine aaaa / bbbb)"
+            ),
+            "{h}"
+        );
     }
 }
