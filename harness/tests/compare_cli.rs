@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn kpbench(args: &[&Path]) -> Output {
+fn kpbench<P: AsRef<std::ffi::OsStr>>(args: &[P]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kpbench"))
         .args(args)
         .output()
@@ -17,9 +17,8 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A copy of the host fixture with every incremental sample of iptables made 3x slower.
-fn slower_copy(dir: &Path) -> PathBuf {
-    let mut r = harness::results::Results::read(&fixture("host")).unwrap();
+/// Every incremental sample of iptables made 3x slower.
+fn slower(r: &mut harness::results::Results) {
     for c in r.cases.iter_mut().filter(|c| c.mode == "iptables") {
         let s = c.sync.as_mut().unwrap();
         for d in [
@@ -34,9 +33,11 @@ fn slower_copy(dir: &Path) -> PathBuf {
             d.p50_ms *= 3.0;
         }
     }
-    let out = dir.join("slower");
-    r.write(&out).unwrap();
-    out
+}
+
+/// A copy of the host fixture with every incremental sample of iptables made 3x slower.
+fn slower_copy(dir: &Path) -> PathBuf {
+    changed_copy(dir, "slower", slower)
 }
 
 #[test]
@@ -64,15 +65,105 @@ fn compare_exit_codes() {
     assert!(String::from_utf8_lossy(&not_results.stderr).contains("not a kpbench results file"));
 }
 
-/// A copy of the host fixture as if it ran on another kernel.
-fn other_kernel_copy(dir: &Path, kernel: &str) -> PathBuf {
+/// A copy of the host fixture with `f` applied, written to `dir/name`.
+fn changed_copy(dir: &Path, name: &str, f: impl FnOnce(&mut harness::results::Results)) -> PathBuf {
     let mut r = harness::results::Results::read(&fixture("host")).unwrap();
-    for e in &mut r.environments {
-        e.kernel_release = kernel.into();
-    }
-    let out = dir.join(kernel);
+    f(&mut r);
+    let out = dir.join(name);
     r.write(&out).unwrap();
     out
+}
+
+/// Every repeated timing's samples redrawn: each sample i moved by +-`by` of itself,
+/// alternately, so the runs differ by noise only.
+fn jitter(r: &mut harness::results::Results, by: f64) {
+    for c in &mut r.cases {
+        let Some(s) = c.sync.as_mut() else { continue };
+        for d in [
+            Some(&mut s.full),
+            s.add_service.as_mut(),
+            s.remove_service.as_mut(),
+            s.update_endpoints.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (i, v) in d.samples_ms.iter_mut().enumerate() {
+                *v *= if i % 2 == 0 { 1.0 + by } else { 1.0 - by };
+            }
+        }
+    }
+}
+
+#[test]
+fn a_difference_inside_both_runs_noise_is_no_regression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let noisy = changed_copy(tmp.path(), "noisy", |r| jitter(r, 0.15));
+    let out = kpbench(&[Path::new("compare"), &fixture("host"), &noisy]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 regression(s) by the three-way rule"),
+        "{text}"
+    );
+    assert!(!text.contains("REGRESSION"), "{text}");
+    // Each figure says its verdict and margin.
+    assert!(
+        text.contains("(inconclusive)") || text.contains("(flat)"),
+        "{text}"
+    );
+    assert!(text.contains("±10.0%"), "{text}");
+}
+
+#[test]
+fn runs_of_two_machines_need_across_machines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let on = |name: &str, machine: &'static str| {
+        changed_copy(tmp.path(), name, move |r| {
+            for e in &mut r.environments {
+                e.machine = Some(machine.into());
+            }
+        })
+    };
+    let (a, b) = (on("a", "aaaaaaaaaaaaaaaa"), on("b", "bbbbbbbbbbbbbbbb"));
+    let refused = kpbench(&[Path::new("compare"), &a, &b]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--across-machines") && err.contains("aaaaaaaaaaaaaaaa / bbbbbbbbbbbbbbbb"),
+        "{err}"
+    );
+    let slow = changed_copy(tmp.path(), "b-slow", |r| {
+        for e in &mut r.environments {
+            e.machine = Some("bbbbbbbbbbbbbbbb".into());
+        }
+        slower(r);
+    });
+    let across = kpbench(&[
+        Path::new("compare"),
+        &a,
+        &slow,
+        Path::new("--across-machines"),
+    ]);
+    assert_eq!(across.status.code(), Some(3), "{across:?}");
+    let text = String::from_utf8_lossy(&across.stdout);
+    assert!(text.contains("machine differences are included"), "{text}");
+    assert!(
+        text.contains("differs: machine: aaaaaaaaaaaaaaaa / bbbbbbbbbbbbbbbb"),
+        "{text}"
+    );
+    // The same machine: no refusal, no flag needed.
+    let same = kpbench(&[Path::new("compare"), &a, &on("a2", "aaaaaaaaaaaaaaaa")]);
+    assert_eq!(same.status.code(), Some(0), "{same:?}");
+}
+
+/// A copy of the host fixture as if it ran on another kernel.
+fn other_kernel_copy(dir: &Path, kernel: &str) -> PathBuf {
+    changed_copy(dir, kernel, |r| {
+        for e in &mut r.environments {
+            e.kernel_release = kernel.into();
+        }
+    })
 }
 
 #[test]

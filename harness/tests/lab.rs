@@ -199,6 +199,7 @@ fn a_scenario_runs_and_its_results_come_back() {
     let command = GuestCommand::Run(GuestRun {
         scenario: Some(scenario.clone()),
         flags: vec!["--run-id".into(), "labtest".into()],
+        machine: harness::run::environment::machine(),
     });
     let start = Instant::now();
     let mut events = Vec::new();
@@ -228,6 +229,15 @@ fn a_scenario_runs_and_its_results_come_back() {
         .as_str()
         .unwrap()
         .starts_with("debian:linux-image-6.1."));
+    // The guest records the machine it ran on (the host's) and its own CPU state.
+    assert_eq!(
+        env["machine"].as_str(),
+        harness::run::environment::machine().as_deref(),
+        "{env}"
+    );
+    assert!(env["cpu"]["vulnerabilities"].is_object(), "{env}");
+    assert!(env["cpu"]["cmdline_mitigations"].is_array(), "{env}");
+    eprintln!("  guest cpu: {}", env["cpu"]);
     let case = &json["cases"][0];
     assert_eq!(case["mode"], "ipvs", "{case}");
     assert_eq!(case["status"], "ok", "{case}");

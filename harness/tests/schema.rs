@@ -48,6 +48,22 @@ fn written_results_validate_against_the_repo_schema() {
 }
 
 #[test]
+fn this_machines_environment_and_commit_validate() {
+    // What `kpbench run` records here now: the machine, the CPU state and the commit.
+    let schema = compiled();
+    let mut doc = fixture("host");
+    let env = harness::run::environment::probe(&[]);
+    assert!(env.cpu.is_some());
+    doc["environments"][0] = serde_json::to_value(&env).unwrap();
+    doc["run"]["git_rev"] = serde_json::json!(option_env!("KPBENCH_GIT_REV"));
+    doc["run"]["git_dirty"] = serde_json::json!(true);
+    let errs = errors(&schema, &doc);
+    assert!(errs.is_empty(), "{errs:#?}");
+    doc["environments"][0]["cpu"]["vulnerabilities"]["meltdown"] = serde_json::json!(1);
+    assert!(!errors(&schema, &doc).is_empty());
+}
+
+#[test]
 fn written_results_parse_into_the_results_types() {
     for name in ["host", "lab"] {
         let p = repo().join(format!("harness/tests/fixtures/report/{name}"));

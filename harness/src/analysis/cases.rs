@@ -435,6 +435,7 @@ pub(crate) mod fixtures {
                 finished_at: "2026-01-01T00:10:00Z".into(),
                 tool_version: "0.1.0".into(),
                 git_rev: Some("abc123".into()),
+                git_dirty: Some(false),
                 scenario: ScenarioInfo {
                     name: "fixture".into(),
                     file: None,
@@ -450,6 +451,8 @@ pub(crate) mod fixtures {
                 cpus: 2,
                 cpu_model: Some("Test CPU".into()),
                 memory_bytes: Some(1 << 30),
+                machine: None,
+                cpu: None,
                 tools: BTreeMap::new(),
             }],
             cases,

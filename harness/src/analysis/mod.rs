@@ -1,5 +1,6 @@
 //! What the results mean: case rows keyed for comparison (`cases`), the capacity plan
-//! (`capacity`), run-against-run comparison (`compare`), where a sync's time goes
+//! (`capacity`), run-against-run comparison (`compare`) and which machine a run was
+//! (`fingerprint`), where a sync's time goes
 //! (`breakdown`) and what kube-proxy's loop adds over the floor (`overhead`). Pure
 //! functions over [`crate::results::Results`]; the report and the CLI present them.
 
@@ -10,6 +11,7 @@ pub mod cases;
 pub mod claims;
 pub mod compare;
 pub mod figures;
+pub mod fingerprint;
 pub mod lookup;
 pub mod overhead;
 pub mod stats;

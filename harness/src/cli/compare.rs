@@ -1,4 +1,5 @@
-//! `kpbench compare BASE NEW`: prints the case-by-case comparison; exit 3 on a regression.
+//! `kpbench compare BASE NEW`: prints the case-by-case comparison; exit 3 on a regression,
+//! exit 2 when the runs are from different machines and `--across-machines` is not given.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,8 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// The run to check against it.
     pub new: PathBuf,
-    /// How much worse a median may get before it counts, e.g. 10% (noise is judged too).
+    /// The margin: how much worse a figure must get to count, e.g. 10%; its interval
+    /// over both runs' noise must lie above zero too (the three-way rule).
     #[arg(long, default_value = "10%", value_parser = parse_threshold)]
     pub threshold: f64,
     /// Match cases on mode, profile, services and endpoints only, across environments
@@ -22,6 +24,12 @@ pub struct CompareArgs {
     /// environment, and otherwise matches environments too.
     #[arg(long)]
     pub across_environments: bool,
+    /// Give verdicts on runs from different machines (by machine id, CPU model and
+    /// count). Refused without it (exit 2): an interval holds within one run on one
+    /// machine, and machines of one kind differ by more. With it, machine differences
+    /// are included in every figure.
+    #[arg(long)]
+    pub across_machines: bool,
 }
 
 /// A `--threshold`: "10%", "10" or "7.5%" -> 0.10, 0.10, 0.075.
@@ -34,7 +42,7 @@ pub fn parse_threshold(s: &str) -> Result<f64, String> {
     }
 }
 
-/// `kpbench compare BASE NEW [--threshold 10%]`.
+/// `kpbench compare BASE NEW [--threshold 10%] [--across-environments] [--across-machines]`.
 pub fn main(a: CompareArgs) -> Result<i32, Failure> {
     let read = |p: &PathBuf| Results::read(p).map_err(Failure::usage);
     let (base, new) = (read(&a.base)?, read(&a.new)?);
@@ -44,6 +52,15 @@ pub fn main(a: CompareArgs) -> Result<i32, Failure> {
         compare::MatchBy::auto(&base, &new)
     };
     let c = compare::compare(&base, &new, a.threshold, by);
+    if !c.machines.differ.is_empty() && !a.across_machines {
+        return Err(Failure::usage(format!(
+            "{} and {} ran on different machines ({}); an interval holds within one run on one machine, and machines of one kind differ by more, so no regression verdict is given across machines: add --across-machines to compare anyway, machine differences included\n{}",
+            a.base.display(),
+            a.new.display(),
+            c.machines.differ.join("; "),
+            c.machines.shown.join("\n"),
+        )));
+    }
     print!("{}", compare::table(&c));
     if c.lines.is_empty() {
         return Err(Failure::usage(format!(

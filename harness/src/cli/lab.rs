@@ -182,6 +182,7 @@ fn guest_run(run: &RunArgs) -> (GuestRun, Option<PathBuf>) {
     let guest = GuestRun {
         scenario: scenario.clone(),
         flags,
+        machine: crate::run::environment::machine(),
     };
     (guest, out.clone())
 }
@@ -311,7 +312,14 @@ mod tests {
         assert_eq!(guest.flags, ["--modes=ipvs"]);
         let (cmd, out) = run_command(&RunArgs::default()).unwrap();
         assert_eq!(out, Some(None));
-        assert_eq!(cmd, GuestCommand::Run(GuestRun::default()));
+        // The guest is told this host's machine, so its results name where it ran.
+        assert_eq!(
+            cmd,
+            GuestCommand::Run(GuestRun {
+                machine: crate::run::environment::machine(),
+                ..GuestRun::default()
+            })
+        );
         let a = parse(&["-k", "/tmp/bzImage", "--accel", "tcg", "prepare"]);
         assert!(matches!(a.action, Some(LabAction::Prepare)));
         assert_eq!(a.accel, Some(AccelChoice::Tcg));

@@ -102,6 +102,9 @@ pub struct GuestRun {
     pub scenario: Option<PathBuf>,
     /// `kpbench run`'s other flags, without the scenario and `--out`.
     pub flags: Vec<String>,
+    /// The host's machine (`run::environment::machine`), told to the guest as
+    /// `KPBENCH_MACHINE` so its results name the machine the guest ran on.
+    pub machine: Option<String>,
 }
 
 impl GuestRun {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::analysis::capacity::Plan;
 use crate::analysis::cases::{self, Row};
-use crate::analysis::{lookup, stats};
+use crate::analysis::{fingerprint, lookup, stats};
 use crate::report::charts::{Chart, Section};
 use crate::report::markup::{escape, figure};
 use crate::report::{findings, plan_section, sync_sections};
@@ -108,7 +108,7 @@ fn runs(h: &mut String, results: &[Results]) {
             escape(&r.run.started_at),
             escape(&r.run.finished_at),
             escape(&r.run.tool_version),
-            escape(r.run.git_rev.as_deref().unwrap_or("-")),
+            escape(&git_label(&r.run)),
             r.cases.len()
         );
     }
@@ -125,18 +125,35 @@ fn runs(h: &mut String, results: &[Results]) {
     }
 }
 
+/// The commit a run was built from: "0123abcd4567", "0123abcd4567-dirty", or "unknown"
+/// when the build had no git.
+fn git_label(run: &crate::results::RunInfo) -> String {
+    match (&run.git_rev, run.git_dirty) {
+        (None, _) => "unknown".into(),
+        (Some(rev), dirty) => {
+            let short: String = rev.chars().take(12).collect();
+            match dirty {
+                Some(true) => format!("{short}-dirty"),
+                Some(false) => short,
+                None => format!("{short} (dirty unknown)"),
+            }
+        }
+    }
+}
+
 fn environments(h: &mut String, results: &[Results]) {
-    h.push_str("<h2 id=\"environment\">Environment</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">id</th><th class=\"l\">kind</th><th class=\"l\">kernel</th><th class=\"l\">kernel source</th><th>cpus</th><th class=\"l\">cpu model</th><th>memory GiB</th><th class=\"l\">tools</th></tr>\n");
+    h.push_str("<h2 id=\"environment\">Environment</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">run</th><th class=\"l\">id</th><th class=\"l\">kind</th><th class=\"l\">kernel</th><th class=\"l\">kernel source</th><th>cpus</th><th class=\"l\">cpu model</th><th>memory GiB</th><th class=\"l\">machine</th><th class=\"l\">microcode</th><th class=\"l\">cpufreq</th><th class=\"l\">command-line mitigations</th><th class=\"l\">vulnerabilities</th><th class=\"l\">tools</th></tr>\n");
     for r in results {
         for e in &r.environments {
-            let tools: String = e
-                .tools
-                .iter()
-                .map(|(k, v)| format!("<li>{}: {}</li>", escape(k), escape(v)))
-                .collect();
+            let list = |m: &std::collections::BTreeMap<String, String>| -> String {
+                m.iter()
+                    .map(|(k, v)| format!("<li>{}: {}</li>", escape(k), escape(v)))
+                    .collect()
+            };
+            let s = fingerprint::Shown::of(e);
             let _ = writeln!(
                 h,
-                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\"><ul class=\"tools\">{tools}</ul></td></tr>",
+                "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\"><ul class=\"tools\">{}</ul></td><td class=\"l\"><ul class=\"tools\">{}</ul></td></tr>",
                 escape(&r.run.id),
                 escape(&e.id),
                 escape(&e.kind),
@@ -145,10 +162,44 @@ fn environments(h: &mut String, results: &[Results]) {
                 e.cpus,
                 escape(e.cpu_model.as_deref().unwrap_or("-")),
                 cell(e.memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64), 1),
+                escape(&s.machine),
+                escape(&s.microcode),
+                escape(&s.cpufreq),
+                escape(&s.cmdline),
+                e.cpu.as_ref().map(|c| list(&c.vulnerabilities)).unwrap_or_default(),
+                list(&e.tools),
             );
         }
     }
     h.push_str("</table></div>\n");
+    for warning in other_machines(results) {
+        let _ = writeln!(h, "<p class=\"warn\">{}</p>", escape(&warning));
+    }
+    h.push_str("<p class=\"sub\">An interval holds within one run on one machine; machines of one kind differ in per-rule cost by more than it. <code>kpbench compare</code> judges runs of two machines only with <code>--across-machines</code>.</p>\n");
+}
+
+/// Where merged runs ran on different machines: every figure that sets one run beside
+/// another (kernels side by side) then includes the machines' difference.
+fn other_machines(results: &[Results]) -> Vec<String> {
+    let envs: Vec<(&str, &crate::results::Environment)> = results
+        .iter()
+        .flat_map(|r| r.environments.iter().map(move |e| (r.run.id.as_str(), e)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, (ra, a)) in envs.iter().enumerate() {
+        for (rb, b) in &envs[i + 1..] {
+            if ra == rb {
+                continue;
+            }
+            if let fingerprint::SameMachine::No(why) = fingerprint::same_machine(a, b) {
+                out.push(format!(
+                    "Runs {ra} ({}) and {rb} ({}) ran on different machines ({why}): a figure that sets them side by side includes the machines' difference, which their intervals do not hold.",
+                    a.id, b.id
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn summary(h: &mut String, rows: &[Row<'_>]) {
@@ -226,4 +277,46 @@ fn not_ok(h: &mut String, rows: &[Row<'_>]) {
         );
     }
     h.push_str("</table></div>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::cases::fixtures::results;
+
+    #[test]
+    fn the_git_column_says_dirty_and_unknown() {
+        let mut run = results("6.18.0", vec![]).run;
+        run.git_rev = Some("eb31502aebe02ac8e9253e43f3e4394b27be45d3".into());
+        run.git_dirty = Some(false);
+        assert_eq!(git_label(&run), "eb31502aebe0");
+        run.git_dirty = Some(true);
+        assert_eq!(git_label(&run), "eb31502aebe0-dirty");
+        run.git_dirty = None;
+        assert_eq!(git_label(&run), "eb31502aebe0 (dirty unknown)");
+        run.git_rev = None;
+        assert_eq!(git_label(&run), "unknown");
+    }
+
+    #[test]
+    fn merged_runs_of_two_machines_are_flagged_beside_the_environments() {
+        let on = |id: &str, machine: &str| {
+            let mut r = results("6.18.0", vec![]);
+            r.run.id = id.into();
+            r.environments[0] = crate::analysis::fingerprint::tests::on_machine(machine);
+            r
+        };
+        let mut h = String::new();
+        environments(&mut h, &[on("a", "aaaa"), on("b", "aaaa")]);
+        assert!(!h.contains("different machines"), "{h}");
+        assert!(h.contains("<td class=\"l\">0xb4</td>"), "{h}");
+        let mut h = String::new();
+        environments(&mut h, &[on("a", "aaaa"), on("b", "bbbb")]);
+        assert!(
+            h.contains(
+                "Runs a (host) and b (host) ran on different machines (machine aaaa / bbbb)"
+            ),
+            "{h}"
+        );
+    }
 }

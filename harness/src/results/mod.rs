@@ -100,6 +100,7 @@ mod tests {
                 finished_at: "2026-01-01T00:00:01Z".into(),
                 tool_version: "0".into(),
                 git_rev: None,
+                git_dirty: None,
                 scenario: ScenarioInfo {
                     name: "q".into(),
                     file: None,

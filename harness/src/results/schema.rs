@@ -35,8 +35,14 @@ pub struct RunInfo {
     pub finished_at: String,
     /// kpbench's version (the harness crate's).
     pub tool_version: String,
-    /// The git revision kpbench was built from, when the build knew it.
+    /// The git commit kpbench was built from (40 hex digits); `None` when the build had
+    /// no git (see harness/build.rs).
     pub git_rev: Option<String>,
+    /// Whether the sources the binary was built from differed from `git_rev` (tracked
+    /// changes or new files under harness/, dataplane/, scenarios/ or the workspace
+    /// manifests); `None` when unknown.
+    #[serde(default)]
+    pub git_dirty: Option<bool>,
     /// The scenario that was run.
     pub scenario: ScenarioInfo,
     /// Set when the run was stopped early (signal) or is still going.
@@ -75,9 +81,39 @@ pub struct Environment {
     /// Total memory, from /proc/meminfo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,
+    /// Which machine it was: a digest of /etc/machine-id (never the id itself); a lab
+    /// guest records the host's. `kpbench compare` refuses regression verdicts between
+    /// machines. Absent in results from before it was recorded, or without a machine id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// What explains a per-rule cost across machines: microcode, the kernel's
+    /// vulnerability mitigations, the frequency driver and governor. Absent in results
+    /// from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuState>,
     /// Version string of every external program used (iptables-restore, nft, ipset,
     /// ...), by program name.
     pub tools: BTreeMap<String, String>,
+}
+
+/// The CPU's state that changes what a rule costs, as the kernel reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuState {
+    /// The microcode revision, from /proc/cpuinfo (`0x1000065`); `None` when the kernel
+    /// shows none (some guests).
+    pub microcode: Option<String>,
+    /// `/sys/devices/system/cpu/vulnerabilities/*`, file name to its text ("Mitigation:
+    /// Retpolines; ..."); empty when the kernel has no such directory.
+    pub vulnerabilities: BTreeMap<String, String>,
+    /// `cpu0/cpufreq/scaling_driver` (`intel_pstate`, `acpi-cpufreq`); `None` when the
+    /// machine has no cpufreq (most guests).
+    pub cpufreq_driver: Option<String>,
+    /// `cpu0/cpufreq/scaling_governor` (`performance`, `powersave`); `None` without
+    /// cpufreq.
+    pub governor: Option<String>,
+    /// The kernel command line's tokens that switch mitigations or SMT
+    /// (`mitigations=off`, `spectre_v2=retpoline`, `pti=off`, `nosmt`), in order.
+    pub cmdline_mitigations: Vec<String>,
 }
 
 /// How a case ended.

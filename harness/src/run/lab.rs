@@ -81,6 +81,7 @@ pub fn run_ipvs_cases(
     let guest = lab::GuestRun {
         scenario: Some(file.clone()),
         flags: vec![format!("--run-id={run_id}-lab")],
+        machine: super::environment::machine(),
     };
     let lab_err = |source| LabRunError::Lab { source };
     let kernel = KernelSpec::parse(DEFAULT_KERNEL).map_err(lab_err)?;

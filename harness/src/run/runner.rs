@@ -215,6 +215,7 @@ impl Runner<'_> {
                     finished_at: now,
                     tool_version: env!("CARGO_PKG_VERSION").into(),
                     git_rev: option_env!("KPBENCH_GIT_REV").map(String::from),
+                    git_dirty: option_env!("KPBENCH_GIT_DIRTY").and_then(|d| d.parse().ok()),
                     scenario: ScenarioInfo {
                         name: p.scenario.name.clone(),
                         file: p.scenario_file.clone(),

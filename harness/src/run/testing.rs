@@ -372,6 +372,8 @@ pub fn fake_environment(id: &str, tools: &[&str]) -> Environment {
         cpus: 2,
         cpu_model: None,
         memory_bytes: None,
+        machine: None,
+        cpu: None,
         tools: tools
             .iter()
             .map(|t| (t.to_string(), "fake 1.0".to_string()))

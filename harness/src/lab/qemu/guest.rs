@@ -58,6 +58,7 @@ pub(crate) fn stage(command: &GuestCommand) -> Result<Staged, LabError> {
     let run = GuestRun {
         scenario: Some(PathBuf::from(format!("/{guest}"))),
         flags: run.flags.clone(),
+        machine: run.machine.clone(),
     };
     Ok(Staged {
         command: GuestCommand::Run(run),
@@ -85,13 +86,20 @@ pub(super) struct RunSettings<'a> {
     pub nonce: &'a str,
 }
 
-/// `/lab/run.env`: the nonce, the kernel's source, and the host's log settings.
+/// `/lab/run.env`: the nonce, the kernel's source, the host's machine (so a guest's
+/// results name the machine it ran on) and the host's log settings.
 fn run_env(settings: &RunSettings<'_>) -> String {
     let mut env = format!(
         "export KPBENCH_LAB_NONCE={}\nexport KPBENCH_KERNEL_SOURCE={}\n",
         sh_quote(settings.nonce),
         sh_quote(&settings.kernel.source)
     );
+    if let GuestCommand::Run(GuestRun {
+        machine: Some(m), ..
+    }) = settings.command
+    {
+        env.push_str(&format!("export KPBENCH_MACHINE={}\n", sh_quote(m)));
+    }
     for var in ["RUST_LOG", "RUST_BACKTRACE", "KPBENCH_LOG"] {
         if let Ok(v) = std::env::var(var) {
             env.push_str(&format!("export {var}={}\n", sh_quote(&v)));
@@ -159,6 +167,7 @@ mod tests {
         let run = GuestRun {
             scenario: Some(host),
             flags: s(&["--modes=ipvs"]),
+            machine: Some("0123456789abcdef".into()),
         };
         let staged = stage(&GuestCommand::Run(run)).unwrap();
         assert_eq!(
@@ -172,6 +181,7 @@ mod tests {
         let missing = GuestCommand::Run(GuestRun {
             scenario: Some("/nonexistent/x.toml".into()),
             flags: vec![],
+            machine: None,
         });
         let e = stage(&missing).err().unwrap();
         assert!(matches!(e, LabError::BadScenario { .. }), "{e}");
@@ -222,5 +232,19 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?}");
         }
+        assert!(!run_env(&settings).contains("KPBENCH_MACHINE"));
+        let run = GuestCommand::Run(GuestRun {
+            scenario: None,
+            flags: vec![],
+            machine: Some("0123456789abcdef".into()),
+        });
+        let told = run_env(&RunSettings {
+            command: &run,
+            ..settings
+        });
+        assert!(
+            told.contains("\nexport KPBENCH_MACHINE=0123456789abcdef\n"),
+            "{told}"
+        );
     }
 }
