@@ -16,8 +16,9 @@ pub mod readback;
 
 use std::time::Duration;
 
-use crate::backend::{ApplyError, Backend};
+use crate::backend::Backend;
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::model::{service, spare_endpoint_ip, ServiceSet};
 use crate::netns::Netns;
 use crate::sync::record::Recorder;

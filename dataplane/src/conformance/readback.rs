@@ -3,9 +3,9 @@
 //! both answers alike. Each normalisation says why it hides nothing the stand-in
 //! claims to model.
 
-use crate::backend::ApplyError;
 use crate::ebpf::layout::{describe_key, describe_value, LbMap};
 use crate::ebpf::{BpfMaps, BpfReply, BpfRequest};
+use crate::error::ApplyError;
 use crate::mode::Mode;
 use crate::sync::{Category, Executor, ToolCall};
 use crate::xtables::Xtables;

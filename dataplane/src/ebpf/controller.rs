@@ -26,9 +26,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::datapath::Datapath;
+use super::exchange::BpfMaps;
 use super::layout::{self, Entry, LbMap};
-use super::request::{BpfMaps, BpfRequest};
-use crate::backend::ApplyError;
+use super::request::BpfRequest;
+use crate::error::ApplyError;
 use crate::exec::{Cost, Meter};
 use crate::model::{Endpoint, Service, ServiceSet};
 use crate::sync::{Controller, Executor, Profile};

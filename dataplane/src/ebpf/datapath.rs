@@ -31,7 +31,7 @@ use super::err;
 use super::layout::LbMap;
 use super::tc::{Place, BACKEND_VETH, CLIENT_VETH};
 use super::{cgroup, pins, sys};
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::mode::Mode;
 use crate::netns::Netns;
 

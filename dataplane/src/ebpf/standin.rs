@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::layout::LbMap;
 use super::request::{BpfReply, BpfRequest};
-use crate::sync::record::StandIn;
+use crate::sync::standin::StandIn;
 
 /// The maps, key bytes to value bytes.
 #[derive(Debug, Default, Clone)]

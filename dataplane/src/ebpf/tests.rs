@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 use super::controller::{render, AgentController, FloorController};
+use super::exchange::BpfMaps;
 use super::layout::{self, hex, LbMap};
-use super::request::{BpfMaps, BpfReply, BpfRequest};
+use super::request::{BpfReply, BpfRequest};
 use super::standin::MapsStandIn;
 use super::*;
 use crate::model::{self, ServiceSet};

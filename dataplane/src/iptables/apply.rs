@@ -5,13 +5,14 @@
 //! `iptables-restore -w --noflush --counters`) stays until the runner is switched.
 
 use super::expected_rules;
-use crate::backend::{ApplyError, Backend, Objects};
+use crate::backend::{Backend, Objects};
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
 use crate::prereq::Prerequisites;
-use crate::sync::record::StandIn;
+use crate::sync::standin::StandIn;
 use crate::sync::{Controller, Profile};
 use crate::xtables::standin::XtablesStandIn;
 use crate::xtables::Xtables;

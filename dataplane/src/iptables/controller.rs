@@ -33,7 +33,7 @@ use super::{
     active_chains, changed, is_service_chain, jump_rules, large_cluster, render_floor_full,
     render_floor_partial, render_sync,
 };
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::model::ServiceSet;
 use crate::sync::{Controller, Executor, KubeProxyVersion, Profile};
 use crate::xtables::{chains_in_save, Xtables, KUBE_RESTORE_ARGS};

@@ -6,13 +6,14 @@ use super::client::{IpvsClient, IpvsError};
 use super::controller::{FloorController, KubeProxyController, Settings};
 use super::message::{RealServer, VirtualService};
 use super::standin::Node;
-use crate::backend::{ApplyError, Backend, Objects};
+use crate::backend::{Backend, Objects};
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::mode::{IpvsScheduler, Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
 use crate::prereq::{KernelFeature, Prerequisites, ToolNeed};
-use crate::sync::record::StandIn;
+use crate::sync::standin::StandIn;
 use crate::sync::{Controller, Profile};
 use crate::xtables::Xtables;
 

@@ -17,7 +17,7 @@ use super::attrs::{
 };
 use super::message::{host_port, Op, RealServer, VirtualService};
 use super::nl::{Batch, NlSocket};
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::netns::{Netns, NetnsError};
 use crate::prereq::{KernelFeature, Unavailable};
 

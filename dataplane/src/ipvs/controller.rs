@@ -16,14 +16,15 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use super::exchange::Netlink;
 use super::link::DUMMY_DEVICE;
 use super::message::{Op, RealServer, VirtualService};
 use super::render::{
     self, cluster_ip_entry, kube_proxy_ipset_create, real_server, virtual_service, Changes,
     CLUSTER_IP_SET, IPVS_IPS_SET, KUBE_PROXY_CHAINS, KUBE_PROXY_IPSETS,
 };
-use super::request::{Netlink, NlReply, NlRequest};
-use crate::backend::ApplyError;
+use super::request::{NlReply, NlRequest};
+use crate::error::ApplyError;
 use crate::exec::{first_lines, ExecError};
 use crate::mode::IpvsScheduler;
 use crate::model::ServiceSet;

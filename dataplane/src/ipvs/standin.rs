@@ -17,7 +17,7 @@ use super::attrs::IP_VS_SVC_F_HASHED;
 use super::message::{Op, RealServer, VirtualService};
 use super::request::{NlReply, NlRequest};
 use crate::exec::Output;
-use crate::sync::record::{failed, ok, StandIn};
+use crate::sync::standin::{failed, ok, StandIn};
 
 /// Built-in chains of the two tables kube-proxy's IPVS mode writes.
 const BUILTIN: [(&str, &[&str]); 2] = [

@@ -294,7 +294,7 @@ fn a_kernel_without_ipvs_is_a_missing_feature() {
             assert!(
                 matches!(
                     err,
-                    crate::backend::ApplyError::Unavailable(
+                    crate::error::ApplyError::Unavailable(
                         crate::prereq::Unavailable::KernelFeature {
                             feature: crate::prereq::KernelFeature::IpVs,
                             ..
@@ -492,7 +492,7 @@ fn dest_replies_decode_connection_counts() {
 
 #[test]
 fn a_missing_kernel_feature_is_unavailable_not_a_missing_package() {
-    let e = crate::backend::ApplyError::from(super::IpvsError::NoIpvs);
+    let e = crate::error::ApplyError::from(super::IpvsError::NoIpvs);
     assert!(e.is_unavailable());
     assert!(!e.is_timeout());
     assert!(e.to_string().contains("CONFIG_IP_VS"), "{e}");

@@ -9,14 +9,15 @@ use super::{
     expected_elements, expected_rules, FloorController, KubeProxyController, NftStandIn,
     NodePortAddresses,
 };
-use crate::backend::{ApplyError, Backend, Objects};
+use crate::backend::{Backend, Objects};
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::exec::Tool;
 use crate::mode::{Mode, ModeSpec};
 use crate::model::ServiceSet;
 use crate::netns::Netns;
 use crate::prereq::{KernelFeature, Prerequisites, ToolNeed};
-use crate::sync::record::StandIn;
+use crate::sync::standin::StandIn;
 use crate::sync::{Controller, Profile};
 
 /// How kube-proxy's table is listed, for people and for the read-back.

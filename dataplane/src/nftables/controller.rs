@@ -50,7 +50,7 @@ use super::{
     render_delete_chains, render_floor_full, render_floor_partial, render_kube_proxy,
     ElementStorage, KubeProxySync, Listing, NodePortAddresses, Setup,
 };
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::exec::{first_lines, ExecError, Output};
 use crate::model::ServiceSet;
 use crate::sync::{Category, Controller, Executor, KubeProxyVersion, Profile, ToolCall};

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{json, Value};
 
 use crate::exec::Output;
-use crate::sync::record::{failed, ok, StandIn};
+use crate::sync::standin::{failed, ok, StandIn};
 
 /// The family and table the stand-in holds.
 const FAMILY: &str = "ip";

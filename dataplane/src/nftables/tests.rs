@@ -533,7 +533,8 @@ mod controllers {
 
     use super::*;
     use crate::backend::Backend;
-    use crate::sync::record::{Call, Recorder, StandIn};
+    use crate::sync::record::{Call, Recorder};
+    use crate::sync::standin::StandIn;
     use crate::sync::{Controller, KubeProxyVersion};
 
     fn secs(s: f64) -> Duration {
@@ -864,7 +865,7 @@ mod controllers {
                 let text = s.map(String::from_utf8_lossy).unwrap_or_default();
                 if !self.1 && text.starts_with("delete chain") {
                     self.1 = true;
-                    return Some(crate::sync::record::failed(
+                    return Some(crate::sync::standin::failed(
                         1,
                         "Error: Could not process rule: Device or resource busy",
                     ));

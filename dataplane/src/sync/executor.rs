@@ -12,10 +12,10 @@
 use std::any::Any;
 use std::time::Instant;
 
-use super::record::StandIn;
-use super::{Category, StepLog};
-use crate::backend::{ApplyError, SyncReport};
+use super::standin::StandIn;
+use super::{Category, StepLog, SyncReport};
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
 use crate::netns::{Netns, NsThread};
 

@@ -2,8 +2,8 @@
 //! (the nf_tables backend or legacy x_tables), its EnsureChain and EnsureRule calls, the
 //! `iptables-restore --noflush --counters` invocation, and `iptables-save` parsing.
 
-use crate::backend::ApplyError;
 use crate::deadline::Deadline;
+use crate::error::ApplyError;
 use crate::exec::{first_lines, which, ExecError, Tool};
 use crate::netns::Netns;
 use crate::prereq::{KernelFeature, ToolNeed};

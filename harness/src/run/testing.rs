@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::exec::{Cost, ExecError, Output};
 use dataplane::model::ServiceSet;
-use dataplane::sync::record::StandIn;
+use dataplane::sync::standin::StandIn;
 use dataplane::sync::{
     Category, Controller, Executor, MeasuredExecutor, Profile, Request, StepLog, ToolCall,
 };

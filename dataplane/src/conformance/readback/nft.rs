@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::sync::Executor;
 
 /// The table as both sides list it, normalised ("" when there is no table).

@@ -1,6 +1,6 @@
 //! `iptables-save`, normalised for comparing the kernel with the x_tables stand-ins.
 
-use crate::backend::ApplyError;
+use crate::error::ApplyError;
 use crate::sync::Executor;
 use crate::xtables::Xtables;
 

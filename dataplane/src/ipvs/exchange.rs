@@ -1,0 +1,156 @@
+//! How the IPVS mode's requests ([`NlRequest`]) reach the kernel or the stand-in: the
+//! core executor runs them as a [`Request`], and the mode's controllers send them with
+//! [`Netlink::netlink`].
+
+use super::client::IpvsClient;
+use super::link;
+use super::nl::NlSocket;
+use super::request::{NlReply, NlRequest};
+use crate::error::ApplyError;
+use crate::netns::write_sysctl;
+use crate::prereq::{KernelFeature, Unavailable};
+use crate::sync::standin::StandIn;
+use crate::sync::{Category, Executor, Kernel, Request};
+
+/// Sends IPVS and rtnetlink requests through any executor: the one way this mode's
+/// controllers reach them.
+pub trait Netlink {
+    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError>;
+}
+
+impl<E: Executor + ?Sized> Netlink for E {
+    fn netlink(&mut self, req: NlRequest<'_>) -> Result<NlReply, ApplyError> {
+        let mut x = Exchange {
+            req: &req,
+            reply: None,
+        };
+        self.request(&mut x)?;
+        Ok(x.reply.unwrap_or(NlReply::Done))
+    }
+}
+
+/// A request with room for its reply, as the executor runs it.
+struct Exchange<'r, 'a> {
+    req: &'r NlRequest<'a>,
+    reply: Option<NlReply>,
+}
+
+impl Request for Exchange<'_, '_> {
+    fn step(&self) -> &'static str {
+        self.req.step()
+    }
+
+    fn category(&self) -> Category {
+        Category::Netlink
+    }
+
+    fn kind(&self) -> &'static str {
+        "netlink"
+    }
+
+    fn describe(&self) -> String {
+        self.req.describe()
+    }
+
+    fn run(&mut self, kernel: &mut Kernel<'_>) -> Result<(), ApplyError> {
+        self.reply = Some(send(kernel, self.req)?);
+        Ok(())
+    }
+
+    fn answer(&mut self, standin: &mut dyn StandIn) -> bool {
+        self.reply = super::standin::answer(standin, self.req);
+        self.reply.is_some()
+    }
+
+    fn unanswered(&mut self) {
+        self.reply = Some(NlReply::Done);
+    }
+}
+
+/// The rtnetlink socket the executor keeps for this mode (its own type, so that it is
+/// told apart from other handles).
+struct RtSocket(NlSocket);
+
+/// The IPVS client, opened in the namespace on first use, its timeout the deadline's.
+fn ipvs<'k>(k: &'k mut Kernel<'_>) -> Result<&'k mut IpvsClient, ApplyError> {
+    let budget = k.deadline.budget();
+    let c = k.handle(|ns| Ok(IpvsClient::open_in(ns)?))?;
+    c.set_timeout(budget)?;
+    Ok(c)
+}
+
+/// The rtnetlink socket, opened in the namespace on first use, its timeout the
+/// deadline's.
+fn rt<'k>(k: &'k mut Kernel<'_>) -> Result<&'k mut NlSocket, ApplyError> {
+    let budget = k.deadline.budget();
+    let s = k.handle(|ns| {
+        let s = ns.run(link::open)?.map_err(|source| ApplyError::Netlink {
+            what: format!("rtnetlink socket in {}", ns.name),
+            source,
+        })?;
+        Ok(RtSocket(s))
+    })?;
+    s.0.set_timeout(budget)
+        .map_err(|source| ApplyError::Netlink {
+            what: "rtnetlink socket".into(),
+            source,
+        })?;
+    Ok(&mut s.0)
+}
+
+/// Sends `req` in the executor's namespace.
+fn send(k: &mut Kernel<'_>, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> {
+    let nl = |what: String| move |source: std::io::Error| ApplyError::Netlink { what, source };
+    Ok(match req {
+        NlRequest::Ipvs(op) => {
+            let stats = ipvs(k)?.execute_ok(std::slice::from_ref(op), |_, _| false)?;
+            k.wrote(stats.bytes);
+            NlReply::Done
+        }
+        NlRequest::IpvsBatch { ops, tolerate } => {
+            let stats = ipvs(k)?.execute_ok(ops, tolerate)?;
+            k.wrote(stats.bytes);
+            NlReply::Done
+        }
+        NlRequest::GetService(s) => NlReply::Service(ipvs(k)?.service(s)?),
+        NlRequest::DumpServices => NlReply::Services(ipvs(k)?.services()?),
+        NlRequest::DumpDests(s) => NlReply::Dests(ipvs(k)?.destinations(s)?),
+        NlRequest::EnsureDummy(name) => {
+            let what = format!("{name} in {}", k.ns.name);
+            NlReply::Index(link::ensure_dummy(rt(k)?, name).map_err(nl(what))?)
+        }
+        NlRequest::Addresses(i) => {
+            NlReply::Addresses(link::addresses(rt(k)?, *i).map_err(nl("addresses".into()))?)
+        }
+        NlRequest::AddAddresses(i, ips) => {
+            let n = link::add_addresses(rt(k)?, *i, ips).map_err(nl("bind".into()))?;
+            k.wrote(n);
+            NlReply::Done
+        }
+        NlRequest::DelAddresses(i, ips) => {
+            let n = link::del_addresses(rt(k)?, *i, ips).map_err(nl("unbind".into()))?;
+            k.wrote(n);
+            NlReply::Done
+        }
+        NlRequest::Sysctls(list) => {
+            let list: Vec<(&'static str, &'static str)> = list.to_vec();
+            k.ns.run(move || -> Result<(), ApplyError> {
+                for (key, value) in list {
+                    write_sysctl(key, value).map_err(|source| {
+                        // IPVS's sysctls exist only where the kernel has IPVS.
+                        if key.starts_with("net/ipv4/vs/")
+                            && source.kind() == std::io::ErrorKind::NotFound
+                        {
+                            return ApplyError::Unavailable(Unavailable::missing_feature(
+                                KernelFeature::IpVs,
+                            ));
+                        }
+                        ApplyError::Sysctl { key, value, source }
+                    })?;
+                }
+                Ok(())
+            })??;
+            NlReply::Done
+        }
+    })
+}
