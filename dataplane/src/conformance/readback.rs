@@ -5,9 +5,9 @@
 
 use crate::ebpf::layout::{describe_key, describe_value, LbMap};
 use crate::ebpf::{BpfMaps, BpfReply, BpfRequest};
-use crate::error::ApplyError;
+use crate::floor::error::ApplyError;
+use crate::floor::sync::{Category, Executor, ToolCall};
 use crate::mode::Mode;
-use crate::sync::{Category, Executor, ToolCall};
 use crate::xtables::Xtables;
 
 mod nft;

@@ -9,9 +9,9 @@ use super::layout::LbMap;
 use super::request::{BpfReply, BpfRequest};
 use super::standin::MapsStandIn;
 use super::sys;
-use crate::error::ApplyError;
-use crate::sync::standin::StandIn;
-use crate::sync::{Category, Executor, Kernel, Request, Timing};
+use crate::floor::error::ApplyError;
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Category, Executor, Kernel, Request, Timing};
 
 /// Sends BPF map requests through any executor: the one way this mode's controllers
 /// reach the maps.

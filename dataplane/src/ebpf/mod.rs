@@ -28,15 +28,15 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::backend::{Backend, Objects};
-use crate::deadline::Deadline;
-use crate::error::ApplyError;
+use crate::floor::backend::{Backend, Objects};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::{Endpoint, ServiceSet};
+use crate::floor::netns::Netns;
+use crate::floor::prereq::{KernelFeature, Prerequisites};
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile};
 use crate::mode::ModeSpec;
-use crate::model::{Endpoint, ServiceSet};
-use crate::netns::Netns;
-use crate::prereq::{KernelFeature, Prerequisites};
-use crate::sync::standin::StandIn;
-use crate::sync::{Controller, Profile};
 use datapath::Datapath;
 pub use exchange::BpfMaps;
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};

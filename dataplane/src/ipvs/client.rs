@@ -17,9 +17,9 @@ use super::attrs::{
 };
 use super::message::{host_port, Op, RealServer, VirtualService};
 use super::nl::{Batch, NlSocket};
-use crate::error::ApplyError;
-use crate::netns::{Netns, NetnsError};
-use crate::prereq::{KernelFeature, Unavailable};
+use crate::floor::error::ApplyError;
+use crate::floor::netns::{Netns, NetnsError};
+use crate::floor::prereq::{KernelFeature, Unavailable};
 
 /// Errors talking to IPVS.
 #[derive(Debug, thiserror::Error)]

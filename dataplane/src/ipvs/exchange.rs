@@ -6,11 +6,11 @@ use super::client::IpvsClient;
 use super::link;
 use super::nl::NlSocket;
 use super::request::{NlReply, NlRequest};
-use crate::error::ApplyError;
-use crate::netns::write_sysctl;
-use crate::prereq::{KernelFeature, Unavailable};
-use crate::sync::standin::StandIn;
-use crate::sync::{Category, Executor, Kernel, Request};
+use crate::floor::error::ApplyError;
+use crate::floor::netns::write_sysctl;
+use crate::floor::prereq::{KernelFeature, Unavailable};
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Category, Executor, Kernel, Request};
 
 /// Sends IPVS and rtnetlink requests through any executor: the one way this mode's
 /// controllers reach them.

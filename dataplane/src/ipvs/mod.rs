@@ -14,7 +14,7 @@
 //!   text for `kpbench rules`);
 //! - [`controller`]: the two sync profiles (kube-proxy's `syncProxyRules`, the floor);
 //! - [`standin`]: an in-memory node answering an IPVS sync's tools and requests;
-//! - `apply`: [`IpvsBackend`], the [`crate::backend::Backend`] for [`crate::mode::Mode::Ipvs`].
+//! - `apply`: [`IpvsBackend`], the [`crate::floor::backend::Backend`] for [`crate::mode::Mode::Ipvs`].
 
 pub mod attrs;
 pub mod client;

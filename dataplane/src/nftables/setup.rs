@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use super::Tx;
-use crate::model::service_cidr;
+use crate::floor::model::service_cidr;
 
 /// The node's address kpbench's topology gives the node namespace on its client link
 /// (harness `sandbox::topology::NODE_CLIENT_ADDR`): the node IP kube-proxy's default

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use crate::exec::Output;
-use crate::sync::standin::{failed, ok, StandIn};
+use crate::floor::exec::Output;
+use crate::floor::sync::standin::{failed, ok, StandIn};
 
 /// The family and table the stand-in holds.
 const FAMILY: &str = "ip";

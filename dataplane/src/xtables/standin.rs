@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use super::canonical::canonical;
 use super::Xtables;
-use crate::exec::Output;
-use crate::sync::standin::{failed, ok, StandIn};
+use crate::floor::exec::Output;
+use crate::floor::sync::standin::{failed, ok, StandIn};
 
 /// The built-in chains of an x_tables table, in `iptables-save` order.
 fn builtins(table: &str) -> &'static [&'static str] {

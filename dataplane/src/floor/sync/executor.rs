@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use super::standin::StandIn;
 use super::{Category, StepLog, SyncReport};
-use crate::deadline::Deadline;
-use crate::error::ApplyError;
-use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
-use crate::netns::{Netns, NsThread};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
+use crate::floor::netns::{Netns, NsThread};
 
 /// One run of an external tool, as a named step of the sync.
 #[derive(Debug, Clone)]

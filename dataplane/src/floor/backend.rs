@@ -2,14 +2,14 @@
 //! by [`backend`] from a [`ModeSpec`]. `render` is pure; `sync` and `verify` talk to the
 //! kernel inside a namespace, by a [`Deadline`].
 
-use crate::deadline::Deadline;
-use crate::error::ApplyError;
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::ServiceSet;
+use crate::floor::netns::Netns;
+use crate::floor::prereq::Prerequisites;
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile, SyncReport};
 use crate::mode::{Mode, ModeSpec};
-use crate::model::ServiceSet;
-use crate::netns::Netns;
-use crate::prereq::Prerequisites;
-use crate::sync::standin::StandIn;
-use crate::sync::{Controller, Profile, SyncReport};
 
 /// Whether a sync programs everything from scratch or only what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub trait Backend: Send + Sync {
         new: &ServiceSet,
         deadline: Deadline,
     ) -> Result<SyncReport, ApplyError> {
-        use crate::sync::{MeasuredExecutor, RealExecutor};
+        use crate::floor::sync::{MeasuredExecutor, RealExecutor};
         let mut ctl = self.controller(Profile::default());
         let mut io = RealExecutor::new(ns, deadline);
         io.begin(deadline);

@@ -4,7 +4,7 @@
 //! defines its own; this is what they all implement, below the executor and the
 //! recorder, which both use it.
 
-use crate::exec::{Cost, Output};
+use crate::floor::exec::{Cost, Output};
 
 /// A model of one part of the kernel's state that answers calls for it. Kernel
 /// requests find the stand-in that models them (see [`Request::answer`](super::executor::Request::answer)): a stand-in

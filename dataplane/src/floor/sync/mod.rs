@@ -33,9 +33,9 @@ pub use executor::{
     Executor, Handles, Kernel, MeasuredExecutor, RealExecutor, Request, Timing, ToolCall,
 };
 
-use crate::error::ApplyError;
-use crate::exec::Cost;
-use crate::model::ServiceSet;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::Cost;
+use crate::floor::model::ServiceSet;
 
 /// A kube-proxy release whose sync loop is replayed, where releases differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

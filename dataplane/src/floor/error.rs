@@ -1,9 +1,9 @@
 //! [`ApplyError`]: what can go wrong programming or reading a dataplane, below the
 //! `Backend` trait and the sync executor, which both return it.
 
-use crate::exec::ExecError;
-use crate::netns::NetnsError;
-use crate::prereq::Unavailable;
+use crate::floor::exec::ExecError;
+use crate::floor::netns::NetnsError;
+use crate::floor::prereq::Unavailable;
 
 /// Errors programming or reading a dataplane.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,8 @@
 
 use super::executor::{Executor, Request, ToolCall};
 use super::standin::{ok, StandIn};
-use crate::error::ApplyError;
-use crate::exec::Output;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::Output;
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl Executor for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::Category;
+    use crate::floor::sync::Category;
 
     struct Counter(u32);
 
