@@ -1,5 +1,7 @@
-//! Tool, kernel and backend failures: a restore that fails mid-sync fails only its
-//! case, with the tool's own message; a restore that hangs hits the case time limit and
+//! Tool, kernel and backend failures: a restore or an `nft -f` that fails mid-sync, or a
+//! BPF map that is full, fails only its case, with the step and the tool's message or
+//! the errno (the ipvs mode's faults are in reliability_ipvs_faults.rs); a restore that
+//! hangs hits the case time limit and
 //! the larger scales are skipped; a backend that dies or stops answering under load
 //! gives counted errors in bounded time. The kernel tests need root (without feature
 //! `root-tests` they are reported as ignored); the load tests run anywhere (loopback).
@@ -42,6 +44,96 @@ fn a_restore_failure_fails_its_case_and_the_run_goes_on() {
     assert_eq!((c[1].0.as_str(), c[1].1), ("ok", 20), "{c:?}");
     nothing_left(&run.id);
     eprintln!("injected failure run took {took:?}");
+}
+
+const NFT_INJECTED: &str =
+    "fake-nft: /dev/stdin:12:1-40: Error: Could not process rule: injected by reliability_faults";
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn an_nft_transaction_that_fails_mid_sync_fails_its_case_and_the_run_goes_on() {
+    tier::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // Call 2 of `nft -f` is the first incremental sync's (add_service) transaction,
+    // after the sync has listed the table.
+    let fake = FakeTool::counting("nft", "-f", 2, Misbehave::Fail(NFT_INJECTED));
+    let scenario = scenario_of(dir.path(), "nftables", "[10, 20]", "");
+    let mut run = Run::scenario("nft", dir.path(), &scenario, Some(&fake));
+    let (code, text, took) = run.wait(Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{text}");
+    let c = cases(&run.results());
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!((c[0].0.as_str(), c[0].1), ("failed", 10), "{c:?}");
+    assert!(
+        c[0].2
+            .starts_with("add_service: nft -f - (nft -f) failed (exit 1): "),
+        "the step is not named: {}",
+        c[0].2
+    );
+    assert!(
+        c[0].2.contains(NFT_INJECTED),
+        "the tool's message is lost: {}",
+        c[0].2
+    );
+    assert_eq!((c[1].0.as_str(), c[1].1), ("ok", 20), "{c:?}");
+    assert!(fake.calls() > 2, "the next case ran no nft -f");
+    nothing_left(&run.id);
+    eprintln!("nft failure: {}\nrun took {took:?}", c[0].2);
+}
+
+/// A full BPF map: Cilium's `cilium_lb4_backends_v3` holds 65,536 entries, and 33
+/// services of 2,000 endpoints need 66,000. The kernel answers the update past the
+/// last slot with E2BIG, for real (no fake): one entry a call (kube-proxy profile, as
+/// Cilium's agent) or a batch (floor), in both eBPF modes. The cases of 4 services
+/// between them finish.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn a_full_bpf_map_fails_its_case_with_e2big_and_the_run_goes_on() {
+    tier::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "profiles = [\"kube-proxy\", \"floor\"]\nendpoints_per_service = 2000";
+    let scenario = scenario_of(dir.path(), "ebpf, ebpf-tc", "[4, 33]", extra);
+    let mut run = Run::scenario("bpf", dir.path(), &scenario, None);
+    let (code, text, took) = run.wait(Duration::from_secs(180));
+    assert_eq!(code, Some(0), "{text}");
+    let results = run.results();
+    let c = cases(&results);
+    let services: Vec<(&str, u64)> = c.iter().map(|c| (c.0.as_str(), c.1)).collect();
+    let per_mode = [("ok", 4), ("failed", 33), ("ok", 4), ("failed", 33)];
+    assert_eq!(services, [per_mode, per_mode].concat(), "{c:?}");
+    let steps = ["MAP_UPDATE_ELEM", "MAP_UPDATE_BATCH"];
+    for (i, step) in [1, 3, 5, 7].into_iter().zip(steps.iter().cycle()) {
+        let case = &c[i];
+        let want = format!("full sync: bpf {step} on cilium_lb4_backends_v3 in kpb-");
+        assert!(case.2.starts_with(&want), "{want}... wanted: {}", case.2);
+        assert!(
+            case.2
+                .ends_with(": E2BIG: Argument list too long (os error 7)"),
+            "{}",
+            case.2
+        );
+    }
+    // The finished cases keep their numbers.
+    for i in [0, 2, 4, 6] {
+        let case = &results["cases"][i];
+        assert_eq!(
+            case["rules"]["kernel_objects"],
+            4 * 2000 * 2 + 4 * 2,
+            "{case}"
+        );
+        assert!(case["sync"]["full"]["p50_ms"].as_f64().is_some(), "{case}");
+    }
+    nothing_left(&run.id);
+    eprintln!(
+        "full map: {}\n          {}\nrun took {took:?}",
+        c[1].2, c[3].2
+    );
 }
 
 #[test]

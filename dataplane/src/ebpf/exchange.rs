@@ -5,13 +5,32 @@
 use std::sync::Arc;
 
 use super::datapath::Maps;
-use super::layout::LbMap;
 use super::request::{BpfReply, BpfRequest};
 use super::standin::MapsStandIn;
 use super::sys;
 use crate::floor::error::ApplyError;
+use crate::floor::netns::Netns;
 use crate::floor::sync::standin::StandIn;
 use crate::floor::sync::{Category, Executor, Kernel, Request, Timing};
+
+impl BpfRequest<'_> {
+    /// The error of the kernel refusing it in `ns` with `source`: its step, the map,
+    /// the namespace and the errno by name.
+    pub fn refused(&self, ns: &Netns, source: std::io::Error) -> ApplyError {
+        let map = match self {
+            BpfRequest::Update { map, .. }
+            | BpfRequest::Delete { map, .. }
+            | BpfRequest::UpdateBatch { map, .. }
+            | BpfRequest::DeleteBatch { map, .. }
+            | BpfRequest::Dump(map) => format!(" on {}", map.name()),
+            BpfRequest::Attach(_) => String::new(),
+        };
+        ApplyError::Bpf {
+            what: format!("{}{map} in {}", self.step(), ns.name),
+            source,
+        }
+    }
+}
 
 /// Sends BPF map requests through any executor: the one way this mode's controllers
 /// reach the maps.
@@ -80,6 +99,11 @@ impl Request for Exchange<'_, '_> {
     fn unanswered(&mut self) {
         self.reply = Some(BpfReply::Done);
     }
+
+    fn refused(&self, ns: &Netns, errno: i32) -> ApplyError {
+        self.req
+            .refused(ns, std::io::Error::from_raw_os_error(errno))
+    }
 }
 
 /// The maps [`BpfRequest::Attach`] loaded.
@@ -104,18 +128,16 @@ fn call(k: &mut Kernel<'_>, req: &BpfRequest<'_>) -> Result<BpfReply, ApplyError
         return Ok(BpfReply::Done);
     }
     let maps = attached(k, req)?;
-    let fail = |map: LbMap| {
-        let what = format!("{} on {} in {}", req.step(), map.name(), k.ns.name);
-        move |source| ApplyError::Bpf { what, source }
-    };
+    let ns = k.ns.clone();
+    let fail = |source| req.refused(&ns, source);
     match req {
         BpfRequest::Update { map, key, value } => {
-            sys::update(maps.fd(*map), key, value).map_err(fail(*map))?
+            sys::update(maps.fd(*map), key, value).map_err(fail)?
         }
         BpfRequest::Delete { map, key } => match sys::delete(maps.fd(*map), key) {
             // The agent ignores a delete of what is already gone.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            r => r.map_err(fail(*map))?,
+            r => r.map_err(fail)?,
         },
         BpfRequest::UpdateBatch { map, entries } => {
             let keys: Vec<u8> = entries.iter().flat_map(|e| e.key.iter().copied()).collect();
@@ -123,24 +145,46 @@ fn call(k: &mut Kernel<'_>, req: &BpfRequest<'_>) -> Result<BpfReply, ApplyError
                 .iter()
                 .flat_map(|e| e.value.iter().copied())
                 .collect();
-            sys::update_batch(maps.fd(*map), &keys, &values, entries.len()).map_err(fail(*map))?;
+            sys::update_batch(maps.fd(*map), &keys, &values, entries.len()).map_err(fail)?;
         }
         BpfRequest::DeleteBatch { map, keys } => {
             let flat: Vec<u8> = keys.iter().flat_map(|k| k.iter().copied()).collect();
             match sys::delete_batch(maps.fd(*map), &flat, keys.len()) {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 r => {
-                    r.map_err(fail(*map))?;
+                    r.map_err(fail)?;
                 }
             }
         }
         BpfRequest::Dump(map) => {
             let (k, v) = map.sizes();
             return Ok(BpfReply::Entries(
-                sys::dump(maps.fd(*map), k, v).map_err(fail(*map))?,
+                sys::dump(maps.fd(*map), k, v).map_err(fail)?,
             ));
         }
         BpfRequest::Attach(_) => unreachable!("answered above"),
     }
     Ok(BpfReply::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ebpf::layout::LbMap;
+
+    #[test]
+    fn a_refused_map_call_names_its_step_the_map_and_the_errno() {
+        let ns = Netns::named("kpb-t-node");
+        let (key, value) = ([0u8; 4], [0u8; 8]);
+        let req = BpfRequest::Update {
+            map: LbMap::Backends,
+            key: &key,
+            value: &value,
+        };
+        let e = req.refused(&ns, std::io::Error::from_raw_os_error(libc::E2BIG));
+        assert_eq!(
+            e.to_string(),
+            "bpf MAP_UPDATE_ELEM on cilium_lb4_backends_v3 in kpb-t-node: E2BIG: Argument list too long (os error 7)"
+        );
+    }
 }

@@ -32,14 +32,14 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::floor::errno::Named(source))]
     Netlink {
         what: String,
         #[source]
         source: std::io::Error,
     },
     /// A BPF object (program, map, link, pin, cgroup) could not be made or used.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::floor::errno::Named(source))]
     Bpf {
         what: String,
         #[source]

@@ -6,7 +6,7 @@
 //! - [`exec`]: tool runs; [`netns`]: namespaces; [`deadline`]: deadlines;
 //! - [`prereq`]: what a mode needs of the machine; [`bpf`]: the embedded BPF objects;
 //! - [`error`]: [`error::ApplyError`], what programming or reading a dataplane can
-//!   fail with;
+//!   fail with; [`errno`]: kernel errors by their errno name;
 //! - [`sync`]: how a sync is driven: profiles, the [`sync::Controller`] trait, the
 //!   [`sync::Executor`] seam (real and recording) and the [`sync::standin::StandIn`]
 //!   trait;
@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod bpf;
 pub mod deadline;
+pub mod errno;
 pub mod error;
 pub mod exec;
 pub mod model;

@@ -30,7 +30,8 @@ pub enum IpvsError {
     NoIpvs,
     #[error("IPVS netlink socket: {0}")]
     Socket(#[source] io::Error),
-    #[error("IPVS {op}: {source}")]
+    /// The kernel refused a request: `op` names its step and what it asked.
+    #[error("{op}: {}", crate::floor::errno::Named(source))]
     Kernel {
         op: String,
         #[source]
@@ -40,6 +41,17 @@ pub enum IpvsError {
     Decode(String),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+}
+
+impl IpvsError {
+    /// The kernel's refusal of `op` with `errno`, naming its step and what it asked:
+    /// "IPVS NEW_SERVICE (new service -t 10.96.0.1:80): EEXIST: File exists (os error 17)".
+    pub fn refused(op: &Op<'_>, source: io::Error) -> IpvsError {
+        IpvsError::Kernel {
+            op: format!("{} ({})", op.step(), op.describe()),
+            source,
+        }
+    }
 }
 
 /// What a batch did: how many requests were sent and their bytes.
@@ -117,10 +129,7 @@ impl IpvsClient {
         for (op, r) in ops.iter().zip(res) {
             if let Err(errno) = r {
                 if !tolerate(op, errno) {
-                    return Err(IpvsError::Kernel {
-                        op: op.describe(),
-                        source: io::Error::from_raw_os_error(errno),
-                    });
+                    return Err(IpvsError::refused(op, io::Error::from_raw_os_error(errno)));
                 }
             }
         }
@@ -177,7 +186,7 @@ impl IpvsClient {
             .nl
             .request(genl(msg, self.family), true)
             .map_err(|source| IpvsError::Kernel {
-                op: "list services".into(),
+                op: "IPVS GET_SERVICE dump".into(),
                 source,
             })?;
         let mut out = Vec::with_capacity(parts.len());
@@ -205,7 +214,7 @@ impl IpvsClient {
             }
             Err(source) => {
                 return Err(IpvsError::Kernel {
-                    op: format!("get service {}", host_port(s.addr, s.port)),
+                    op: format!("IPVS GET_SERVICE {}", host_port(s.addr, s.port)),
                     source,
                 })
             }
@@ -230,7 +239,7 @@ impl IpvsClient {
             .nl
             .request(genl(msg, self.family), true)
             .map_err(|source| IpvsError::Kernel {
-                op: format!("list real servers of {}", host_port(s.addr, s.port)),
+                op: format!("IPVS GET_DEST dump {}", host_port(s.addr, s.port)),
                 source,
             })?;
         let af = if s.addr.is_ipv4() { AF_INET } else { AF_INET6 };
@@ -280,7 +289,7 @@ pub fn resolve_family(nl: &mut NlSocket, name: &str) -> Result<u16, IpvsError> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(IpvsError::NoIpvs),
         Err(source) => {
             return Err(IpvsError::Kernel {
-                op: format!("resolve generic netlink family {name}"),
+                op: format!("generic netlink GETFAMILY {name}"),
                 source,
             })
         }

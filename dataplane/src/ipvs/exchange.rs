@@ -2,15 +2,40 @@
 //! core executor runs them as a [`Request`], and the mode's controllers send them with
 //! [`Netlink::netlink`].
 
-use super::client::IpvsClient;
+use super::client::{IpvsClient, IpvsError};
 use super::link;
 use super::nl::NlSocket;
 use super::request::{NlReply, NlRequest};
 use crate::floor::error::ApplyError;
-use crate::floor::netns::write_sysctl;
+use crate::floor::netns::{write_sysctl, Netns};
 use crate::floor::prereq::{KernelFeature, Unavailable};
 use crate::floor::sync::standin::StandIn;
 use crate::floor::sync::{Category, Executor, Kernel, Request};
+
+impl NlRequest<'_> {
+    /// The error of the kernel refusing it in `ns` with `source`, naming its step and
+    /// what it asked. Not every errno is a refusal: the client answers a GET_SERVICE
+    /// refused with ENOENT or ESRCH as "no such service".
+    pub fn refused(&self, ns: &Netns, source: std::io::Error) -> ApplyError {
+        let (step, asked) = (self.step(), self.describe());
+        // Reads describe themselves by their step ("IPVS GET_SERVICE 10.96.0.1:80").
+        let what = match asked.starts_with(step) {
+            true => asked,
+            false => format!("{step} ({asked})"),
+        };
+        match self {
+            NlRequest::Ipvs(op) => IpvsError::refused(op, source).into(),
+            NlRequest::IpvsBatch { .. }
+            | NlRequest::GetService(_)
+            | NlRequest::DumpServices
+            | NlRequest::DumpDests(_) => IpvsError::Kernel { op: what, source }.into(),
+            _ => ApplyError::Netlink {
+                what: format!("{what} in {}", ns.name),
+                source,
+            },
+        }
+    }
+}
 
 /// Sends IPVS and rtnetlink requests through any executor: the one way this mode's
 /// controllers reach them.
@@ -65,6 +90,11 @@ impl Request for Exchange<'_, '_> {
     fn unanswered(&mut self) {
         self.reply = Some(NlReply::Done);
     }
+
+    fn refused(&self, ns: &Netns, errno: i32) -> ApplyError {
+        self.req
+            .refused(ns, std::io::Error::from_raw_os_error(errno))
+    }
 }
 
 /// The rtnetlink socket the executor keeps for this mode (its own type, so that it is
@@ -100,7 +130,8 @@ fn rt<'k>(k: &'k mut Kernel<'_>) -> Result<&'k mut NlSocket, ApplyError> {
 
 /// Sends `req` in the executor's namespace.
 fn send(k: &mut Kernel<'_>, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> {
-    let nl = |what: String| move |source: std::io::Error| ApplyError::Netlink { what, source };
+    let ns = k.ns.clone();
+    let nl = move |source: std::io::Error| req.refused(&ns, source);
     Ok(match req {
         NlRequest::Ipvs(op) => {
             let stats = ipvs(k)?.execute_ok(std::slice::from_ref(op), |_, _| false)?;
@@ -116,19 +147,16 @@ fn send(k: &mut Kernel<'_>, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> 
         NlRequest::DumpServices => NlReply::Services(ipvs(k)?.services()?),
         NlRequest::DumpDests(s) => NlReply::Dests(ipvs(k)?.destinations(s)?),
         NlRequest::EnsureDummy(name) => {
-            let what = format!("{name} in {}", k.ns.name);
-            NlReply::Index(link::ensure_dummy(rt(k)?, name).map_err(nl(what))?)
+            NlReply::Index(link::ensure_dummy(rt(k)?, name).map_err(nl)?)
         }
-        NlRequest::Addresses(i) => {
-            NlReply::Addresses(link::addresses(rt(k)?, *i).map_err(nl("addresses".into()))?)
-        }
+        NlRequest::Addresses(i) => NlReply::Addresses(link::addresses(rt(k)?, *i).map_err(nl)?),
         NlRequest::AddAddresses(i, ips) => {
-            let n = link::add_addresses(rt(k)?, *i, ips).map_err(nl("bind".into()))?;
+            let n = link::add_addresses(rt(k)?, *i, ips).map_err(nl)?;
             k.wrote(n);
             NlReply::Done
         }
         NlRequest::DelAddresses(i, ips) => {
-            let n = link::del_addresses(rt(k)?, *i, ips).map_err(nl("unbind".into()))?;
+            let n = link::del_addresses(rt(k)?, *i, ips).map_err(nl)?;
             k.wrote(n);
             NlReply::Done
         }
@@ -153,4 +181,53 @@ fn send(k: &mut Kernel<'_>, req: &NlRequest<'_>) -> Result<NlReply, ApplyError> 
             NlReply::Done
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::ipvs::message::{Op, RealServer, VirtualService};
+
+    fn refused(req: NlRequest<'_>, errno: i32) -> String {
+        let ns = Netns::named("kpb-t-node");
+        req.refused(&ns, io::Error::from_raw_os_error(errno))
+            .to_string()
+    }
+
+    #[test]
+    fn a_refused_request_names_its_step_what_it_asked_and_the_errno() {
+        let vip = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1));
+        let vs = VirtualService::tcp(vip, 80, "rr");
+        let rs = RealServer::masq(IpAddr::V4(Ipv4Addr::new(10, 244, 0, 2)), 8080);
+        assert_eq!(
+            refused(NlRequest::Ipvs(Op::NewService(&vs)), libc::EEXIST),
+            "IPVS NEW_SERVICE (new service -t 10.96.0.1:80): EEXIST: File exists (os error 17)"
+        );
+        assert_eq!(
+            refused(NlRequest::Ipvs(Op::NewDest(&vs, rs)), libc::ENOMEM),
+            "IPVS NEW_DEST (new real server 10.244.0.2:8080 of -t 10.96.0.1:80): ENOMEM: Cannot allocate memory (os error 12)"
+        );
+        assert_eq!(
+            refused(NlRequest::DumpDests(&vs), libc::ENOENT),
+            "IPVS GET_DEST dump 10.96.0.1:80: ENOENT: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            refused(NlRequest::EnsureDummy("kube-ipvs0"), libc::EPERM),
+            "rtnetlink link (ensure dummy device kube-ipvs0) in kpb-t-node: EPERM: Operation not permitted (os error 1)"
+        );
+    }
+
+    #[test]
+    fn a_refusal_from_the_kernel_reads_as_one_at_the_seam() {
+        let vs = VirtualService::tcp(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 1)), 80, "rr");
+        let op = Op::DelService(&vs);
+        let client: ApplyError = IpvsError::refused(&op, io::Error::from_raw_os_error(2)).into();
+        assert_eq!(
+            client.to_string(),
+            refused(NlRequest::Ipvs(Op::DelService(&vs)), libc::ENOENT)
+        );
+    }
 }

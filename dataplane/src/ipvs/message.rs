@@ -235,6 +235,19 @@ impl Op<'_> {
         IpvsMessage { cmd, attrs }
     }
 
+    /// The step it counts under, named after its IPVS command (`IPVS NEW_SERVICE`).
+    pub fn step(&self) -> &'static str {
+        match self {
+            Op::NewService(_) => "IPVS NEW_SERVICE",
+            Op::SetService(_) => "IPVS SET_SERVICE",
+            Op::DelService(_) => "IPVS DEL_SERVICE",
+            Op::NewDest(..) => "IPVS NEW_DEST",
+            Op::SetDest(..) => "IPVS SET_DEST",
+            Op::DelDest(..) => "IPVS DEL_DEST",
+            Op::Flush => "IPVS FLUSH",
+        }
+    }
+
     /// A short description for error messages (`ipvsadm`-like).
     pub fn describe(&self) -> String {
         let svc = |s: &VirtualService| format!("-t {}", host_port(s.addr, s.port));

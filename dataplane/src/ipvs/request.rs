@@ -40,15 +40,7 @@ impl NlRequest<'_> {
     /// The step name it counts under.
     pub fn step(&self) -> &'static str {
         match self {
-            NlRequest::Ipvs(op) => match op {
-                Op::NewService(_) => "IPVS NEW_SERVICE",
-                Op::SetService(_) => "IPVS SET_SERVICE",
-                Op::DelService(_) => "IPVS DEL_SERVICE",
-                Op::NewDest(..) => "IPVS NEW_DEST",
-                Op::SetDest(..) => "IPVS SET_DEST",
-                Op::DelDest(..) => "IPVS DEL_DEST",
-                Op::Flush => "IPVS FLUSH",
-            },
+            NlRequest::Ipvs(op) => op.step(),
             NlRequest::IpvsBatch { .. } => "IPVS batch",
             NlRequest::GetService(_) => "IPVS GET_SERVICE",
             NlRequest::DumpServices => "IPVS GET_SERVICE dump",

@@ -188,9 +188,9 @@ pub(crate) mod fixtures {
         s.sort_by(f64::total_cmp);
         DurationSummary {
             samples: s.len() as u64,
-            p50_ms: crate::run::metrics::percentile(&s, 50.0),
-            p90_ms: crate::run::metrics::percentile(&s, 90.0),
-            p99_ms: crate::run::metrics::percentile(&s, 99.0),
+            p50_ms: crate::analysis::stats::percentile(&s, 50.0),
+            p90_ms: crate::analysis::stats::percentile(&s, 90.0),
+            p99_ms: crate::analysis::stats::percentile(&s, 99.0),
             max_ms: *s.last().unwrap(),
             cpu_user_ms: 1.0,
             cpu_sys_ms: 1.0,

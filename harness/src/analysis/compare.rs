@@ -158,7 +158,7 @@ fn erfc(x: f64) -> f64 {
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    crate::run::metrics::percentile(&s, 50.0)
+    crate::analysis::stats::percentile(&s, 50.0)
 }
 
 fn key(r: &Row<'_>, by: MatchBy) -> String {
@@ -274,7 +274,7 @@ fn relative_iqr(samples: &[f64]) -> Option<f64> {
     }
     let mut s = samples.to_vec();
     s.sort_by(f64::total_cmp);
-    let p = |q| crate::run::metrics::percentile(&s, q);
+    let p = |q| crate::analysis::stats::percentile(&s, q);
     let m = p(50.0);
     (m > 0.0).then(|| (p(75.0) - p(25.0)) / m)
 }
@@ -288,7 +288,7 @@ pub fn case_noise(b: &Case, n: &Case) -> f64 {
         .filter_map(|d| relative_iqr(&d.samples_ms))
         .collect();
     iqrs.sort_by(f64::total_cmp);
-    crate::run::metrics::percentile(&iqrs, 50.0)
+    crate::analysis::stats::percentile(&iqrs, 50.0)
 }
 
 fn compare_case(k: &str, b: &Case, n: &Case, threshold: f64, lines: &mut Vec<Line>) {

@@ -12,7 +12,7 @@ use crate::analysis::stats;
 use crate::report::charts::{Chart, Section};
 use crate::results::Results;
 
-use super::html::{escape, figure};
+use super::markup::{escape, figure};
 
 /// "Short answer": per environment and scale, fastest to update and cheapest to look up.
 pub(super) fn short_answer(h: &mut String, rows: &[Row<'_>]) {

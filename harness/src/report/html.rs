@@ -8,24 +8,9 @@ use crate::analysis::capacity::Plan;
 use crate::analysis::cases::{self, Row};
 use crate::analysis::{lookup, stats};
 use crate::report::charts::{Chart, Section};
+use crate::report::markup::{escape, figure};
 use crate::report::{findings, plan_section, sync_sections};
 use crate::results::{Estimate, Results, Status};
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 0 auto; max-width: 1200px; padding: 1rem 2rem 3rem; color: #1b1f24; line-height: 1.45; }
@@ -213,22 +198,6 @@ fn charts_section(h: &mut String, charts: &[(&Chart, String)]) {
     for (c, svg) in overview {
         figure(h, c, svg);
     }
-}
-
-/// One chart inline, with its title, caption and links to its files.
-pub(super) fn figure(h: &mut String, c: &Chart, svg: &str) {
-    let caption = if c.caption.is_empty() {
-        String::new()
-    } else {
-        format!("<br>{}", escape(&c.caption))
-    };
-    // The SVG text comes from plotters, which escapes the text it draws.
-    let _ = writeln!(
-        h,
-        "<figure id=\"chart-{name}\">\n{svg}\n<figcaption>{}{caption} &middot; <a href=\"charts/{name}.svg\">SVG</a> &middot; <a href=\"charts/{name}.png\">PNG</a></figcaption>\n</figure>",
-        escape(&c.title),
-        name = escape(&c.name),
-    );
 }
 
 /// A difference by the rule, or a dash when not measured.

@@ -6,12 +6,13 @@
 pub mod charts;
 mod findings;
 mod html;
+mod markup;
 mod plan_section;
 mod sync_sections;
 
 use std::path::{Path, PathBuf};
 
-pub use html::escape;
+pub use markup::escape;
 
 use crate::analysis::capacity::{self, Budgets};
 use crate::results::{write_atomic, Results, ResultsError};

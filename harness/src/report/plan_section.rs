@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::analysis::capacity::{self, Bound, Metric, Plan};
 
-use super::html::escape;
+use super::markup::escape;
 
 pub(super) fn capacity(h: &mut String, plan: &Plan) {
     let b = plan.budgets;

@@ -12,7 +12,7 @@ use crate::analysis::stats;
 use crate::report::charts::{Chart, Section};
 use crate::results::Results;
 
-use super::html::{escape, figure};
+use super::markup::{escape, figure};
 
 /// The kinds of sync broken down, as in the charts.
 const KINDS: [SyncKind; 2] = [SyncKind::Full, SyncKind::AddService];

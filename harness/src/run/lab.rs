@@ -9,9 +9,11 @@ use dataplane::floor::prereq::Presence;
 use dataplane::{KernelFeature, Mode};
 
 use crate::lab::{self, KernelSpec, LabError, LabEvent, DEFAULT_KERNEL};
-use crate::results::Results;
-use crate::run::seams::LabCases;
+use crate::results::{Case, Environment, Results};
 use crate::scenario::Scenario;
+
+/// What the kernel lab returns: the guest's environments and its cases.
+pub type LabCases = (Vec<Environment>, Vec<Case>);
 
 /// Why the lab could not run the ipvs cases; recorded as their `skipped` reason, so
 /// each says what to do.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::analysis::stats::percentile;
 use crate::results::{DurationSummary, StepSummary};
 
 /// One timed sample: wall time and CPU (process plus children).
@@ -20,15 +21,6 @@ impl From<dataplane::floor::exec::Cost> for Sample {
             sys: c.sys,
         }
     }
-}
-
-/// Nearest-rank percentile `p` (0..=100) of sorted values.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -103,16 +95,6 @@ pub fn thread_cpu() -> (Duration, Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 5.0);
-        assert_eq!(percentile(&v, 90.0), 9.0);
-        assert_eq!(percentile(&v, 99.0), 10.0);
-        assert_eq!(percentile(&v, 0.0), 1.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
-    }
 
     #[test]
     fn summary_of_known_samples() {

@@ -16,8 +16,8 @@ use dataplane::{ApplyError, SyncReport};
 use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
 
 use crate::datapath::measure::MeasureError;
-use crate::results::{Case, Datapath, Environment};
-use crate::run::lab::LabRunError;
+use crate::results::{Datapath, Environment};
+use crate::run::lab::{LabCases, LabRunError};
 use crate::sandbox::{Topology, TopologyError};
 use crate::scenario::{self, Scenario};
 
@@ -147,9 +147,6 @@ impl Drop for Scratch {
         }
     }
 }
-
-/// What the kernel lab returns: the guest's environments and its cases.
-pub type LabCases = (Vec<Environment>, Vec<Case>);
 
 /// The machine the run happens on.
 pub trait Host {

@@ -20,8 +20,8 @@ use dataplane::{
 
 use crate::datapath::measure::MeasureError;
 use crate::results::{Case, Datapath, Environment};
-use crate::run::lab::LabRunError;
-use crate::run::seams::{Backends, CaseSandbox, Host, LabCases, Sandbox};
+use crate::run::lab::{LabCases, LabRunError};
+use crate::run::seams::{Backends, CaseSandbox, Host, Sandbox};
 use crate::run::{RunPlan, Runner};
 use crate::sandbox::TopologyError;
 use crate::scenario::{self, Scenario};

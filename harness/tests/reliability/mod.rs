@@ -40,15 +40,23 @@ pub enum Misbehave {
     Hang,
 }
 
-/// A fake `tool` first on PATH: it counts its sync calls (those with `--noflush`, as
-/// iptables-restore gets) and misbehaves on call `nth`; every other call runs the real
-/// tool.
+/// A fake `tool` first on PATH: it counts its calls that have a marker argument and
+/// misbehaves on call `nth` of them; every other call runs the real tool.
 pub struct FakeTool {
     dir: tempfile::TempDir,
+    tool: String,
 }
 
 impl FakeTool {
+    /// Counts the sync calls (those with `--noflush`, as iptables-restore gets), not
+    /// version probes or reads.
     pub fn new(tool: &str, nth: u32, what: Misbehave) -> FakeTool {
+        FakeTool::counting(tool, "--noflush", nth, what)
+    }
+
+    /// Counts the calls that have the argument `marker` (`-f` for `nft -f -`, `add`
+    /// for `ipset add`).
+    pub fn counting(tool: &str, marker: &str, nth: u32, what: Misbehave) -> FakeTool {
         let real = dataplane::floor::exec::which(tool).expect("the real tool is installed");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
@@ -56,10 +64,9 @@ impl FakeTool {
             Misbehave::Fail(msg) => format!("echo '{msg}' >&2; exit 1"),
             Misbehave::Hang => format!("touch {d}/hanging; exec sleep 60"),
         };
-        // Only syncs count (`--noflush`), not version probes or reads.
         let script = format!(
             "#!/bin/sh\n\
-             case \" $* \" in *\" --noflush \"*)\n\
+             case \" $* \" in *\" {marker} \"*)\n\
              n=$(cat {d}/calls 2>/dev/null || echo 0); n=$((n+1)); echo $n > {d}/calls\n\
              if [ $n -eq {nth} ]; then {action}; fi;;\n\
              esac\n\
@@ -70,7 +77,10 @@ impl FakeTool {
         std::fs::write(&path, script).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        FakeTool { dir }
+        FakeTool {
+            dir,
+            tool: tool.to_string(),
+        }
     }
 
     /// PATH with the fake first.
@@ -82,6 +92,17 @@ impl FakeTool {
         )
     }
 
+    /// The fake itself (for an executor that runs it in place of the real tool).
+    pub fn program(&self) -> PathBuf {
+        self.dir.path().join(&self.tool)
+    }
+
+    /// How many marked calls it has seen.
+    pub fn calls(&self) -> u32 {
+        let text = std::fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default();
+        text.trim().parse().unwrap_or(0)
+    }
+
     /// Whether the fake is hanging now (its Nth call has started).
     pub fn hanging(&self) -> bool {
         self.dir.path().join("hanging").exists()
@@ -90,12 +111,27 @@ impl FakeTool {
 
 /// Writes a scenario file of the iptables-legacy mode without the data path.
 pub fn legacy_scenario(dir: &Path, services: &str, extra: &str) -> PathBuf {
+    scenario_of(dir, "iptables-legacy", services, extra)
+}
+
+/// Writes a scenario file of `modes` (TOML list items: `"nftables"`) without the data
+/// path, 2 endpoints per service unless `extra` sets them.
+pub fn scenario_of(dir: &Path, modes: &str, services: &str, extra: &str) -> PathBuf {
     let p = dir.join("scenario.toml");
+    let modes: Vec<String> = modes
+        .split(',')
+        .map(|m| format!("\"{}\"", m.trim()))
+        .collect();
+    let endpoints = match extra.contains("endpoints_per_service") {
+        true => "",
+        false => "endpoints_per_service = 2\n",
+    };
     std::fs::write(
         &p,
         format!(
-            "name = \"reliability\"\nmodes = [\"iptables-legacy\"]\nservices = {services}\n\
-             endpoints_per_service = 2\nrepeats = 1\nfull_sync_repeats = 1\n{extra}\n[datapath]\nenabled = false\n"
+            "name = \"reliability\"\nmodes = [{}]\nservices = {services}\n\
+             {endpoints}repeats = 1\nfull_sync_repeats = 1\n{extra}\n[datapath]\nenabled = false\n",
+            modes.join(", ")
         ),
     )
     .unwrap();
@@ -226,6 +262,11 @@ pub fn nothing_left(id: &str) {
     assert!(cgroups.is_empty(), "client cgroups left: {cgroups:?}");
     let reg = Path::new(harness::sandbox::registry::RUNS_DIR).join(id);
     assert!(!reg.exists(), "{} left", reg.display());
+    let pins: Vec<String> = dataplane::ebpf::pins::pinned()
+        .into_iter()
+        .filter(|p| p.contains(id))
+        .collect();
+    assert!(pins.is_empty(), "BPF pins left: {pins:?}");
 }
 
 /// The socket LB's client cgroups of run `id` (`<cgroup2>/kpbench/kpb-<id>-...`).

@@ -113,6 +113,11 @@ pub trait Request {
 
     /// Keeps the reply of an executor that models nothing of it ("done").
     fn unanswered(&mut self);
+
+    /// The error the kernel's refusal of it with `errno` in `ns` gives, in its mode's
+    /// words (its step, what it asked, the errno by name), as [`Request::run`] reports
+    /// one: for an executor that answers for the kernel and refuses (a test's faults).
+    fn refused(&self, ns: &Netns, errno: i32) -> ApplyError;
 }
 
 /// The handles an executor keeps open between requests (an IPVS socket, an rtnetlink

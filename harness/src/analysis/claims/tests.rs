@@ -61,8 +61,15 @@ fn textbook() -> Results {
 #[test]
 fn the_textbook_run_confirms_the_textbook() {
     let f = check(&[textbook()]);
+    textbook_verdicts(&f);
+    textbook_iptables_evidence(&f);
+    textbook_ipvs_evidence(&f);
+}
+
+/// Every claim is confirmed, but IPVS's smooth updates where one scale only ran.
+fn textbook_verdicts(f: &[Finding]) {
     assert_eq!(
-        verdicts(&f),
+        verdicts(f),
         [
             (Claim::LinearMatching, Some("iptables"), Verdict::Confirmed),
             (
@@ -114,7 +121,11 @@ fn the_textbook_run_confirms_the_textbook() {
             (Claim::IpvsSchedulers, None, Verdict::Confirmed),
         ]
     );
-    let a = find(&f, Claim::LinearMatching, Some("iptables"));
+}
+
+/// iptables: the evidence of linear matching, the whole-table rewrite and the CPU.
+fn textbook_iptables_evidence(f: &[Finding]) {
+    let a = find(f, Claim::LinearMatching, Some("iptables"));
     assert_eq!(a.env.unwrap().label(), "host 6.18.0");
     assert!(
         a.evidence.starts_with(
@@ -124,7 +135,7 @@ fn the_textbook_run_confirms_the_textbook() {
         "{}",
         a.evidence
     );
-    let b = find(&f, Claim::WholeTableRewrite, Some("iptables"));
+    let b = find(f, Claim::WholeTableRewrite, Some("iptables"));
     assert!(
         b.evidence.starts_with(
             "the add-one-service sync grows with the service count: p50 10.00 ms (95% CI 9.97..10.04) at 100 services, \
@@ -137,14 +148,18 @@ fn the_textbook_run_confirms_the_textbook() {
         b.evidence.contains("not the whole table"),
         "says what was measured"
     );
-    let c = find(&f, Claim::CpuSoars, Some("iptables"));
+    let c = find(f, Claim::CpuSoars, Some("iptables"));
     assert!(
         c.evidence.contains("(1,000 pods)") && c.evidence.contains("(10,000 pods)"),
         "{}",
         c.evidence
     );
     assert!(c.evidence.contains("borrows the relative interval"));
-    let d = find(&f, Claim::IpvsConstantLookup, Some("ipvs/rr"));
+}
+
+/// IPVS: the evidence of the flat lookup, the one-scale updates and the schedulers.
+fn textbook_ipvs_evidence(f: &[Finding]) {
+    let d = find(f, Claim::IpvsConstantLookup, Some("ipvs/rr"));
     assert!(
         d.evidence.starts_with(
             "the SYN's in-kernel transit per service position is flat (margin ±1.50 ns): at 1,000 services"
@@ -155,13 +170,13 @@ fn the_textbook_run_confirms_the_textbook() {
     assert!(d
         .evidence
         .contains("; iptables: 15.0 ns (95% CI 14.5..15.5) per position."));
-    let e = find(&f, Claim::IpvsSmoothUpdates, Some("ipvs/lc"));
+    let e = find(f, Claim::IpvsSmoothUpdates, Some("ipvs/lc"));
     assert!(
         e.evidence.starts_with("one scale only (100 services)"),
         "{}",
         e.evidence
     );
-    let s = find(&f, Claim::IpvsSchedulers, None);
+    let s = find(f, Claim::IpvsSchedulers, None);
     assert_eq!(
         s.evidence,
         "rr: measured ok; lc: measured ok; sh: measured ok; dh: measured ok."

@@ -85,11 +85,15 @@ impl SplitMix64 {
     }
 }
 
-/// The nearest-rank percentile `p` (0..=100) of sorted values.
-fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
-    let n = sorted.len();
-    let rank = ((p / 100.0) * n as f64).ceil() as usize;
-    sorted[rank.clamp(1, n) - 1]
+/// Nearest-rank percentile `p` (0..=100) of sorted values; 0 without values. Every
+/// percentile in kpbench is this one: the runner's summaries (`run::metrics`) and the
+/// analysis alike.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn sorted(v: &[f64]) -> Vec<f64> {
@@ -100,7 +104,7 @@ fn sorted(v: &[f64]) -> Vec<f64> {
 
 /// The nearest-rank median; `None` without samples.
 pub fn median(v: &[f64]) -> Option<f64> {
-    (!v.is_empty()).then(|| nearest_rank(&sorted(v), 50.0))
+    (!v.is_empty()).then(|| percentile(&sorted(v), 50.0))
 }
 
 /// 0-based ranks `(lo, hi)` into `n` sorted samples whose values bound the median with
@@ -144,7 +148,7 @@ pub fn median_estimate(v: &[f64]) -> Option<Estimate> {
     let s = sorted(v);
     let (lo, hi) = median_ci_ranks(s.len());
     Some(Estimate {
-        estimate: nearest_rank(&s, 50.0),
+        estimate: percentile(&s, 50.0),
         ci95: [s[lo], s[hi]],
     })
 }
@@ -161,7 +165,7 @@ pub(crate) fn resampled_median(samples: &[f64], rng: &mut SplitMix64, buf: &mut 
     buf.clear();
     buf.extend((0..samples.len()).map(|_| samples[rng.below(samples.len())]));
     buf.sort_by(f64::total_cmp);
-    nearest_rank(buf, 50.0)
+    percentile(buf, 50.0)
 }
 
 /// median(a) - median(b) with its 95% bootstrap interval ([`RESAMPLES`], [`SEED`]);

@@ -8,6 +8,16 @@ fn est(estimate: f64, lo: f64, hi: f64) -> Estimate {
 }
 
 #[test]
+fn nearest_rank_percentiles() {
+    let v: Vec<f64> = (1..=10).map(f64::from).collect();
+    assert_eq!(percentile(&v, 50.0), 5.0);
+    assert_eq!(percentile(&v, 90.0), 9.0);
+    assert_eq!(percentile(&v, 99.0), 10.0);
+    assert_eq!(percentile(&v, 0.0), 1.0);
+    assert_eq!(percentile(&[], 50.0), 0.0);
+}
+
+#[test]
 fn splitmix64_matches_its_reference_sequence() {
     // The reference implementation's first outputs for seed 0.
     let mut r = SplitMix64::new(0);
