@@ -1,6 +1,6 @@
 //! Compiles every BPF program kpbench ships (`bpf/`: the ebpf mode's socket LB, the
 //! ebpf-tc mode's per-packet LB and the harness's transit probes) with clang (`-O2 -g -target bpf`) into `$OUT_DIR`,
-//! and sets `cfg(kpbench_bpf)` so `src/bpf.rs` embeds them.
+//! and sets `cfg(kpbench_bpf)` so `src/floor/bpf.rs` embeds them.
 //!
 //! Without clang or libbpf's headers (`bpf/bpf_helpers.h`, Debian's libbpf-dev) the
 //! build still succeeds: it embeds nothing, warns, and whatever needs a program says

@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dataplane::ebpf::controller::AgentState;
-use dataplane::{iptables, model, ServiceSet};
+use dataplane::{floor::model, iptables, ServiceSet};
 
 fn bench_iptables(c: &mut Criterion) {
     let mut group = c.benchmark_group("iptables_render_full");

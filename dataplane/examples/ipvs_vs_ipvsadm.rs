@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use dataplane::exec::Tool;
+use dataplane::floor::exec::Tool;
 use dataplane::ipvs::render::{ipvsadm_line, Changes};
 use dataplane::ipvs::{IpvsBackend, IpvsClient};
 use dataplane::{Deadline, Netns, ServiceSet};

@@ -1,31 +1,30 @@
 //! kpbench's dataplane library: the synthetic service model and one backend per
 //! kube-proxy mode. Rendering (services -> rules) is pure; applying talks to the kernel.
 //! No CLI, no printing.
+//!
+//! Layers, each importing only those below it: [`mode`] (the mode names); the
+//! [`floor`] (the service model, names, tool runs, namespaces, deadlines,
+//! prerequisites, the `Backend` and `Controller` traits and the executor seam), which
+//! names no mode; one folder per mode ([`iptables`], [`nftables`], [`ipvs`], [`ebpf`],
+//! with [`xtables`] shared by iptables and IPVS); on top, [`registry`], the one file
+//! that names every mode, and [`conformance`], which holds each stand-in against the kernel.
 
-pub mod backend;
-pub mod bpf;
 pub mod conformance;
-pub mod deadline;
 pub mod ebpf;
-pub mod errno;
-pub mod exec;
+pub mod floor;
 pub mod iptables;
 pub mod ipvs;
 pub mod mode;
-pub mod model;
-pub mod names;
-pub mod netns;
 pub mod nftables;
-pub mod prereq;
 pub mod registry;
-pub mod sync;
 pub mod xtables;
 
-pub use backend::{ApplyError, Backend, NotImplemented, Objects, SyncKind, SyncReport};
-pub use deadline::Deadline;
+pub use floor::backend::{Backend, NotImplemented, Objects, SyncKind};
+pub use floor::deadline::Deadline;
+pub use floor::error::ApplyError;
+pub use floor::model::{Endpoint, Service, ServiceSet};
+pub use floor::netns::Netns;
+pub use floor::prereq::{KernelFeature, Prerequisites, ToolNeed, Unavailable};
+pub use floor::sync::{Controller, KubeProxyVersion, Profile, ProfileKind, SyncReport};
 pub use mode::{IpvsScheduler, Mode, ModeSpec, UnknownScheduler};
-pub use model::{Endpoint, Service, ServiceSet};
-pub use netns::Netns;
-pub use prereq::{KernelFeature, Prerequisites, ToolNeed, Unavailable};
 pub use registry::backend;
-pub use sync::{Controller, KubeProxyVersion, Profile, ProfileKind};

@@ -42,7 +42,7 @@ impl Mode {
 
     /// Parses a mode name. A mode kpbench does not implement yet (ebpf-tc) parses: a
     /// scenario may list it, and its cases are recorded as skipped; making its backend
-    /// fails with `NotImplemented` (in `backend.rs`).
+    /// fails with `NotImplemented` (in `floor/backend.rs`).
     pub fn parse(s: &str) -> Option<Mode> {
         Mode::ALL.into_iter().find(|m| m.name() == s)
     }

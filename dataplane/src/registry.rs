@@ -2,7 +2,7 @@
 //! [`Backend`]. Adding a mode is its folder, its `Mode` variant (`mode.rs`) and one
 //! line here.
 
-use crate::backend::{Backend, NotImplemented};
+use crate::floor::backend::{Backend, NotImplemented};
 use crate::mode::{Mode, ModeSpec};
 
 /// The backend of a mode with its settings.
@@ -65,7 +65,11 @@ mod tests {
                 continue;
             };
             for t in b.prerequisites().tools {
-                assert_eq!(t.package, crate::exec::package_of(t.program), "{mode}");
+                assert_eq!(
+                    t.package,
+                    crate::floor::exec::package_of(t.program),
+                    "{mode}"
+                );
             }
         }
     }

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dataplane::exec::{which, Tool};
+use dataplane::floor::exec::{which, Tool};
+use dataplane::floor::model::{service, spare_endpoint_ip};
+use dataplane::floor::sync::{MeasuredExecutor, RealExecutor};
 use dataplane::iptables::IptablesBackend;
-use dataplane::model::{service, spare_endpoint_ip};
-use dataplane::sync::{MeasuredExecutor, RealExecutor};
 use dataplane::{Backend, Controller, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,7 +49,7 @@ impl Drop for NsGuard {
 /// backends' tools.
 fn backends() -> [(&'static str, IptablesBackend); 2] {
     assert!(
-        dataplane::netns::is_root(),
+        dataplane::floor::netns::is_root(),
         "needs root: this privileged test is on (feature dataplane/root-tests) but the \
          process is not root; run `sudo scripts/test.sh`, or build without the feature to \
          see it reported as ignored"

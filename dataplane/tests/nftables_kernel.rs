@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
+use dataplane::floor::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
+use dataplane::floor::sync::{Controller, MeasuredExecutor, RealExecutor};
 use dataplane::nftables::{normalized_listing, NftablesBackend};
-use dataplane::sync::{Controller, MeasuredExecutor, RealExecutor};
 use dataplane::{Backend, Deadline, KubeProxyVersion, Netns, Profile, ServiceSet};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,13 +35,13 @@ impl Drop for NsGuard {
 /// Fails the test unless this process is root and has nft.
 fn require_root_and_nft() {
     assert!(
-        dataplane::netns::is_root(),
+        dataplane::floor::netns::is_root(),
         "needs root: this privileged test is on (feature dataplane/root-tests) but the \
          process is not root; run `sudo scripts/test.sh`, or build without the feature to \
          see it reported as ignored"
     );
     assert!(
-        dataplane::exec::which("nft").is_some(),
+        dataplane::floor::exec::which("nft").is_some(),
         "nft not found: install the nftables package (scripts/install-deps.sh does)"
     );
 }
@@ -232,7 +232,7 @@ fn profiles_leave_identical_objects() {
         let ns = NsGuard::new("profile");
         let mut d = Driven::new(&ns.0, profile);
         let removed = sample(30, 3).get(7).unwrap().clone();
-        let removed_chain = dataplane::names::nft_service_chain(&removed);
+        let removed_chain = dataplane::floor::names::nft_service_chain(&removed);
         for (i, (_, set)) in sequence().into_iter().enumerate() {
             let steps = d.sync(&set);
             let listing = normalized_listing(&ns.0, deadline()).unwrap();

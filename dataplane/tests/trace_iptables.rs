@@ -9,11 +9,11 @@ mod trace;
 
 use std::time::Duration;
 
+use dataplane::floor::model::{service, spare_endpoint_ip};
+use dataplane::floor::names::{sep_chain, svc_chain};
+use dataplane::floor::sync::record::{Call, Recorder};
+use dataplane::floor::sync::{Category, Executor, ToolCall};
 use dataplane::iptables::{chains_of, IptablesBackend};
-use dataplane::model::{service, spare_endpoint_ip};
-use dataplane::names::{sep_chain, svc_chain};
-use dataplane::sync::record::{Call, Recorder};
-use dataplane::sync::{Category, Executor, ToolCall};
 use dataplane::{Backend, KubeProxyVersion, Profile, ServiceSet};
 
 fn fixture(name: &str) -> Vec<(String, Vec<String>)> {

@@ -10,12 +10,12 @@ mod trace;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use dataplane::floor::model::{service, spare_endpoint_ip, ServiceSet};
+use dataplane::floor::sync::record::Recorder;
+use dataplane::floor::sync::{Controller, KubeProxyVersion, Profile};
 use dataplane::ipvs::controller::Settings;
 use dataplane::ipvs::standin::{Node, NodeState};
 use dataplane::ipvs::IpvsBackend;
-use dataplane::model::{service, spare_endpoint_ip, ServiceSet};
-use dataplane::sync::record::Recorder;
-use dataplane::sync::{Controller, KubeProxyVersion, Profile};
 use dataplane::xtables::Xtables;
 use dataplane::{IpvsScheduler, KernelFeature};
 

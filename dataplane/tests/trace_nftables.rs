@@ -8,13 +8,13 @@ mod trace;
 use std::path::Path;
 use std::time::Duration;
 
-use dataplane::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
-use dataplane::names::{nft_endpoint_chain, nft_service_chain};
+use dataplane::floor::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
+use dataplane::floor::names::{nft_endpoint_chain, nft_service_chain};
+use dataplane::floor::sync::record::{Call, Recorder};
 use dataplane::nftables::{
     render_delete_chains, render_floor_full, render_kube_proxy, ElementStorage, KubeProxySync,
     Listing, NftStandIn, NftablesBackend, Setup,
 };
-use dataplane::sync::record::{Call, Recorder};
 use dataplane::{Backend, KubeProxyVersion, Profile, ServiceSet};
 
 fn fixture(name: &str) -> Vec<(String, Vec<String>)> {

@@ -10,7 +10,7 @@ mod tier;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dataplane::model::ENDPOINT_PORT;
+use dataplane::floor::model::ENDPOINT_PORT;
 use dataplane::{backend, Backend, Deadline, Mode, ModeSpec, ServiceSet};
 use harness::datapath::load::{run_load, LoadSpec};
 use harness::datapath::serve::Server;
@@ -170,7 +170,7 @@ fn every_endpoint_answers_and_direct_bypasses_dnat() {
     let (_, r) = syn_cost(&topo, SocketAddr::new(ep.ip.into(), ENDPOINT_PORT), 500);
     assert_eq!(r.errors.total(), 0);
     assert_eq!(r.endpoints.keys().copied().collect::<Vec<_>>(), vec![ep.ip]);
-    let counters = dataplane::exec::Tool::new(b.tools()[2], &["-t", "nat", "-c"])
+    let counters = dataplane::floor::exec::Tool::new(b.tools()[2], &["-t", "nat", "-c"])
         .netns(&topo.node)
         .run_ok()
         .unwrap()

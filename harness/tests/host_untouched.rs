@@ -14,7 +14,7 @@ use reliability::*;
 
 /// A tool's stdout, or a note that it is absent or failed (which must not change either).
 fn output_of(program: &str, args: &[&str]) -> String {
-    if dataplane::exec::which(program).is_none() {
+    if dataplane::floor::exec::which(program).is_none() {
         return format!("({program} not installed)");
     }
     match Command::new(program).args(args).output() {

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use dataplane::netns::Netns;
+use dataplane::floor::netns::Netns;
 use harness::datapath::load::{run_load, summarize, LoadError, LoadSpec, SpecError};
 use harness::datapath::serve::{ServeOptions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -244,7 +244,7 @@ fn every_dataplane_tool_call_passes_a_timeout() {
         }
     }
     assert!(calls >= 3, "found only {calls} Tool::new calls");
-    let executor = std::fs::read_to_string(src.join("sync/executor.rs")).unwrap();
+    let executor = std::fs::read_to_string(src.join("floor/sync/executor.rs")).unwrap();
     assert!(
         executor.contains("Tool::new(&program, &refs).deadline(deadline)"),
         "the executor's tool runs must carry the sync's deadline"

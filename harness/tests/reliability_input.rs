@@ -20,7 +20,7 @@ fn parse_and_use(text: &str) -> Result<Scenario, String> {
     let _ = std::time::Instant::now() + s.case_timeout() + s.command_timeout();
     for &m in &s.modes {
         for &n in s.scales_for(m) {
-            dataplane::model::check_size(n as u64, s.endpoints_per_service as u64)
+            dataplane::floor::model::check_size(n as u64, s.endpoints_per_service as u64)
                 .map_err(|e| format!("parsed an impossible size {n}: {e}"))?;
         }
     }

@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use dataplane::exec::{Cost, Output};
+use dataplane::floor::exec::{Cost, Output};
+use dataplane::floor::model::ServiceSet;
+use dataplane::floor::sync::standin::StandIn;
+use dataplane::floor::sync::{Controller, Executor, MeasuredExecutor, Request, ToolCall};
 use dataplane::ipvs::standin::Node;
-use dataplane::model::ServiceSet;
-use dataplane::sync::record::StandIn;
-use dataplane::sync::{Controller, Executor, MeasuredExecutor, Request, ToolCall};
 use dataplane::{
     ApplyError, Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented, Objects,
     Prerequisites, Profile, SyncReport,

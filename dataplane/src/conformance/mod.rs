@@ -16,12 +16,13 @@ pub mod readback;
 
 use std::time::Duration;
 
-use crate::backend::{ApplyError, Backend};
-use crate::deadline::Deadline;
-use crate::model::{service, spare_endpoint_ip, ServiceSet};
-use crate::netns::Netns;
-use crate::sync::record::Recorder;
-use crate::sync::{
+use crate::floor::backend::Backend;
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::{service, spare_endpoint_ip, ServiceSet};
+use crate::floor::netns::Netns;
+use crate::floor::sync::record::Recorder;
+use crate::floor::sync::{
     Controller, Executor, KubeProxyVersion, MeasuredExecutor, Profile, RealExecutor,
 };
 

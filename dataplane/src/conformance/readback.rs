@@ -3,11 +3,11 @@
 //! both answers alike. Each normalisation says why it hides nothing the stand-in
 //! claims to model.
 
-use crate::backend::ApplyError;
 use crate::ebpf::layout::{describe_key, describe_value, LbMap};
 use crate::ebpf::{BpfMaps, BpfReply, BpfRequest};
+use crate::floor::error::ApplyError;
+use crate::floor::sync::{Category, Executor, ToolCall};
 use crate::mode::Mode;
-use crate::sync::{Category, Executor, ToolCall};
 use crate::xtables::Xtables;
 
 mod nft;

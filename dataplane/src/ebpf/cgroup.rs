@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::err;
-use crate::backend::ApplyError;
+use crate::floor::error::ApplyError;
 
 /// Where kpbench mounts cgroup2 when the host has no cgroup2 mount.
 pub const CGROUP2_FALLBACK: &str = "/run/kpbench/cgroup2";

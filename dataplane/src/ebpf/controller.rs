@@ -26,12 +26,13 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::datapath::Datapath;
+use super::exchange::BpfMaps;
 use super::layout::{self, Entry, LbMap};
-use super::request::{BpfMaps, BpfRequest};
-use crate::backend::ApplyError;
-use crate::exec::{Cost, Meter};
-use crate::model::{Endpoint, Service, ServiceSet};
-use crate::sync::{Controller, Executor, Profile};
+use super::request::BpfRequest;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{Cost, Meter};
+use crate::floor::model::{Endpoint, Service, ServiceSet};
+use crate::floor::sync::{Controller, Executor, Profile};
 
 /// One map write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,9 +31,9 @@ use super::err;
 use super::layout::LbMap;
 use super::tc::{Place, BACKEND_VETH, CLIENT_VETH};
 use super::{cgroup, pins, sys};
-use crate::backend::ApplyError;
+use crate::floor::error::ApplyError;
+use crate::floor::netns::Netns;
 use crate::mode::Mode;
-use crate::netns::Netns;
 
 pub use super::cgroup::CGROUP2_FALLBACK;
 pub use super::pins::{clean_pins, pinned, PIN_ROOT};
@@ -73,8 +73,8 @@ impl Datapath {
     /// The compiled object, when `build.rs` could build it.
     fn object(self) -> Option<&'static [u8]> {
         match self {
-            Datapath::SocketLb => crate::bpf::SOCKLB,
-            Datapath::Tc => crate::bpf::TCLB,
+            Datapath::SocketLb => crate::floor::bpf::SOCKLB,
+            Datapath::Tc => crate::floor::bpf::TCLB,
         }
     }
 
@@ -191,7 +191,7 @@ pub fn maps_for(node: &Netns, datapath: Datapath) -> Result<Arc<Maps>, ApplyErro
     let loaded = load(node, datapath)?;
     let maps = loaded.maps.clone();
     // Deleting the namespace drops what was loaded for it first.
-    crate::netns::on_delete(forget);
+    crate::floor::netns::on_delete(forget);
     reg.insert(node.name.clone(), loaded);
     Ok(maps)
 }

@@ -11,11 +11,12 @@
 //! Both read the same maps, programmed as Cilium's agent does it ([`controller`]); the
 //! programs are loaded and attached once per node namespace ([`datapath`]). Map writes
 //! are this mode's own kernel requests ([`request::BpfRequest`]), run by the core
-//! executor.
+//! executor ([`exchange`]).
 
 pub mod cgroup;
 pub mod controller;
 pub mod datapath;
+pub mod exchange;
 pub mod layout;
 pub mod pins;
 pub mod request;
@@ -27,17 +28,19 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::backend::{ApplyError, Backend, Objects};
-use crate::deadline::Deadline;
+use crate::floor::backend::{Backend, Objects};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::{Endpoint, ServiceSet};
+use crate::floor::netns::Netns;
+use crate::floor::prereq::{KernelFeature, Prerequisites};
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile};
 use crate::mode::ModeSpec;
-use crate::model::{Endpoint, ServiceSet};
-use crate::netns::Netns;
-use crate::prereq::{KernelFeature, Prerequisites};
-use crate::sync::record::StandIn;
-use crate::sync::{Controller, Profile};
 use datapath::Datapath;
+pub use exchange::BpfMaps;
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
-pub use request::{BpfMaps, BpfReply, BpfRequest};
+pub use request::{BpfReply, BpfRequest};
 
 /// Maps an I/O error of a BPF or cgroup operation to an [`ApplyError::Bpf`] saying
 /// what was being done.

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::err;
-use crate::backend::ApplyError;
+use crate::floor::error::ApplyError;
 
 /// Where kpbench mounts a bpffs of its own for `kpbench apply`'s pins.
 pub const PIN_ROOT: &str = "/run/kpbench/bpf";

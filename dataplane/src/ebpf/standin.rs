@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::layout::LbMap;
 use super::request::{BpfReply, BpfRequest};
-use crate::sync::record::StandIn;
+use crate::floor::sync::standin::StandIn;
 
 /// The maps, key bytes to value bytes.
 #[derive(Debug, Default, Clone)]
@@ -58,7 +58,12 @@ impl MapsStandIn {
 }
 
 impl StandIn for MapsStandIn {
-    fn tool(&mut self, _: &str, _: &[String], _: Option<&[u8]>) -> Option<crate::exec::Output> {
+    fn tool(
+        &mut self,
+        _: &str,
+        _: &[String],
+        _: Option<&[u8]>,
+    ) -> Option<crate::floor::exec::Output> {
         None
     }
 }

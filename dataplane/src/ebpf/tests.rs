@@ -1,12 +1,13 @@
 use std::time::Duration;
 
 use super::controller::{render, AgentController, FloorController};
+use super::exchange::BpfMaps;
 use super::layout::{self, hex, LbMap};
-use super::request::{BpfMaps, BpfReply, BpfRequest};
+use super::request::{BpfReply, BpfRequest};
 use super::standin::MapsStandIn;
 use super::*;
-use crate::model::{self, ServiceSet};
-use crate::sync::record::{Call, Recorder};
+use crate::floor::model::{self, ServiceSet};
+use crate::floor::sync::record::{Call, Recorder};
 
 const FIXTURE: &str = include_str!("fixture_2x2.txt");
 

@@ -5,14 +5,15 @@
 //! `iptables-restore -w --noflush --counters`) stays until the runner is switched.
 
 use super::expected_rules;
-use crate::backend::{ApplyError, Backend, Objects};
-use crate::deadline::Deadline;
+use crate::floor::backend::{Backend, Objects};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::ServiceSet;
+use crate::floor::netns::Netns;
+use crate::floor::prereq::Prerequisites;
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile};
 use crate::mode::{Mode, ModeSpec};
-use crate::model::ServiceSet;
-use crate::netns::Netns;
-use crate::prereq::Prerequisites;
-use crate::sync::record::StandIn;
-use crate::sync::{Controller, Profile};
 use crate::xtables::standin::XtablesStandIn;
 use crate::xtables::Xtables;
 

@@ -1,4 +1,4 @@
-//! The two ways an iptables sync is driven (see [`crate::sync`]).
+//! The two ways an iptables sync is driven (see [`crate::floor::sync`]).
 //!
 //! [`KubeProxyController`] replays pkg/proxy/iptables/proxier.go `syncProxyRules`:
 //!
@@ -33,9 +33,9 @@ use super::{
     active_chains, changed, is_service_chain, jump_rules, large_cluster, render_floor_full,
     render_floor_partial, render_sync,
 };
-use crate::backend::ApplyError;
-use crate::model::ServiceSet;
-use crate::sync::{Controller, Executor, KubeProxyVersion, Profile};
+use crate::floor::error::ApplyError;
+use crate::floor::model::ServiceSet;
+use crate::floor::sync::{Controller, Executor, KubeProxyVersion, Profile};
 use crate::xtables::{chains_in_save, Xtables, KUBE_RESTORE_ARGS};
 
 /// kube-proxy's `syncPeriod` default (`--iptables-sync-period`, 30 s): in

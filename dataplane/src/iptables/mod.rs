@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::model::{pod_cidr, Service, ServiceSet};
-use crate::names::{sep_chain, svc_chain};
+use crate::floor::model::{pod_cidr, Service, ServiceSet};
+use crate::floor::names::{sep_chain, svc_chain};
 pub use crate::xtables::JumpRule;
 
 /// kube-proxy's `largeClusterEndpointsThreshold`: above this many endpoints in total,

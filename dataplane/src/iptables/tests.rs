@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::model::{service, ServiceSet};
+use crate::floor::model::{service, ServiceSet};
 
 const ONE_SERVICE_TWO_ENDPOINTS: &str = r#"*filter
 :KUBE-SERVICES - [0:0]
@@ -39,7 +39,7 @@ COMMIT
 COMMIT
 "#;
 
-fn with_names(text: &str, svc: &crate::model::Service) -> String {
+fn with_names(text: &str, svc: &crate::floor::model::Service) -> String {
     let mut t = text.replace(":SVC ", &format!(":{} ", svc_chain(svc)));
     t = t.replace("-A SVC ", &format!("-A {} ", svc_chain(svc)));
     t = t.replace("-j SVC\n", &format!("-j {}\n", svc_chain(svc)));
@@ -131,7 +131,7 @@ fn partial_sync_deletes_chains_of_removed_services_and_replaced_endpoints() {
     let gone = new.remove(1).unwrap();
     let mut changed = new.get(2).unwrap().clone();
     let replaced = changed.endpoints[0];
-    changed.endpoints[0].ip = crate::model::spare_endpoint_ip(0);
+    changed.endpoints[0].ip = crate::floor::model::spare_endpoint_ip(0);
     new.upsert(changed.clone());
     let text = render_partial(&old, &new).text;
     for chain in [
@@ -295,7 +295,7 @@ fn the_floor_partial_sync_writes_only_what_changed() {
     let mut updated = old.clone();
     let mut svc = updated.get(1).unwrap().clone();
     let replaced = svc.endpoints[0];
-    svc.endpoints[0].ip = crate::model::spare_endpoint_ip(0);
+    svc.endpoints[0].ip = crate::floor::model::spare_endpoint_ip(0);
     updated.upsert(svc.clone());
     let text = render_floor_partial(&old, &updated).text;
     let svc_name = svc_chain(&svc);

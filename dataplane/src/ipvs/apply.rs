@@ -6,14 +6,15 @@ use super::client::{IpvsClient, IpvsError};
 use super::controller::{FloorController, KubeProxyController, Settings};
 use super::message::{RealServer, VirtualService};
 use super::standin::Node;
-use crate::backend::{ApplyError, Backend, Objects};
-use crate::deadline::Deadline;
+use crate::floor::backend::{Backend, Objects};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::ServiceSet;
+use crate::floor::netns::Netns;
+use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile};
 use crate::mode::{IpvsScheduler, Mode, ModeSpec};
-use crate::model::ServiceSet;
-use crate::netns::Netns;
-use crate::prereq::{KernelFeature, Prerequisites, ToolNeed};
-use crate::sync::record::StandIn;
-use crate::sync::{Controller, Profile};
 use crate::xtables::Xtables;
 
 /// kube-proxy's IPVS mode.

@@ -17,9 +17,9 @@ use super::attrs::{
 };
 use super::message::{host_port, Op, RealServer, VirtualService};
 use super::nl::{Batch, NlSocket};
-use crate::backend::ApplyError;
-use crate::netns::{Netns, NetnsError};
-use crate::prereq::{KernelFeature, Unavailable};
+use crate::floor::error::ApplyError;
+use crate::floor::netns::{Netns, NetnsError};
+use crate::floor::prereq::{KernelFeature, Unavailable};
 
 /// Errors talking to IPVS.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum IpvsError {
     #[error("IPVS netlink socket: {0}")]
     Socket(#[source] io::Error),
     /// The kernel refused a request: `op` names its step and what it asked.
-    #[error("{op}: {}", crate::errno::Named(source))]
+    #[error("{op}: {}", crate::floor::errno::Named(source))]
     Kernel {
         op: String,
         #[source]

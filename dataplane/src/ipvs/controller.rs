@@ -1,4 +1,4 @@
-//! The two ways an IPVS sync is driven (see [`crate::sync`]):
+//! The two ways an IPVS sync is driven (see [`crate::floor::sync`]):
 //!
 //! - [`KubeProxyController`]: kube-proxy's `syncProxyRules` (`pkg/proxy/ipvs/proxier.go`),
 //!   which walks **every** service on every sync, one request waiting for its answer at
@@ -16,19 +16,20 @@ use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use super::exchange::Netlink;
 use super::link::DUMMY_DEVICE;
 use super::message::{Op, RealServer, VirtualService};
 use super::render::{
     self, cluster_ip_entry, kube_proxy_ipset_create, real_server, virtual_service, Changes,
     CLUSTER_IP_SET, IPVS_IPS_SET, KUBE_PROXY_CHAINS, KUBE_PROXY_IPSETS,
 };
-use super::request::{Netlink, NlReply, NlRequest};
-use crate::backend::ApplyError;
-use crate::exec::{first_lines, ExecError};
+use super::request::{NlReply, NlRequest};
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{first_lines, ExecError};
+use crate::floor::model::ServiceSet;
+use crate::floor::prereq::kernel_release;
+use crate::floor::sync::{Category, Controller, Executor, Profile, ToolCall};
 use crate::mode::IpvsScheduler;
-use crate::model::ServiceSet;
-use crate::prereq::kernel_release;
-use crate::sync::{Category, Controller, Executor, Profile, ToolCall};
 use crate::xtables::Xtables;
 
 /// The wait flags kube-proxy gives every `iptables` and `iptables-restore` run
@@ -181,7 +182,7 @@ impl KubeProxyController {
         table: &str,
         chain: &str,
         rule: &[String],
-    ) -> Result<crate::exec::Output, ApplyError> {
+    ) -> Result<crate::floor::exec::Output, ApplyError> {
         let mut args: Vec<&str> = WAIT.to_vec();
         args.extend([op, chain, "-t", table]);
         args.extend(strs(rule));
@@ -219,7 +220,7 @@ impl KubeProxyController {
         Ok(())
     }
 
-    fn failed(&self, what: &str, out: &crate::exec::Output) -> ApplyError {
+    fn failed(&self, what: &str, out: &crate::floor::exec::Output) -> ApplyError {
         ExecError::Failed {
             tool: format!("{} {what}", self.settings.xt.iptables),
             status: out.status,

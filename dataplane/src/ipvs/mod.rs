@@ -7,17 +7,19 @@
 //! - [`nl`]: a synchronous netlink socket with batching and dumps;
 //! - [`client`]: [`IpvsClient`], family resolution and the IPVS operations;
 //! - [`link`]: the `kube-ipvs0` dummy and its ClusterIPs over rtnetlink;
-//! - [`request`]: the mode's kernel requests ([`NlRequest`]), run by the core executor
-//!   and sent with [`Netlink::netlink`];
+//! - [`request`]: the mode's kernel requests ([`NlRequest`]) and their replies, as data;
+//! - [`exchange`]: how they are run by the core executor and sent with
+//!   [`Netlink::netlink`];
 //! - [`render`]: the pure part (changes between service sets, kube-proxy's payloads,
 //!   text for `kpbench rules`);
 //! - [`controller`]: the two sync profiles (kube-proxy's `syncProxyRules`, the floor);
 //! - [`standin`]: an in-memory node answering an IPVS sync's tools and requests;
-//! - `apply`: [`IpvsBackend`], the [`crate::backend::Backend`] for [`crate::mode::Mode::Ipvs`].
+//! - `apply`: [`IpvsBackend`], the [`crate::floor::backend::Backend`] for [`crate::mode::Mode::Ipvs`].
 
 pub mod attrs;
 pub mod client;
 pub mod controller;
+pub mod exchange;
 pub mod link;
 pub mod message;
 pub mod nl;
@@ -31,5 +33,6 @@ mod tests;
 
 pub use apply::IpvsBackend;
 pub use client::{IpvsClient, IpvsError};
+pub use exchange::Netlink;
 pub use message::{host_port, Op, RealServer, VirtualService};
-pub use request::{Netlink, NlReply, NlRequest};
+pub use request::{NlReply, NlRequest};

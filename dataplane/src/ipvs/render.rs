@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::message::{host_port, Op, RealServer, VirtualService};
-use crate::model::{pod_cidr, Endpoint, Service, ServiceSet};
+use crate::floor::model::{pod_cidr, Endpoint, Service, ServiceSet};
 use crate::xtables::JumpRule;
 
 /// kube-proxy's ipset of every ClusterIP + port (`hash:ip,port`).

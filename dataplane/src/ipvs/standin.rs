@@ -1,4 +1,4 @@
-//! Stand-ins for what an IPVS sync touches (see [`crate::sync::record`]): one in-memory
+//! Stand-ins for what an IPVS sync touches (see [`crate::floor::sync::record`]): one in-memory
 //! model of the node's IPVS table, `kube-ipvs0` and its addresses, ipsets and the
 //! `nat`/`filter` x_tables rules, answering `iptables`, `iptables-restore`,
 //! `iptables-save`, `ipset` and the netlink requests as the kernel and the tools would,
@@ -6,7 +6,7 @@
 //! `ipset list`, GET_SERVICE, GET_DEST with connection counts) come out as on a node.
 //!
 //! The model is shared: [`Node::standins`] boxes it for a
-//! [`Recorder`](crate::sync::record::Recorder) and the [`Node`] handle keeps reading it
+//! [`Recorder`](crate::floor::sync::record::Recorder) and the [`Node`] handle keeps reading it
 //! (tests compare two profiles' final state, or give a real server connections).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::attrs::IP_VS_SVC_F_HASHED;
 use super::message::{Op, RealServer, VirtualService};
 use super::request::{NlReply, NlRequest};
-use crate::exec::Output;
-use crate::sync::record::{failed, ok, StandIn};
+use crate::floor::exec::Output;
+use crate::floor::sync::standin::{failed, ok, StandIn};
 
 /// Built-in chains of the two tables kube-proxy's IPVS mode writes.
 const BUILTIN: [(&str, &[&str]); 2] = [

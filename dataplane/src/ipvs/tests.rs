@@ -9,7 +9,7 @@ use super::client::genl;
 use super::message::*;
 use super::nl::{encode, split};
 use super::render::*;
-use crate::model::{service, ServiceSet};
+use crate::floor::model::{service, ServiceSet};
 
 const FAMILY: u16 = 0x23;
 
@@ -196,18 +196,18 @@ fn a_partial_sync_touches_only_the_difference() {
 
 /// A namespace for privileged tests, removed on drop (even on panic). The tests that
 /// use it are ignored without feature `root-tests`; with it, not being root fails them.
-struct TestNs(crate::netns::Netns);
+struct TestNs(crate::floor::netns::Netns);
 
 impl TestNs {
     fn new(tag: &str) -> TestNs {
         assert!(
-            crate::netns::is_root(),
+            crate::floor::netns::is_root(),
             "needs root to create network namespaces: this privileged test is on (feature \
              dataplane/root-tests) but the process is not root; run `sudo scripts/test.sh`, \
              or build without the feature to see it reported as ignored"
         );
         let name = format!("kpb-test-ipvs-{tag}-{}", std::process::id());
-        TestNs(crate::netns::Netns::create(&name).expect("create namespace"))
+        TestNs(crate::floor::netns::Netns::create(&name).expect("create namespace"))
     }
 }
 
@@ -274,7 +274,7 @@ fn batched_acks_map_back_to_their_requests() {
     ignore = "needs root: scripts/test.sh runs it as root"
 )]
 fn a_kernel_without_ipvs_is_a_missing_feature() {
-    use crate::backend::Backend;
+    use crate::floor::backend::Backend;
 
     let ns = TestNs::new("noipvs");
     match super::IpvsClient::open_in(&ns.0) {
@@ -287,16 +287,16 @@ fn a_kernel_without_ipvs_is_a_missing_feature() {
                     &ns.0,
                     None,
                     &ServiceSet::generate(1, 1),
-                    crate::deadline::Deadline::after(std::time::Duration::from_secs(30)),
+                    crate::floor::deadline::Deadline::after(std::time::Duration::from_secs(30)),
                 )
                 .unwrap_err();
             assert!(err.is_unavailable(), "{err}");
             assert!(
                 matches!(
                     err,
-                    crate::backend::ApplyError::Unavailable(
-                        crate::prereq::Unavailable::KernelFeature {
-                            feature: crate::prereq::KernelFeature::IpVs,
+                    crate::floor::error::ApplyError::Unavailable(
+                        crate::floor::prereq::Unavailable::KernelFeature {
+                            feature: crate::floor::prereq::KernelFeature::IpVs,
                             ..
                         }
                     )
@@ -492,7 +492,7 @@ fn dest_replies_decode_connection_counts() {
 
 #[test]
 fn a_missing_kernel_feature_is_unavailable_not_a_missing_package() {
-    let e = crate::backend::ApplyError::from(super::IpvsError::NoIpvs);
+    let e = crate::floor::error::ApplyError::from(super::IpvsError::NoIpvs);
     assert!(e.is_unavailable());
     assert!(!e.is_timeout());
     assert!(e.to_string().contains("CONFIG_IP_VS"), "{e}");

@@ -9,15 +9,16 @@ use super::{
     expected_elements, expected_rules, FloorController, KubeProxyController, NftStandIn,
     NodePortAddresses,
 };
-use crate::backend::{ApplyError, Backend, Objects};
-use crate::deadline::Deadline;
-use crate::exec::Tool;
+use crate::floor::backend::{Backend, Objects};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::Tool;
+use crate::floor::model::ServiceSet;
+use crate::floor::netns::Netns;
+use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile};
 use crate::mode::{Mode, ModeSpec};
-use crate::model::ServiceSet;
-use crate::netns::Netns;
-use crate::prereq::{KernelFeature, Prerequisites, ToolNeed};
-use crate::sync::record::StandIn;
-use crate::sync::{Controller, Profile};
 
 /// How kube-proxy's table is listed, for people and for the read-back.
 const LIST: &str = "nft list table ip kube-proxy";

@@ -22,7 +22,7 @@
 //! delete, when `old` is None, and once an hour (`proxyutil.FullSyncPeriod`) of virtual
 //! time after the last full sync.
 //!
-//! **Timers** (module docs of [`crate::sync`]): a chain flushed at virtual time `t` is
+//! **Timers** (module docs of [`crate::floor::sync`]): a chain flushed at virtual time `t` is
 //! deleted at the start of the first sync at `at >= t + 1 s`. kube-proxy compares real
 //! times (`modtime.Before(start - 1s)`), and a real sync starts strictly after the
 //! previous one did plus its own duration; virtual times are exact, so the comparison
@@ -50,10 +50,10 @@ use super::{
     render_delete_chains, render_floor_full, render_floor_partial, render_kube_proxy,
     ElementStorage, KubeProxySync, Listing, NodePortAddresses, Setup,
 };
-use crate::backend::ApplyError;
-use crate::exec::{first_lines, ExecError, Output};
-use crate::model::ServiceSet;
-use crate::sync::{Category, Controller, Executor, KubeProxyVersion, Profile, ToolCall};
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{first_lines, ExecError, Output};
+use crate::floor::model::ServiceSet;
+use crate::floor::sync::{Category, Controller, Executor, KubeProxyVersion, Profile, ToolCall};
 
 /// How long kube-proxy leaves a flushed chain before deleting it.
 pub const STALE_CHAIN_DELAY: Duration = Duration::from_secs(1);

@@ -99,8 +99,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::model::{pod_cidr, Service, ServiceSet};
-use crate::names::{nft_endpoint_chain, nft_service_chain};
+use crate::floor::model::{pod_cidr, Service, ServiceSet};
+use crate::floor::names::{nft_endpoint_chain, nft_service_chain};
 
 mod setup;
 pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MARK};

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use super::Tx;
-use crate::model::service_cidr;
+use crate::floor::model::service_cidr;
 
 /// The node's address kpbench's topology gives the node namespace on its client link
 /// (harness `sandbox::topology::NODE_CLIENT_ADDR`): the node IP kube-proxy's default
@@ -109,6 +109,17 @@ const VMAP_V4: &str = "ipv4_addr . inet_proto . inet_service : verdict";
 /// that is unverified (/tmp/kube-proxy-trace.md §2.2), so kpbench models the documented
 /// flush and no element listing.
 pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
+    write_table_and_base_chains(tx, setup);
+    write_jumps_and_masquerading(tx);
+    write_ip_checks(tx, setup);
+    write_no_endpoint_maps(tx, setup);
+    write_service_maps(tx, setup);
+    write_reset(tx);
+}
+
+/// The table, and each base chain made (on the first sync after a one-off add and
+/// delete) and flushed.
+fn write_table_and_base_chains(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add table ip kube-proxy {{ comment \"rules for kube-proxy\" ; }}"
     ));
@@ -124,6 +135,10 @@ pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
         ));
         tx.line(format_args!("flush chain ip kube-proxy {name}"));
     }
+}
+
+/// The regular chains the base chains jump to, and the masquerade marking.
+fn write_jumps_and_masquerading(tx: &mut Tx) {
     let mut made: Vec<&str> = Vec::new();
     for (dst, src, extra) in JUMP_CHAINS {
         if !made.contains(&dst) {
@@ -146,6 +161,10 @@ pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
         format_args!("mark set mark xor {MASQ_MARK}"),
     );
     tx.rule("masquerading", format_args!("masquerade fully-random"));
+}
+
+/// The `cluster-ips` and `nodeport-ips` sets and the checks on ClusterIPs.
+fn write_ip_checks(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add set ip kube-proxy cluster-ips {{ type ipv4_addr ; comment \"Active ClusterIPs\" ; }}"
     ));
@@ -178,6 +197,10 @@ pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
             tx.elements += 1;
         }
     }
+}
+
+/// The verdict maps for services without endpoints, their reject chain and checks.
+fn write_no_endpoint_maps(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add map ip kube-proxy no-endpoint-services {{ type {VMAP_V4} ; comment \"vmap to drop or reject packets to services with no endpoints\" ; }}"
     ));
@@ -201,6 +224,10 @@ pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
         "nodeport-endpoints-check",
         format_args!("{nodeport_match} meta l4proto . th dport vmap @no-endpoint-nodeports"),
     );
+}
+
+/// The firewall and service dispatch maps and the rules that use them.
+fn write_service_maps(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add map ip kube-proxy firewall-ips {{ type {VMAP_V4} ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"
     ));
@@ -226,7 +253,10 @@ pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
         "services",
         format_args!("{nodeport_dispatch} meta l4proto . th dport vmap @service-nodeports"),
     );
-    // nftElementStorage.reset for every container.
+}
+
+/// `flush set|map` of every container (`nftElementStorage.reset`).
+fn write_reset(tx: &mut Tx) {
     tx.line(format_args!("flush set ip kube-proxy cluster-ips"));
     for map in [
         "service-ips",

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
-use crate::exec::Output;
-use crate::sync::record::{failed, ok, StandIn};
+use crate::floor::exec::Output;
+use crate::floor::sync::standin::{failed, ok, StandIn};
 
 /// The family and table the stand-in holds.
 const FAMILY: &str = "ip";
@@ -130,6 +130,86 @@ fn base_chain(spec: &str) -> Option<(String, String, i64)> {
     ))
 }
 
+impl Table {
+    /// `add chain`: a new chain gets `handle`; a base chain's `{ type .. hook ..
+    /// priority .. }` is kept.
+    fn add_chain(&mut self, name: &str, rest: &str, handle: u64) {
+        let chain = self.chains.entry(name.to_string()).or_insert(Chain {
+            handle,
+            ..Chain::default()
+        });
+        if let Some(base) = base_chain(rest) {
+            chain.base = Some(base);
+        }
+    }
+
+    /// `delete chain`: refused while it has rules or anything jumps to it.
+    fn delete_chain(&mut self, name: &str) -> Result<(), &'static str> {
+        let chain = self.chains.get(name).ok_or(ENOENT)?;
+        if !chain.rules.is_empty() || State::referenced(self, name) {
+            return Err(EBUSY);
+        }
+        self.chains.remove(name);
+        Ok(())
+    }
+
+    /// `add rule`: its jump targets and the sets it uses must exist.
+    fn add_rule(&mut self, chain: &str, rule: &str) -> Result<(), &'static str> {
+        for t in targets(rule) {
+            if !self.chains.contains_key(t) {
+                return Err(ENOENT);
+            }
+        }
+        for s in set_refs(rule) {
+            if !self.sets.contains_key(s) {
+                return Err(ENOENT);
+            }
+        }
+        let chain = self.chains.get_mut(chain).ok_or(ENOENT)?;
+        chain.rules.push(rule.to_string());
+        Ok(())
+    }
+
+    /// `delete set` or `delete map`: refused while a rule uses it.
+    fn delete_set(&mut self, name: &str) -> Result<(), &'static str> {
+        self.sets.get(name).ok_or(ENOENT)?;
+        let used = self
+            .chains
+            .values()
+            .flat_map(|c| &c.rules)
+            .any(|r| set_refs(r).any(|s| s == name));
+        if used {
+            return Err(EBUSY);
+        }
+        self.sets.remove(name);
+        Ok(())
+    }
+
+    /// `add element`: every element's jump targets must exist, and an element already
+    /// there must be the same.
+    fn add_elements(&mut self, set: &str, rest: &str) -> Result<(), &'static str> {
+        let bodies = elements(rest);
+        for body in &bodies {
+            for t in targets(body) {
+                if !self.chains.contains_key(t) {
+                    return Err(ENOENT);
+                }
+            }
+        }
+        let set = self.sets.get_mut(set).ok_or(ENOENT)?;
+        for body in bodies {
+            let key = element_key(body).to_string();
+            match set.elems.get(&key) {
+                Some(prev) if prev != body => return Err(EEXIST),
+                _ => {
+                    set.elems.insert(key, body.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl State {
     fn handle(&mut self) -> u64 {
         self.next_handle += 1;
@@ -161,25 +241,7 @@ impl State {
             _ => return Err("Operation not supported"),
         };
         if kind == "table" {
-            return match verb {
-                "add" => {
-                    if state.is_none() {
-                        *state = Some(Table {
-                            handle: self.handle(),
-                            ..Table::default()
-                        });
-                    }
-                    Ok(())
-                }
-                "delete" => state.take().map(|_| ()).ok_or(ENOENT),
-                "flush" => {
-                    let t = state.as_mut().ok_or(ENOENT)?;
-                    t.chains.values_mut().for_each(|c| c.rules.clear());
-                    t.sets.values_mut().for_each(|s| s.elems.clear());
-                    Ok(())
-                }
-                _ => Err("Operation not supported"),
-            };
+            return self.apply_table(state, verb);
         }
         let handle = self.handle();
         let table = state.as_mut().ok_or(ENOENT)?;
@@ -192,42 +254,15 @@ impl State {
             .trim();
         match (verb, kind) {
             ("add", "chain") => {
-                let chain = table.chains.entry(name.to_string()).or_insert(Chain {
-                    handle,
-                    ..Chain::default()
-                });
-                if let Some(base) = base_chain(rest) {
-                    chain.base = Some(base);
-                }
+                table.add_chain(name, rest, handle);
                 Ok(())
             }
             ("flush", "chain") => {
                 table.chains.get_mut(name).ok_or(ENOENT)?.rules.clear();
                 Ok(())
             }
-            ("delete", "chain") => {
-                let chain = table.chains.get(name).ok_or(ENOENT)?;
-                if !chain.rules.is_empty() || Self::referenced(table, name) {
-                    return Err(EBUSY);
-                }
-                table.chains.remove(name);
-                Ok(())
-            }
-            ("add", "rule") => {
-                for t in targets(rest) {
-                    if !table.chains.contains_key(t) {
-                        return Err(ENOENT);
-                    }
-                }
-                for s in set_refs(rest) {
-                    if !table.sets.contains_key(s) {
-                        return Err(ENOENT);
-                    }
-                }
-                let chain = table.chains.get_mut(name).ok_or(ENOENT)?;
-                chain.rules.push(rest.to_string());
-                Ok(())
-            }
+            ("delete", "chain") => table.delete_chain(name),
+            ("add", "rule") => table.add_rule(name, rest),
             ("add", "set" | "map") => {
                 table.sets.entry(name.to_string()).or_insert(Set {
                     handle,
@@ -240,45 +275,36 @@ impl State {
                 table.sets.get_mut(name).ok_or(ENOENT)?.elems.clear();
                 Ok(())
             }
-            ("delete", "set" | "map") => {
-                table.sets.get(name).ok_or(ENOENT)?;
-                let used = table
-                    .chains
-                    .values()
-                    .flat_map(|c| &c.rules)
-                    .any(|r| set_refs(r).any(|s| s == name));
-                if used {
-                    return Err(EBUSY);
-                }
-                table.sets.remove(name);
-                Ok(())
-            }
-            ("add", "element") => {
-                let bodies = elements(rest);
-                for body in &bodies {
-                    for t in targets(body) {
-                        if !table.chains.contains_key(t) {
-                            return Err(ENOENT);
-                        }
-                    }
-                }
-                let set = table.sets.get_mut(name).ok_or(ENOENT)?;
-                for body in bodies {
-                    let key = element_key(body).to_string();
-                    match set.elems.get(&key) {
-                        Some(prev) if prev != body => return Err(EEXIST),
-                        _ => {
-                            set.elems.insert(key, body.to_string());
-                        }
-                    }
-                }
-                Ok(())
-            }
+            ("delete", "set" | "map") => table.delete_set(name),
+            ("add", "element") => table.add_elements(name, rest),
             ("delete", "element") => {
                 let set = table.sets.get_mut(name).ok_or(ENOENT)?;
                 for body in elements(rest) {
                     set.elems.remove(element_key(body)).ok_or(ENOENT)?;
                 }
+                Ok(())
+            }
+            _ => Err("Operation not supported"),
+        }
+    }
+
+    /// `add`, `delete` or `flush` of the table itself.
+    fn apply_table(&mut self, state: &mut Option<Table>, verb: &str) -> Result<(), &'static str> {
+        match verb {
+            "add" => {
+                if state.is_none() {
+                    *state = Some(Table {
+                        handle: self.handle(),
+                        ..Table::default()
+                    });
+                }
+                Ok(())
+            }
+            "delete" => state.take().map(|_| ()).ok_or(ENOENT),
+            "flush" => {
+                let t = state.as_mut().ok_or(ENOENT)?;
+                t.chains.values_mut().for_each(|c| c.rules.clear());
+                t.sets.values_mut().for_each(|s| s.elems.clear());
                 Ok(())
             }
             _ => Err("Operation not supported"),

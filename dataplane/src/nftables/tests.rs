@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{service, spare_endpoint_ip, Endpoint, ServiceSet, ENDPOINT_PORT};
+use crate::floor::model::{service, spare_endpoint_ip, Endpoint, ServiceSet, ENDPOINT_PORT};
 
 /// kube-proxy's first setupNFTables with the default `--nodeport-addresses primary`
 /// and kpbench's node IP.
@@ -532,9 +532,10 @@ mod controllers {
     use std::time::Duration;
 
     use super::*;
-    use crate::backend::Backend;
-    use crate::sync::record::{Call, Recorder, StandIn};
-    use crate::sync::{Controller, KubeProxyVersion};
+    use crate::floor::backend::Backend;
+    use crate::floor::sync::record::{Call, Recorder};
+    use crate::floor::sync::standin::StandIn;
+    use crate::floor::sync::{Controller, KubeProxyVersion};
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -842,9 +843,11 @@ mod controllers {
     #[test]
     fn both_profiles_leave_the_objects_of_a_fresh_full_sync() {
         let backend = NftablesBackend::new();
-        let floor = objects_after_sequence(backend.controller(crate::sync::Profile::Floor));
+        let floor = objects_after_sequence(backend.controller(crate::floor::sync::Profile::Floor));
         for v in KubeProxyVersion::ALL {
-            let kp = objects_after_sequence(backend.controller(crate::sync::Profile::KubeProxy(v)));
+            let kp = objects_after_sequence(
+                backend.controller(crate::floor::sync::Profile::KubeProxy(v)),
+            );
             assert_eq!(kp, floor, "kube-proxy {v}");
         }
         assert!(floor.contains("elem 10.255.0.1"));
@@ -860,11 +863,11 @@ mod controllers {
                 p: &str,
                 a: &[String],
                 s: Option<&[u8]>,
-            ) -> Option<crate::exec::Output> {
+            ) -> Option<crate::floor::exec::Output> {
                 let text = s.map(String::from_utf8_lossy).unwrap_or_default();
                 if !self.1 && text.starts_with("delete chain") {
                     self.1 = true;
-                    return Some(crate::sync::record::failed(
+                    return Some(crate::floor::sync::standin::failed(
                         1,
                         "Error: Could not process rule: Device or resource busy",
                     ));

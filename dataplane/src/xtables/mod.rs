@@ -2,12 +2,12 @@
 //! (the nf_tables backend or legacy x_tables), its EnsureChain and EnsureRule calls, the
 //! `iptables-restore --noflush --counters` invocation, and `iptables-save` parsing.
 
-use crate::backend::ApplyError;
-use crate::deadline::Deadline;
-use crate::exec::{first_lines, which, ExecError, Tool};
-use crate::netns::Netns;
-use crate::prereq::{KernelFeature, ToolNeed};
-use crate::sync::{Category, Executor, ToolCall};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{first_lines, which, ExecError, Tool};
+use crate::floor::netns::Netns;
+use crate::floor::prereq::{KernelFeature, ToolNeed};
+use crate::floor::sync::{Category, Executor, ToolCall};
 
 pub(crate) mod canonical;
 pub mod standin;
@@ -355,7 +355,7 @@ mod tests {
 
     #[test]
     fn ensure_calls_go_through_the_executor_in_kube_proxys_shape() {
-        use crate::sync::record::Recorder;
+        use crate::floor::sync::record::Recorder;
         let xt = Xtables::legacy();
         let mut io = Recorder::new(vec![Box::new(standin::XtablesStandIn::new(xt))]);
         let j = JumpRule::new(

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use super::canonical::canonical;
 use super::Xtables;
-use crate::exec::Output;
-use crate::sync::record::{failed, ok, StandIn};
+use crate::floor::exec::Output;
+use crate::floor::sync::standin::{failed, ok, StandIn};
 
 /// The built-in chains of an x_tables table, in `iptables-save` order.
 fn builtins(table: &str) -> &'static [&'static str] {
@@ -48,6 +48,103 @@ impl Table {
             rule.windows(2)
                 .any(|w| (w[0] == "-j" || w[0] == "-g") && w[1] == chain)
         })
+    }
+
+    /// Applies one command line of a restore payload (`-A`, `-I`, `-D`, `-N`, `-F`,
+    /// `-X`) to this table, named `name`; the reason when iptables-restore would fail
+    /// it.
+    fn restore_command(&mut self, name: &str, line: &str) -> Result<(), String> {
+        let tokens = tokenize(line);
+        let (op, chain) = match (tokens.first(), tokens.get(1)) {
+            (Some(op), Some(chain)) => (op.as_str(), chain.clone()),
+            _ => return Err("short line".into()),
+        };
+        let rest: Rule = tokens[2..].to_vec();
+        match op {
+            "-A" | "-I" => self.restore_insert(op, &chain, rest),
+            "-D" => self.restore_delete(&chain, &rest),
+            "-N" => {
+                if self.chains.contains_key(&chain) {
+                    return Err("chain exists".into());
+                }
+                self.chains.insert(chain, Vec::new());
+                Ok(())
+            }
+            "-F" => match self.chains.get_mut(&chain) {
+                Some(rules) => {
+                    rules.clear();
+                    Ok(())
+                }
+                None => Err(format!("chain {chain} does not exist")),
+            },
+            "-X" => self.restore_delete_chain(name, &chain),
+            _ => Err(format!("unknown command {op}")),
+        }
+    }
+
+    /// A restore's `-A` (append) or `-I` (insert, at a 1-based position if given).
+    fn restore_insert(&mut self, op: &str, chain: &str, mut rest: Rule) -> Result<(), String> {
+        let position = if op == "-I" {
+            rest.first().and_then(|a| a.parse::<usize>().ok())
+        } else {
+            None
+        };
+        if position.is_some() {
+            rest.remove(0);
+        }
+        let rest = canonical(&rest);
+        if let Some(target) = rest
+            .windows(2)
+            .find(|w| w[0] == "-j" || w[0] == "-g")
+            .map(|w| w[1].clone())
+        {
+            // A jump to one of kube-proxy's chains needs the chain; the
+            // other targets are extensions (DNAT, MARK, RETURN, ...).
+            let known = self.chains.contains_key(&target) || !target.starts_with("KUBE-");
+            if !known {
+                return Err(format!("target {target} does not exist"));
+            }
+        }
+        let Some(rules) = self.chains.get_mut(chain) else {
+            return Err(format!("chain {chain} does not exist"));
+        };
+        match position {
+            Some(p) => {
+                let at = p.saturating_sub(1).min(rules.len());
+                rules.insert(at, rest);
+            }
+            None if op == "-I" => rules.insert(0, rest),
+            None => rules.push(rest),
+        }
+        Ok(())
+    }
+
+    /// A restore's `-D` of a rule given by its arguments.
+    fn restore_delete(&mut self, chain: &str, rest: &[String]) -> Result<(), String> {
+        let Some(rules) = self.chains.get_mut(chain) else {
+            return Err(format!("chain {chain} does not exist"));
+        };
+        let rest = canonical(rest);
+        match rules.iter().position(|r| *r == rest) {
+            Some(i) => {
+                rules.remove(i);
+                Ok(())
+            }
+            None => Err("no such rule".into()),
+        }
+    }
+
+    /// A restore's `-X` of a chain of table `name`: not a built-in one, nor one a rule
+    /// still jumps to.
+    fn restore_delete_chain(&mut self, name: &str, chain: &str) -> Result<(), String> {
+        if !self.chains.contains_key(chain) || builtins(name).contains(&chain) {
+            return Err(format!("chain {chain} does not exist"));
+        }
+        if self.referenced(chain) {
+            return Err(format!("chain {chain} is referenced"));
+        }
+        self.chains.remove(chain);
+        Ok(())
     }
 }
 
@@ -365,79 +462,8 @@ impl XtablesStandIn {
                 t.chains.insert(chain.to_string(), Vec::new());
                 continue;
             }
-            let tokens = tokenize(line);
-            let (op, chain) = match (tokens.first(), tokens.get(1)) {
-                (Some(op), Some(chain)) => (op.as_str(), chain.clone()),
-                _ => return fail(n, "short line"),
-            };
-            let mut rest: Rule = tokens[2..].to_vec();
-            match op {
-                "-A" | "-I" => {
-                    let position = if op == "-I" {
-                        rest.first().and_then(|a| a.parse::<usize>().ok())
-                    } else {
-                        None
-                    };
-                    if position.is_some() {
-                        rest.remove(0);
-                    }
-                    let rest = canonical(&rest);
-                    if let Some(target) = rest
-                        .windows(2)
-                        .find(|w| w[0] == "-j" || w[0] == "-g")
-                        .map(|w| w[1].clone())
-                    {
-                        // A jump to one of kube-proxy's chains needs the chain; the
-                        // other targets are extensions (DNAT, MARK, RETURN, ...).
-                        let known = t.chains.contains_key(&target) || !target.starts_with("KUBE-");
-                        if !known {
-                            return fail(n, &format!("target {target} does not exist"));
-                        }
-                    }
-                    let Some(rules) = t.chains.get_mut(&chain) else {
-                        return fail(n, &format!("chain {chain} does not exist"));
-                    };
-                    match position {
-                        Some(p) => {
-                            let at = p.saturating_sub(1).min(rules.len());
-                            rules.insert(at, rest);
-                        }
-                        None if op == "-I" => rules.insert(0, rest),
-                        None => rules.push(rest),
-                    }
-                }
-                "-D" => {
-                    let Some(rules) = t.chains.get_mut(&chain) else {
-                        return fail(n, &format!("chain {chain} does not exist"));
-                    };
-                    let rest = canonical(&rest);
-                    match rules.iter().position(|r| *r == rest) {
-                        Some(i) => {
-                            rules.remove(i);
-                        }
-                        None => return fail(n, "no such rule"),
-                    }
-                }
-                "-N" => {
-                    if t.chains.contains_key(&chain) {
-                        return fail(n, "chain exists");
-                    }
-                    t.chains.insert(chain, Vec::new());
-                }
-                "-F" => match t.chains.get_mut(&chain) {
-                    Some(rules) => rules.clear(),
-                    None => return fail(n, &format!("chain {chain} does not exist")),
-                },
-                "-X" => {
-                    if !t.chains.contains_key(&chain) || builtins(name).contains(&chain.as_str()) {
-                        return fail(n, &format!("chain {chain} does not exist"));
-                    }
-                    if t.referenced(&chain) {
-                        return fail(n, &format!("chain {chain} is referenced"));
-                    }
-                    t.chains.remove(&chain);
-                }
-                _ => return fail(n, &format!("unknown command {op}")),
+            if let Err(why) = t.restore_command(name, line) {
+                return fail(n, &why);
             }
         }
         if staged.is_some() {

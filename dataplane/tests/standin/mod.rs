@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use dataplane::conformance::{compare, differences, sequence};
-use dataplane::exec::which;
+use dataplane::floor::exec::which;
 use dataplane::{Backend, Netns};
 
 /// A namespace that is deleted when the guard drops, also on panic.
@@ -26,7 +26,7 @@ impl Drop for NsGuard {
 /// Fails unless this process is root and has `backend`'s tools.
 pub fn require(backend: &dyn Backend) {
     assert!(
-        dataplane::netns::is_root(),
+        dataplane::floor::netns::is_root(),
         "needs root: this privileged test is on (feature dataplane/root-tests) but the \
          process is not root; run `sudo scripts/test.sh`, or build without the feature to \
          see it reported as ignored"

@@ -40,7 +40,7 @@ impl Failure {
 
 /// Fails with exit 69 unless this process is root.
 pub fn require_root() -> Result<(), Failure> {
-    if !dataplane::netns::is_root() {
+    if !dataplane::floor::netns::is_root() {
         return Err(Failure::unavailable(
             "this needs root: kpbench creates network namespaces and programs kernel rules (run it as root, e.g. with sudo)",
         ));

@@ -92,7 +92,7 @@ pub fn lab_main(args: LabArgs) -> Result<i32, Failure> {
     };
 
     // The process-wide flag, so the dataplane's tools see the same cancellation.
-    let interrupted: Arc<AtomicBool> = dataplane::exec::cancel_flag();
+    let interrupted: Arc<AtomicBool> = dataplane::floor::exec::cancel_flag();
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

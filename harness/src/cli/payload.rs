@@ -4,10 +4,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use dataplane::sync::record::Recorder;
-use dataplane::sync::{MeasuredExecutor, RealExecutor};
+use dataplane::floor::sync::record::Recorder;
+use dataplane::floor::sync::{MeasuredExecutor, RealExecutor};
 
-use dataplane::{backend, model, ApplyError, Backend, Deadline, ModeSpec, Netns, ServiceSet};
+use dataplane::{
+    backend, floor::model, ApplyError, Backend, Deadline, ModeSpec, Netns, ServiceSet,
+};
 
 use super::failure::{require_root, Failure};
 use super::{ApplyArgs, RulesArgs};

@@ -73,7 +73,7 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
         .unwrap_or_else(|| PathBuf::from("results").join(&run_id));
     let _registration = crate::sandbox::registry::RunRegistration::new(&run_id)
         .context("registering the run under /run/kpbench")?;
-    let flag = dataplane::exec::cancel_flag();
+    let flag = dataplane::floor::exec::cancel_flag();
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, flag.clone()).context("installing signal handlers")?;
     }

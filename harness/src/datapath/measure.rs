@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dataplane::model::{ServiceSet, ENDPOINT_PORT};
+use dataplane::floor::model::{ServiceSet, ENDPOINT_PORT};
 
 use crate::datapath::cpustat::{CpuDelta, CpuSample, CpuStatError};
 use crate::datapath::load::{run_load, LoadError, LoadReport, LoadSpec};
@@ -229,7 +229,7 @@ impl<'a> Generator<'a> {
         deadline: Instant,
     ) -> Result<(), MeasureError> {
         // A signal stops the data path between phases, so a run stops within one phase.
-        if dataplane::exec::cancelled() {
+        if dataplane::floor::exec::cancelled() {
             return Err(MeasureError::Interrupted);
         }
         if Instant::now() + length + self.request_timeout > deadline {
@@ -392,7 +392,7 @@ impl<'a> Generator<'a> {
         step: &mut impl FnMut(String),
     ) -> Result<(Option<MaxRate>, Option<f64>), MeasureError> {
         let cfg = self.cfg;
-        if cfg.max_rate_duration_s <= 0.0 || dataplane::exec::cancelled() {
+        if cfg.max_rate_duration_s <= 0.0 || dataplane::floor::exec::cancelled() {
             return Ok((None, None));
         }
         let Some(svc) = set

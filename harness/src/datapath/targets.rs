@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use dataplane::model::{ServiceSet, ENDPOINT_PORT};
+use dataplane::floor::model::{ServiceSet, ENDPOINT_PORT};
 
 use crate::datapath::cpustat::CpuDelta;
 use crate::datapath::load::report::{histogram_base64, summarize};

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dataplane::exec::ExecError;
+use dataplane::floor::exec::ExecError;
 
 use super::archive::ArchiveError;
 

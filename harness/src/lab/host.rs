@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use dataplane::exec::{Output, Tool};
+use dataplane::floor::exec::{Output, Tool};
 
 use super::LabError;
 

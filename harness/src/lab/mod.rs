@@ -257,7 +257,7 @@ impl LabOutcome {
 /// Runs `kpbench run` in a lab on `kernel` with the default options otherwise, and
 /// returns the command's exit code, the accelerator, the console log and the files it
 /// wrote to its `--out` (see [`LabOutcome::results_json`]). A SIGINT/SIGTERM
-/// registered on `dataplane::exec::cancel_flag()` stops it ([`LabError::Interrupted`]).
+/// registered on `dataplane::floor::exec::cancel_flag()` stops it ([`LabError::Interrupted`]).
 pub fn run_in_lab(
     kernel: &KernelSpec,
     guest: &GuestRun,
@@ -319,7 +319,7 @@ pub fn run(
     let staged = qemu::stage(command)?;
     let (k, initrd) = prepare(kernel, opts, progress)?;
     if interrupt.is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
-        || dataplane::exec::cancelled()
+        || dataplane::floor::exec::cancelled()
     {
         return Err(LabError::Interrupted);
     }

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use dataplane::model::{self, ServiceSet};
-use dataplane::sync::{Controller, MeasuredExecutor, StepLog};
-use dataplane::{exec, ApplyError, Backend, Deadline, Profile, ProfileKind};
+use dataplane::floor::model::{self, ServiceSet};
+use dataplane::floor::sync::{Controller, MeasuredExecutor, StepLog};
+use dataplane::{floor::exec, ApplyError, Backend, Deadline, Profile, ProfileKind};
 
 use crate::datapath::measure::MeasureError;
 use crate::results::{Case, Datapath, Rules, Status, Sync};

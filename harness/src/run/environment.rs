@@ -14,7 +14,7 @@ use crate::results::{CpuState, Environment};
 
 /// The kernel release (`uname -r`).
 pub fn kernel_release() -> String {
-    dataplane::prereq::kernel_release()
+    dataplane::floor::prereq::kernel_release()
 }
 
 fn cpu_model() -> Option<String> {
@@ -156,7 +156,7 @@ pub fn probe(tools: &[&str]) -> Environment {
     };
     let mut versions = BTreeMap::new();
     for t in tools {
-        if let Some(v) = dataplane::exec::version(t) {
+        if let Some(v) = dataplane::floor::exec::version(t) {
             versions.insert(t.to_string(), v);
         }
     }

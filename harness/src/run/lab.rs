@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dataplane::prereq::Presence;
+use dataplane::floor::prereq::Presence;
 use dataplane::{KernelFeature, Mode};
 
 use crate::lab::{self, KernelSpec, LabError, LabEvent, DEFAULT_KERNEL};
@@ -49,7 +49,7 @@ pub enum LabRunError {
 fn hint() -> String {
     format!(
         "IPVS is not in this kernel ({}), and the kernel lab could not run it",
-        dataplane::prereq::kernel_release()
+        dataplane::floor::prereq::kernel_release()
     )
 }
 

@@ -13,8 +13,8 @@ pub struct Sample {
     pub sys: Duration,
 }
 
-impl From<dataplane::exec::Cost> for Sample {
-    fn from(c: dataplane::exec::Cost) -> Self {
+impl From<dataplane::floor::exec::Cost> for Sample {
+    fn from(c: dataplane::floor::exec::Cost) -> Self {
         Sample {
             wall: c.wall,
             user: c.user,
@@ -57,7 +57,7 @@ pub fn summarize(samples: &[Sample]) -> Option<DurationSummary> {
 
 /// The steps of several syncs of one kind, averaged per sync, in the order they first
 /// ran.
-pub fn mean_steps(logs: &[dataplane::sync::StepLog]) -> Vec<StepSummary> {
+pub fn mean_steps(logs: &[dataplane::floor::sync::StepLog]) -> Vec<StepSummary> {
     let n = logs.len().max(1) as f64;
     let mut out: Vec<StepSummary> = Vec::new();
     for log in logs {
@@ -88,7 +88,7 @@ pub fn mean_steps(logs: &[dataplane::sync::StepLog]) -> Vec<StepSummary> {
 
 /// CPU time the calling thread has used so far (user, sys).
 pub fn thread_cpu() -> (Duration, Duration) {
-    let c = dataplane::exec::thread_cpu();
+    let c = dataplane::floor::exec::thread_cpu();
     (c.user, c.sys)
 }
 

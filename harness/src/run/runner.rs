@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dataplane::{
-    exec, Backend, KernelFeature, Mode, ModeSpec, NotImplemented, Profile, ProfileKind, Unavailable,
+    floor::exec, Backend, KernelFeature, Mode, ModeSpec, NotImplemented, Profile, ProfileKind,
+    Unavailable,
 };
 
 use crate::results::{Case, Environment, Results, ResultsError, RunInfo, ScenarioInfo};

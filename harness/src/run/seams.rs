@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use dataplane::exec::Output;
-use dataplane::model::ServiceSet;
-use dataplane::sync::{Executor, MeasuredExecutor, RealExecutor, Request, ToolCall};
+use dataplane::floor::exec::Output;
+use dataplane::floor::model::ServiceSet;
+use dataplane::floor::sync::{Executor, MeasuredExecutor, RealExecutor, Request, ToolCall};
 use dataplane::{ApplyError, SyncReport};
 use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
 
@@ -122,7 +122,7 @@ impl Executor for Scratch {
         self.io.wrote(bytes)
     }
 
-    fn exclude(&mut self, cost: dataplane::exec::Cost) {
+    fn exclude(&mut self, cost: dataplane::floor::exec::Cost) {
         self.io.exclude(cost)
     }
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::exec::{Cost, ExecError, Output};
-use dataplane::model::ServiceSet;
-use dataplane::sync::record::StandIn;
-use dataplane::sync::{
+use dataplane::floor::exec::{Cost, ExecError, Output};
+use dataplane::floor::model::ServiceSet;
+use dataplane::floor::sync::standin::StandIn;
+use dataplane::floor::sync::{
     Category, Controller, Executor, MeasuredExecutor, Profile, Request, StepLog, ToolCall,
 };
 use dataplane::{

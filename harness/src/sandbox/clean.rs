@@ -2,7 +2,7 @@
 //! whose process is still alive (see [`super::registry`]) are left alone, so two runs
 //! never interfere.
 
-use dataplane::netns::Netns;
+use dataplane::floor::netns::Netns;
 
 use super::names::NETNS_PREFIX;
 use super::registry::live_runs;

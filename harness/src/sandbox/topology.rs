@@ -13,8 +13,8 @@
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
-use dataplane::model::POD_CIDR;
-use dataplane::netns::{write_sysctl, Netns, NetnsError};
+use dataplane::floor::model::POD_CIDR;
+use dataplane::floor::netns::{write_sysctl, Netns, NetnsError};
 use futures::TryStreamExt;
 use netlink_packet_route::route::{RouteScope, RouteType};
 

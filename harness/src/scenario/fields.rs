@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use dataplane::{model, KubeProxyVersion, Mode, ProfileKind};
+use dataplane::{floor::model, KubeProxyVersion, Mode, ProfileKind};
 
 use super::{Datapath, RawDatapath, MAX_CONNECTIONS, MAX_SECONDS};
 

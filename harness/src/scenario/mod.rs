@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dataplane::{model, IpvsScheduler, KubeProxyVersion, Mode, ModeSpec, Profile, ProfileKind};
+use dataplane::{
+    floor::model, IpvsScheduler, KubeProxyVersion, Mode, ModeSpec, Profile, ProfileKind,
+};
 use serde::{Deserialize, Serialize};
 
 mod fields;

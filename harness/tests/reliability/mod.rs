@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dataplane::netns::Netns;
+use dataplane::floor::netns::Netns;
 
 /// A unique run id for a test.
 pub fn run_id(tag: &str) -> String {
@@ -57,7 +57,7 @@ impl FakeTool {
     /// Counts the calls that have the argument `marker` (`-f` for `nft -f -`, `add`
     /// for `ipset add`).
     pub fn counting(tool: &str, marker: &str, nth: u32, what: Misbehave) -> FakeTool {
-        let real = dataplane::exec::which(tool).expect("the real tool is installed");
+        let real = dataplane::floor::exec::which(tool).expect("the real tool is installed");
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let action = match what {

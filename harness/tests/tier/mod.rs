@@ -16,7 +16,7 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// Fails the test unless the process is root.
 pub fn require_root() {
     assert!(
-        dataplane::netns::is_root(),
+        dataplane::floor::netns::is_root(),
         "needs root: this privileged test is on (feature harness/root-tests or \
          harness/lab-tests) but the process is not root; run `sudo scripts/test.sh`, or \
          build without the feature to see it reported as ignored"
@@ -26,9 +26,9 @@ pub fn require_root() {
 /// Fails the test unless `tool` is on PATH, naming the package that has it.
 pub fn require_tool(tool: &str) {
     assert!(
-        dataplane::exec::which(tool).is_some(),
+        dataplane::floor::exec::which(tool).is_some(),
         "{tool} not found: install the {} package (scripts/install-deps.sh does)",
-        dataplane::exec::package_of(tool)
+        dataplane::floor::exec::package_of(tool)
     );
 }
 
@@ -38,7 +38,7 @@ pub fn require_tool(tool: &str) {
 pub fn require_lab() {
     require_root();
     assert!(
-        dataplane::exec::which("qemu-system-x86_64").is_some(),
+        dataplane::floor::exec::which("qemu-system-x86_64").is_some(),
         "qemu-system-x86_64 not found: install the qemu-system-x86 package \
          (scripts/install-deps.sh does)"
     );

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::ApplyError;
-use crate::sync::Executor;
+use crate::floor::error::ApplyError;
+use crate::floor::sync::Executor;
 
 /// The table as both sides list it, normalised ("" when there is no table).
 pub(super) fn table(io: &mut dyn Executor) -> Result<String, ApplyError> {

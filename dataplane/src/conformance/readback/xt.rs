@@ -1,7 +1,7 @@
 //! `iptables-save`, normalised for comparing the kernel with the x_tables stand-ins.
 
-use crate::backend::ApplyError;
-use crate::sync::Executor;
+use crate::floor::error::ApplyError;
+use crate::floor::sync::Executor;
 use crate::xtables::Xtables;
 
 /// One table: chain declarations (name, policy) and the rules of each chain in order.

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use dataplane::netns::{Netns, NetnsError};
+use dataplane::floor::netns::{Netns, NetnsError};
 use hdrhistogram::Histogram;
 
 pub use errors::{ErrorCounts, ErrorKind};

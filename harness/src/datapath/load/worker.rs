@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::netns::Netns;
+use dataplane::floor::netns::Netns;
 
 use super::state::{Shared, Stats};
 use super::{closedloop, openloop, LoadError, LoadSpec};

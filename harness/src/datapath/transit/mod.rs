@@ -90,10 +90,10 @@ pub enum TransitError {
     #[error("BPF map {map}: {detail}")]
     Map { map: &'static str, detail: String },
     #[error(transparent)]
-    Netns(#[from] dataplane::netns::NetnsError),
+    Netns(#[from] dataplane::floor::netns::NetnsError),
     #[error("transit probe thread: {0}")]
     Thread(String),
-    /// A signal arrived (`dataplane::exec::cancelled`); the pass stops between
+    /// A signal arrived (`dataplane::floor::exec::cancelled`); the pass stops between
     /// connections.
     #[error("interrupted")]
     Interrupted,

@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
-use dataplane::model::ServiceSet;
+use dataplane::floor::model::ServiceSet;
 
 use super::probes::{enable_run_stats, Counters, Probes, Sample};
 use super::result::{summarize, FitConfig, Overhead, OverheadRound, Tally, TargetSamples, Transit};
@@ -141,7 +141,7 @@ fn interleaved(
     let mut order: Vec<usize> = (0..targets.len()).collect();
     let mut rng = SplitMix64::new(cfg.seed);
     for round in 0..cfg.rounds {
-        if dataplane::exec::cancelled() {
+        if dataplane::floor::exec::cancelled() {
             return Err(TransitError::Interrupted);
         }
         if started.elapsed() > cfg.pass_time_limit {
@@ -209,7 +209,7 @@ fn overhead_rounds(
         Ok(if secs > 0.0 { ok as f64 / secs } else { 0.0 })
     };
     for pair in 0..cfg.overhead_pairs {
-        if dataplane::exec::cancelled() {
+        if dataplane::floor::exec::cancelled() {
             return Err(TransitError::Interrupted);
         }
         if started.elapsed() > cfg.overhead_time_limit {

@@ -23,7 +23,7 @@ use dataplane::Netns;
 use super::TransitError;
 
 /// The compiled object, when the dataplane crate's `build.rs` could build it.
-pub(crate) const OBJECT: Option<&[u8]> = dataplane::bpf::TRANSIT;
+pub(crate) const OBJECT: Option<&[u8]> = dataplane::floor::bpf::TRANSIT;
 
 pub use dataplane::ebpf::tc::{BACKEND_VETH, CLIENT_VETH};
 
@@ -239,7 +239,7 @@ impl Probes {
     /// `transit_out` at both egresses.
     pub fn load(node: &Netns) -> Result<Probes, TransitError> {
         let object = OBJECT.ok_or(TransitError::NotBuilt)?;
-        if !dataplane::netns::is_root() {
+        if !dataplane::floor::netns::is_root() {
             return Err(TransitError::NotRoot);
         }
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddrV4;
 
-use dataplane::model::{ServiceSet, ENDPOINT_PORT};
+use dataplane::floor::model::{ServiceSet, ENDPOINT_PORT};
 
 /// One target of the pass.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,7 +105,7 @@ fn busybox() -> Result<PathBuf, LabError> {
             tool: "busybox".into(),
             hint: format!(
                 "install the {} package",
-                dataplane::exec::package_of("busybox")
+                dataplane::floor::exec::package_of("busybox")
             ),
         })
 }

@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(decompressor("k/ip_vs.ko.xz").unwrap().0, "xz");
         assert_eq!(decompressor("k/ip_vs.ko.zst").unwrap().0, "zstd");
         assert_eq!(decompressor("k/ip_vs.ko"), None);
-        let gzip = dataplane::exec::which("gzip").expect("gzip (Debian: essential) on PATH");
+        let gzip = dataplane::floor::exec::which("gzip").expect("gzip (Debian: essential) on PATH");
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("m.ko");
         std::fs::write(&plain, b"\x7fELF module").unwrap();

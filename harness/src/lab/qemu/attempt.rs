@@ -158,7 +158,8 @@ impl Boot<'_> {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) || dataplane::exec::cancelled()
+        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
+            || dataplane::floor::exec::cancelled()
     }
 
     /// Follows the console until qemu exits, the command's shutdown grace passes, or a

@@ -5,7 +5,7 @@
 //! qemu never outlives kpbench: it is killed by a guard on every return path, it gets
 //! SIGKILL from the kernel when the thread that spawned it dies (PR_SET_PDEATHSIG, so
 //! a kpbench killed outright takes qemu with it), a SIGINT/SIGTERM seen by kpbench
-//! (`dataplane::exec::cancelled()`) kills it within 200 ms, and its pid is recorded in
+//! (`dataplane::floor::exec::cancelled()`) kills it within 200 ms, and its pid is recorded in
 //! `/run/kpbench/lab/qemu-<pid>.pid` so `kpbench clean` can kill leftovers.
 //!
 //! Layout: `guest` (what the guest is told), `attempt` (one boot), `console` (the
@@ -49,9 +49,12 @@ fn kvm_usable() -> bool {
 }
 
 fn find_qemu() -> Result<PathBuf, LabError> {
-    dataplane::exec::which(QEMU).ok_or_else(|| LabError::ToolMissing {
+    dataplane::floor::exec::which(QEMU).ok_or_else(|| LabError::ToolMissing {
         tool: QEMU.into(),
-        hint: format!("install the {} package", dataplane::exec::package_of(QEMU)),
+        hint: format!(
+            "install the {} package",
+            dataplane::floor::exec::package_of(QEMU)
+        ),
     })
 }
 

@@ -78,7 +78,7 @@ impl Vm {
             tool: QEMU.into(),
             hint: format!(
                 "{e}; install the {} package",
-                dataplane::exec::package_of(QEMU)
+                dataplane::floor::exec::package_of(QEMU)
             ),
         })?;
         let pidfile = record_pid(child.id(), run_dir);

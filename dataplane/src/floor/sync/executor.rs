@@ -12,12 +12,12 @@
 use std::any::Any;
 use std::time::Instant;
 
-use super::record::StandIn;
-use super::{Category, StepLog};
-use crate::backend::{ApplyError, SyncReport};
-use crate::deadline::Deadline;
-use crate::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
-use crate::netns::{Netns, NsThread};
+use super::standin::StandIn;
+use super::{Category, StepLog, SyncReport};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::{first_lines, thread_cpu, Cost, ExecError, Meter, Output, Tool};
+use crate::floor::netns::{Netns, NsThread};
 
 /// One run of an external tool, as a named step of the sync.
 #[derive(Debug, Clone)]

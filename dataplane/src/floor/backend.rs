@@ -2,32 +2,20 @@
 //! by [`backend`] from a [`ModeSpec`]. `render` is pure; `sync` and `verify` talk to the
 //! kernel inside a namespace, by a [`Deadline`].
 
-use crate::deadline::Deadline;
-use crate::exec::{Cost, ExecError};
+use crate::floor::deadline::Deadline;
+use crate::floor::error::ApplyError;
+use crate::floor::model::ServiceSet;
+use crate::floor::netns::Netns;
+use crate::floor::prereq::Prerequisites;
+use crate::floor::sync::standin::StandIn;
+use crate::floor::sync::{Controller, Profile, SyncReport};
 use crate::mode::{Mode, ModeSpec};
-use crate::model::ServiceSet;
-use crate::netns::{Netns, NetnsError};
-use crate::prereq::{Prerequisites, Unavailable};
-use crate::sync::record::StandIn;
-use crate::sync::{Controller, Profile};
 
 /// Whether a sync programs everything from scratch or only what changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncKind {
     Full,
     Partial,
-}
-
-/// What one sync cost, how large its payload was, and where the time went.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SyncReport {
-    /// The whole sync: wall time from the call to the return, and CPU of the calling
-    /// thread (rendering, netlink) plus every tool and helper thread it ran.
-    pub cost: Cost,
-    pub payload_bytes: usize,
-    /// Each tool run and netlink request, by name (empty where a backend does not
-    /// record steps).
-    pub steps: crate::sync::StepLog,
 }
 
 /// What [`Backend::verify`] found: as many kernel objects as a full sync leaves.
@@ -56,77 +44,6 @@ impl Objects {
             });
         }
         Ok(Objects { count: found, kind })
-    }
-}
-
-/// Errors programming or reading a dataplane.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error(transparent)]
-    Exec(#[from] ExecError),
-    #[error(transparent)]
-    Netns(#[from] NetnsError),
-    /// The machine lacks something the mode needs (found while applying it).
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    /// An error of a mode's own kernel interface (IPVS over generic netlink), in the
-    /// mode's words.
-    #[error(transparent)]
-    Mode(Box<dyn std::error::Error + Send + Sync>),
-    #[error("read-back mismatch: the kernel holds {found} {what}, {expected} were programmed")]
-    Mismatch {
-        what: &'static str,
-        found: usize,
-        expected: usize,
-    },
-    #[error("sysctl {key}={value}: {source}")]
-    Sysctl {
-        key: &'static str,
-        value: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what}: {}", crate::errno::Named(source))]
-    Netlink {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A BPF object (program, map, link, pin, cgroup) could not be made or used.
-    #[error("{what}: {}", crate::errno::Named(source))]
-    Bpf {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{command} in namespace {ns}: unparsable output: {source}")]
-    Unparsable {
-        command: &'static str,
-        ns: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The deadline had passed before the operation could start.
-    #[error("no time was left to start it")]
-    Expired,
-}
-
-impl ApplyError {
-    /// Whether the error means the environment lacks a tool or kernel feature (the
-    /// case is then `skipped`, not `failed`).
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            ApplyError::Exec(ExecError::NotFound { .. }) | ApplyError::Unavailable(_)
-        )
-    }
-
-    /// Whether a deadline ran out (a tool was killed for it, or nothing could start).
-    pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            ApplyError::Exec(ExecError::Timeout { .. }) | ApplyError::Expired
-        )
     }
 }
 
@@ -165,7 +82,7 @@ pub trait Backend: Send + Sync {
         new: &ServiceSet,
         deadline: Deadline,
     ) -> Result<SyncReport, ApplyError> {
-        use crate::sync::{MeasuredExecutor, RealExecutor};
+        use crate::floor::sync::{MeasuredExecutor, RealExecutor};
         let mut ctl = self.controller(Profile::default());
         let mut io = RealExecutor::new(ns, deadline);
         io.begin(deadline);

@@ -25,6 +25,7 @@
 
 pub mod executor;
 pub mod record;
+pub mod standin;
 
 use std::time::Duration;
 
@@ -32,9 +33,9 @@ pub use executor::{
     Executor, Handles, Kernel, MeasuredExecutor, RealExecutor, Request, Timing, ToolCall,
 };
 
-use crate::backend::ApplyError;
-use crate::exec::Cost;
-use crate::model::ServiceSet;
+use crate::floor::error::ApplyError;
+use crate::floor::exec::Cost;
+use crate::floor::model::ServiceSet;
 
 /// A kube-proxy release whose sync loop is replayed, where releases differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -219,6 +220,18 @@ impl StepLog {
             }),
         }
     }
+}
+
+/// What one sync cost, how large its payload was, and where the time went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    /// The whole sync: wall time from the call to the return, and CPU of the calling
+    /// thread (rendering, netlink) plus every tool and helper thread it ran.
+    pub cost: Cost,
+    pub payload_bytes: usize,
+    /// Each tool run and netlink request, by name (empty where a backend does not
+    /// record steps).
+    pub steps: StepLog,
 }
 
 /// One profile of one mode, with the state kube-proxy keeps between syncs. Created per

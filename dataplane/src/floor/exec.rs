@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::deadline::Deadline;
-use crate::netns::Netns;
+use crate::floor::deadline::Deadline;
+use crate::floor::netns::Netns;
 
 static CANCEL: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
@@ -211,7 +211,7 @@ impl<'a> Tool<'a> {
         self
     }
 
-    /// Kills the tool at `deadline` (it gets at least [`crate::deadline::MIN_BUDGET`]).
+    /// Kills the tool at `deadline` (it gets at least [`crate::floor::deadline::MIN_BUDGET`]).
     pub fn deadline(mut self, deadline: Deadline) -> Self {
         self.deadline = Some(deadline);
         self
@@ -276,7 +276,10 @@ impl<'a> Tool<'a> {
             .deadline
             .unwrap_or_else(|| Deadline::after_from(start, DEFAULT_TIMEOUT));
         // A tool that is started is always bounded, even when its deadline has passed.
-        let deadline = deadline.max(Deadline::after_from(start, crate::deadline::MIN_BUDGET));
+        let deadline = deadline.max(Deadline::after_from(
+            start,
+            crate::floor::deadline::MIN_BUDGET,
+        ));
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
             tool: self.program.to_string(),
             source,

@@ -5,8 +5,9 @@
 //! call, with kube-proxy's.
 
 use super::executor::{Executor, Request, ToolCall};
-use crate::backend::ApplyError;
-use crate::exec::{Cost, Output};
+use super::standin::{ok, StandIn};
+use crate::floor::error::ApplyError;
+use crate::floor::exec::Output;
 
 /// One recorded call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,41 +26,6 @@ impl Call {
             Call::Tool { line, .. } => format!("$ {line}"),
             Call::Request { kind, text } => format!("{kind}: {text}"),
         }
-    }
-}
-
-/// A model of one part of the kernel's state that answers calls for it. Kernel
-/// requests find the stand-in that models them (see [`Request::answer`]): a stand-in
-/// is `Any` so that its mode's requests can recognise it.
-pub trait StandIn: std::any::Any + Send {
-    /// Answers a tool run it models; None if the program is not its own.
-    fn tool(&mut self, program: &str, args: &[String], stdin: Option<&[u8]>) -> Option<Output>;
-}
-
-impl dyn StandIn {
-    /// This stand-in as a `T`, if it is one.
-    pub fn downcast_mut<T: StandIn>(&mut self) -> Option<&mut T> {
-        (self as &mut dyn std::any::Any).downcast_mut::<T>()
-    }
-}
-
-/// The output of a tool that succeeded and printed `stdout`.
-pub fn ok(stdout: impl Into<String>) -> Output {
-    Output {
-        status: 0,
-        stdout: stdout.into(),
-        stderr: String::new(),
-        cost: Cost::default(),
-    }
-}
-
-/// The output of a tool that failed with `status` and said `stderr`.
-pub fn failed(status: i32, stderr: impl Into<String>) -> Output {
-    Output {
-        status,
-        stdout: String::new(),
-        stderr: stderr.into(),
-        cost: Cost::default(),
     }
 }
 
@@ -156,7 +122,7 @@ impl Executor for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::Category;
+    use crate::floor::sync::Category;
 
     struct Counter(u32);
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::exec::which;
+use crate::floor::exec::which;
 
 /// A program a backend runs, and the Debian package that ships it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{Endpoint, Service, NAMESPACE};
+use crate::floor::model::{Endpoint, Service, NAMESPACE};
 
 fn base32_sha256(input: &str) -> String {
     data_encoding::BASE32.encode(&Sha256::digest(input.as_bytes()))
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn synthetic_service_names() {
-        let svc = crate::model::service(0, 1);
+        let svc = crate::floor::model::service(0, 1);
         assert_eq!(
             nft_service_chain(&svc),
             format!(
