@@ -10,8 +10,11 @@
 //!   after the other, so a drift of the machine between them is not in the interval;
 //!   results without histograms have no interval and no difference is drawn from them.
 
+use std::collections::BTreeMap;
+
+use crate::analysis::cases::{self, EnvKey, Row};
 use crate::analysis::stats;
-use crate::results::{Case, Estimate, Transit, TransitTarget};
+use crate::results::{Case, Estimate, Results, Transit, TransitTarget};
 
 /// One service position of the transit pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +65,7 @@ impl TransitLookup {
                 .find(|x| x.service_index.is_none())
                 .map(syn),
             positions,
-            ns_per_service: t.ns_per_service,
+            ns_per_service: t.ns_per_service.fit(),
             probe_overhead_pct: t.probe_overhead_pct,
             unmatched: t.unmatched,
         }
@@ -90,6 +93,59 @@ impl TransitLookup {
         let (first, last) = (self.first()?, self.last()?);
         (last.service_index > first.service_index)
             .then(|| stats::difference_of_estimates(last.syn_ns, first.syn_ns))
+    }
+}
+
+/// The iptables modes' costs per service position in each environment (largest scale).
+pub fn iptables_slopes(ok: &[Row<'_>]) -> BTreeMap<EnvKey, (String, Estimate)> {
+    let mut out: BTreeMap<EnvKey, (u64, String, Estimate)> = BTreeMap::new();
+    for r in ok
+        .iter()
+        .filter(|r| r.case.mode.starts_with("iptables") && !cases::is_floor(r.case))
+    {
+        let Some(t) = transit(r.case) else {
+            continue;
+        };
+        let e = out
+            .entry(r.env())
+            .or_insert((0, r.mode(), t.ns_per_service));
+        // The largest scale, and of those the cheapest iptables mode: the strictest bar.
+        if r.case.services > e.0
+            || (r.case.services == e.0 && t.ns_per_service.estimate < e.2.estimate)
+        {
+            *e = (r.case.services, r.mode(), t.ns_per_service);
+        }
+    }
+    out.into_iter().map(|(k, (_, m, e))| (k, (m, e))).collect()
+}
+
+/// The lookup margin in `env`: 0.5 ns per position, or a tenth of the iptables slope
+/// there (`iptables`, from [`iptables_slopes`]), whichever is larger.
+pub fn margin(iptables: &BTreeMap<EnvKey, (String, Estimate)>, env: &EnvKey) -> f64 {
+    stats::lookup_margin(iptables.get(env).map(|(_, e)| e.estimate))
+}
+
+/// Decides every case's cost per position by the one rule with the margin of its
+/// environment, into `datapath.transit.ns_per_service.{verdict, margin}`: the run's
+/// recorder calls it before each write, so the results carry the verdict the report,
+/// the claims and the planner draw.
+pub fn decide(r: &mut Results) {
+    let margins: Vec<Option<f64>> = {
+        let all = cases::rows(std::slice::from_ref(&*r));
+        let ok: Vec<Row<'_>> = all.iter().copied().filter(Row::ok).collect();
+        let ipt = iptables_slopes(&ok);
+        all.iter()
+            .map(|row| row.ok().then(|| margin(&ipt, &row.env())))
+            .collect()
+    };
+    for (case, m) in r.cases.iter_mut().zip(margins) {
+        let (Some(m), Some(t)) = (m, case.datapath.as_mut().and_then(|d| d.transit.as_mut()))
+        else {
+            continue;
+        };
+        let s = &mut t.ns_per_service;
+        s.verdict = Some(stats::lookup_trend(&s.fit(), m));
+        s.margin = Some(m);
     }
 }
 
@@ -214,6 +270,44 @@ mod tests {
             transit_missing(&failed),
             "in-kernel timing did not run: needs root"
         );
+    }
+
+    #[test]
+    fn the_recorded_verdict_takes_the_margin_of_its_environment() {
+        use crate::analysis::cases::fixtures::results;
+        use crate::results::Trend;
+        let legacy = with_transit(
+            case("iptables-legacy", 1000, 1.0, 1.0, 1.0),
+            900.0,
+            3000.0,
+            15.0,
+            30.0,
+            est(15.0, 14.0, 16.0),
+        );
+        // Inside ±1.5 (a tenth of iptables-legacy's), outside the 0.5 floor.
+        let ipvs = with_transit(
+            case("ipvs", 1000, 1.0, 1.0, 1.0),
+            900.0,
+            3000.0,
+            0.0,
+            30.0,
+            est(0.2, -1.0, 1.2),
+        );
+        let mut r = results("6.1.0", vec![legacy, ipvs]);
+        decide(&mut r);
+        let slope = |i: usize| {
+            r.cases[i]
+                .datapath
+                .as_ref()
+                .unwrap()
+                .transit
+                .as_ref()
+                .unwrap()
+                .ns_per_service
+        };
+        assert_eq!(slope(0).verdict, Some(Trend::Grows));
+        assert_eq!(slope(1).verdict, Some(Trend::Flat));
+        assert!((slope(1).margin.unwrap() - 1.5).abs() < 1e-12);
     }
 
     #[test]

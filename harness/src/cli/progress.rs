@@ -120,13 +120,23 @@ fn ms(v: Option<f64>) -> String {
     )
 }
 
-/// The in-kernel cost per service position, or `n.m.d.` when its 95% interval
-/// includes zero (no measurable difference).
+/// The in-kernel cost per service position by the one rule (`analysis::stats::trend`,
+/// the verdict the results record, or the margin's floor in results from before it):
+/// the figure when it grows (or shrinks), `flat` within the margin, `n.m.d.` when
+/// inconclusive, `artefact?` for a significant fall (likely an artefact).
 fn per_service(t: Option<&crate::results::Transit>) -> String {
-    match t.map(|t| t.ns_per_service) {
-        Some(e) if e.includes_zero() => "n.m.d.".into(),
-        Some(e) => format!("{:.1}", e.estimate),
-        None => "-".into(),
+    use crate::analysis::stats::{lookup_margin, lookup_trend, Trend};
+    let Some(s) = t.map(|t| t.ns_per_service) else {
+        return "-".into();
+    };
+    let verdict = s
+        .verdict
+        .unwrap_or_else(|| lookup_trend(&s.fit(), lookup_margin(None)));
+    match verdict {
+        Trend::Grows | Trend::Shrinks => format!("{:.1}", s.estimate),
+        Trend::Flat => "flat".into(),
+        Trend::Inconclusive => "n.m.d.".into(),
+        Trend::Unexpected => "artefact?".into(),
     }
 }
 
@@ -134,7 +144,7 @@ fn per_service(t: Option<&crate::results::Transit>) -> String {
 pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from empty; add/remove/update: incremental, p50/p99); \
 +us: end-to-end request p50 (syn: connect p25) through the VIP minus to an endpoint directly; \
 noise +us: the direct target measured twice, |second - first| (end-to-end figures under it are noise); \
-ns/svc: the SYN's in-kernel transit per service position (n.m.d.: no measurable difference, its 95% interval includes 0)";
+ns/svc: the SYN's in-kernel transit per service position by the three-way rule (a figure: grows beyond the margin; flat: its 95% interval within ±margin, 0.5 ns or a tenth of iptables'; n.m.d.: inconclusive; artefact?: a significant fall, likely an artefact)";
 
 /// The end-of-run summary as a fixed-width table.
 pub fn summary_table(r: &Results) -> String {

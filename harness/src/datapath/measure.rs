@@ -18,13 +18,15 @@ use std::time::{Duration, Instant};
 
 use dataplane::model::{ServiceSet, ENDPOINT_PORT};
 
+use crate::analysis::stats;
 use crate::datapath::cpustat::{CpuDelta, CpuSample, CpuStatError};
 use crate::datapath::load::{run_load, LoadError, LoadReport, LoadSpec};
 use crate::datapath::serve::{ServeError, ServeOptions, Server};
 use crate::datapath::targets::{aims, Aim, Phases};
 use crate::datapath::transit;
 use crate::results::{
-    Datapath, Estimate, MaxRate, NoiseFloor, Transit, TransitPercentiles, TransitTarget,
+    Datapath, Estimate, LookupSlope, MaxRate, NoiseFloor, ProbeOverhead, Spans, Transit,
+    TransitPercentiles, TransitTarget,
 };
 use crate::sandbox::topology::Topology;
 use crate::scenario;
@@ -183,14 +185,49 @@ fn transit_result(t: transit::Transit) -> Option<Transit> {
                 })
             })
             .collect(),
-        ns_per_service: Estimate {
-            estimate: fit.estimate,
-            ci95: fit.ci95,
-        },
+        ns_per_service: decided(
+            Estimate {
+                estimate: fit.estimate,
+                ci95: fit.ci95,
+            },
+            Spans::Targets,
+        ),
+        ns_per_service_packets: t.ns_per_service_packets.map(|e| Estimate {
+            estimate: e.estimate,
+            ci95: e.ci95,
+        }),
+        replicates: Vec::new(),
+        round_order_seed: Some(t.round_order_seed),
         probe_overhead_pct: t.probe_overhead_pct.unwrap_or(0.0),
         probe_overhead_ci95: t.probe_overhead_ci95,
+        probe_overhead: probe_overhead(t.probe_overhead_pct, t.probe_overhead_ci95),
         probe_run_ns_per_connection: t.probe_run_ns_per_connection,
         unmatched: t.checks.syn_unmatched,
+    })
+}
+
+/// A cost per position with the verdict of the one rule at the margin's floor; the
+/// run's recorder decides it again with the margin of its environment
+/// (`analysis::lookup::decide`), once iptables-legacy's slope there is known.
+pub(crate) fn decided(e: Estimate, spans: Spans) -> LookupSlope {
+    let margin = stats::lookup_margin(None);
+    LookupSlope {
+        verdict: Some(stats::lookup_trend(&e, margin)),
+        margin: Some(margin),
+        ..LookupSlope::undecided(e, spans)
+    }
+}
+
+/// The probe overhead with its verdict, when its paired rounds gave an interval.
+fn probe_overhead(estimate: Option<f64>, ci95: Option<[f64; 2]>) -> Option<ProbeOverhead> {
+    let e = Estimate {
+        estimate: estimate?,
+        ci95: ci95?,
+    };
+    Some(ProbeOverhead {
+        estimate: e.estimate,
+        ci95: e.ci95,
+        verdict: stats::overhead_trend(&e),
     })
 }
 

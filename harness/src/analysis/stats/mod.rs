@@ -336,8 +336,8 @@ mod trend;
 
 pub use slope::{bootstrap_slope, least_squares, target_slope, Group, SlopeFit, TargetSlope};
 pub use trend::{
-    lookup_margin, lookup_trend, trend, with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS,
-    OVERHEAD_MARGIN_PCT,
+    lookup_margin, lookup_trend, overhead_resolved, overhead_trend, overhead_words, trend,
+    with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS, OVERHEAD_MARGIN_PCT,
 };
 
 #[cfg(test)]
