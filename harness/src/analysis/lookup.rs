@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::analysis::cases::{self, EnvKey, Row};
 use crate::analysis::stats;
-use crate::results::{Case, Estimate, Results, Transit, TransitTarget};
+use crate::results::{Case, Estimate, Results, Spans, Transit, TransitTarget, Trend};
 
 /// One service position of the transit pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,7 +34,13 @@ pub struct TransitLookup {
     pub positions: Vec<Position>,
     /// The fitted cost per service position, ns.
     pub ns_per_service: Estimate,
+    /// The verdict the results record with its margin (absent in older results).
+    pub verdict: Option<(Trend, f64)>,
+    /// What the cost per position's interval spans (absent in older results).
+    pub spans: Option<Spans>,
     pub probe_overhead_pct: f64,
+    /// The overhead with its interval (absent in older results).
+    pub probe_overhead: Option<Estimate>,
     pub unmatched: u64,
 }
 
@@ -66,7 +72,13 @@ impl TransitLookup {
                 .map(syn),
             positions,
             ns_per_service: t.ns_per_service.fit(),
+            verdict: t.ns_per_service.verdict.zip(t.ns_per_service.margin),
+            spans: t.ns_per_service.spans,
             probe_overhead_pct: t.probe_overhead_pct,
+            probe_overhead: t.probe_overhead_ci95.map(|ci95| Estimate {
+                estimate: t.probe_overhead_pct,
+                ci95,
+            }),
             unmatched: t.unmatched,
         }
     }
@@ -78,6 +90,29 @@ impl TransitLookup {
     /// The last service position measured: the most rules ahead of it.
     pub fn last(&self) -> Option<&Position> {
         self.positions.last()
+    }
+
+    /// The cost per position with its interval, verdict, margin and span in words:
+    /// "2.41 [2.30, 2.52] ns, grows (margin ±0.500 ns), within one run, across targets".
+    pub fn per_service_words(&self) -> String {
+        let mut out = stats::with_ci(&self.ns_per_service, "ns");
+        if let Some((v, m)) = self.verdict {
+            out.push_str(&format!(", {}", stats::with_margin(v, m, "ns")));
+        }
+        if let Some(s) = self.spans {
+            out.push_str(&format!(", {}", s.words()));
+        }
+        out
+    }
+
+    /// The probe overhead in words ("not resolved (interval ...)", "no measurable
+    /// overhead", or the figure with its interval); the bare figure in results without
+    /// an interval.
+    pub fn overhead_words(&self) -> String {
+        match &self.probe_overhead {
+            Some(e) => stats::overhead_words(e),
+            None => format!("{}% (no interval)", stats::num(self.probe_overhead_pct)),
+        }
     }
 
     /// The last position's SYN p50 minus direct's, ns.

@@ -349,8 +349,12 @@ impl<'a> Generator<'a> {
     ) -> Result<(Option<Transit>, Option<f64>), transit::TransitError> {
         step("data path: in-kernel transit per service position".into());
         let mut probes = transit::Probes::load(&self.topo.node)?;
+        // The overhead test stops once its interval is within ±5 points (20 pairs at
+        // least, about a second); a noisier machine gets up to 4 s before it is
+        // reported as not resolved.
         let cfg = transit::PassConfig {
-            overhead_pairs: 40,
+            overhead_pairs: 120,
+            overhead_time_limit: Duration::from_secs(4),
             ..transit::PassConfig::default()
         };
         let pass = transit::measure(&mut probes, self.topo, set, &cfg)?;
