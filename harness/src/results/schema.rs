@@ -470,6 +470,16 @@ impl Trend {
     }
 }
 
+/// How a summary's p99 is labelled: of fewer than 100 samples it is their maximum,
+/// "max (n=5)"; otherwise "p99".
+pub fn tail_label(samples: u64) -> String {
+    if samples < 100 {
+        format!("max (n={samples})")
+    } else {
+        "p99".into()
+    }
+}
+
 /// What an interval spans: the variation it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
