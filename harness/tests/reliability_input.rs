@@ -271,6 +271,7 @@ fn bad_scenario_files_exit_2_naming_the_file_and_field() {
     let unknown = write("unknown.toml", "services = [10]\nservice_count = 3\n");
     let too_big = write("big.toml", "services = [10, 99999999]\n");
     let bad_dp = write("dp.toml", "[datapath]\nduration_s = -1\n");
+    let no_rep = write("rep.toml", "[datapath]\nreplicates = 0\n");
     let cases: Vec<(&str, &String, Vec<&str>)> = vec![
         ("missing", &missing, vec![missing.as_str(), "cannot read"]),
         ("dir", &dir, vec![dir.as_str(), "cannot read"]),
@@ -281,6 +282,7 @@ fn bad_scenario_files_exit_2_naming_the_file_and_field() {
             vec![too_big.as_str(), "services", "99999999"],
         ),
         ("dp", &bad_dp, vec![bad_dp.as_str(), "datapath.duration_s"]),
+        ("rep", &no_rep, vec![no_rep.as_str(), "datapath.replicates"]),
     ];
     for (tag, file, names) in cases {
         let id = run_id(tag);

@@ -31,7 +31,7 @@ use dataplane::{
     Prerequisites, Profile, SyncReport,
 };
 use harness::datapath::measure::MeasureError;
-use harness::results::{Datapath, Environment};
+use harness::results::{Datapath, Environment, Transit};
 use harness::run::lab::{LabCases, LabRunError};
 use harness::run::seams::{
     Backends, CaseSandbox, Host, Namespaces, RealBackends, RealHost, Sandbox,
@@ -121,6 +121,15 @@ impl CaseSandbox for FaultyCase {
         step: &mut dyn FnMut(String),
     ) -> Result<Datapath, MeasureError> {
         self.inner.measure_datapath(set, cfg, deadline, step)
+    }
+
+    fn measure_transit(
+        &self,
+        set: &ServiceSet,
+        cfg: &scenario::Datapath,
+        r: usize,
+    ) -> Result<Option<Transit>, MeasureError> {
+        self.inner.measure_transit(set, cfg, r)
     }
 }
 

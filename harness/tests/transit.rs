@@ -169,3 +169,88 @@ fn every_syn_sent_has_a_sample_and_the_probes_go_with_their_owner() {
     drop(probes);
     assert_eq!(loaded(), before);
 }
+
+/// One transit case as a run makes it: the scenario's default replicates, the first
+/// with the generated VIPs, each further one in a fresh topology with the VIPs shuffled
+/// over the services, pooled into one cost per position.
+fn replicated(mode: Mode, tag: &str, services: usize) -> harness::results::Transit {
+    use harness::datapath::measure::transit_replicate;
+    use harness::datapath::replicates::{assign_vips, pool, vip_seed};
+    let b = backend_of(mode);
+    let cfg = harness::scenario::Datapath::default();
+    let set = ServiceSet::generate(services, 1);
+    let mut all = Vec::new();
+    for r in 0..cfg.replicates {
+        let shuffled = assign_vips(&set, vip_seed(r));
+        let topo = Topology::create(&format!("test-{}-rp-{tag}{r}", std::process::id()))
+            .expect("topology");
+        b.sync(
+            &topo.node,
+            None,
+            &shuffled,
+            Deadline::after(Duration::from_secs(300)),
+        )
+        .expect("sync");
+        let t = transit_replicate(&topo, &shuffled, &cfg, r)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("a fitted cost per position");
+        all.push((vip_seed(r), t));
+    }
+    let mut first = all[0].1.clone();
+    pool(&mut first, &all);
+    first
+}
+
+/// Item 5 of issue 18: the same small case twice, each in fresh sandboxes, gives cost
+/// per position intervals that overlap, for a mode that grows and one that is flat.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn the_same_case_twice_gives_overlapping_intervals() {
+    for (mode, tag) in [(Mode::IptablesLegacy, "ipt"), (Mode::Nftables, "nft")] {
+        let started = std::time::Instant::now();
+        let runs: Vec<_> = (0..2)
+            .map(|k| replicated(mode, &format!("{tag}{k}"), 1_000))
+            .collect();
+        for (k, t) in runs.iter().enumerate() {
+            let s = t.ns_per_service;
+            let each: Vec<String> = t
+                .replicates
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.3} [{:.3}, {:.3}]",
+                        r.ns_per_service.estimate,
+                        r.ns_per_service.ci95[0],
+                        r.ns_per_service.ci95[1]
+                    )
+                })
+                .collect();
+            println!(
+                "reproducibility {mode} 1000 services, run {}: {:.3} ns/position [{:.3}, {:.3}] {:?} (margin {:?}, spans {:?}); replicates {}; per-packet {:?}; probe overhead {:?}",
+                k + 1,
+                s.estimate,
+                s.ci95[0],
+                s.ci95[1],
+                s.verdict,
+                s.margin,
+                s.spans,
+                each.join(", "),
+                t.ns_per_service_packets,
+                t.probe_overhead,
+            );
+        }
+        println!(
+            "reproducibility {mode}: both runs in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let (a, b) = (runs[0].ns_per_service, runs[1].ns_per_service);
+        assert!(
+            a.ci95[0] <= b.ci95[1] && b.ci95[0] <= a.ci95[1],
+            "{mode}: the two runs' intervals do not overlap: {a:?} against {b:?}"
+        );
+        assert_eq!(a.spans, Some(harness::results::Spans::Replicates));
+    }
+}

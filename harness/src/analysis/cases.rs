@@ -391,9 +391,16 @@ pub(crate) mod fixtures {
         let dp = c.datapath.as_mut().expect("a data path");
         dp.transit = Some(Transit {
             targets,
-            ns_per_service,
+            ns_per_service: crate::results::LookupSlope::undecided(
+                ns_per_service,
+                crate::results::Spans::Targets,
+            ),
+            ns_per_service_packets: None,
+            replicates: Vec::new(),
+            round_order_seed: None,
             probe_overhead_pct: 4.0,
             probe_overhead_ci95: None,
+            probe_overhead: None,
             probe_run_ns_per_connection: None,
             unmatched: 0,
         });

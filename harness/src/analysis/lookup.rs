@@ -10,8 +10,11 @@
 //!   after the other, so a drift of the machine between them is not in the interval;
 //!   results without histograms have no interval and no difference is drawn from them.
 
+use std::collections::BTreeMap;
+
+use crate::analysis::cases::{self, EnvKey, Row};
 use crate::analysis::stats;
-use crate::results::{Case, Estimate, Transit, TransitTarget};
+use crate::results::{Case, Estimate, Results, Spans, Transit, TransitTarget, Trend};
 
 /// One service position of the transit pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,7 +34,13 @@ pub struct TransitLookup {
     pub positions: Vec<Position>,
     /// The fitted cost per service position, ns.
     pub ns_per_service: Estimate,
+    /// The verdict the results record with its margin (absent in older results).
+    pub verdict: Option<(Trend, f64)>,
+    /// What the cost per position's interval spans (absent in older results).
+    pub spans: Option<Spans>,
     pub probe_overhead_pct: f64,
+    /// The overhead with its interval (absent in older results).
+    pub probe_overhead: Option<Estimate>,
     pub unmatched: u64,
 }
 
@@ -62,8 +71,14 @@ impl TransitLookup {
                 .find(|x| x.service_index.is_none())
                 .map(syn),
             positions,
-            ns_per_service: t.ns_per_service,
+            ns_per_service: t.ns_per_service.fit(),
+            verdict: t.ns_per_service.verdict.zip(t.ns_per_service.margin),
+            spans: t.ns_per_service.spans,
             probe_overhead_pct: t.probe_overhead_pct,
+            probe_overhead: t.probe_overhead_ci95.map(|ci95| Estimate {
+                estimate: t.probe_overhead_pct,
+                ci95,
+            }),
             unmatched: t.unmatched,
         }
     }
@@ -75,6 +90,29 @@ impl TransitLookup {
     /// The last service position measured: the most rules ahead of it.
     pub fn last(&self) -> Option<&Position> {
         self.positions.last()
+    }
+
+    /// The cost per position with its interval, verdict, margin and span in words:
+    /// "2.41 [2.30, 2.52] ns, grows (margin ±0.500 ns), within one run, across targets".
+    pub fn per_service_words(&self) -> String {
+        let mut out = stats::with_ci(&self.ns_per_service, "ns");
+        if let Some((v, m)) = self.verdict {
+            out.push_str(&format!(", {}", stats::with_margin(v, m, "ns")));
+        }
+        if let Some(s) = self.spans {
+            out.push_str(&format!(", {}", s.words()));
+        }
+        out
+    }
+
+    /// The probe overhead in words ("not resolved (interval ...)", "no measurable
+    /// overhead", or the figure with its interval); the bare figure in results without
+    /// an interval.
+    pub fn overhead_words(&self) -> String {
+        match &self.probe_overhead {
+            Some(e) => stats::overhead_words(e),
+            None => format!("{}% (no interval)", stats::num(self.probe_overhead_pct)),
+        }
     }
 
     /// The last position's SYN p50 minus direct's, ns.
@@ -90,6 +128,59 @@ impl TransitLookup {
         let (first, last) = (self.first()?, self.last()?);
         (last.service_index > first.service_index)
             .then(|| stats::difference_of_estimates(last.syn_ns, first.syn_ns))
+    }
+}
+
+/// The iptables modes' costs per service position in each environment (largest scale).
+pub fn iptables_slopes(ok: &[Row<'_>]) -> BTreeMap<EnvKey, (String, Estimate)> {
+    let mut out: BTreeMap<EnvKey, (u64, String, Estimate)> = BTreeMap::new();
+    for r in ok
+        .iter()
+        .filter(|r| r.case.mode.starts_with("iptables") && !cases::is_floor(r.case))
+    {
+        let Some(t) = transit(r.case) else {
+            continue;
+        };
+        let e = out
+            .entry(r.env())
+            .or_insert((0, r.mode(), t.ns_per_service));
+        // The largest scale, and of those the cheapest iptables mode: the strictest bar.
+        if r.case.services > e.0
+            || (r.case.services == e.0 && t.ns_per_service.estimate < e.2.estimate)
+        {
+            *e = (r.case.services, r.mode(), t.ns_per_service);
+        }
+    }
+    out.into_iter().map(|(k, (_, m, e))| (k, (m, e))).collect()
+}
+
+/// The lookup margin in `env`: 0.5 ns per position, or a tenth of the iptables slope
+/// there (`iptables`, from [`iptables_slopes`]), whichever is larger.
+pub fn margin(iptables: &BTreeMap<EnvKey, (String, Estimate)>, env: &EnvKey) -> f64 {
+    stats::lookup_margin(iptables.get(env).map(|(_, e)| e.estimate))
+}
+
+/// Decides every case's cost per position by the one rule with the margin of its
+/// environment, into `datapath.transit.ns_per_service.{verdict, margin}`: the run's
+/// recorder calls it before each write, so the results carry the verdict the report,
+/// the claims and the planner draw.
+pub fn decide(r: &mut Results) {
+    let margins: Vec<Option<f64>> = {
+        let all = cases::rows(std::slice::from_ref(&*r));
+        let ok: Vec<Row<'_>> = all.iter().copied().filter(Row::ok).collect();
+        let ipt = iptables_slopes(&ok);
+        all.iter()
+            .map(|row| row.ok().then(|| margin(&ipt, &row.env())))
+            .collect()
+    };
+    for (case, m) in r.cases.iter_mut().zip(margins) {
+        let (Some(m), Some(t)) = (m, case.datapath.as_mut().and_then(|d| d.transit.as_mut()))
+        else {
+            continue;
+        };
+        let s = &mut t.ns_per_service;
+        s.verdict = Some(stats::lookup_trend(&s.fit(), m));
+        s.margin = Some(m);
     }
 }
 
@@ -214,6 +305,44 @@ mod tests {
             transit_missing(&failed),
             "in-kernel timing did not run: needs root"
         );
+    }
+
+    #[test]
+    fn the_recorded_verdict_takes_the_margin_of_its_environment() {
+        use crate::analysis::cases::fixtures::results;
+        use crate::results::Trend;
+        let legacy = with_transit(
+            case("iptables-legacy", 1000, 1.0, 1.0, 1.0),
+            900.0,
+            3000.0,
+            15.0,
+            30.0,
+            est(15.0, 14.0, 16.0),
+        );
+        // Inside ±1.5 (a tenth of iptables-legacy's), outside the 0.5 floor.
+        let ipvs = with_transit(
+            case("ipvs", 1000, 1.0, 1.0, 1.0),
+            900.0,
+            3000.0,
+            0.0,
+            30.0,
+            est(0.2, -1.0, 1.2),
+        );
+        let mut r = results("6.1.0", vec![legacy, ipvs]);
+        decide(&mut r);
+        let slope = |i: usize| {
+            r.cases[i]
+                .datapath
+                .as_ref()
+                .unwrap()
+                .transit
+                .as_ref()
+                .unwrap()
+                .ns_per_service
+        };
+        assert_eq!(slope(0).verdict, Some(Trend::Grows));
+        assert_eq!(slope(1).verdict, Some(Trend::Flat));
+        assert!((slope(1).margin.unwrap() - 1.5).abs() < 1e-12);
     }
 
     #[test]

@@ -120,21 +120,31 @@ fn ms(v: Option<f64>) -> String {
     )
 }
 
-/// The in-kernel cost per service position, or `n.m.d.` when its 95% interval
-/// includes zero (no measurable difference).
+/// The in-kernel cost per service position by the one rule (`analysis::stats::trend`,
+/// the verdict the results record, or the margin's floor in results from before it):
+/// the figure when it grows (or shrinks), `flat` within the margin, `n.m.d.` when
+/// inconclusive, `artefact?` for a significant fall (likely an artefact).
 fn per_service(t: Option<&crate::results::Transit>) -> String {
-    match t.map(|t| t.ns_per_service) {
-        Some(e) if e.includes_zero() => "n.m.d.".into(),
-        Some(e) => format!("{:.1}", e.estimate),
-        None => "-".into(),
+    use crate::analysis::stats::{lookup_margin, lookup_trend, Trend};
+    let Some(s) = t.map(|t| t.ns_per_service) else {
+        return "-".into();
+    };
+    let verdict = s
+        .verdict
+        .unwrap_or_else(|| lookup_trend(&s.fit(), lookup_margin(None)));
+    match verdict {
+        Trend::Grows | Trend::Shrinks => format!("{:.1}", s.estimate),
+        Trend::Flat => "flat".into(),
+        Trend::Inconclusive => "n.m.d.".into(),
+        Trend::Unexpected => "artefact?".into(),
     }
 }
 
 /// What the summary's columns mean, under it.
-pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from empty; add/remove/update: incremental, p50/p99); \
+pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from empty; add/remove/update: incremental, p50/p99, a p99 of fewer than 100 syncs shown as their max (n=...)); \
 +us: end-to-end request p50 (syn: connect p25) through the VIP minus to an endpoint directly; \
 noise +us: the direct target measured twice, |second - first| (end-to-end figures under it are noise); \
-ns/svc: the SYN's in-kernel transit per service position (n.m.d.: no measurable difference, its 95% interval includes 0)";
+ns/svc: the SYN's in-kernel transit per service position by the three-way rule (a figure: grows beyond the margin; flat: its 95% interval within ±margin, 0.5 ns or a tenth of iptables'; n.m.d.: inconclusive; artefact?: a significant fall, likely an artefact)";
 
 /// The end-of-run summary as a fixed-width table.
 pub fn summary_table(r: &Results) -> String {
@@ -175,8 +185,15 @@ pub fn summary_table(r: &Results) -> String {
             ms(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms)),
             ms(s.and_then(|s| s.update_endpoints.as_ref())
                 .map(|d| d.p50_ms)),
-            ms(s.and_then(|s| s.update_endpoints.as_ref())
-                .map(|d| d.p99_ms)),
+            s.and_then(|s| s.update_endpoints.as_ref())
+                .map(|d| {
+                    format!(
+                        "{} {}",
+                        ms(Some(d.p99_ms)),
+                        crate::results::tail_label(d.samples)
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
             cell(
                 dp.and_then(|d| d.lookup_overhead_us.get("first").copied()),
                 0,
@@ -272,15 +289,15 @@ mod tests {
         );
         let want = format!(
             "\
-env   mode      services  status   objects  full ms  full cpu ms  add p50  remove p50  update p50  update p99  first +us  last +us  last syn +us  noise +us  ns/svc
--------------------------------------------------------------------------------------------------------------------------------------------------------------------
-host  iptables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -          -       -
-host  iptables       200  ok           600    200.0         60.0      2.0         3.0         4.0         4.0          -         -             -          -       -
-host  iptables       400  ok          1200    400.0        120.0      2.0         3.0         4.0         4.0          -         -             -          -       -
-host  nftables       100  ok           300    100.0         30.0      2.0         3.0         4.0         4.0          -         -             -          -       -
-host  nftables       200  FAILED         -        -            -        -           -           -           -          -         -             -          -       -
-host  nftables       400  skipped        -        -            -        -           -           -           -          -         -             -          -       -
-host  ebpf           100  skipped        -        -            -        -           -           -           -          -         -             -          -       -
+env   mode      services  status   objects  full ms  full cpu ms  add p50  remove p50  update p50     update p99  first +us  last +us  last syn +us  noise +us  ns/svc
+----------------------------------------------------------------------------------------------------------------------------------------------------------------------
+host  iptables       100  ok           300    100.0         30.0      2.0         3.0         4.0  4.0 max (n=3)          -         -             -          -       -
+host  iptables       200  ok           600    200.0         60.0      2.0         3.0         4.0  4.0 max (n=3)          -         -             -          -       -
+host  iptables       400  ok          1200    400.0        120.0      2.0         3.0         4.0  4.0 max (n=3)          -         -             -          -       -
+host  nftables       100  ok           300    100.0         30.0      2.0         3.0         4.0  4.0 max (n=3)          -         -             -          -       -
+host  nftables       200  FAILED         -        -            -        -           -           -              -          -         -             -          -       -
+host  nftables       400  skipped        -        -            -        -           -           -              -          -         -             -          -       -
+host  ebpf           100  skipped        -        -            -        -           -           -              -          -         -             -          -       -
 
 FAILED nftables x 200: full sync: case time limit of 300 s reached (fake-restore timed out after 1s and was killed)
 skipped nftables x 400: not attempted: nftables (kube-proxy profile) timed out at 200 services; raise case_timeout_s in the scenario to try larger scales

@@ -18,13 +18,15 @@ use std::time::{Duration, Instant};
 
 use dataplane::floor::model::{ServiceSet, ENDPOINT_PORT};
 
+use crate::analysis::stats;
 use crate::datapath::cpustat::{CpuDelta, CpuSample, CpuStatError};
 use crate::datapath::load::{run_load, LoadError, LoadReport, LoadSpec};
 use crate::datapath::serve::{ServeError, ServeOptions, Server};
 use crate::datapath::targets::{aims, Aim, Phases};
-use crate::datapath::transit;
+use crate::datapath::{replicates, transit};
 use crate::results::{
-    Datapath, Estimate, MaxRate, NoiseFloor, Transit, TransitPercentiles, TransitTarget,
+    Datapath, Estimate, MaxRate, NoiseFloor, ProbeOverhead, Spans, Transit, TransitPercentiles,
+    TransitTarget,
 };
 use crate::sandbox::topology::Topology;
 use crate::scenario;
@@ -68,6 +70,9 @@ pub enum MeasureError {
     /// The load generator could not run the max-rate phase.
     #[error("max-rate load: {0}")]
     MaxRate(LoadError),
+    /// A further replicate of the transit pass could not run.
+    #[error("in-kernel transit: {0}")]
+    Transit(String),
 }
 
 /// Starts the backend server in the backend namespace: one listener on every
@@ -183,14 +188,70 @@ fn transit_result(t: transit::Transit) -> Option<Transit> {
                 })
             })
             .collect(),
-        ns_per_service: Estimate {
-            estimate: fit.estimate,
-            ci95: fit.ci95,
-        },
+        ns_per_service: replicates::decided(
+            Estimate {
+                estimate: fit.estimate,
+                ci95: fit.ci95,
+            },
+            Spans::Targets,
+        ),
+        ns_per_service_packets: t.ns_per_service_packets.map(|e| Estimate {
+            estimate: e.estimate,
+            ci95: e.ci95,
+        }),
+        replicates: Vec::new(),
+        round_order_seed: Some(t.round_order_seed),
         probe_overhead_pct: t.probe_overhead_pct.unwrap_or(0.0),
         probe_overhead_ci95: t.probe_overhead_ci95,
+        probe_overhead: probe_overhead(t.probe_overhead_pct, t.probe_overhead_ci95),
         probe_run_ns_per_connection: t.probe_run_ns_per_connection,
         unmatched: t.checks.syn_unmatched,
+    })
+}
+
+/// The transit pass of replicate `r` of `replicates`: its share of the rounds, its own
+/// round-order seed; the probe-overhead test only in the first. The overhead test stops
+/// once its interval is within ±5 points (20 pairs at least, about a second); a noisier
+/// machine gets up to 4 s before it is reported as not resolved.
+fn pass_config(replicates: usize, r: usize) -> transit::PassConfig {
+    let d = transit::PassConfig::default();
+    transit::PassConfig {
+        rounds: replicates::rounds_per_replicate(replicates),
+        overhead_pairs: if r == 0 { 120 } else { 0 },
+        overhead_time_limit: Duration::from_secs(4),
+        seed: d.seed + r as u64,
+        ..d
+    }
+}
+
+/// Replicate `r` (from 1) of the transit pass through `topo`, freshly programmed with
+/// `set` (its VIPs shuffled): the backend server, the probes and the pass, no overhead
+/// test and no load phase. `None` without a fitted cost per position.
+pub fn transit_replicate(
+    topo: &Topology,
+    set: &ServiceSet,
+    cfg: &scenario::Datapath,
+    r: usize,
+) -> Result<Option<Transit>, MeasureError> {
+    let _server = start_backend(topo).map_err(MeasureError::Backend)?;
+    let run = || -> Result<Option<Transit>, transit::TransitError> {
+        let mut probes = transit::Probes::load(&topo.node)?;
+        let pass = transit::measure(&mut probes, topo, set, &pass_config(cfg.replicates, r))?;
+        Ok(transit_result(pass.transit))
+    };
+    run().map_err(|e| MeasureError::Transit(e.to_string()))
+}
+
+/// The probe overhead with its verdict, when its paired rounds gave an interval.
+fn probe_overhead(estimate: Option<f64>, ci95: Option<[f64; 2]>) -> Option<ProbeOverhead> {
+    let e = Estimate {
+        estimate: estimate?,
+        ci95: ci95?,
+    };
+    Some(ProbeOverhead {
+        estimate: e.estimate,
+        ci95: e.ci95,
+        verdict: stats::overhead_trend(&e),
     })
 }
 
@@ -312,10 +373,7 @@ impl<'a> Generator<'a> {
     ) -> Result<(Option<Transit>, Option<f64>), transit::TransitError> {
         step("data path: in-kernel transit per service position".into());
         let mut probes = transit::Probes::load(&self.topo.node)?;
-        let cfg = transit::PassConfig {
-            overhead_pairs: 40,
-            ..transit::PassConfig::default()
-        };
+        let cfg = pass_config(self.cfg.replicates, 0);
         let pass = transit::measure(&mut probes, self.topo, set, &cfg)?;
         let middle = set
             .services

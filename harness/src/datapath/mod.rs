@@ -6,6 +6,7 @@
 pub mod cpustat;
 pub mod load;
 pub mod measure;
+pub mod replicates;
 pub mod serve;
 mod targets;
 pub mod transit;

@@ -111,8 +111,12 @@ pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, S
          tc egress on the backend's) for service positions from first to last and for a \
          direct connection, interleaved in one pass so the machine's speed phases hit \
          every target alike. Differences are of medians, with 95% intervals combining each \
-         median's order-statistic interval; the cost per service position is the pass's \
-         least-squares slope with its bootstrap interval.</p>\n",
+         median's order-statistic interval (within one run). The cost per service position \
+         is the regression on the targets' medians, an intercept per replicate, its \
+         interval from the residual error between targets and replicates (so effects fixed \
+         per VIP are inside it), and its verdict by the one three-way rule with the margin \
+         beside it; each says what its interval spans. Every interval here holds within \
+         one run: another machine or another run can differ by more.</p>\n",
     );
     for (c, svg) in charts.iter().filter(|(c, _)| c.section == Section::Lookup) {
         figure(h, c, svg);
@@ -130,7 +134,7 @@ pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, S
         .filter(|r| lookup::transit(r.case).is_some())
         .collect();
     if !timed.is_empty() {
-        h.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">direct SYN p50 ns</th><th class=\"l\">last position SYN p50 ns</th><th class=\"l\">last minus direct ns</th><th class=\"l\">last minus first ns</th><th class=\"l\">ns per service position</th><th>probe overhead %</th><th>unmatched SYNs</th><th class=\"l\">dataplane BPF run time</th></tr>\n");
+        h.push_str("<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">direct SYN p50 ns</th><th class=\"l\">last position SYN p50 ns</th><th class=\"l\">last minus direct ns</th><th class=\"l\">last minus first ns</th><th class=\"l\">ns per service position</th><th class=\"l\">probe overhead</th><th>unmatched SYNs</th><th class=\"l\">dataplane BPF run time</th></tr>\n");
         for r in &timed {
             transit_row(h, r);
         }
@@ -177,7 +181,7 @@ fn transit_row(h: &mut String, r: &Row<'_>) {
     };
     let _ = writeln!(
         h,
-        "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+        "<tr><td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
         escape(&r.env().label()),
         escape(&cases::mode_label(r.case)),
         r.case.services,
@@ -185,8 +189,8 @@ fn transit_row(h: &mut String, r: &Row<'_>) {
         ci(t.last().map(|p| p.syn_ns)),
         diff(t.vip_vs_direct()),
         diff(t.last_vs_first()),
-        escape(&stats::with_ci(&t.ns_per_service, "")),
-        stats::num(t.probe_overhead_pct),
+        escape(&t.per_service_words()),
+        escape(&t.overhead_words()),
         t.unmatched,
         escape(&bpf_run_label(r.case)),
     );

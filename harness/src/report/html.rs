@@ -224,7 +224,9 @@ fn summary(h: &mut String, rows: &[Row<'_>]) {
             cell(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms), 1),
             cell(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms), 1),
             cell(s.and_then(|s| s.update_endpoints.as_ref()).map(|d| d.p50_ms), 1),
-            cell(s.and_then(|s| s.update_endpoints.as_ref()).map(|d| d.p99_ms), 1),
+            s.and_then(|s| s.update_endpoints.as_ref())
+                .map(|d| format!("{:.1} {}", d.p99_ms, crate::results::tail_label(d.samples)))
+                .unwrap_or_else(|| "&ndash;".into()),
             lookup_cell(lookup::transit(c).and_then(|t| t.vip_vs_direct())),
             cell(cases::target_latency(c, "last").map(|l| l.p99), 0),
             cell(dp.and_then(|d| d.max_rate.as_ref()).map(|m| m.requests_per_s), 0),

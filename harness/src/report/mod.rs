@@ -192,7 +192,10 @@ mod tests {
         assert!(claims.contains("not measured in this run"));
         let lookup = section(&html, "lookup");
         assert!(lookup.contains("<svg"), "the lookup chart inline");
-        assert!(lookup.contains("15.0 (95% CI 14.5..15.5)"), "{lookup}");
+        assert!(
+            lookup.contains("15.0 ns (95% CI 14.5..15.5), within one run, across targets"),
+            "{lookup}"
+        );
         assert!(
             lookup.contains("no interval (no latency histograms)"),
             "end-to-end without histograms draws no difference"

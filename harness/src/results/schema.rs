@@ -413,15 +413,32 @@ pub struct NoiseFloor {
 pub struct Transit {
     /// One entry per target: service positions from first to last, and `direct`.
     pub targets: Vec<TransitTarget>,
-    /// The SYN's transit cost per service position: the slope of the median transit
-    /// against the service index, nanoseconds per service, with its 95% interval.
-    pub ns_per_service: Estimate,
+    /// The SYN's transit cost per service position: the regression on the targets'
+    /// medians (an intercept per replicate), ns per service, with its 95% interval
+    /// from the residual error between targets and replicates, its verdict and margin,
+    /// and what the interval spans.
+    pub ns_per_service: LookupSlope,
+    /// The per-packet precision of the same slope: a bootstrap of the packets inside
+    /// each target. It leaves effects fixed per target out: never a verdict's interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_per_service_packets: Option<Estimate>,
+    /// Each replicate's own cost per position, so the spread is visible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicates: Vec<TransitReplicate>,
+    /// The seed of the random target order in every round of the (first) pass; each
+    /// further replicate's is this plus its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_order_seed: Option<u64>,
     /// How much the probes slow new connections down, percent (paired test: rounds
     /// with and without the programs attached, alternated; the median over the pairs).
+    /// Kept for compatibility: `probe_overhead` has it with its interval and verdict.
     pub probe_overhead_pct: f64,
     /// The overhead's 95% interval over the pairs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_overhead_ci95: Option<[f64; 2]>,
+    /// The overhead with its interval and verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_overhead: Option<ProbeOverhead>,
     /// The probes' own BPF run time per connection (both programs, every packet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_run_ns_per_connection: Option<f64>,
@@ -460,6 +477,128 @@ pub struct TransitPercentiles {
     pub p99: f64,
     /// 95% confidence interval of the median (order statistics).
     pub ci95_p50: [f64; 2],
+}
+
+/// What a figure shows by kpbench's one rule (`analysis::stats::trend`): grows or
+/// shrinks beyond its margin, flat within it, inconclusive, or a significant move
+/// against the expected direction (likely an artefact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trend {
+    Grows,
+    Shrinks,
+    Flat,
+    Inconclusive,
+    /// A significant move against the expected direction: likely an artefact.
+    Unexpected,
+}
+
+impl Trend {
+    /// The word results and reports use.
+    pub fn label(self) -> &'static str {
+        match self {
+            Trend::Grows => "grows",
+            Trend::Shrinks => "shrinks",
+            Trend::Flat => "flat",
+            Trend::Inconclusive => "inconclusive",
+            Trend::Unexpected => "unexpected: likely an artefact",
+        }
+    }
+}
+
+/// How a summary's p99 is labelled: of fewer than 100 samples it is their maximum,
+/// "max (n=5)"; otherwise "p99".
+pub fn tail_label(samples: u64) -> String {
+    if samples < 100 {
+        format!("max (n={samples})")
+    } else {
+        "p99".into()
+    }
+}
+
+/// What an interval spans: the variation it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Spans {
+    /// Packets inside each target of one pass (per-packet precision only).
+    Packets,
+    /// The targets of one pass (one replicate): effects fixed per target inside.
+    Targets,
+    /// Independent replicates of the pass, each in a fresh node namespace with its own
+    /// VIP assignment, within one run.
+    Replicates,
+    /// Separate runs (run-to-run noise included).
+    Runs,
+}
+
+impl Spans {
+    /// Beside an interval in a report: "across replicates".
+    pub fn words(self) -> &'static str {
+        match self {
+            Spans::Packets => "within one run, packets only",
+            Spans::Targets => "within one run, across targets",
+            Spans::Replicates => "within one run, across replicates",
+            Spans::Runs => "across runs",
+        }
+    }
+}
+
+/// The cost per service position with its interval and the verdict drawn from it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct LookupSlope {
+    /// ns per service position.
+    pub estimate: f64,
+    pub ci95: [f64; 2],
+    /// The one rule's verdict with `margin`; absent in results from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Trend>,
+    /// The practical margin of the verdict, ns per position (0.5, or a tenth of
+    /// iptables-legacy's slope in the same environment, whichever is larger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+    /// What the interval spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spans: Option<Spans>,
+}
+
+impl LookupSlope {
+    /// The figure alone.
+    pub fn fit(&self) -> Estimate {
+        Estimate {
+            estimate: self.estimate,
+            ci95: self.ci95,
+        }
+    }
+
+    /// The figure without a verdict yet.
+    pub fn undecided(e: Estimate, spans: Spans) -> LookupSlope {
+        LookupSlope {
+            estimate: e.estimate,
+            ci95: e.ci95,
+            verdict: None,
+            margin: None,
+            spans: Some(spans),
+        }
+    }
+}
+
+/// One replicate of the transit pass: its own cost per position (the regression on its
+/// targets' medians) and the seed that assigned VIPs to its service positions.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TransitReplicate {
+    pub ns_per_service: Estimate,
+    /// 0: the generated assignment (service i has the i-th VIP); otherwise the seed of
+    /// the shuffle of VIPs over services.
+    pub vip_assignment_seed: u64,
+}
+
+/// The probes' cost on the connection rate, percent, with its verdict (margin ±5
+/// points; a significant negative overhead is `unexpected`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ProbeOverhead {
+    pub estimate: f64,
+    pub ci95: [f64; 2],
+    pub verdict: Trend,
 }
 
 /// An estimate with its 95% confidence interval.

@@ -279,6 +279,77 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         }
     }
 
+    /// The further replicates of the transit pass (the scenario's `replicates`, the
+    /// first being the one `d` holds): each in a fresh sandbox named `<prefix>r<k>`,
+    /// fully synced by a fresh controller with the VIPs shuffled over the services,
+    /// then only the pass; pooled into `d`'s cost per position. A replicate is skipped
+    /// when the case's time limit could not take it (twice the last one's time, or
+    /// twice the full sync plus 20 s before the first); one that fails is logged and
+    /// the rest skipped, the figures of those done stand.
+    fn replicates(
+        &mut self,
+        factory: &dyn Sandbox,
+        prefix: &str,
+        profile: Profile,
+        set: &ServiceSet,
+        full_sync: Duration,
+        d: &mut Datapath,
+    ) {
+        use crate::datapath::replicates::{assign_vips, pool, vip_seed};
+        let k = self.scenario.datapath.replicates;
+        let Some(first) = d.transit.as_mut() else {
+            return;
+        };
+        let mut all = vec![(vip_seed(0), first.clone())];
+        let mut need = full_sync * 2 + Duration::from_secs(20);
+        for r in 1..k {
+            if exec::cancelled() || self.deadline.remaining() < need {
+                break;
+            }
+            self.step(format!(
+                "in-kernel transit: replicate {}/{k} in a fresh node namespace",
+                r + 1
+            ));
+            let started = std::time::Instant::now();
+            let shuffled = assign_vips(set, vip_seed(r));
+            match self.replicate(factory, &format!("{prefix}r{r}"), profile, &shuffled, r) {
+                Ok(Some(t)) => all.push((vip_seed(r), t)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "transit replicate {}: {e}; the replicates done stand",
+                        r + 1
+                    );
+                    break;
+                }
+            }
+            need = started.elapsed() * 2;
+        }
+        pool(first, &all);
+    }
+
+    /// One further replicate: a fresh sandbox, `set` programmed into it, the pass.
+    fn replicate(
+        &mut self,
+        factory: &dyn Sandbox,
+        prefix: &str,
+        profile: Profile,
+        set: &ServiceSet,
+        r: usize,
+    ) -> Result<Option<crate::results::Transit>, String> {
+        let sb = factory.create(prefix).map_err(|e| e.to_string())?;
+        {
+            let mut io = sb.executor();
+            let mut ctl = self.backend.controller(profile);
+            io.begin(self.deadline);
+            let done = ctl.sync(io.as_mut(), None, set, Duration::ZERO);
+            io.finish();
+            done.map_err(|e| format!("full sync: {e}"))?;
+        }
+        sb.measure_transit(set, &self.scenario.datapath, r)
+            .map_err(|e| e.to_string())
+    }
+
     /// `repeats` rounds of: add a service, remove it, replace one endpoint of a service
     /// in the middle of the rule order. Returns the samples and the final set.
     fn incremental(
@@ -343,7 +414,10 @@ pub fn run_case(
     let (full, payload_bytes, full_steps) = run.sync(Step::FullSync, None, &set)?;
     run.step("reading rules back");
     let objects = run.verify(Step::ReadBack, &set)?;
-    let (datapath, datapath_error) = run.datapath(&set);
+    let (mut datapath, datapath_error) = run.datapath(&set);
+    if let Some(d) = datapath.as_mut() {
+        run.replicates(sandbox, ns_prefix, spec.profile, &set, full.wall, d);
+    }
     let (inc, set) = run.incremental(set, spec.services)?;
     run.step("reading rules back after incremental syncs");
     run.settle(Step::ReadBackAfterIncremental, &set)?;

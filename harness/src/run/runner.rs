@@ -104,6 +104,8 @@ impl Recorder<'_> {
     ) -> Result<(), RunError> {
         self.results.cases.push(case.clone());
         self.results.run.finished_at = self.host.timestamp();
+        // Every verdict again with the margin its environment now has.
+        crate::analysis::lookup::decide(&mut self.results);
         self.results.write(self.out_dir)?;
         on_event(Event::CaseFinished {
             index,
@@ -134,6 +136,7 @@ impl Recorder<'_> {
             r.cases.push(case);
         }
         r.run.finished_at = self.host.timestamp();
+        crate::analysis::lookup::decide(r);
         r.write(self.out_dir)?;
         Ok(self.results)
     }

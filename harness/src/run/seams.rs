@@ -16,7 +16,7 @@ use dataplane::{ApplyError, SyncReport};
 use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
 
 use crate::datapath::measure::MeasureError;
-use crate::results::{Datapath, Environment};
+use crate::results::{Datapath, Environment, Transit};
 use crate::run::lab::{LabCases, LabRunError};
 use crate::sandbox::{Topology, TopologyError};
 use crate::scenario::{self, Scenario};
@@ -62,6 +62,16 @@ pub trait CaseSandbox {
         deadline: Deadline,
         step: &mut dyn FnMut(String),
     ) -> Result<Datapath, MeasureError>;
+
+    /// Replicate `r` (from 1) of the transit pass through the rules now programmed for
+    /// `set` in this sandbox's own node: only the pass. `None` without a fitted cost
+    /// per position.
+    fn measure_transit(
+        &self,
+        set: &ServiceSet,
+        cfg: &scenario::Datapath,
+        r: usize,
+    ) -> Result<Option<Transit>, MeasureError>;
 }
 
 /// The real sandbox: client, node and backend namespaces wired over rtnetlink.
@@ -100,6 +110,15 @@ impl CaseSandbox for Topology {
         step: &mut dyn FnMut(String),
     ) -> Result<Datapath, MeasureError> {
         crate::datapath::measure(self, set, cfg, deadline.instant(), step)
+    }
+
+    fn measure_transit(
+        &self,
+        set: &ServiceSet,
+        cfg: &scenario::Datapath,
+        r: usize,
+    ) -> Result<Option<Transit>, MeasureError> {
+        crate::datapath::measure::transit_replicate(self, set, cfg, r)
     }
 }
 

@@ -19,7 +19,7 @@ use dataplane::{
 };
 
 use crate::datapath::measure::MeasureError;
-use crate::results::{Case, Datapath, Environment};
+use crate::results::{Case, Datapath, Environment, Transit};
 use crate::run::lab::{LabCases, LabRunError};
 use crate::run::seams::{Backends, CaseSandbox, Host, Sandbox};
 use crate::run::{RunPlan, Runner};
@@ -335,6 +335,19 @@ impl CaseSandbox for FakeNamespaces {
     ) -> Result<Datapath, MeasureError> {
         step("data path: fake".into());
         self.datapath.clone().ok_or(MeasureError::Interrupted)
+    }
+
+    fn measure_transit(
+        &self,
+        _set: &ServiceSet,
+        _cfg: &scenario::Datapath,
+        r: usize,
+    ) -> Result<Option<Transit>, MeasureError> {
+        log(
+            &self.log,
+            format!("transit replicate {r} in {}", self.node.name),
+        );
+        Ok(self.datapath.as_ref().and_then(|d| d.transit.clone()))
     }
 }
 

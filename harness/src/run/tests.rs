@@ -396,3 +396,60 @@ fn a_timeout_in_one_profile_leaves_the_other_profiles_scales_alone() {
     );
     assert_eq!(r.cases[3].kube_proxy_version, None);
 }
+
+#[test]
+fn transit_replicates_run_in_fresh_sandboxes_and_are_pooled() {
+    use crate::analysis::cases::fixtures::{case, est, with_transit};
+    let out = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let backends = FakeBackends::all_ok();
+    let dp = with_transit(
+        case("iptables", 10, 1.0, 1.0, 1.0),
+        900.0,
+        3000.0,
+        2.0,
+        30.0,
+        est(2.0, 1.5, 2.5),
+    )
+    .datapath;
+    let sandbox = FakeSandbox {
+        log: log.clone(),
+        datapath: dp,
+        ..FakeSandbox::default()
+    };
+    let mut s = scenario(&[Mode::Iptables], &[10]);
+    s.datapath.enabled = true;
+    let (r, _) = run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path());
+    let log = log.lock().unwrap().clone();
+    for k in 1..3 {
+        let node = format!("kpb-t1-c0r{k}-node");
+        let at = |line: String| {
+            log.iter()
+                .position(|l| *l == line)
+                .unwrap_or_else(|| panic!("{line}: {log:?}"))
+        };
+        let created = at(format!("create t1-c0r{k}"));
+        let synced = at(format!("iptables full sync of 10 in {node}"));
+        let timed = at(format!("transit replicate {k} in {node}"));
+        let removed = at(format!("remove {node}"));
+        assert!(
+            created < synced && synced < timed && timed < removed,
+            "{log:?}"
+        );
+    }
+    let t = r.cases[0]
+        .datapath
+        .as_ref()
+        .unwrap()
+        .transit
+        .as_ref()
+        .unwrap();
+    let seeds: Vec<u64> = t.replicates.iter().map(|x| x.vip_assignment_seed).collect();
+    use crate::datapath::replicates::vip_seed;
+    assert_eq!(seeds, [0, vip_seed(1), vip_seed(2)]);
+    assert_eq!(
+        t.ns_per_service.spans,
+        Some(crate::results::Spans::Replicates)
+    );
+    assert!((t.ns_per_service.estimate - 2.0).abs() < 1e-9);
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use dataplane::{floor::model, KubeProxyVersion, Mode, ProfileKind};
 
-use super::{Datapath, RawDatapath, MAX_CONNECTIONS, MAX_SECONDS};
+use super::{Datapath, RawDatapath, MAX_CONNECTIONS, MAX_REPLICATES, MAX_SECONDS};
 
 /// Every mode's name, for "use one of" hints.
 pub(super) fn mode_names() -> String {
@@ -215,8 +215,22 @@ pub(super) fn datapath<E>(
         "datapath.request_timeout_ms",
         field,
     )? as u64;
+    let replicates = count(
+        rd.replicates,
+        d.replicates as i64,
+        1,
+        "datapath.replicates",
+        field,
+    )?;
+    if replicates > MAX_REPLICATES {
+        return Err(field(
+            "datapath.replicates",
+            format!("{replicates} is too many; use 1 to {MAX_REPLICATES}"),
+        ));
+    }
     Ok(Datapath {
         transit: rd.transit.unwrap_or(d.transit),
+        replicates,
         enabled: rd.enabled.unwrap_or(d.enabled),
         rate_per_s,
         duration_s,

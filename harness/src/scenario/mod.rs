@@ -49,6 +49,7 @@ struct RawDatapath {
     keepalive: Option<bool>,
     request_timeout_ms: Option<i64>,
     transit: Option<bool>,
+    replicates: Option<i64>,
 }
 
 /// Data-path settings, every default filled in.
@@ -72,6 +73,11 @@ pub struct Datapath {
     /// Time the SYN through the node inside the kernel per service position, and the
     /// dataplane's own CPU per request (default true; needs the BPF programs).
     pub transit: bool,
+    /// Independent replicates of the transit pass (default 3, at most
+    /// [`MAX_REPLICATES`]): each further one in a fresh node namespace with the VIPs
+    /// shuffled over the services, so address and hash effects move between positions;
+    /// the cost per position's interval comes from the spread between them.
+    pub replicates: usize,
 }
 
 impl Default for Datapath {
@@ -85,6 +91,7 @@ impl Default for Datapath {
             keepalive: false,
             request_timeout_ms: 2000,
             transit: true,
+            replicates: 3,
         }
     }
 }
@@ -158,6 +165,9 @@ pub enum ScenarioError {
 
 /// Largest time field a scenario accepts, seconds (about 11 days).
 pub const MAX_SECONDS: f64 = 1_000_000.0;
+
+/// Most replicates of the transit pass.
+pub const MAX_REPLICATES: usize = 20;
 
 /// Most concurrent connections of the max-rate phase.
 pub const MAX_CONNECTIONS: usize = 10_000;

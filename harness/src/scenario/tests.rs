@@ -77,6 +77,14 @@ fn bad_sizes_are_named_with_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pod CIDR"), "{err}");
+    for bad in ["0", "-2", "21"] {
+        let err = parse(&format!("[datapath]\nreplicates = {bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`datapath.replicates`"), "{err}");
+    }
+    let ok = parse("[datapath]\nreplicates = 5").unwrap();
+    assert_eq!(ok.datapath.replicates, 5);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{svc, Verdict};
-use crate::analysis::cases::{self, EnvKey, Row};
+use crate::analysis::cases::EnvKey;
 use crate::analysis::{lookup, stats};
 use crate::results::{Case, Estimate};
 
@@ -57,29 +57,6 @@ pub(super) fn linear(cs: &[&Case]) -> (Verdict, String) {
     (verdict, format!("{head} {}.", per_scale.join("; ")))
 }
 
-/// The iptables modes' costs per service position in each environment (largest scale).
-pub(super) fn iptables_slopes(ok: &[Row<'_>]) -> BTreeMap<EnvKey, (String, Estimate)> {
-    let mut out: BTreeMap<EnvKey, (u64, String, Estimate)> = BTreeMap::new();
-    for r in ok
-        .iter()
-        .filter(|r| super::is_iptables(r.case) && !cases::is_floor(r.case))
-    {
-        let Some(t) = lookup::transit(r.case) else {
-            continue;
-        };
-        let e = out
-            .entry(r.env())
-            .or_insert((0, r.mode(), t.ns_per_service));
-        // The largest scale, and of those the cheapest iptables mode: the strictest bar.
-        if r.case.services > e.0
-            || (r.case.services == e.0 && t.ns_per_service.estimate < e.2.estimate)
-        {
-            *e = (r.case.services, r.mode(), t.ns_per_service);
-        }
-    }
-    out.into_iter().map(|(k, (_, m, e))| (k, (m, e))).collect()
-}
-
 /// (d): the cost per position is flat by the one rule: its whole interval within the
 /// lookup margin (0.5 ns, or a tenth of iptables' in the same environment).
 pub(super) fn constant_lookup(
@@ -105,7 +82,7 @@ pub(super) fn constant_lookup(
     let ipt = iptables.get(env);
     // The one rule (analysis::stats::trend): flat only when the whole interval lies
     // within the margin; a significant fall is an artefact, never a confirmation.
-    let margin = stats::lookup_margin(ipt.map(|(_, i)| i.estimate));
+    let margin = lookup::margin(iptables, env);
     let call = stats::lookup_trend(&e, margin);
     let verdict = match call {
         stats::Trend::Flat => Verdict::Confirmed,

@@ -13,7 +13,8 @@ use crate::analysis::cases::{self, EnvKey, Row};
 use crate::analysis::stats;
 use crate::results::{Case, Results};
 
-use lookup::{constant_lookup, iptables_slopes, linear};
+use crate::analysis::lookup::iptables_slopes;
+use lookup::{constant_lookup, linear};
 use schedulers::schedulers;
 use sync::{cpu, growth, ipvs_note, whole_table_note};
 

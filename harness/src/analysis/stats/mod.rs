@@ -338,10 +338,12 @@ pub fn difference(e: &Estimate, unit: &str) -> String {
 mod slope;
 mod trend;
 
-pub use slope::{bootstrap_slope, least_squares, target_slope, Group, SlopeFit, TargetSlope};
+pub use slope::{
+    bootstrap_slope, least_squares, t_975, target_slope, Group, SlopeFit, TargetSlope,
+};
 pub use trend::{
-    lookup_margin, lookup_trend, trend, with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS,
-    OVERHEAD_MARGIN_PCT,
+    lookup_margin, lookup_trend, overhead_resolved, overhead_trend, overhead_words, trend,
+    with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS, OVERHEAD_MARGIN_PCT,
 };
 
 #[cfg(test)]

@@ -12,34 +12,8 @@
 //! The claims, the capacity planner, the short answer, the summary table, `compare` and
 //! the report all call [`trend`]; none keeps a rule of its own.
 
-use serde::{Deserialize, Serialize};
-
 use crate::results::Estimate;
-
-/// What a figure shows, by the rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Trend {
-    Grows,
-    Shrinks,
-    Flat,
-    Inconclusive,
-    /// A significant move against the expected direction: likely an artefact.
-    Unexpected,
-}
-
-impl Trend {
-    /// The word results and reports use.
-    pub fn label(self) -> &'static str {
-        match self {
-            Trend::Grows => "grows",
-            Trend::Shrinks => "shrinks",
-            Trend::Flat => "flat",
-            Trend::Inconclusive => "inconclusive",
-            Trend::Unexpected => "unexpected: likely an artefact",
-        }
-    }
-}
+pub use crate::results::Trend;
 
 /// The direction a figure cannot honestly move in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +64,38 @@ pub fn lookup_trend(e: &Estimate, margin: f64) -> Trend {
     trend(e, margin, Forbidden::Down)
 }
 
-/// The practical margin of the probe overhead, percentage points.
+/// The practical margin of the probe overhead, percentage points; an overhead whose
+/// interval is wider than ±this is not resolved.
 pub const OVERHEAD_MARGIN_PCT: f64 = 5.0;
+
+/// The verdict on the probes' overhead (percent): it cannot be negative.
+pub fn overhead_trend(e: &Estimate) -> Trend {
+    trend(e, OVERHEAD_MARGIN_PCT, Forbidden::Down)
+}
+
+/// Whether the overhead's interval is narrow enough to state it: no wider than
+/// ±[`OVERHEAD_MARGIN_PCT`] points.
+pub fn overhead_resolved(e: &Estimate) -> bool {
+    (e.ci95[1] - e.ci95[0]) / 2.0 <= OVERHEAD_MARGIN_PCT
+}
+
+/// The probe overhead in words: "not resolved (interval [-9.1, 14.2]%)" when its
+/// interval is wider than ±5 points; "no measurable overhead" when the interval
+/// includes zero; otherwise the figure with its interval and verdict.
+pub fn overhead_words(e: &Estimate) -> String {
+    let ci = format!("[{}, {}]%", super::num(e.ci95[0]), super::num(e.ci95[1]));
+    if !overhead_resolved(e) {
+        return format!("not resolved (interval {ci})");
+    }
+    if e.includes_zero() {
+        return format!("no measurable overhead (interval {ci})");
+    }
+    format!(
+        "{}% {ci}, {}",
+        super::num(e.estimate),
+        with_margin(overhead_trend(e), OVERHEAD_MARGIN_PCT, "points")
+    )
+}
 
 /// The verdict and its wording beside the margin: "flat (margin ±0.50 ns)".
 pub fn with_margin(t: Trend, margin: f64, unit: &str) -> String {
@@ -130,6 +134,24 @@ mod tests {
         // Excludes zero, but the effect is below the margin and the interval is not.
         assert_eq!(trend(&est(0.4, 0.1, 0.9), 0.5, d), Trend::Inconclusive);
         assert_eq!(trend(&est(0.3, -0.9, 1.5), 0.5, d), Trend::Inconclusive);
+    }
+
+    #[test]
+    fn the_overhead_is_stated_only_when_resolved() {
+        assert_eq!(
+            overhead_words(&est(-59.2, -80.0, 10.0)),
+            "not resolved (interval [-80.0, 10.0]%)"
+        );
+        assert_eq!(
+            overhead_words(&est(-1.0, -4.0, 2.0)),
+            "no measurable overhead (interval [-4.00, 2.00]%)"
+        );
+        assert_eq!(
+            overhead_words(&est(3.0, 1.0, 4.0)),
+            "3.00% [1.00, 4.00]%, flat (margin ±5.00 points)"
+        );
+        assert_eq!(overhead_trend(&est(-3.0, -4.0, -1.0)), Trend::Flat);
+        assert_eq!(overhead_trend(&est(-8.0, -12.0, -6.0)), Trend::Unexpected);
     }
 
     #[test]

@@ -26,8 +26,12 @@ pub struct PassConfig {
     pub rounds: usize,
     /// The pass stops after this long even if rounds remain.
     pub pass_time_limit: Duration,
-    /// Pairs of overhead rounds (attached, detached); 0 skips the overhead test.
+    /// Most pairs of overhead rounds (attached, detached); 0 skips the overhead test.
     pub overhead_pairs: usize,
+    /// Pairs before the overhead's interval is first looked at; from then on, every
+    /// [`OVERHEAD_CHECK_EVERY`] pairs, the test stops once the interval is no wider
+    /// than ±5 points (`analysis::stats::overhead_resolved`).
+    pub overhead_min_pairs: usize,
     /// How long one overhead round makes connections (round-robin over the targets).
     pub overhead_round: Duration,
     /// The overhead test stops after this long even if pairs remain.
@@ -45,6 +49,7 @@ impl Default for PassConfig {
             rounds: 200,
             pass_time_limit: Duration::from_secs(60),
             overhead_pairs: 100,
+            overhead_min_pairs: 20,
             overhead_round: Duration::from_millis(25),
             overhead_time_limit: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(1),
@@ -168,8 +173,29 @@ fn interleaved(
     Ok((tallies, samples, counters))
 }
 
+/// How often (in pairs) the overhead test looks at its interval after its minimum.
+pub const OVERHEAD_CHECK_EVERY: usize = 10;
+
+/// Whether `rounds` are enough: at least `min` pairs, at a check point, and the paired
+/// overhead's interval no wider than ±5 points.
+fn overhead_done(rounds: &[OverheadRound], min: usize) -> bool {
+    let n = rounds.len();
+    if n < min.max(1) || !(n - min).is_multiple_of(OVERHEAD_CHECK_EVERY) {
+        return false;
+    }
+    let pairs: Vec<(f64, f64)> = rounds.iter().map(|r| (r.on_per_s, r.off_per_s)).collect();
+    super::stats::paired_overhead_pct(&pairs).is_some_and(|e| {
+        crate::analysis::stats::overhead_resolved(&crate::results::Estimate {
+            estimate: e.estimate,
+            ci95: e.ci95,
+        })
+    })
+}
+
 /// Pairs of short rounds, attached then detached or the reverse (alternating, so a
-/// drift favours neither): connections per second each. Meanwhile the kernel's BPF
+/// drift favours neither): connections per second each, until the overhead's interval
+/// is narrow enough to state it ([`overhead_done`]), the pairs run out or the time
+/// limit is reached (then it is reported as not resolved). Meanwhile the kernel's BPF
 /// run-time statistics give the programs' own time per connection, a figure the
 /// machine's load does not blur.
 fn overhead_rounds(
@@ -213,8 +239,8 @@ fn overhead_rounds(
             return Err(TransitError::Interrupted);
         }
         if started.elapsed() > cfg.overhead_time_limit {
-            tracing::warn!(
-                "probe overhead: time limit reached after {pair} of {} pairs",
+            tracing::info!(
+                "probe overhead: time limit reached after {pair} of at most {} pairs",
                 cfg.overhead_pairs
             );
             break;
@@ -230,6 +256,9 @@ fn overhead_rounds(
             on_per_s: on,
             off_per_s: off,
         });
+        if overhead_done(&rounds, cfg.overhead_min_pairs) {
+            break;
+        }
     }
     let run = match (stats_fd.as_ref(), stats_before, probes.run_stats()) {
         (Some(_), Some(before), Ok(after)) => Some(after.since(&before)),
@@ -242,4 +271,33 @@ fn overhead_rounds(
             .filter(|r| r.runs > 0 && on_connections > 0)
             .map(|r| r.run_ns as f64 / on_connections as f64),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rounds(pct: &[f64]) -> Vec<OverheadRound> {
+        pct.iter()
+            .map(|p| OverheadRound {
+                on_per_s: 1000.0 * (1.0 - p / 100.0),
+                off_per_s: 1000.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_overhead_test_stops_once_its_interval_is_narrow_enough() {
+        // Tight pairs: done at the minimum, not before, and only at check points.
+        let tight: Vec<f64> = (0..40).map(|k| 3.0 + (k % 5) as f64 * 0.5).collect();
+        assert!(!overhead_done(&rounds(&tight[..19]), 20));
+        assert!(overhead_done(&rounds(&tight[..20]), 20));
+        assert!(!overhead_done(&rounds(&tight[..25]), 20));
+        assert!(overhead_done(&rounds(&tight[..30]), 20));
+        // Pairs spread over ±40 points: never resolved at 40 pairs.
+        let wide: Vec<f64> = (0..40)
+            .map(|k| if k % 2 == 0 { 40.0 } else { -40.0 })
+            .collect();
+        assert!(!overhead_done(&rounds(&wide), 20));
+    }
 }

@@ -41,6 +41,9 @@ pub struct Transit {
     pub probe_run_ns_per_connection: Option<f64>,
     /// Whether every SYN sent was timed.
     pub checks: TransitChecks,
+    /// The seed of the random target order of every round (the pass can be replayed).
+    #[serde(default)]
+    pub round_order_seed: u64,
 }
 
 /// One target of the pass.
@@ -137,9 +140,9 @@ pub fn summarize(
     samples: &[Sample],
     counters: &Counters,
     overhead: &Overhead,
-    // Kept for callers; the slope's statistics now use analysis::stats' fixed
-    // resamples and seed, so every slope in kpbench is drawn the same way.
-    _fit: FitConfig,
+    // The slope's statistics use analysis::stats' fixed resamples and seed, so every
+    // slope in kpbench is drawn the same way; `fit.seed` is the round order's.
+    fit: FitConfig,
 ) -> (Transit, Vec<TargetSamples>) {
     // A sample is labelled by the address the client dialled; with a socket load
     // balancer (ebpf mode) the node only ever sees the chosen endpoint, so a service's
@@ -215,6 +218,7 @@ pub fn summarize(
         probe_overhead_rounds: overhead.rounds.clone(),
         probe_run_ns_per_connection: overhead.run_ns_per_connection,
         checks,
+        round_order_seed: fit.seed,
     };
     (transit, kept)
 }
