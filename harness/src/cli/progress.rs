@@ -146,68 +146,82 @@ pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from em
 noise +us: the direct target measured twice, |second - first| (end-to-end figures under it are noise); \
 ns/svc: the SYN's in-kernel transit per service position by the three-way rule (a figure: grows beyond the margin; flat: its 95% interval within ±margin, 0.5 ns or a tenth of iptables'; n.m.d.: inconclusive; artefact?: a significant fall, likely an artefact)";
 
-/// The end-of-run summary as a fixed-width table.
+/// The summary's column headings, in order.
+const SUMMARY_HEADER: [&str; 16] = [
+    "env",
+    "mode",
+    "services",
+    "status",
+    "objects",
+    "full ms",
+    "full cpu ms",
+    "add p50",
+    "remove p50",
+    "update p50",
+    "update p99",
+    "first +us",
+    "last +us",
+    "last syn +us",
+    "noise +us",
+    "ns/svc",
+];
+
+/// The end-of-run summary as a fixed-width table, with a note under it for every case
+/// that did not finish.
 pub fn summary_table(r: &Results) -> String {
-    let header = [
-        "env",
-        "mode",
-        "services",
-        "status",
-        "objects",
-        "full ms",
-        "full cpu ms",
-        "add p50",
-        "remove p50",
-        "update p50",
-        "update p99",
-        "first +us",
-        "last +us",
-        "last syn +us",
-        "noise +us",
-        "ns/svc",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for c in &r.cases {
-        let s = c.sync.as_ref();
-        let dp = c.datapath.as_ref();
-        rows.push(vec![
-            c.environment.clone(),
-            mode_label(c),
-            c.services.to_string(),
-            status_word(c).trim().to_string(),
-            c.rules
-                .as_ref()
-                .map(|r| r.kernel_objects.to_string())
-                .unwrap_or_else(|| "-".into()),
-            ms(s.map(|s| s.full.p50_ms)),
-            ms(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms)),
-            ms(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms)),
-            ms(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms)),
-            ms(s.and_then(|s| s.update_endpoints.as_ref())
-                .map(|d| d.p50_ms)),
-            s.and_then(|s| s.update_endpoints.as_ref())
-                .map(|d| {
-                    format!(
-                        "{} {}",
-                        ms(Some(d.p99_ms)),
-                        crate::results::tail_label(d.samples)
-                    )
-                })
-                .unwrap_or_else(|| "-".into()),
-            cell(
-                dp.and_then(|d| d.lookup_overhead_us.get("first").copied()),
-                0,
-            ),
-            cell(
-                dp.and_then(|d| d.lookup_overhead_us.get("last").copied()),
-                0,
-            ),
-            cell(dp.and_then(|d| d.syn_overhead_us.get("last").copied()), 0),
-            cell(dp.and_then(|d| d.noise_floor_us).map(|n| n.request_p50), 0),
-            per_service(dp.and_then(|d| d.transit.as_ref())),
-        ]);
-    }
-    let widths: Vec<usize> = (0..header.len())
+    let mut rows: Vec<Vec<String>> = vec![SUMMARY_HEADER.iter().map(|s| s.to_string()).collect()];
+    rows.extend(r.cases.iter().map(summary_row));
+    let mut out = aligned(&rows);
+    out.push_str(&summary_notes(r));
+    out
+}
+
+/// One case's cells, in the order of `SUMMARY_HEADER`.
+fn summary_row(c: &Case) -> Vec<String> {
+    let s = c.sync.as_ref();
+    let dp = c.datapath.as_ref();
+    vec![
+        c.environment.clone(),
+        mode_label(c),
+        c.services.to_string(),
+        status_word(c).trim().to_string(),
+        c.rules
+            .as_ref()
+            .map(|r| r.kernel_objects.to_string())
+            .unwrap_or_else(|| "-".into()),
+        ms(s.map(|s| s.full.p50_ms)),
+        ms(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms)),
+        ms(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms)),
+        ms(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms)),
+        ms(s.and_then(|s| s.update_endpoints.as_ref())
+            .map(|d| d.p50_ms)),
+        s.and_then(|s| s.update_endpoints.as_ref())
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    ms(Some(d.p99_ms)),
+                    crate::results::tail_label(d.samples)
+                )
+            })
+            .unwrap_or_else(|| "-".into()),
+        cell(
+            dp.and_then(|d| d.lookup_overhead_us.get("first").copied()),
+            0,
+        ),
+        cell(
+            dp.and_then(|d| d.lookup_overhead_us.get("last").copied()),
+            0,
+        ),
+        cell(dp.and_then(|d| d.syn_overhead_us.get("last").copied()), 0),
+        cell(dp.and_then(|d| d.noise_floor_us).map(|n| n.request_p50), 0),
+        per_service(dp.and_then(|d| d.transit.as_ref())),
+    ]
+}
+
+/// The rows in columns: the first, second and fourth left-aligned, the rest right;
+/// a rule under the heading row.
+fn aligned(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..SUMMARY_HEADER.len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -230,6 +244,12 @@ pub fn summary_table(r: &Results) -> String {
             out.push('\n');
         }
     }
+    out
+}
+
+/// "status mode x services: why" for every case that did not finish, after a blank line.
+fn summary_notes(r: &Results) -> String {
+    let mut out = String::new();
     let notes: Vec<String> = r
         .cases
         .iter()
