@@ -1,8 +1,10 @@
 //! The report's short answer: for each environment and scale measured, which mode is
 //! fastest to update (the lowest slowest-incremental-sync p50) and which is cheapest to
 //! look up (the lowest in-kernel SYN transit to the last service position), each against
-//! its runner-up with the difference's 95% interval. When that interval includes zero
-//! the answer is "no measurable difference" between the two, not a winner.
+//! its runner-up with the difference's 95% interval. A winner is declared only when the
+//! one rule ([`stats::trend`]) calls the difference "grows" against a margin of a tenth
+//! of the best figure; otherwise the answer is "no measurable difference" between the
+//! two, with the verdict and its margin.
 
 use crate::analysis::cases::{EnvKey, Row};
 use crate::analysis::figures::{self, Scale};
@@ -37,14 +39,27 @@ pub enum Pick {
 }
 
 impl Pick {
-    /// The mode that measurably wins, if any.
-    pub fn winner(&self) -> Option<&str> {
+    /// The one rule's call on the difference (runner-up minus best) with its margin, a
+    /// tenth of the best mode's figure: `None` without two modes and an interval.
+    pub fn call(&self) -> Option<(stats::Trend, f64)> {
         match self {
             Pick::Best {
                 best,
                 difference: Some(d),
                 ..
-            } if stats::above_zero(d) => Some(&best.mode),
+            } => {
+                let m = stats::relative_margin(best.value);
+                Some((stats::trend(d, m, stats::Forbidden::Neither), m))
+            }
+            _ => None,
+        }
+    }
+
+    /// The mode that wins by the one rule (the runner-up's figure grows beyond the
+    /// margin), if any.
+    pub fn winner(&self) -> Option<&str> {
+        match (self, self.call()) {
+            (Pick::Best { best, .. }, Some((stats::Trend::Grows, _))) => Some(&best.mode),
             _ => None,
         }
     }
@@ -186,22 +201,24 @@ pub fn describe(p: &Pick, unit: &str, better: &str) -> String {
                 value(runner_up, unit),
                 runner_up.what
             );
-            match difference {
-                Some(d) if stats::above_zero(d) => format!(
-                    "{}: {}, {}; {better} than {} by {}",
+            match (difference, p.call()) {
+                (Some(d), Some((stats::Trend::Grows, m))) => format!(
+                    "{}: {}, {}; {better} than {} by {} (margin ±{} {unit})",
                     best.mode,
                     value(best, unit),
                     best.what,
                     runner_up.mode,
-                    stats::difference(d, unit).trim_start_matches('+')
+                    stats::difference(d, unit).trim_start_matches('+'),
+                    stats::num(m)
                 ),
-                Some(d) => format!(
-                    "no measurable difference between {} and {}: {} ({both})",
+                (Some(d), Some((call, m))) => format!(
+                    "no measurable difference between {} and {}: {}, {} ({both})",
                     best.mode,
                     runner_up.mode,
-                    stats::difference(d, unit)
+                    stats::difference(d, unit),
+                    stats::with_margin(call, m, unit)
                 ),
-                None => format!(
+                _ => format!(
                     "no interval to tell {} from {} ({both})",
                     best.mode, runner_up.mode
                 ),

@@ -160,6 +160,20 @@ pub fn margin(iptables: &BTreeMap<EnvKey, (String, Estimate)>, env: &EnvKey) -> 
     stats::lookup_margin(iptables.get(env).map(|(_, e)| e.estimate))
 }
 
+/// The cost per position's verdict and margin: the one the results record, or, for
+/// results from before verdicts were recorded, the one rule's call with the margin of
+/// the environment.
+pub fn verdict(
+    t: &TransitLookup,
+    iptables: &BTreeMap<EnvKey, (String, Estimate)>,
+    env: &EnvKey,
+) -> (Trend, f64) {
+    t.verdict.unwrap_or_else(|| {
+        let m = margin(iptables, env);
+        (stats::lookup_trend(&t.ns_per_service, m), m)
+    })
+}
+
 /// Decides every case's cost per position by the one rule with the margin of its
 /// environment, into `datapath.transit.ns_per_service.{verdict, margin}`: the run's
 /// recorder calls it before each write, so the results carry the verdict the report,

@@ -7,8 +7,13 @@ use crate::analysis::cases::EnvKey;
 use crate::analysis::{lookup, stats};
 use crate::results::{Case, Estimate};
 
-/// (a): the fitted cost per service position at the largest scale with transit.
-pub(super) fn linear(cs: &[&Case]) -> (Verdict, String) {
+/// (a): the fitted cost per service position at the largest scale with transit, by the
+/// one rule: confirmed when it grows beyond the lookup margin, refuted when flat.
+pub(super) fn linear(
+    env: &EnvKey,
+    cs: &[&Case],
+    iptables: &BTreeMap<EnvKey, (String, Estimate)>,
+) -> (Verdict, String) {
     let measured: Vec<(u64, lookup::TransitLookup)> = cs
         .iter()
         .filter_map(|c| Some((c.services, lookup::transit(c)?)))
@@ -37,23 +42,13 @@ pub(super) fn linear(cs: &[&Case]) -> (Verdict, String) {
             )
         })
         .collect();
-    let e = largest.ns_per_service;
-    let verdict = if stats::above_zero(&e) {
-        Verdict::Confirmed
-    } else {
-        Verdict::Refuted
-    };
-    let head = if verdict == Verdict::Confirmed {
-        format!(
-            "the SYN's in-kernel transit grows with the service's position (at {}).",
-            svc(*n)
-        )
-    } else {
-        format!(
-            "no measurable growth of the SYN's in-kernel transit with position at {}.",
-            svc(*n)
-        )
-    };
+    let (call, margin) = lookup::verdict(largest, iptables, env);
+    let verdict = super::from_trend(call, stats::Trend::Grows);
+    let head = format!(
+        "the SYN's in-kernel transit per service position at {}: {}.",
+        svc(*n),
+        stats::with_margin(call, margin, "ns")
+    );
     (verdict, format!("{head} {}.", per_scale.join("; ")))
 }
 
@@ -82,14 +77,8 @@ pub(super) fn constant_lookup(
     let ipt = iptables.get(env);
     // The one rule (analysis::stats::trend): flat only when the whole interval lies
     // within the margin; a significant fall is an artefact, never a confirmation.
-    let margin = lookup::margin(iptables, env);
-    let call = stats::lookup_trend(&e, margin);
-    let verdict = match call {
-        stats::Trend::Flat => Verdict::Confirmed,
-        stats::Trend::Grows => Verdict::Refuted,
-        stats::Trend::Unexpected | stats::Trend::Shrinks => Verdict::Unexpected,
-        stats::Trend::Inconclusive => Verdict::Inconclusive,
-    };
+    let (call, margin) = lookup::verdict(&t, iptables, env);
+    let verdict = super::from_trend(call, stats::Trend::Flat);
     let head = format!(
         "the SYN's in-kernel transit per service position is {}",
         stats::with_margin(call, margin, "ns")

@@ -1,7 +1,8 @@
 //! "Claims checked": the usual iptables-against-IPVS advice, each claim given a verdict
 //! from this run's measurements (confirmed, refuted, or not measured in this run) with
 //! the numbers it rests on, per environment and mode. A verdict follows the rule of
-//! [`crate::analysis::stats`]: a change is called only when its interval excludes zero.
+//! [`crate::analysis::stats::trend`]: grows or flat against a margin declared per
+//! figure, inconclusive otherwise, and a move against physics an artefact.
 
 mod lookup;
 mod schedulers;
@@ -73,6 +74,20 @@ impl Verdict {
     }
 }
 
+/// A claim's verdict from the one rule's call on its figure ([`stats::trend`]):
+/// confirmed when the call is what the claim expects (grows for a linear cost, flat for
+/// O(1)), refuted when it is the other of grows and flat, inconclusive when the rule
+/// cannot tell, and an artefact (a significant move against physics) never confirms.
+pub fn from_trend(call: stats::Trend, expect: stats::Trend) -> Verdict {
+    use stats::Trend::*;
+    match call {
+        Inconclusive => Verdict::Inconclusive,
+        Unexpected | Shrinks => Verdict::Unexpected,
+        c if c == expect => Verdict::Confirmed,
+        _ => Verdict::Refuted,
+    }
+}
+
 /// One verdict: a claim in one environment for one mode (or for the environment).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -93,7 +108,10 @@ pub fn check(results: &[Results]) -> Vec<Finding> {
     let mut out = Vec::new();
     for claim in Claim::ALL {
         let found = match claim {
-            Claim::LinearMatching => per_mode(&ok, is_iptables, false, |_, cs| linear(cs)),
+            Claim::LinearMatching => {
+                let ipt = iptables_slopes(&ok);
+                per_mode(&ok, is_iptables, false, |env, cs| linear(env, cs, &ipt))
+            }
             Claim::WholeTableRewrite => per_mode(&ok, is_iptables, true, |_, cs| {
                 sync::rewrite(cs)
                     .unwrap_or_else(|| growth(cs, "the add-one-service sync", whole_table_note))
@@ -107,7 +125,7 @@ pub fn check(results: &[Results]) -> Vec<Finding> {
             }
             Claim::IpvsSmoothUpdates => per_mode(&ok, is_ipvs, true, |_, rs| {
                 let (v, e) = growth(rs, "the add-one-service sync", ipvs_note);
-                // Smooth means no measurable growth: the growth verdict turned round.
+                // Smooth means flat within the margin: the growth verdict turned round.
                 let v = match v {
                     Verdict::Confirmed => Verdict::Refuted,
                     Verdict::Refuted => Verdict::Confirmed,

@@ -36,19 +36,15 @@ pub(super) fn growth(
         );
     }
     let d = stats::median_difference(u1.samples_ms, u0.samples_ms).expect("both have samples");
-    let verdict = if stats::above_zero(&d) {
-        Verdict::Confirmed
-    } else {
-        Verdict::Refuted
-    };
-    let change = if verdict == Verdict::Confirmed {
-        "grows"
-    } else {
-        "does not measurably grow"
-    };
+    let m0 = u0.median.expect("filtered");
+    // The one rule, with a margin of a tenth of the smallest scale's p50.
+    let margin = stats::relative_margin(m0.estimate);
+    let call = stats::growth_trend(&d, margin);
+    let verdict = super::from_trend(call, stats::Trend::Grows);
     let ev = format!(
-        "{what} {change} with the service count: p50 {} at {}, {} at {}: {}. {}",
-        stats::with_ci(&u0.median.expect("filtered"), "ms"),
+        "{what}'s growth with the service count: {}; p50 {} at {}, {} at {}: {} (within one run). {}",
+        stats::with_margin(call, margin, "ms"),
+        stats::with_ci(&m0, "ms"),
         svc(c0.services),
         stats::with_ci(&u1.median.expect("filtered"), "ms"),
         svc(c1.services),
@@ -165,16 +161,15 @@ pub(super) fn cpu(cs: &[&Case]) -> (Verdict, String) {
             continue;
         }
         let d = stats::difference_of_estimates(*e1, *e0);
+        let margin = stats::relative_margin(e0.estimate);
+        let call = stats::growth_trend(&d, margin);
         if verdict == Verdict::NotMeasured {
-            verdict = if stats::above_zero(&d) {
-                Verdict::Confirmed
-            } else {
-                Verdict::Refuted
-            };
+            verdict = super::from_trend(call, stats::Trend::Grows);
         }
         parts.push(format!(
-            "CPU per {} sync {} at {} ({} pods), {} at {} ({} pods): {}",
+            "CPU per {} sync {}: {} at {} ({} pods), {} at {} ({} pods): {}",
             kind.label(),
+            stats::with_margin(call, margin, "ms"),
             stats::with_ci(e0, "ms"),
             svc(c0.services),
             stats::count(pods(c0) as f64),

@@ -342,8 +342,9 @@ pub use slope::{
     bootstrap_slope, least_squares, t_975, target_slope, Group, SlopeFit, TargetSlope,
 };
 pub use trend::{
-    lookup_margin, lookup_trend, overhead_resolved, overhead_trend, overhead_words, trend,
-    with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS, OVERHEAD_MARGIN_PCT,
+    growth_trend, lookup_margin, lookup_trend, overhead_resolved, overhead_trend, overhead_words,
+    relative_margin, trend, with_margin, Forbidden, Trend, LOOKUP_MARGIN_FLOOR_NS,
+    OVERHEAD_MARGIN_PCT, RELATIVE_MARGIN_SHARE,
 };
 
 #[cfg(test)]

@@ -97,6 +97,21 @@ pub fn overhead_words(e: &Estimate) -> String {
     )
 }
 
+/// The share of a baseline that a change between two timings (a sync at two scales,
+/// two modes' figures) must exceed to count: 10%.
+pub const RELATIVE_MARGIN_SHARE: f64 = 0.10;
+
+/// The practical margin of a change from `base` (same unit): a tenth of it.
+pub fn relative_margin(base: f64) -> f64 {
+    base.abs() * RELATIVE_MARGIN_SHARE
+}
+
+/// The verdict on a sync's growth with the service count (last scale minus first, or
+/// a slope scaled to the measured range): more services cannot make a sync cheaper.
+pub fn growth_trend(e: &Estimate, margin: f64) -> Trend {
+    trend(e, margin, Forbidden::Down)
+}
+
 /// The verdict and its wording beside the margin: "flat (margin ±0.50 ns)".
 pub fn with_margin(t: Trend, margin: f64, unit: &str) -> String {
     let u = if unit.is_empty() {
