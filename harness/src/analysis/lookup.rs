@@ -161,17 +161,11 @@ pub fn margin(iptables: &BTreeMap<EnvKey, (String, Estimate)>, env: &EnvKey) -> 
 }
 
 /// The cost per position's verdict and margin: the one the results record, or, for
-/// results from before verdicts were recorded, the one rule's call with the margin of
-/// the environment.
-pub fn verdict(
-    t: &TransitLookup,
-    iptables: &BTreeMap<EnvKey, (String, Estimate)>,
-    env: &EnvKey,
-) -> (Trend, f64) {
-    t.verdict.unwrap_or_else(|| {
-        let m = margin(iptables, env);
-        (stats::lookup_trend(&t.ns_per_service, m), m)
-    })
+/// results from before verdicts were recorded, the one rule's call with `margin` (the
+/// environment's, [`margin`], where the caller knows it).
+pub fn verdict(t: &TransitLookup, margin: f64) -> (Trend, f64) {
+    t.verdict
+        .unwrap_or_else(|| (stats::lookup_trend(&t.ns_per_service, margin), margin))
 }
 
 /// Decides every case's cost per position by the one rule with the margin of its

@@ -9,7 +9,7 @@
 //!   microseconds. End-to-end latency is not used: it is the machine's noise, not the
 //!   lookup's cost.
 //!
-//! A budget's limit is drawn only from a slope whose interval lies above zero, and it
+//! A budget's limit is drawn only from a slope the one rule (`stats::trend`) calls "grows", and it
 //! carries the interval the slope's gives it. Otherwise the plan says **noise
 //! dominates** rather than giving a number. A limit past the largest measured scale is
 //! marked as such, past twice it as **extrapolated**. Modes are chosen between only by
@@ -104,15 +104,19 @@ pub struct UpdateFit {
     pub fit: SlopeFit,
     /// Each scale's median with its interval.
     pub points: Vec<(u64, Estimate)>,
+    /// The one rule's call on the slope and its margin, ms per service: a tenth of the
+    /// smallest scale's median over the measured range of services.
+    pub call: (stats::Trend, f64),
 }
 
 impl UpdateFit {
     /// "2.00 ms + 500 ms per 1,000 services (95% CI 499..501; 2 scales)", or "noise
-    /// dominates: ..." when the slope's interval is not above zero.
+    /// dominates: ..." when the one rule does not call the slope "grows".
     pub fn describe(&self) -> String {
         let per_k = stats::scale(self.fit.slope, 1000.0);
         let scales = format!("{} scales", self.points.len());
-        if stats::above_zero(&per_k) {
+        let (call, m) = self.call;
+        if call == stats::Trend::Grows {
             format!(
                 "{}: {} ms + {} per 1,000 services; {scales}",
                 self.op,
@@ -121,9 +125,10 @@ impl UpdateFit {
             )
         } else {
             format!(
-                "{}: noise dominates: {} per 1,000 services; {scales}",
+                "{}: noise dominates: {} per 1,000 services, {}; {scales}",
                 self.op,
-                stats::interval(&per_k, "ms")
+                stats::interval(&per_k, "ms"),
+                stats::with_margin(call, m * 1000.0, "ms")
             )
         }
     }
@@ -141,6 +146,8 @@ pub struct LatencyModel {
     pub per_service_us: Estimate,
     /// At each scale: the last position minus direct.
     pub measured: Vec<(u64, Estimate)>,
+    /// The cost per position's verdict and margin (ns), as the results record it.
+    pub call: (stats::Trend, f64),
 }
 
 impl LatencyModel {
@@ -150,12 +157,14 @@ impl LatencyModel {
 
     pub fn describe(&self) -> String {
         let per_k = stats::scale(self.per_service_us, 1000.0);
-        let growth = if stats::above_zero(&per_k) {
+        let (call, m) = self.call;
+        let growth = if call == stats::Trend::Grows {
             format!("+ {} per 1,000 services", stats::with_ci(&per_k, "us"))
         } else {
             format!(
-                "noise dominates its growth: {} per 1,000 services",
-                stats::interval(&per_k, "us")
+                "noise dominates its growth: {} per 1,000 services, {} per position",
+                stats::interval(&per_k, "us"),
+                stats::with_margin(call, m, "ns")
             )
         };
         format!(
@@ -171,7 +180,7 @@ impl LatencyModel {
 pub enum Bound {
     /// Nothing to fit, and why.
     Unfitted(String),
-    /// The growth's interval is not above zero: no limit is drawn from it.
+    /// The one rule does not call the growth "grows": no limit is drawn from it.
     NoiseDominates(Estimate),
     /// Over budget already at the smallest measured scale.
     OverBudget(u64),
@@ -254,6 +263,9 @@ pub struct Comparison {
     pub update: Option<(u64, Estimate)>,
     /// SYN transit to the last position, ns, at the largest scale both timed.
     pub lookup: Option<(u64, Estimate)>,
+    /// The margins the one rule judges `update` (ms) and `lookup` (ns) by: a tenth of
+    /// the lower of the two modes' figures.
+    pub margins: [f64; 2],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -332,8 +344,12 @@ fn update_fit(cs: &[&Case]) -> Option<UpdateFit> {
         })
         .collect();
     let fit = stats::bootstrap_slope(&groups)?;
+    let (first, last) = (with.first()?, with.last()?);
+    let range = (last.0 - first.0).max(1) as f64;
+    let margin = stats::relative_margin(first.1.median?.estimate) / range;
     Some(UpdateFit {
         op,
+        call: (stats::growth_trend(&fit.slope, margin), margin),
         fit,
         points: with
             .iter()
@@ -357,6 +373,7 @@ fn latency_model(cs: &[&Case]) -> Option<LatencyModel> {
         services: *services,
         base_us: us(stats::difference_of_estimates(first, largest.direct?)),
         per_service_us: us(largest.ns_per_service),
+        call: lookup::verdict(largest, stats::lookup_margin(None)),
         measured: passes
             .iter()
             .filter_map(|(n, t)| Some((*n, us(t.vip_vs_direct()?))))
@@ -387,7 +404,7 @@ fn mode_plan(mode: &str, cs: &[&Case], b: Budgets) -> ModePlan {
         )),
         Some(u) => match u.points.first() {
             Some((n, e)) if e.ci95[0] > b.max_update_ms => Bound::OverBudget(*n),
-            _ if !stats::above_zero(&u.fit.slope) => Bound::NoiseDominates(u.fit.slope),
+            _ if u.call.0 != stats::Trend::Grows => Bound::NoiseDominates(u.fit.slope),
             _ => reach_budget(b.max_update_ms, u.fit.intercept, u.fit.slope, max_measured),
         },
     };
@@ -400,7 +417,7 @@ fn mode_plan(mode: &str, cs: &[&Case], b: Budgets) -> ModePlan {
         )),
         Some(l) => match l.measured.first() {
             Some((n, e)) if e.ci95[0] > b.max_added_latency_us => Bound::OverBudget(*n),
-            _ if !stats::above_zero(&l.per_service_us) => Bound::NoiseDominates(l.per_service_us),
+            _ if l.call.0 != stats::Trend::Grows => Bound::NoiseDominates(l.per_service_us),
             // Position N - 1 is the last of N services.
             _ => match reach_budget(
                 b.max_added_latency_us,
@@ -436,13 +453,17 @@ fn mode_plan(mode: &str, cs: &[&Case], b: Budgets) -> ModePlan {
     }
 }
 
+/// A figure's difference between two cases, with the lower of the two figures.
+type Differ = dyn Fn(&Case, &Case) -> Option<(Estimate, f64)>;
+
 /// Every pair of modes, on the largest scale both measured each figure at.
 fn compare(modes: &BTreeMap<String, Vec<&Case>>) -> Vec<Comparison> {
     let list: Vec<(&String, &Vec<&Case>)> = modes.iter().collect();
     let mut out = Vec::new();
     for (i, (a, ca)) in list.iter().enumerate() {
         for (b, cb) in &list[i + 1..] {
-            let common = |f: &dyn Fn(&Case, &Case) -> Option<Estimate>| {
+            // Each figure's difference with the lower of the two figures it is of.
+            let common = |f: &Differ| {
                 ca.iter().rev().find_map(|x| {
                     let y = cb.iter().find(|y| y.services == x.services)?;
                     Some((x.services, f(x, y)?))
@@ -450,19 +471,26 @@ fn compare(modes: &BTreeMap<String, Vec<&Case>>) -> Vec<Comparison> {
             };
             let update = common(&|x, y| {
                 let (ux, uy) = (figures::update(x)?, figures::update(y)?);
-                stats::median_difference(uy.samples_ms, ux.samples_ms)
+                let d = stats::median_difference(uy.samples_ms, ux.samples_ms)?;
+                Some((d, ux.p50_ms.min(uy.p50_ms)))
             });
             let lookup = common(&|x, y| {
-                Some(stats::difference_of_estimates(
-                    figures::lookup_last(y)?,
-                    figures::lookup_last(x)?,
+                let (lx, ly) = (figures::lookup_last(x)?, figures::lookup_last(y)?);
+                Some((
+                    stats::difference_of_estimates(ly, lx),
+                    lx.estimate.min(ly.estimate),
                 ))
             });
+            let margin = |f: Option<(u64, (Estimate, f64))>| {
+                f.map_or(0.0, |(_, (_, base))| stats::relative_margin(base))
+            };
+            let strip = |f: Option<(u64, (Estimate, f64))>| f.map(|(n, (e, _))| (n, e));
             out.push(Comparison {
                 a: a.to_string(),
                 b: b.to_string(),
-                update,
-                lookup,
+                margins: [margin(update), margin(lookup)],
+                update: strip(update),
+                lookup: strip(lookup),
             });
         }
     }

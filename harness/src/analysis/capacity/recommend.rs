@@ -1,9 +1,9 @@
 //! The plan's recommendation. A mode is chosen only when, against every other mode, it
-//! is measurably better on at least one figure (update or lookup, at a scale both
-//! measured) and measurably worse on none. Otherwise the plan says why there is no
-//! choice: a trade-off (each better at something), or noise dominates (no difference
-//! is measurable). How far the chosen mode scales is stated only from a slope whose
-//! interval lies above zero.
+//! is better on at least one figure (update or lookup, at a scale both measured) and
+//! worse on none, by the one rule ([`stats::trend`], margin a tenth of the lower of the
+//! two figures). Otherwise the plan says why there is no choice: a trade-off (each
+//! better at something), or noise dominates (no difference is measurable). How far the
+//! chosen mode scales is stated only from a slope the rule calls "grows".
 
 use super::{count, num, Bound, Budgets, Comparison, Metric, ModePlan};
 use crate::analysis::stats;
@@ -26,6 +26,7 @@ fn against<'c>(mode: &str, c: &'c Comparison) -> Option<(&'c str, Figures)> {
             Figures {
                 update: c.update,
                 lookup: c.lookup,
+                margins: c.margins,
             },
         ))
     } else if c.b == mode {
@@ -34,6 +35,7 @@ fn against<'c>(mode: &str, c: &'c Comparison) -> Option<(&'c str, Figures)> {
             Figures {
                 update: flip(c.update),
                 lookup: flip(c.lookup),
+                margins: c.margins,
             },
         ))
     } else {
@@ -45,25 +47,25 @@ fn against<'c>(mode: &str, c: &'c Comparison) -> Option<(&'c str, Figures)> {
 struct Figures {
     update: Option<(u64, crate::results::Estimate)>,
     lookup: Option<(u64, crate::results::Estimate)>,
+    /// The margins of `update` and `lookup` ([`Comparison::margins`]).
+    margins: [f64; 2],
 }
 
 impl Figures {
-    fn each(&self) -> [Option<(u64, crate::results::Estimate)>; 2] {
+    /// Each figure's difference and the one rule's call on it with its margin.
+    fn calls(&self) -> impl Iterator<Item = stats::Trend> + '_ {
         [self.update, self.lookup]
+            .into_iter()
+            .zip(self.margins)
+            .filter_map(|(f, m)| Some(stats::trend(&f?.1, m, stats::Forbidden::Neither)))
     }
 
     fn better(&self) -> bool {
-        self.each()
-            .iter()
-            .flatten()
-            .any(|(_, e)| stats::above_zero(e))
+        self.calls().any(|t| t == stats::Trend::Grows)
     }
 
     fn worse(&self) -> bool {
-        self.each()
-            .iter()
-            .flatten()
-            .any(|(_, e)| stats::below_zero(e))
+        self.calls().any(|t| t == stats::Trend::Shrinks)
     }
 }
 
@@ -79,15 +81,19 @@ fn wins(mode: &str, comparisons: &[Comparison]) -> bool {
 fn reasons(mode: &str, comparisons: &[Comparison]) -> Vec<String> {
     let mut out = Vec::new();
     for (other, f) in comparisons.iter().filter_map(|c| against(mode, c)) {
-        for (what, unit, fig) in [
-            ("updates faster than", "ms", f.update),
-            ("looks up cheaper than", "ns", f.lookup),
+        for (what, unit, fig, m) in [
+            ("updates faster than", "ms", f.update, f.margins[0]),
+            ("looks up cheaper than", "ns", f.lookup, f.margins[1]),
         ] {
-            if let Some((n, e)) = fig.filter(|(_, e)| stats::above_zero(e)) {
+            let grows = |e: &crate::results::Estimate| {
+                stats::trend(e, m, stats::Forbidden::Neither) == stats::Trend::Grows
+            };
+            if let Some((n, e)) = fig.filter(|(_, e)| grows(e)) {
                 out.push(format!(
-                    "at {} services it {what} {other} by {}",
+                    "at {} services it {what} {other} by {} (margin ±{} {unit})",
                     count(n as f64),
-                    stats::difference(&e, unit).trim_start_matches('+')
+                    stats::difference(&e, unit).trim_start_matches('+'),
+                    num(m)
                 ));
             }
         }

@@ -77,7 +77,7 @@ fn limits_come_from_measurable_slopes_with_their_intervals() {
     let u = ipt.update.as_ref().unwrap();
     assert_eq!(u.op, "add service");
     assert_eq!((u.fit.slope.estimate, u.fit.intercept), (0.5, 2.0));
-    assert!(stats::above_zero(&u.fit.slope));
+    assert_eq!(u.call.0, stats::Trend::Grows);
     assert_eq!(u.points[0], (100, est(52.0, 51.97, 52.04)));
     // (1000 - 2) / 0.5 = 1996, past 2 x 300.
     let (n, ci, reach) = at(&ipt.update_bound);

@@ -42,7 +42,7 @@ pub(super) fn linear(
             )
         })
         .collect();
-    let (call, margin) = lookup::verdict(largest, iptables, env);
+    let (call, margin) = lookup::verdict(largest, lookup::margin(iptables, env));
     let verdict = super::from_trend(call, stats::Trend::Grows);
     let head = format!(
         "the SYN's in-kernel transit per service position at {}: {}.",
@@ -77,7 +77,7 @@ pub(super) fn constant_lookup(
     let ipt = iptables.get(env);
     // The one rule (analysis::stats::trend): flat only when the whole interval lies
     // within the margin; a significant fall is an artefact, never a confirmation.
-    let (call, margin) = lookup::verdict(&t, iptables, env);
+    let (call, margin) = lookup::verdict(&t, lookup::margin(iptables, env));
     let verdict = super::from_trend(call, stats::Trend::Flat);
     let head = format!(
         "the SYN's in-kernel transit per service position is {}",

@@ -50,16 +50,6 @@ pub fn verdict(e: &Estimate) -> Verdict {
     }
 }
 
-/// Measurably above zero.
-pub fn above_zero(e: &Estimate) -> bool {
-    e.ci95[0] > 0.0
-}
-
-/// Measurably below zero.
-pub fn below_zero(e: &Estimate) -> bool {
-    e.ci95[1] < 0.0
-}
-
 /// SplitMix64: a small deterministic generator, so a fixed seed gives the same interval
 /// everywhere without a dependency.
 #[derive(Debug, Clone)]

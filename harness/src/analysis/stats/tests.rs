@@ -79,9 +79,9 @@ fn overlapping_noise_is_no_measurable_difference_and_a_clear_shift_is_measured()
     let d = median_difference(&far, &b).unwrap();
     assert_eq!(d.estimate, 100.0);
     assert!(d.ci95[0] >= 91.0 && d.ci95[1] <= 109.0, "{d:?}");
-    assert!(above_zero(&d) && !below_zero(&d));
+    assert_eq!(trend(&d, 10.0, Forbidden::Neither), Trend::Grows);
     let d = median_difference(&b, &far).unwrap();
-    assert!(below_zero(&d));
+    assert_eq!(trend(&d, 10.0, Forbidden::Neither), Trend::Shrinks);
 }
 
 #[test]
