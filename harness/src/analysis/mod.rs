@@ -15,3 +15,6 @@ pub mod fingerprint;
 pub mod lookup;
 pub mod overhead;
 pub mod stats;
+
+#[cfg(test)]
+mod tests_one_rule;
