@@ -27,8 +27,10 @@ pub(super) fn short_answer(h: &mut String, rows: &[Row<'_>]) {
          update</strong> (lowest p50 of its slowest incremental sync) and the one \
          <strong>cheapest to look up</strong> (lowest in-kernel SYN transit to the last \
          service position), each against the runner-up with the 95% interval of the \
-         difference. When that interval includes zero the answer is <em>no measurable \
-         difference</em> between them. kube-proxy's profile is what is compared (the \
+         difference (within one run). A winner is named only when the one three-way rule \
+         calls the difference <em>grows</em> against a margin of a tenth of the best \
+         figure, printed beside it; otherwise the answer is <em>no measurable \
+         difference</em> between them, with the verdict and its margin. kube-proxy's profile is what is compared (the \
          floor only where nothing else ran).</p>\n<div class=\"scroll\"><table>\n<tr><th \
          class=\"l\">environment</th><th>services</th><th>endpoints</th><th \
          class=\"l\">fastest to update</th><th class=\"l\">cheapest to look up</th></tr>\n",
@@ -63,9 +65,13 @@ pub(super) fn claims_checked(h: &mut String, results: &[Results]) {
     h.push_str(
         "<h2 id=\"claims\">Claims checked</h2>\n<p>The usual iptables-versus-IPVS advice, \
          each claim given a verdict from this run's measurements: <em>confirmed</em>, \
-         <em>refuted</em>, or <em>not measured in this run</em>, per environment and mode, \
-         with the numbers and what was actually measured. A change is called only when \
-         its 95% interval excludes zero.</p>\n<div class=\"scroll\"><table>\n<tr><th \
+         <em>refuted</em>, <em>inconclusive</em>, <em>unexpected: likely an artefact</em> \
+         or <em>not measured in this run</em>, per environment and mode, with the numbers \
+         and what was actually measured. Each timed claim is decided by the one three-way \
+         rule (grows, flat or inconclusive against the margin printed beside the verdict; \
+         a significant fall is an artefact, never a confirmation). Sync intervals hold \
+         within one run; a cost per position says what its interval spans in the lookup \
+         table below.</p>\n<div class=\"scroll\"><table>\n<tr><th \
          class=\"l\">claim</th><th class=\"l\">environment</th><th class=\"l\">mode</th><th \
          class=\"l\">verdict</th><th class=\"l\">evidence</th></tr>\n",
     );

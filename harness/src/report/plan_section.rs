@@ -14,13 +14,14 @@ pub(super) fn capacity(h: &mut String, plan: &Plan) {
          slowest of add, remove and update-endpoints, p50) &le; {} ms; added first-packet \
          latency (the SYN's in-kernel transit to the last service minus direct) &le; {} us. \
          The update line is a least-squares fit through each scale's median, its slope with \
-         a bootstrap 95% interval; scales timed fewer than {} times are left out. The \
+         a bootstrap 95% interval (within one run); scales timed fewer than {} times are left out. The \
          latency is the transit at the first service plus the fitted cost per service \
          position; end-to-end latency is not used (it is mostly the machine's noise). A \
-         limit is drawn only from a slope whose interval lies above zero, else <em>noise \
-         dominates</em>; limits past the largest measured scale are marked, past twice it \
-         <em>extrapolated</em>. Modes are chosen between only by measurable differences \
-         at scales both measured.</p>",
+         limit is drawn only from a slope the one three-way rule calls <em>grows</em> \
+         against its margin, else <em>noise dominates</em>; limits past the largest \
+         measured scale are marked, past twice it <em>extrapolated</em>. Modes are chosen \
+         between only by differences the same rule calls beyond a margin of a tenth of the \
+         lower figure, at scales both measured.</p>",
         capacity::num(b.max_update_ms),
         capacity::num(b.max_added_latency_us),
         crate::analysis::stats::MIN_SAMPLES

@@ -115,7 +115,7 @@ pub(super) fn overhead(h: &mut String, results: &[Results]) {
             env = Some(&p.env);
             let _ = writeln!(
                 h,
-                "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">kube-proxy</th><th class=\"l\">sync</th><th>kube-proxy p50 ms</th><th>floor p50 ms</th><th>kube-proxy &minus; floor ms</th><th>ratio</th><th class=\"l\">95% CI of the difference, ms</th></tr>",
+                "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">kube-proxy</th><th class=\"l\">sync</th><th>kube-proxy p50 ms</th><th>floor p50 ms</th><th>kube-proxy &minus; floor ms</th><th>ratio</th><th class=\"l\">95% CI of the difference, ms, within one run</th></tr>",
                 escape(&p.env.label())
             );
         }
