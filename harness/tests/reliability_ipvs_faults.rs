@@ -241,6 +241,10 @@ impl Backend for StandInIpvs {
         self.real.standins()
     }
 
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
+        self.real.readback(io)
+    }
+
     /// As the real read-back counts: virtual services and their serving real servers.
     fn verify(
         &self,

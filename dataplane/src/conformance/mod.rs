@@ -3,7 +3,7 @@
 //! mode's kube-proxy controller twice, once with the real executor in a namespace and
 //! once with the recording executor and the mode's stand-ins. After each step the same
 //! read-back requests (`iptables-save`, `nft list table`, `ipvsadm -S -n`, `ipset list`,
-//! BPF map dumps; see [`readback`]) go to both executors and their answers are
+//! BPF map dumps: each mode's `Backend::readback`) go to both executors and their answers are
 //! normalised by the same function, so a stand-in that drifts from the kernel shows as
 //! a difference in the step where it drifted.
 //!
@@ -12,7 +12,6 @@
 //! `kpbench conformance` command, as the host kernel has no IPVS.
 
 pub mod diff;
-pub mod readback;
 
 use std::time::Duration;
 
@@ -124,7 +123,6 @@ pub fn compare(
     ns: &Netns,
     steps: &[Step],
 ) -> Result<Vec<Compared>, ConformanceError> {
-    let mode = backend.mode();
     let mut real = RealExecutor::owned(ns.clone(), Deadline::after(STEP_TIMEOUT));
     let mut model = Recorder::new(backend.standins());
     let mut kernel_ctl = backend.controller(profile());
@@ -143,8 +141,12 @@ pub fn compare(
         drive(kernel_ctl.as_mut(), &mut real, old, step).map_err(fail("kernel"))?;
         drive(model_ctl.as_mut(), &mut model, old, step).map_err(fail("stand-in"))?;
         real.begin(Deadline::after(STEP_TIMEOUT));
-        let kernel = readback::read(mode, &mut real).map_err(fail("kernel read-back"))?;
-        let standin = readback::read(mode, &mut model).map_err(fail("stand-in read-back"))?;
+        let kernel = backend
+            .readback(&mut real)
+            .map_err(fail("kernel read-back"))?;
+        let standin = backend
+            .readback(&mut model)
+            .map_err(fail("stand-in read-back"))?;
         out.push(Compared {
             step: step.name,
             kernel,

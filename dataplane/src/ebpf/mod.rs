@@ -19,6 +19,7 @@ pub mod datapath;
 pub mod exchange;
 pub mod layout;
 pub mod pins;
+mod readback;
 pub mod request;
 pub mod standin;
 pub mod sys;
@@ -35,7 +36,7 @@ use crate::floor::model::{Endpoint, ServiceSet};
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites};
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Profile};
+use crate::floor::sync::{Controller, Executor, Profile};
 use crate::mode::ModeSpec;
 use datapath::Datapath;
 pub use exchange::BpfMaps;
@@ -177,6 +178,16 @@ impl Backend for EbpfBackend {
 
     fn standins(&self) -> Vec<Box<dyn StandIn>> {
         vec![Box::new(standin::MapsStandIn::new())]
+    }
+
+    /// Every entry of the datapath's maps, decoded and sorted: the socket LB's maps,
+    /// or the tc LB's, which has no reverse socket map.
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
+        use layout::LbMap;
+        match self.datapath {
+            Datapath::SocketLb => readback::read(io, &LbMap::ALL),
+            Datapath::Tc => readback::read(io, &[LbMap::Services, LbMap::Backends, LbMap::RevNat]),
+        }
     }
 
     fn verify(

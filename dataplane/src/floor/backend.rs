@@ -8,7 +8,7 @@ use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::Prerequisites;
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Profile, SyncReport};
+use crate::floor::sync::{Controller, Executor, Profile, SyncReport};
 use crate::mode::{Mode, ModeSpec};
 
 /// Whether a sync programs everything from scratch or only what changed.
@@ -98,6 +98,12 @@ pub trait Backend: Send + Sync {
     /// Stand-ins for the kernel state this mode's tools and requests touch, for the
     /// recording executor (`kpbench rules --profile`, trace tests).
     fn standins(&self) -> Vec<Box<dyn StandIn>>;
+
+    /// The mode's kernel state as its listing tools or map dumps give it, sent through
+    /// `io` so that the kernel and the stand-ins answer the very same requests, and
+    /// normalised alike on both sides (each normalisation says why it hides nothing
+    /// the stand-in claims to model): what the conformance tests diff.
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError>;
 
     /// Makes what this mode programmed into `ns` outlive this process (`kpbench
     /// apply`); where it is kept, when that is not the namespace itself. Only the ebpf

@@ -12,7 +12,7 @@ use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::Prerequisites;
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Profile};
+use crate::floor::sync::{Controller, Executor, Profile};
 use crate::mode::{Mode, ModeSpec};
 use crate::xtables::standin::XtablesStandIn;
 use crate::xtables::Xtables;
@@ -65,6 +65,11 @@ impl Backend for IptablesBackend {
     /// The x_tables model answering this backend's three binaries.
     fn standins(&self) -> Vec<Box<dyn StandIn>> {
         vec![Box::new(XtablesStandIn::new(self.xt))]
+    }
+
+    /// `iptables-save` of this backend's binary, normalised.
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
+        crate::xtables::readback::save(io, self.xt)
     }
 
     fn spec(&self) -> ModeSpec {

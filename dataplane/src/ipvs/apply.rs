@@ -13,7 +13,7 @@ use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Profile};
+use crate::floor::sync::{Controller, Executor, Profile};
 use crate::mode::{IpvsScheduler, Mode, ModeSpec};
 use crate::xtables::Xtables;
 
@@ -88,6 +88,11 @@ impl Backend for IpvsBackend {
     /// One modelled node: IPVS, kube-ipvs0 and its addresses, ipsets, x_tables rules.
     fn standins(&self) -> Vec<Box<dyn StandIn>> {
         Node::new().standins()
+    }
+
+    /// `ipvsadm -S -n`, `ipset list` and `iptables-save`, normalised.
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
+        super::readback::read(io)
     }
 
     fn spec(&self) -> ModeSpec {

@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod link;
 pub mod message;
 pub mod nl;
+mod readback;
 pub mod render;
 pub mod request;
 pub mod standin;

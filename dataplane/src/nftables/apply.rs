@@ -17,7 +17,7 @@ use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Profile};
+use crate::floor::sync::{Controller, Executor, Profile};
 use crate::mode::{Mode, ModeSpec};
 
 /// How kube-proxy's table is listed, for people and for the read-back.
@@ -145,6 +145,11 @@ impl Backend for NftablesBackend {
 
     fn standins(&self) -> Vec<Box<dyn StandIn>> {
         vec![Box::new(NftStandIn::new())]
+    }
+
+    /// `nft list table ip kube-proxy`, normalised.
+    fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
+        super::readback::table(io)
     }
 
     fn spec(&self) -> ModeSpec {

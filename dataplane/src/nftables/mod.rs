@@ -107,6 +107,7 @@ pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MAR
 
 mod controller;
 mod printed;
+mod readback;
 mod standin;
 pub use controller::{
     listed_names, listed_names_of, FloorController, KubeProxyController, FULL_SYNC_PERIOD,

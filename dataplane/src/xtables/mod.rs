@@ -10,6 +10,7 @@ use crate::floor::prereq::{KernelFeature, ToolNeed};
 use crate::floor::sync::{Category, Executor, ToolCall};
 
 pub(crate) mod canonical;
+pub(crate) mod readback;
 pub mod standin;
 
 /// The wait flags kube-proxy puts before every `iptables` operation for iptables 1.6.1

@@ -210,6 +210,11 @@ impl Backend for FakeBackend {
         Vec::new()
     }
 
+    /// A fake programs no kernel state, so it lists none.
+    fn readback(&self, _io: &mut dyn Executor) -> Result<String, ApplyError> {
+        Ok(String::new())
+    }
+
     fn spec(&self) -> ModeSpec {
         self.spec
     }

@@ -185,6 +185,14 @@ pub trait Executor {
     /// changed services, which Cilium's watcher hands its agent one by one).
     fn exclude(&mut self, _cost: Cost) {}
 
+    /// A listing tool's stdout (a read-back: `iptables-save`, `nft list`, ...), failing
+    /// unless it exits 0.
+    fn listing(&mut self, program: &str, args: &[&str]) -> Result<String, ApplyError> {
+        Ok(self
+            .tool_ok(ToolCall::new("read-back", Category::Listing, program, args))?
+            .stdout)
+    }
+
     /// Runs a tool and fails unless it exits 0.
     fn tool_ok(&mut self, call: ToolCall<'_>) -> Result<Output, ApplyError> {
         let line = call.command_line();

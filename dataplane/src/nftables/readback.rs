@@ -7,12 +7,10 @@ use crate::floor::error::ApplyError;
 use crate::floor::sync::Executor;
 
 /// The table as both sides list it, normalised ("" when there is no table).
-pub(super) fn table(io: &mut dyn Executor) -> Result<String, ApplyError> {
-    Ok(normalise(&super::listing(
-        io,
-        "nft",
-        &["list", "table", "ip", "kube-proxy"],
-    )?))
+pub(crate) fn table(io: &mut dyn Executor) -> Result<String, ApplyError> {
+    Ok(normalise(
+        &io.listing("nft", &["list", "table", "ip", "kube-proxy"])?,
+    ))
 }
 
 /// One set, map or chain of the listing.

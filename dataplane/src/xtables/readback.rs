@@ -11,8 +11,8 @@ struct Table {
 }
 
 /// `xt.save` of every table, normalised.
-pub(super) fn save(io: &mut dyn Executor, xt: Xtables) -> Result<String, ApplyError> {
-    Ok(normalise(&super::listing(io, xt.save, &[])?))
+pub(crate) fn save(io: &mut dyn Executor, xt: Xtables) -> Result<String, ApplyError> {
+    Ok(normalise(&io.listing(xt.save, &[])?))
 }
 
 /// Normalised `iptables-save`:

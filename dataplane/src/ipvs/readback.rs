@@ -1,49 +1,23 @@
-//! The read-backs of each mode, sent through an [`Executor`] so the kernel and the
-//! stand-ins answer the very same requests, and one normaliser per listing applied to
-//! both answers alike. Each normalisation says why it hides nothing the stand-in
-//! claims to model.
+//! The IPVS mode's state as `ipvsadm -S -n`, `ipset list` and `iptables-save` list it,
+//! normalised for comparing the kernel with the stand-ins (the conformance tests).
+//! Each normalisation says why it hides nothing the stand-in claims to model.
 
-use crate::ebpf::layout::{describe_key, describe_value, LbMap};
-use crate::ebpf::{BpfMaps, BpfReply, BpfRequest};
 use crate::floor::error::ApplyError;
-use crate::floor::sync::{Category, Executor, ToolCall};
-use crate::mode::Mode;
+use crate::floor::sync::Executor;
 use crate::xtables::Xtables;
 
-mod nft;
-mod xt;
-
-/// The mode's state as both sides list it, normalised.
-pub fn read(mode: Mode, io: &mut dyn Executor) -> Result<String, ApplyError> {
-    match mode {
-        Mode::Iptables => xt::save(io, Xtables::nft()),
-        Mode::IptablesLegacy => xt::save(io, Xtables::legacy()),
-        Mode::Nftables => nft::table(io),
-        Mode::Ipvs => ipvs(io),
-        // The socket LB's maps; the tc LB has no reverse socket map.
-        Mode::Ebpf => maps(io, &LbMap::ALL),
-        Mode::EbpfTc => maps(io, &[LbMap::Services, LbMap::Backends, LbMap::RevNat]),
-    }
-}
-
-/// Runs a listing tool; its stdout, failing unless it exits 0.
-fn listing(io: &mut dyn Executor, program: &str, args: &[&str]) -> Result<String, ApplyError> {
-    Ok(io
-        .tool_ok(ToolCall::new("read-back", Category::Listing, program, args))?
-        .stdout)
-}
-
 /// The IPVS mode's three listings: `ipvsadm -S -n`, `ipset list` and `iptables-save`.
-fn ipvs(io: &mut dyn Executor) -> Result<String, ApplyError> {
+pub(crate) fn read(io: &mut dyn Executor) -> Result<String, ApplyError> {
     // Lines sorted: ipvsadm prints services in the kernel's hash order and real
     // servers in insertion order, neither of which the mode's behaviour depends on.
-    let mut ipvsadm: Vec<String> = listing(io, "ipvsadm", &["-S", "-n"])?
+    let mut ipvsadm: Vec<String> = io
+        .listing("ipvsadm", &["-S", "-n"])?
         .lines()
         .map(str::to_string)
         .collect();
     ipvsadm.sort();
-    let sets = ipsets(&listing(io, "ipset", &["list"])?);
-    let save = xt::save(io, Xtables::nft())?;
+    let sets = ipsets(&io.listing("ipset", &["list"])?);
+    let save = crate::xtables::readback::save(io, Xtables::nft())?;
     Ok(format!(
         "--- ipvsadm -S -n\n{}\n--- ipset list\n{sets}--- iptables-save\n{save}",
         ipvsadm.join("\n")
@@ -115,30 +89,6 @@ fn sort_sets(text: &str) -> String {
     }
     blocks.sort();
     blocks.concat()
-}
-
-/// Every entry of `maps`, decoded, sorted by key within each map: the kernel dumps a
-/// hash map in bucket order, which no lookup depends on.
-fn maps(io: &mut dyn Executor, maps: &[LbMap]) -> Result<String, ApplyError> {
-    let mut out = String::new();
-    for map in maps {
-        let BpfReply::Entries(mut entries) = io.bpf(BpfRequest::Dump(*map))? else {
-            return Err(ApplyError::Bpf {
-                what: format!("dump of {}", map.name()),
-                source: std::io::Error::other("answered without entries"),
-            });
-        };
-        entries.sort();
-        out.push_str(&format!("map {} ({} entries)\n", map.name(), entries.len()));
-        for (k, v) in entries {
-            out.push_str(&format!(
-                "  {} -> {}\n",
-                describe_key(*map, &k),
-                describe_value(*map, &v)
-            ));
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
