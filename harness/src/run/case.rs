@@ -151,6 +151,10 @@ impl Samples {
     }
 }
 
+/// A further transit replicate: its full sync from empty, and its pass (`None`
+/// without a fitted cost per position).
+type ReplicateDone = ((Sample, usize, StepLog), Option<crate::results::Transit>);
+
 /// The samples of the incremental syncs.
 #[derive(Debug, Default)]
 struct Incremental {
@@ -203,8 +207,9 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
     }
 
     /// Repeats the full sync from empty, each in a fresh namespace with a fresh
-    /// controller, up to the scenario's `full_sync_repeats` samples in all, as long as
-    /// the case's time limit can take one more (twice the first one's time).
+    /// controller, up to the scenario's `full_sync_repeats` samples in all (the transit
+    /// replicates' full syncs already among them), as long as the case's time limit can
+    /// take one more (twice the first one's time).
     fn repeat_full_sync(
         &mut self,
         sb: &dyn CaseSandbox,
@@ -214,7 +219,7 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         let wanted = self.scenario.full_sync_repeats;
         let first = fulls.samples[0].wall;
         let set = ServiceSet::generate(spec.services, self.scenario.endpoints_per_service);
-        for k in 1..wanted {
+        for k in fulls.samples.len()..wanted {
             if exec::cancelled() {
                 return Err(CaseError::Interrupted);
             }
@@ -285,7 +290,9 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
     /// then only the pass; pooled into `d`'s cost per position. A replicate is skipped
     /// when the case's time limit could not take it (twice the last one's time, or
     /// twice the full sync plus 20 s before the first); one that fails is logged and
-    /// the rest skipped, the figures of those done stand.
+    /// the rest skipped, the figures of those done stand. Returns the replicates' full
+    /// syncs: each is a full sync from empty in a fresh namespace by a fresh controller,
+    /// timed as the case's own, so they count among its `full_sync_repeats`.
     fn replicates(
         &mut self,
         factory: &dyn Sandbox,
@@ -294,11 +301,12 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         set: &ServiceSet,
         full_sync: Duration,
         d: &mut Datapath,
-    ) {
+    ) -> Vec<(Sample, usize, StepLog)> {
         use crate::datapath::replicates::{assign_vips, pool, vip_seed};
         let k = self.scenario.datapath.replicates;
+        let mut fulls = Vec::new();
         let Some(first) = d.transit.as_mut() else {
-            return;
+            return fulls;
         };
         let mut all = vec![(vip_seed(0), first.clone())];
         let mut need = full_sync * 2 + Duration::from_secs(20);
@@ -313,8 +321,10 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
             let started = std::time::Instant::now();
             let shuffled = assign_vips(set, vip_seed(r));
             match self.replicate(factory, &format!("{prefix}r{r}"), profile, &shuffled, r) {
-                Ok(Some(t)) => all.push((vip_seed(r), t)),
-                Ok(None) => {}
+                Ok((full, t)) => {
+                    fulls.push(full);
+                    all.extend(t.map(|t| (vip_seed(r), t)));
+                }
                 Err(e) => {
                     tracing::warn!(
                         "transit replicate {}: {e}; the replicates done stand",
@@ -326,9 +336,11 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
             need = started.elapsed() * 2;
         }
         pool(first, &all);
+        fulls
     }
 
-    /// One further replicate: a fresh sandbox, `set` programmed into it, the pass.
+    /// One further replicate: a fresh sandbox, `set` programmed into it (the full
+    /// sync's sample), the pass.
     fn replicate(
         &mut self,
         factory: &dyn Sandbox,
@@ -336,18 +348,25 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         profile: Profile,
         set: &ServiceSet,
         r: usize,
-    ) -> Result<Option<crate::results::Transit>, String> {
+    ) -> Result<ReplicateDone, String> {
         let sb = factory.create(prefix).map_err(|e| e.to_string())?;
-        {
+        let full = {
             let mut io = sb.executor();
             let mut ctl = self.backend.controller(profile);
             io.begin(self.deadline);
             let done = ctl.sync(io.as_mut(), None, set, Duration::ZERO);
-            io.finish();
+            let report = io.finish();
             done.map_err(|e| format!("full sync: {e}"))?;
-        }
-        sb.measure_transit(set, &self.scenario.datapath, r)
-            .map_err(|e| e.to_string())
+            (
+                Sample::from(report.cost),
+                report.payload_bytes,
+                report.steps,
+            )
+        };
+        let pass = sb
+            .measure_transit(set, &self.scenario.datapath, r)
+            .map_err(|e| e.to_string())?;
+        Ok((full, pass))
     }
 
     /// `repeats` rounds of: add a service, remove it, replace one endpoint of a service
@@ -414,16 +433,18 @@ pub fn run_case(
     let (full, payload_bytes, full_steps) = run.sync(Step::FullSync, None, &set)?;
     run.step("reading rules back");
     let objects = run.verify(Step::ReadBack, &set)?;
+    let mut fulls = Samples::default();
+    fulls.push((full, payload_bytes, full_steps));
     let (mut datapath, datapath_error) = run.datapath(&set);
     if let Some(d) = datapath.as_mut() {
-        run.replicates(sandbox, ns_prefix, spec.profile, &set, full.wall, d);
+        for f in run.replicates(sandbox, ns_prefix, spec.profile, &set, full.wall, d) {
+            fulls.push(f);
+        }
     }
     let (inc, set) = run.incremental(set, spec.services)?;
     run.step("reading rules back after incremental syncs");
     run.settle(Step::ReadBackAfterIncremental, &set)?;
     run.verify(Step::ReadBackAfterIncremental, &set)?;
-    let mut fulls = Samples::default();
-    fulls.push((full, payload_bytes, full_steps));
     run.repeat_full_sync(sb.as_ref(), spec, &mut fulls)?;
     Ok(CaseDone {
         rules: Rules {

@@ -452,4 +452,13 @@ fn transit_replicates_run_in_fresh_sandboxes_and_are_pooled() {
         Some(crate::results::Spans::Replicates)
     );
     assert!((t.ns_per_service.estimate - 2.0).abs() < 1e-9);
+    // The replicates' full syncs are the case's full-sync repeats: three samples, and
+    // no extra full sync in a scratch namespace.
+    let full = &r.cases[0].sync.as_ref().unwrap().full;
+    assert_eq!(full.samples, 3, "{full:?}");
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("full sync") && l.contains("-f")),
+        "{log:?}"
+    );
 }
