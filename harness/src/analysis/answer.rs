@@ -3,8 +3,9 @@
 //! look up (the lowest in-kernel SYN transit to the last service position), each against
 //! its runner-up with the difference's 95% interval. A winner is declared only when the
 //! one rule ([`stats::trend`]) calls the difference "grows" against a margin of a tenth
-//! of the best figure; otherwise the answer is "no measurable difference" between the
-//! two, with the verdict and its margin.
+//! of the best figure; otherwise the answer is that the two are "level within the
+//! margin" (flat) or "cannot be told apart" (inconclusive), with the verdict and its
+//! margin.
 
 use crate::analysis::cases::{EnvKey, Row};
 use crate::analysis::figures::{self, Scale};
@@ -181,8 +182,8 @@ fn value(e: &Entry, unit: &str) -> String {
 }
 
 /// The answer in words: "nftables: 18.0 ms (95% CI 17.9..18.1), add service; faster
-/// than iptables by 132 ms (95% CI 131..133)", or "no measurable difference between
-/// ...".
+/// than iptables by 132 ms (95% CI 131..133)", or "nftables and iptables cannot be
+/// told apart: ...".
 pub fn describe(p: &Pick, unit: &str, better: &str) -> String {
     match p {
         Pick::NotMeasured(why) => format!("not measured: {why}"),
@@ -212,9 +213,14 @@ pub fn describe(p: &Pick, unit: &str, better: &str) -> String {
                     stats::num(m)
                 ),
                 (Some(d), Some((call, m))) => format!(
-                    "no measurable difference between {} and {}: {}, {} ({both})",
+                    "{} and {} {}: {}, {} ({both})",
                     best.mode,
                     runner_up.mode,
+                    if call == stats::Trend::Flat {
+                        "are level within the margin"
+                    } else {
+                        "cannot be told apart"
+                    },
                     stats::difference(d, unit),
                     stats::with_margin(call, m, unit)
                 ),
@@ -295,7 +301,7 @@ mod tests {
         assert_eq!(a[0].update.winner(), None);
         let text = describe(&a[0].update, "ms", "faster");
         assert!(
-            text.starts_with("no measurable difference between nftables and iptables: no measurable difference (95% CI "),
+            text.starts_with("nftables and iptables cannot be told apart: +1.00 ms (95% CI "),
             "{text}"
         );
         assert_eq!(

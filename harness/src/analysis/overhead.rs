@@ -6,26 +6,20 @@
 //!
 //! **When a difference is told from noise.** The difference of the two medians comes
 //! with a 95% bootstrap interval ([`stats::median_difference`]: each side's samples
-//! redrawn, a fixed seed). It is **measurable** only when that interval excludes zero;
-//! otherwise the report says "no measurable difference" instead of a number. A side
-//! timed fewer than [`stats::MIN_SAMPLES`] times (results from before the full sync
-//! was repeated) has no interval, and the number is shown flagged as such.
+//! redrawn, a fixed seed, so the interval spans the samples within one run). It is
+//! judged by the one rule ([`stats::trend`]) with a margin of a tenth of the floor's
+//! p50 ([`stats::relative_margin`]): **grows** (kube-proxy costs more, beyond the
+//! margin), **flat** (the whole interval within ±margin), **inconclusive**, or
+//! **unexpected** when kube-proxy is significantly faster than the floor, which by
+//! construction it cannot be. A side timed fewer than [`stats::MIN_SAMPLES`] times
+//! (results from before the full sync was repeated) has no interval and no verdict;
+//! the number is shown flagged as such.
 
 use std::collections::BTreeMap;
 
 use crate::analysis::cases::{self, EnvKey, Row, SyncKind};
-use crate::analysis::stats;
+use crate::analysis::stats::{self, Trend};
 use crate::results::{Case, Estimate, Results};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The difference's interval excludes zero.
-    Measured,
-    /// The interval includes zero: no number is given for it.
-    NoMeasurableDifference,
-    /// A side has too few samples for an interval: the number stands without one.
-    NoiseUnknown,
-}
 
 /// kube-proxy minus floor for one kind of sync.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,12 +39,16 @@ pub struct Overhead {
 }
 
 impl Overhead {
-    pub fn verdict(&self) -> Verdict {
-        match &self.interval {
-            None => Verdict::NoiseUnknown,
-            Some(e) if e.includes_zero() => Verdict::NoMeasurableDifference,
-            Some(_) => Verdict::Measured,
-        }
+    /// The practical margin: a tenth of the floor's p50, milliseconds.
+    pub fn margin(&self) -> f64 {
+        stats::relative_margin(self.floor_ms)
+    }
+
+    /// The one rule's verdict on the difference with [`Overhead::margin`]; `None`
+    /// without an interval (a side timed fewer than [`stats::MIN_SAMPLES`] times).
+    pub fn verdict(&self) -> Option<Trend> {
+        let e = self.interval.as_ref()?;
+        Some(stats::trend(e, self.margin(), stats::Forbidden::Down))
     }
 }
 
@@ -160,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn differences_whose_interval_excludes_zero_are_measured() {
+    fn differences_are_judged_by_the_one_rule_with_a_tenth_of_the_floor_as_margin() {
         // add: 50, 52, ..., 68 against 20, 22, ..., 38: medians (nearest rank, the 5th)
         // 58 and 28, and every redrawn difference lies within 30 +- 18.
         let mut kp = profiled(
@@ -189,7 +187,7 @@ mod tests {
         let i = full.interval.unwrap();
         assert_eq!(i.estimate, 400.0);
         assert!(i.ci95[0] >= 385.0 && i.ci95[1] <= 415.0, "{i:?}");
-        assert_eq!(full.verdict(), Verdict::Measured);
+        assert_eq!(full.verdict(), Some(Trend::Grows));
         let add = &l[1];
         assert_eq!(add.kind, SyncKind::AddService);
         assert_eq!((add.kube_proxy_ms, add.floor_ms), (58.0, 28.0));
@@ -200,11 +198,13 @@ mod tests {
             i.ci95[0] >= 12.0 && i.ci95[1] <= 48.0 && i.ci95[0] > 0.0,
             "{i:?}"
         );
-        assert_eq!(add.verdict(), Verdict::Measured);
+        assert_eq!(add.verdict(), Some(Trend::Grows));
         let update = &l[3];
         assert_eq!(update.difference_ms, 1.0);
         assert!(update.interval.unwrap().includes_zero());
-        assert_eq!(update.verdict(), Verdict::NoMeasurableDifference);
+        // 1 ms against a margin of 1.1 ms (a tenth of the floor's 11), with an interval
+        // wider than that: neither grows nor flat.
+        assert_eq!(update.verdict(), Some(Trend::Inconclusive));
     }
 
     #[test]
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(full.kind, SyncKind::Full);
         assert_eq!(full.difference_ms, 400.0);
         assert_eq!(full.interval, None);
-        assert_eq!(full.verdict(), Verdict::NoiseUnknown);
+        assert_eq!(full.verdict(), None);
     }
 
     #[test]

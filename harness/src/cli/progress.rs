@@ -122,7 +122,7 @@ fn ms(v: Option<f64>) -> String {
 
 /// The in-kernel cost per service position by the one rule (`analysis::stats::trend`,
 /// the verdict the results record, or the margin's floor in results from before it):
-/// the figure when it grows (or shrinks), `flat` within the margin, `n.m.d.` when
+/// the figure when it grows (or shrinks), `flat` within the margin, `inconcl.` when
 /// inconclusive, `artefact?` for a significant fall (likely an artefact).
 fn per_service(t: Option<&crate::results::Transit>) -> String {
     use crate::analysis::stats::{lookup_margin, lookup_trend, Trend};
@@ -135,7 +135,7 @@ fn per_service(t: Option<&crate::results::Transit>) -> String {
     match verdict {
         Trend::Grows | Trend::Shrinks => format!("{:.1}", s.estimate),
         Trend::Flat => "flat".into(),
-        Trend::Inconclusive => "n.m.d.".into(),
+        Trend::Inconclusive => "inconcl.".into(),
         Trend::Unexpected => "artefact?".into(),
     }
 }
@@ -144,7 +144,7 @@ fn per_service(t: Option<&crate::results::Transit>) -> String {
 pub const LEGEND: &str = "ms: sync times (full: median of the full syncs from empty; add/remove/update: incremental, p50/p99, a p99 of fewer than 100 syncs shown as their max (n=...)); \
 +us: end-to-end request p50 (syn: connect p25) through the VIP minus to an endpoint directly; \
 noise +us: the direct target measured twice, |second - first| (end-to-end figures under it are noise); \
-ns/svc: the SYN's in-kernel transit per service position by the three-way rule (a figure: grows beyond the margin; flat: its 95% interval within ±margin, 0.5 ns or a tenth of iptables'; n.m.d.: inconclusive; artefact?: a significant fall, likely an artefact)";
+ns/svc: the SYN's in-kernel transit per service position by the three-way rule (a figure: grows beyond the margin; flat: its 95% interval within ±margin, 0.5 ns or a tenth of iptables'; inconcl.: inconclusive, neither; artefact?: a significant fall, likely an artefact)";
 
 /// The summary's column headings, in order.
 const SUMMARY_HEADER: [&str; 16] = [

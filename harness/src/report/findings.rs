@@ -1,6 +1,7 @@
 //! The report's conclusions: the short answer it opens with, the claims checked, and
 //! the lookup cost (chart and table). Every difference is given by the rule of
-//! [`crate::analysis::stats`]: with its 95% interval, or as "no measurable difference".
+//! [`crate::analysis::stats`] with its 95% interval, and every conclusion by the one
+//! three-way rule ([`crate::analysis::stats::trend`]) with its margin.
 
 use std::fmt::Write;
 
@@ -29,8 +30,8 @@ pub(super) fn short_answer(h: &mut String, rows: &[Row<'_>]) {
          service position), each against the runner-up with the 95% interval of the \
          difference (within one run). A winner is named only when the one three-way rule \
          calls the difference <em>grows</em> against a margin of a tenth of the best \
-         figure, printed beside it; otherwise the answer is <em>no measurable \
-         difference</em> between them, with the verdict and its margin. kube-proxy's profile is what is compared (the \
+         figure, printed beside it; otherwise the two are <em>level within the \
+         margin</em> (flat) or <em>cannot be told apart</em> (inconclusive), with the verdict and its margin. kube-proxy's profile is what is compared (the \
          floor only where nothing else ran).</p>\n<div class=\"scroll\"><table>\n<tr><th \
          class=\"l\">environment</th><th>services</th><th>endpoints</th><th \
          class=\"l\">fastest to update</th><th class=\"l\">cheapest to look up</th></tr>\n",

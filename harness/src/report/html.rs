@@ -70,7 +70,9 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
         h,
         "<p class=\"sub\">Kubernetes service dataplanes measured on a real kernel. \
          Numbers compare only within one environment (kind and kernel), and every \
-         difference comes with its 95% interval or as <em>no measurable difference</em>.</p>"
+         difference comes with its 95% interval and what it spans; every conclusion is the one \
+         three-way rule: <em>grows/shrinks</em>, <em>flat</em> within a stated margin, or \
+         <em>inconclusive</em>.</p>"
     );
     findings::short_answer(&mut h, &rows);
     runs(&mut h, results);

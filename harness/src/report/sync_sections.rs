@@ -7,8 +7,9 @@ use std::fmt::Write;
 use crate::analysis::breakdown::{self, EnvBars, Segment};
 use crate::analysis::capacity;
 use crate::analysis::cases::SyncKind;
-use crate::analysis::overhead::{self, Overhead, Verdict};
+use crate::analysis::overhead::{self, Overhead};
 use crate::analysis::stats;
+use crate::analysis::stats::Trend;
 use crate::report::charts::{Chart, Section};
 use crate::results::Results;
 
@@ -99,10 +100,12 @@ pub(super) fn overhead(h: &mut String, results: &[Results]) {
         h,
         "<p>What kube-proxy's sync loop adds to the fastest way to the identical kernel \
          objects: its p50 minus the floor's, with the 95% bootstrap interval of that \
-         difference of medians (each side's samples redrawn {} times, a fixed seed), and \
-         their ratio. A difference whose interval includes zero is reported as <em>no \
-         measurable difference</em>; a side timed fewer than {} times has no interval, and \
-         its number is marked so.</p>",
+         difference of medians (each side's samples redrawn {} times, a fixed seed; it spans \
+         the samples within one run), and their ratio. The difference is judged by the one \
+         rule with a margin of a tenth of the floor's p50: <em>grows</em>, <em>flat</em> \
+         within the margin, <em>inconclusive</em>, or <em>unexpected</em> when kube-proxy \
+         is significantly faster than the floor, which it cannot be; a side timed fewer \
+         than {} times has no interval, and its number is marked so.</p>",
         stats::RESAMPLES,
         stats::MIN_SAMPLES
     );
@@ -147,19 +150,25 @@ fn signed(v: f64) -> String {
     }
 }
 
-/// The difference, or why there is none.
+/// The difference with the one rule's verdict (margin: a tenth of the floor), or why
+/// there is none.
 pub(super) fn difference(o: &Overhead) -> String {
+    let margin = format!("margin ±{} ms", capacity::num(o.margin()));
     match o.verdict() {
-        Verdict::Measured => signed(o.difference_ms),
-        Verdict::NoMeasurableDifference => "no measurable difference".into(),
-        Verdict::NoiseUnknown => format!("{} (noise unknown)", signed(o.difference_ms)),
+        Some(Trend::Grows) => format!("{} ({margin})", signed(o.difference_ms)),
+        Some(Trend::Unexpected) => format!(
+            "{}: unexpected, faster than the floor; likely an artefact ({margin})",
+            signed(o.difference_ms)
+        ),
+        Some(t) => format!("{} ({margin})", t.label()),
+        None => format!("{} (noise unknown)", signed(o.difference_ms)),
     }
 }
 
 fn ratio(o: &Overhead) -> String {
     match (o.verdict(), o.ratio) {
-        (Verdict::NoMeasurableDifference, _) | (_, None) => "&ndash;".into(),
-        (_, Some(r)) => format!("{}x", capacity::num(r)),
+        (Some(Trend::Grows) | None, Some(r)) => format!("{}x", capacity::num(r)),
+        _ => "&ndash;".into(),
     }
 }
 
@@ -208,14 +217,16 @@ mod tests {
             row("full sync")
         );
         assert!(
-            row("add service").contains("<td>+30.0</td><td>2.07x</td><td class=\"l\">+"),
+            row("add service")
+                .contains("<td>+30.0 (margin ±2.80 ms)</td><td>2.07x</td><td class=\"l\">+"),
             "{}",
             row("add service")
         );
         // update: 58 against 57, spreads of 18.
         assert!(
-            row("update endpoints")
-                .contains("<td>no measurable difference</td><td>&ndash;</td><td class=\"l\">-"),
+            row("update endpoints").contains(
+                "<td>inconclusive (margin ±5.70 ms)</td><td>&ndash;</td><td class=\"l\">-"
+            ),
             "{}",
             row("update endpoints")
         );

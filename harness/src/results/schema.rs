@@ -609,8 +609,8 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// Whether the interval includes zero: then there is no measurable difference and
-    /// nothing is concluded from the estimate.
+    /// Whether the interval includes zero (the one rule, `analysis::stats::trend`, then
+    /// calls the figure flat or inconclusive, never grows or shrinks).
     pub fn includes_zero(&self) -> bool {
         self.ci95[0] <= 0.0 && self.ci95[1] >= 0.0
     }

@@ -107,19 +107,18 @@ fn pairs(comparisons: &[Comparison]) -> Vec<String> {
         .iter()
         .map(|c| {
             let mut parts = Vec::new();
-            if let Some((n, e)) = c.update {
-                parts.push(format!(
-                    "update at {} services {}",
-                    count(n as f64),
-                    stats::difference(&e, "ms")
-                ));
-            }
-            if let Some((n, e)) = c.lookup {
-                parts.push(format!(
-                    "lookup at {} services {}",
-                    count(n as f64),
-                    stats::difference(&e, "ns")
-                ));
+            for (what, unit, fig, m) in [
+                ("update", "ms", c.update, c.margins[0]),
+                ("lookup", "ns", c.lookup, c.margins[1]),
+            ] {
+                if let Some((n, e)) = fig {
+                    parts.push(format!(
+                        "{what} at {} services {}, {}",
+                        count(n as f64),
+                        stats::difference(&e, unit),
+                        stats::with_margin(stats::trend(&e, m, stats::Forbidden::Neither), m, unit)
+                    ));
+                }
             }
             if parts.is_empty() {
                 parts.push("no scale where both have figures with intervals".into());

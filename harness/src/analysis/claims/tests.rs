@@ -246,7 +246,7 @@ fn a_run_against_the_textbook_refutes_it() {
     assert!(
         b.evidence.starts_with(
             "the add-one-service sync's growth with the service count: flat (margin ±2.00 ms); \
-             p50 20.00 ms (95% CI 19.97..20.04) at 100 services, 20.00 ms (95% CI 19.97..20.04) at 1,000 services: no measurable difference"
+             p50 20.00 ms (95% CI 19.97..20.04) at 100 services, 20.00 ms (95% CI 19.97..20.04) at 1,000 services: 0.00 ms (95% CI -0.04..+0.04)"
         ),
         "{}",
         b.evidence

@@ -18,8 +18,9 @@
 //! - A **slope** across scales is the least-squares line through each scale's median,
 //!   with a bootstrap interval that redraws every scale's samples ([`bootstrap_slope`]).
 //!
-//! The rule: **a difference whose interval includes zero is "no measurable
-//! difference"**, and the report gives its interval instead of a number to act on.
+//! The rule every conclusion draws from these figures is the one three-way rule in
+//! [`trend`] (grows/shrinks, flat within a stated margin, inconclusive, or unexpected);
+//! the formatters here only write a figure with its interval and decide nothing.
 
 use crate::results::Estimate;
 
@@ -31,24 +32,6 @@ pub const RESAMPLES: usize = 2_000;
 pub const SEED: u64 = 0x6b70_6265_6e63_6832;
 /// Two-sided level of every interval.
 const ALPHA: f64 = 0.05;
-
-/// Whether a difference can be acted on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The interval excludes zero.
-    Measured,
-    /// The interval includes zero.
-    NoMeasurableDifference,
-}
-
-/// The rule: measured only when the interval excludes zero.
-pub fn verdict(e: &Estimate) -> Verdict {
-    if e.includes_zero() {
-        Verdict::NoMeasurableDifference
-    } else {
-        Verdict::Measured
-    }
-}
 
 /// SplitMix64: a small deterministic generator, so a fixed seed gives the same interval
 /// everywhere without a dependency.
@@ -304,25 +287,17 @@ pub fn interval(e: &Estimate, unit: &str) -> String {
     )
 }
 
-/// A difference by the rule: "+12.0 ms (95% CI +10.0..+14.0)" when its interval
-/// excludes zero, else "no measurable difference (95% CI -1.00..+3.00 ms)": the
-/// interval shows how large a difference could hide in the noise.
+/// A difference with its interval, signed: "+12.0 ms (95% CI +10.0..+14.0)". It
+/// decides nothing: the verdict beside it comes from [`trend`] with the figure's margin.
 pub fn difference(e: &Estimate, unit: &str) -> String {
     let d = decimals_for(e);
-    let ci = format!("{}..{}", signed_at(e.ci95[0], d), signed_at(e.ci95[1], d));
-    match verdict(e) {
-        Verdict::Measured => format!(
-            "{}{} (95% CI {ci})",
-            signed_at(e.estimate, d),
-            unit_suffix(unit)
-        ),
-        Verdict::NoMeasurableDifference => {
-            format!(
-                "no measurable difference (95% CI {ci}{})",
-                unit_suffix(unit)
-            )
-        }
-    }
+    format!(
+        "{}{} (95% CI {}..{})",
+        signed_at(e.estimate, d),
+        unit_suffix(unit),
+        signed_at(e.ci95[0], d),
+        signed_at(e.ci95[1], d)
+    )
 }
 
 mod slope;

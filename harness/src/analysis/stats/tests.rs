@@ -51,11 +51,11 @@ fn the_bootstrap_difference_of_medians_is_exact_on_known_samples() {
     // b's redrawn median is 1, 2 or 3, each often (7/27, 13/27, 7/27), a's always 10.
     let d = median_difference(&[10.0, 10.0, 10.0], &[1.0, 2.0, 3.0]).unwrap();
     assert_eq!(d, est(8.0, 7.0, 9.0));
-    assert_eq!(verdict(&d), Verdict::Measured);
+    assert_eq!(trend(&d, 0.8, Forbidden::Neither), Trend::Grows);
     // Equal constant sets: exactly zero, an interval of [0, 0]: no difference.
     let z = median_difference(&[5.0; 4], &[5.0; 4]).unwrap();
     assert_eq!(z, est(0.0, 0.0, 0.0));
-    assert_eq!(verdict(&z), Verdict::NoMeasurableDifference);
+    assert_eq!(trend(&z, 0.5, Forbidden::Neither), Trend::Flat);
     // Too few samples: no interval, so no difference to speak of.
     assert_eq!(median_difference(&[1.0, 2.0], &[1.0, 2.0, 3.0]), None);
     // The same seed gives the same interval.
@@ -65,7 +65,7 @@ fn the_bootstrap_difference_of_medians_is_exact_on_known_samples() {
 }
 
 #[test]
-fn overlapping_noise_is_no_measurable_difference_and_a_clear_shift_is_measured() {
+fn overlapping_noise_is_inconclusive_and_a_clear_shift_grows_or_shrinks() {
     // 10 samples 0..9 against the same shifted by 1: the medians differ by 1, but
     // the spread is 9 wide.
     let a: Vec<f64> = (0..10).map(|i| i as f64 + 1.0).collect();
@@ -73,7 +73,8 @@ fn overlapping_noise_is_no_measurable_difference_and_a_clear_shift_is_measured()
     let d = median_difference(&a, &b).unwrap();
     assert_eq!(d.estimate, 1.0);
     assert!(d.includes_zero(), "{d:?}");
-    assert_eq!(verdict(&d), Verdict::NoMeasurableDifference);
+    // Neither a change nor flat within a margin of 0.5: the noise is wider.
+    assert_eq!(trend(&d, 0.5, Forbidden::Neither), Trend::Inconclusive);
     // Shifted by 100: every redrawn difference lies in 91..=109.
     let far: Vec<f64> = b.iter().map(|v| v + 100.0).collect();
     let d = median_difference(&far, &b).unwrap();
@@ -93,7 +94,7 @@ fn estimates_subtract_with_quadrature_halves() {
     // 3-4-5: two halves of 3 and 4 make 5.
     let d = difference_of_estimates(est(10.0, 7.0, 13.0), est(9.0, 5.0, 13.0));
     assert_eq!(d, est(1.0, -4.0, 6.0));
-    assert_eq!(verdict(&d), Verdict::NoMeasurableDifference);
+    assert_eq!(trend(&d, 1.0, Forbidden::Neither), Trend::Inconclusive);
     assert_eq!(scale(est(2.0, 1.0, 3.0), -2.0), est(-4.0, -6.0, -2.0));
 }
 
@@ -124,7 +125,7 @@ fn slopes_carry_the_scales_noise() {
 }
 
 #[test]
-fn differences_read_as_the_rule_says() {
+fn differences_are_written_with_their_interval_and_decide_nothing() {
     assert_eq!(
         difference(&est(12.0, 10.0, 14.0), "ms"),
         "+12.0 ms (95% CI +10.0..+14.0)"
@@ -135,7 +136,7 @@ fn differences_read_as_the_rule_says() {
     );
     assert_eq!(
         difference(&est(1.0, -1.0, 3.0), "ms"),
-        "no measurable difference (95% CI -1.00..+3.00 ms)"
+        "+1.00 ms (95% CI -1.00..+3.00)"
     );
     assert_eq!(
         with_ci(&est(5.1, 4.8, 5.4), "ns"),

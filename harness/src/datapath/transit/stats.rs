@@ -19,8 +19,8 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// Whether the interval excludes zero: only then is the estimate a measurable
-    /// difference; otherwise it is "no measurable difference".
+    /// Whether the interval excludes zero (one condition of the one rule,
+    /// `analysis::stats::trend`, which also asks for an effect beyond the margin).
     pub fn excludes_zero(&self) -> bool {
         self.ci95[0] > 0.0 || self.ci95[1] < 0.0
     }
