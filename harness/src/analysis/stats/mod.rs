@@ -266,13 +266,19 @@ fn unit_suffix(unit: &str) -> String {
 
 /// "5.10 ns (95% CI 4.80..5.40)".
 pub fn with_ci(e: &Estimate, unit: &str) -> String {
+    written(e, unit, at)
+}
+
+/// The estimate and its interval, each number written by `write` at the estimate's
+/// decimals.
+fn written(e: &Estimate, unit: &str, write: fn(f64, usize) -> String) -> String {
     let d = decimals_for(e);
     format!(
         "{}{} (95% CI {}..{})",
-        at(e.estimate, d),
+        write(e.estimate, d),
         unit_suffix(unit),
-        at(e.ci95[0], d),
-        at(e.ci95[1], d)
+        write(e.ci95[0], d),
+        write(e.ci95[1], d)
     )
 }
 
@@ -290,14 +296,7 @@ pub fn interval(e: &Estimate, unit: &str) -> String {
 /// A difference with its interval, signed: "+12.0 ms (95% CI +10.0..+14.0)". It
 /// decides nothing: the verdict beside it comes from [`trend`] with the figure's margin.
 pub fn difference(e: &Estimate, unit: &str) -> String {
-    let d = decimals_for(e);
-    format!(
-        "{}{} (95% CI {}..{})",
-        signed_at(e.estimate, d),
-        unit_suffix(unit),
-        signed_at(e.ci95[0], d),
-        signed_at(e.ci95[1], d)
-    )
+    written(e, unit, signed_at)
 }
 
 mod slope;
