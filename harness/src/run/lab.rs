@@ -1,6 +1,9 @@
 //! Running a run's IPVS cases in the kernel lab when the host kernel has no IPVS:
-//! the resolved scenario (only the ipvs mode) goes to a guest booted on the default
-//! lab kernel, and the guest's cases and environment come back into this run.
+//! the resolved scenario goes to a guest booted on the default lab kernel, and the
+//! guest's cases and environment come back into this run. With `lab_compare` (the
+//! default) the guest also runs the scenario's iptables, nftables and eBPF modes at
+//! IPVS's scales ([`lab_scenario`]), so the lab's environment holds the seed's
+//! comparison on one kernel; host and lab figures are never compared with each other.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,16 +62,55 @@ pub fn lab_needed(feature: KernelFeature) -> bool {
     feature.probe() == Presence::Absent && std::env::var_os("KPBENCH_ENV_KIND").is_none()
 }
 
-/// Runs the ipvs cases of `s` in the lab: the guest's environments and cases.
-pub fn run_ipvs_cases(
+/// The modes that go to the lab beside IPVS for a same-kernel comparison: kube-proxy's
+/// default iptables mode (nf_tables backend), nftables, and Cilium's two eBPF load
+/// balancers. iptables-legacy stays on the host: its x_tables walk is the same rule
+/// list, and each emulated case costs the quick run about half a minute.
+pub const COMPARED_IN_LAB: [Mode; 4] = [Mode::Iptables, Mode::Nftables, Mode::Ebpf, Mode::EbpfTc];
+
+/// What the guest runs: the ipvs mode at its scales and, with `lab_compare`, the
+/// scenario's other modes of [`COMPARED_IN_LAB`] at those same scales, IPVS first.
+pub fn lab_scenario(s: &Scenario) -> Scenario {
+    let mut lab = s.clone();
+    let ipvs = s.scales_for(Mode::Ipvs).to_vec();
+    lab.modes = vec![Mode::Ipvs];
+    if s.lab_compare {
+        lab.modes.extend(
+            s.modes
+                .iter()
+                .copied()
+                .filter(|m| COMPARED_IN_LAB.contains(m)),
+        );
+    }
+    lab.scales = lab
+        .modes
+        .iter()
+        .map(|m| (m.name().to_string(), ipvs.clone()))
+        .collect();
+    lab
+}
+
+/// The number of cases `lab` makes: modes (each IPVS scheduler its own) x scales x
+/// profiles.
+fn case_count(lab: &Scenario) -> usize {
+    lab.mode_specs()
+        .iter()
+        .map(|m| lab.scales_for(m.mode()).len())
+        .sum::<usize>()
+        .max(1)
+        * lab.profiles.len().max(1)
+}
+
+/// Runs the lab's cases of `s` (see [`lab_scenario`]): the guest's environments and
+/// cases.
+pub fn run_lab_cases(
     s: &Scenario,
     run_id: &str,
     step: &mut dyn FnMut(String),
 ) -> Result<LabCases, LabRunError> {
-    let mut only = s.clone();
-    only.modes = vec![Mode::Ipvs];
+    let only = lab_scenario(s);
     let toml = toml::to_string(&only)?;
-    let cases = (s.scales_for(Mode::Ipvs).len() * s.ipvs_schedulers.len()).max(1);
+    let cases = case_count(&only);
     // Boot and initramfs work plus every case's own limit.
     let timeout = Duration::from_secs(300) + s.case_timeout() * cases as u32;
     // The lab copies a scenario file named on the command line into the guest.
@@ -122,5 +164,37 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_runs_the_other_modes_at_ipvs_scales_unless_told_not_to() {
+        let toml =
+            "modes = [\"iptables\", \"iptables-legacy\", \"nftables\", \"ipvs\", \"ebpf\"]\n\
+                    services = [100, 1000]\nprofiles = [\"kube-proxy\", \"floor\"]\n\
+                    [scales]\nipvs = [100]\nebpf = [1000]\n";
+        let s = Scenario::parse(toml, "t.toml", "t").unwrap();
+        let lab = lab_scenario(&s);
+        assert_eq!(
+            lab.modes,
+            [Mode::Ipvs, Mode::Iptables, Mode::Nftables, Mode::Ebpf]
+        );
+        for m in &lab.modes {
+            assert_eq!(lab.scales_for(*m), [100], "{m:?}");
+        }
+        // 4 modes x 1 scale x 2 profiles.
+        assert_eq!(case_count(&lab), 8);
+        // What goes to the guest reads back as the same scenario.
+        let back = Scenario::parse(&toml::to_string(&lab).unwrap(), "lab.toml", "t").unwrap();
+        assert_eq!(back.modes, lab.modes);
+        assert_eq!(back.scales, lab.scales);
+        let mut off = s.clone();
+        off.lab_compare = false;
+        assert_eq!(lab_scenario(&off).modes, [Mode::Ipvs]);
+        assert_eq!(case_count(&lab_scenario(&off)), 2);
     }
 }

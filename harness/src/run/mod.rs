@@ -1,6 +1,8 @@
 //! Running a scenario: plan the cases, give each a fresh sandbox, sync and read back
 //! through its backend, measure the data path, and record every finished case at once.
-//! ipvs cases go to the kernel lab when the host has no IPVS (`lab`).
+//! ipvs cases go to the kernel lab when the host has no IPVS (`lab`), with the
+//! scenario's iptables, nftables and eBPF modes at IPVS's scales for a same-kernel
+//! comparison.
 //!
 //! - `plan`: the cases of a scenario, in order;
 //! - `case`: one case, step by step;

@@ -313,7 +313,14 @@ impl Runner<'_> {
         on_event(Event::CaseStarted {
             index,
             total: cases.len(),
-            label: format!("ipvs ({} cases) in the kernel lab", mine.len()),
+            label: if s.lab_compare {
+                format!(
+                    "ipvs ({} cases) in the kernel lab, with the other modes at its scales for a same-kernel comparison",
+                    mine.len()
+                )
+            } else {
+                format!("ipvs ({} cases) in the kernel lab", mine.len())
+            },
         });
         let mut step = |m: String| on_event(Event::Step(m));
         let lab_cases = match self.host.run_in_lab(s, &p.run_id, &mut step) {

@@ -175,7 +175,8 @@ pub trait Host {
     /// Whether the cases of `spec` run in the kernel lab instead of here.
     fn needs_lab(&self, spec: ModeSpec) -> bool;
 
-    /// Runs the ipvs cases of `s` in the kernel lab.
+    /// Runs the lab's cases of `s` in the kernel lab: its ipvs cases and, with
+    /// `lab_compare`, the other modes at IPVS's scales (`run::lab::lab_scenario`).
     fn run_in_lab(
         &self,
         s: &Scenario,
@@ -211,7 +212,7 @@ impl Host for RealHost {
         run_id: &str,
         step: &mut dyn FnMut(String),
     ) -> Result<LabCases, LabRunError> {
-        crate::run::lab::run_ipvs_cases(s, run_id, step)
+        crate::run::lab::run_lab_cases(s, run_id, step)
     }
 
     fn now(&self) -> Instant {

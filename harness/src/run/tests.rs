@@ -322,7 +322,7 @@ fn ipvs_cases_go_to_the_lab_at_once_and_come_back_with_its_environment() {
     assert_eq!(
         events[..3],
         [
-            "start 1/4 ipvs (2 cases) in the kernel lab",
+            "start 1/4 ipvs (2 cases) in the kernel lab, with the other modes at its scales for a same-kernel comparison",
             "  lab: booting for t1",
             "end 1 Ok",
         ]

@@ -35,6 +35,7 @@ struct RawScenario {
     profiles: Option<Vec<String>>,
     kube_proxy_version: Option<String>,
     sync_interval_s: Option<f64>,
+    lab_compare: Option<bool>,
     datapath: Option<RawDatapath>,
 }
 
@@ -133,6 +134,10 @@ pub struct Scenario {
     /// Virtual seconds between measured syncs, for kube-proxy's timers (default 1,
     /// its minSyncPeriod): see scenarios/README.md.
     pub sync_interval_s: f64,
+    /// When IPVS runs in the kernel lab (the host has none), also run the scenario's
+    /// iptables, nftables and eBPF modes there at IPVS's scales, so that one kernel
+    /// holds the comparison (default true).
+    pub lab_compare: bool,
     pub datapath: Datapath,
 }
 
@@ -258,6 +263,7 @@ impl Scenario {
             profiles,
             kube_proxy_version,
             sync_interval_s,
+            lab_compare: raw.lab_compare.unwrap_or(true),
             datapath,
         })
     }

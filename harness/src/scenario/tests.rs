@@ -29,7 +29,8 @@ fn the_shipped_scenarios_parse() {
     let quick = Scenario::quick();
     assert_eq!(quick.name, "quick");
     assert_eq!(quick.scales_for(Mode::Iptables), &[100, 1000]);
-    assert_eq!(quick.scales_for(Mode::IptablesLegacy), &[100, 1000, 5000]);
+    assert_eq!(quick.scales_for(Mode::IptablesLegacy), &[100, 1000]);
+    assert!(quick.lab_compare);
     assert_eq!(quick.scales_for(Mode::Nftables), &[100, 1000]);
     assert_eq!(quick.scales_for(Mode::Ebpf), &[1000]);
     assert_eq!(quick.scales_for(Mode::EbpfTc), &[1000]);

@@ -12,8 +12,10 @@ use crate::analysis::lookup::{self, TransitLookup};
 pub(super) const CAPTION: &str = "The SYN's transit through the node, from tc ingress on \
      the client's veth to tc egress on the backend's, timed inside the kernel: its p50 per \
      service position with the median's 95% interval as whiskers, for each mode at its \
-     largest scale with a transit pass. Thin flat lines: the same pass's direct \
-     connection (no DNAT), the floor every VIP pays on top of.";
+     largest scale with a transit pass. The whiskers span that target's packets within \
+     the first replicate of one run; the cost per position beside the chart spans the \
+     targets and replicates (the table says which). Thin flat lines: the same pass's \
+     direct connection (no DNAT), the floor every VIP pays on top of.";
 
 pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
     // Per mode, the largest scale with a transit pass.

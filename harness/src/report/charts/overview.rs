@@ -25,7 +25,8 @@ fn p50(d: &DurationSummary) -> Point {
 }
 
 const WHISKERS: &str = "Whiskers: the median's 95% interval (order statistics over the \
-     samples; with fewer than 6 samples, their range).";
+     samples; with fewer than 6 samples, their range). They span the samples within one \
+     run, not runs or machines.";
 
 pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
     let mut modes: Vec<String> = rows.iter().map(|r| r.mode()).collect();
