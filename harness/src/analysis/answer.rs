@@ -75,6 +75,14 @@ pub struct Answer {
     pub update: Pick,
     /// Cheapest to look up, ns.
     pub lookup: Pick,
+    /// The seed's question, "iptables or IPVS?": the same two picks between kube-proxy's
+    /// iptables mode (nf_tables backend) and IPVS alone, when both ran here.
+    pub iptables_or_ipvs: Option<(Pick, Pick)>,
+}
+
+/// Whether `mode` is one side of the seed's question: `iptables` or an IPVS scheduler.
+fn seed_side(mode: &str) -> bool {
+    mode == "iptables" || mode.starts_with("ipvs")
 }
 
 /// The answers, by environment and scale.
@@ -83,9 +91,17 @@ pub fn answers(rows: &[Row<'_>]) -> Vec<Answer> {
         .into_iter()
         .map(|((env, scale), modes)| {
             let modes: Vec<(&String, &Row<'_>)> = modes.iter().collect();
+            let seed: Vec<(&String, &Row<'_>)> = modes
+                .iter()
+                .copied()
+                .filter(|(m, _)| seed_side(m))
+                .collect();
+            let both = seed.iter().any(|(m, _)| *m == "iptables")
+                && seed.iter().any(|(m, _)| m.starts_with("ipvs"));
             Answer {
                 update: update_pick(&modes),
                 lookup: lookup_pick(&modes),
+                iptables_or_ipvs: both.then(|| (update_pick(&seed), lookup_pick(&seed))),
                 env,
                 scale,
             }
@@ -245,6 +261,45 @@ mod tests {
         s.remove_service = Some(summary(samples));
         s.update_endpoints = Some(summary(samples));
         c
+    }
+
+    #[test]
+    fn the_seeds_question_is_answered_between_iptables_and_ipvs_alone() {
+        let fig = |mode, add, ns: f64| {
+            with_transit(
+                case(mode, 100, 400.0, add, 1.0),
+                900.0,
+                3000.0,
+                ns,
+                40.0,
+                est(ns, ns - 0.5, ns + 0.5),
+            )
+        };
+        let mut ipvs = fig("ipvs", 60.0, 0.0);
+        ipvs.ipvs_scheduler = Some("rr".into());
+        // nftables is best at both, so the first row names it; the seed's row does not.
+        let r = results(
+            "6.1.0",
+            vec![
+                fig("iptables", 150.0, 15.0),
+                fig("nftables", 18.0, 0.0),
+                ipvs,
+            ],
+        );
+        let rows = cases::rows(std::slice::from_ref(&r));
+        let a = answers(&rows);
+        assert_eq!(a[0].update.winner(), Some("nftables"));
+        let (update, lookup) = a[0].iptables_or_ipvs.as_ref().expect("both ran");
+        assert_eq!(update.winner(), Some("ipvs/rr"));
+        assert!(describe(update, "ms", "faster").contains("faster than iptables"));
+        assert_eq!(lookup.winner(), Some("ipvs/rr"));
+        // Without IPVS in that environment, no such row.
+        let r = results(
+            "6.18.0",
+            vec![fig("iptables", 150.0, 15.0), fig("nftables", 18.0, 0.0)],
+        );
+        let rows = cases::rows(std::slice::from_ref(&r));
+        assert_eq!(answers(&rows)[0].iptables_or_ipvs, None);
     }
 
     #[test]

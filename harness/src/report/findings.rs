@@ -32,17 +32,28 @@ pub(super) fn short_answer(h: &mut String, rows: &[Row<'_>]) {
          calls the difference <em>grows</em> against a margin of a tenth of the best \
          figure, printed beside it; otherwise the two are <em>level within the \
          margin</em> (flat) or <em>cannot be told apart</em> (inconclusive), with the verdict and its margin. kube-proxy's profile is what is compared (the \
-         floor only where nothing else ran).</p>\n<div class=\"scroll\"><table>\n<tr><th \
+         floor only where nothing else ran). Where iptables and IPVS both ran in one \
+         environment and scale, a second row answers the question itself, <em>iptables \
+         or IPVS?</em>, between those two alone.</p>\n<div class=\"scroll\"><table>\n<tr><th \
          class=\"l\">environment</th><th>services</th><th>endpoints</th><th \
          class=\"l\">fastest to update</th><th class=\"l\">cheapest to look up</th></tr>\n",
     );
     for a in &answers {
-        answer_row(h, a);
+        answer_row(h, a, "", &a.update, &a.lookup);
+        if let Some((update, lookup)) = &a.iptables_or_ipvs {
+            answer_row(h, a, "iptables or IPVS: ", update, lookup);
+        }
     }
     h.push_str("</table></div>\n");
 }
 
-fn answer_row(h: &mut String, a: &Answer) {
+fn answer_row(
+    h: &mut String,
+    a: &Answer,
+    lead: &str,
+    update: &answer::Pick,
+    lookup: &answer::Pick,
+) {
     let cell = |p: &answer::Pick, unit, better| {
         let text = escape(&answer::describe(p, unit, better));
         match p.winner() {
@@ -56,8 +67,8 @@ fn answer_row(h: &mut String, a: &Answer) {
         escape(&a.env.label()),
         stats::count(a.scale.0 as f64),
         a.scale.1,
-        cell(&a.update, "ms", "faster"),
-        cell(&a.lookup, "ns", "cheaper"),
+        format!("{lead}{}", cell(update, "ms", "faster")),
+        format!("{lead}{}", cell(lookup, "ns", "cheaper")),
     );
 }
 
