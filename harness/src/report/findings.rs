@@ -63,12 +63,12 @@ fn answer_row(
     };
     let _ = writeln!(
         h,
-        "<tr><td class=\"l nw\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+        "<tr><td class=\"l nw\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{lead}{}</td><td class=\"l\">{lead}{}</td></tr>",
         escape(&a.env.label()),
         stats::count(a.scale.0 as f64),
         a.scale.1,
-        format!("{lead}{}", cell(update, "ms", "faster")),
-        format!("{lead}{}", cell(lookup, "ns", "cheaper")),
+        cell(update, "ms", "faster"),
+        cell(lookup, "ns", "cheaper"),
     );
 }
 
