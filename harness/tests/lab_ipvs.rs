@@ -133,7 +133,7 @@ fn kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none() {
     let scenario = dir.path().join("ipvs.toml");
     std::fs::write(
         &scenario,
-        "modes = [\"iptables-legacy\", \"ipvs\"]\nservices = [4]\nendpoints_per_service = 2\nrepeats = 1\n\
+        "modes = [\"iptables-legacy\", \"iptables\", \"ipvs\"]\nservices = [4]\nendpoints_per_service = 2\nrepeats = 1\n\
          [datapath]\nenabled = false\n",
     )
     .unwrap();
@@ -179,4 +179,22 @@ fn kpbench_run_sends_ipvs_cases_to_the_lab_when_the_host_has_none() {
         "{lab}"
     );
     assert_eq!(ipvs["environment"], lab["id"], "{ipvs}");
+    // The same-kernel comparison (lab_compare, the default): iptables ran in the lab
+    // too, at IPVS's scale; iptables-legacy stayed on the host only.
+    let envs_of = |mode: &str| -> Vec<String> {
+        json["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["mode"] == mode && c["status"] == "ok")
+            .map(|c| c["environment"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let host = envs
+        .iter()
+        .find(|e| e["kind"] == "host")
+        .expect("the host environment");
+    let (host_id, lab_id) = (host["id"].as_str().unwrap(), lab["id"].as_str().unwrap());
+    assert_eq!(envs_of("iptables"), [host_id, lab_id], "{text}");
+    assert_eq!(envs_of("iptables-legacy"), [host_id], "{text}");
 }
