@@ -260,7 +260,11 @@ impl FakeBackends {
 }
 
 impl Backends for FakeBackends {
-    fn backend(&self, spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
+    fn backend(
+        &self,
+        spec: ModeSpec,
+        _release: dataplane::KubeProxyVersion,
+    ) -> Result<Box<dyn Backend>, NotImplemented> {
         let script = self
             .scripts
             .get(&spec.mode())
