@@ -288,6 +288,8 @@ pub(crate) mod fixtures {
                 noise_floor_us: None,
             }),
             elapsed_s: Some(1.0),
+            programmed_by: None,
+            sync_over_limit_s: None,
         }
     }
 
@@ -430,6 +432,8 @@ pub(crate) mod fixtures {
             sync: None,
             datapath: None,
             elapsed_s: None,
+            programmed_by: None,
+            sync_over_limit_s: None,
         }
     }
 
