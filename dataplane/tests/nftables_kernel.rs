@@ -304,3 +304,34 @@ fn profiles_leave_identical_objects() {
     }
     assert_ne!(fresh[0], fresh[1], "1.35 and 1.36 leave different tables");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn a_tool_killed_at_the_deadline_keeps_its_wall_time_in_its_step() {
+    require_root_and_nft();
+    // The partial timings of a sync past its limit say which step the time went to.
+    use dataplane::floor::sync::{Category, Executor, ToolCall};
+    let ns = NsGuard::new("killed");
+    let mut io = RealExecutor::new(&ns.0, deadline());
+    io.begin(Deadline::after(Duration::from_millis(400)));
+    let err = io
+        .tool(ToolCall::new("sleep", Category::Restore, "sleep", &["5"]))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let report = io.finish();
+    let step = report
+        .steps
+        .steps
+        .iter()
+        .find(|s| s.name == "sleep")
+        .expect("the killed tool's step");
+    assert!(
+        step.cost.wall >= Duration::from_millis(300),
+        "{:?}",
+        step.cost
+    );
+    assert!(step.cost.wall < Duration::from_secs(4), "{:?}", step.cost);
+}

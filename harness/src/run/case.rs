@@ -534,13 +534,13 @@ fn floor_programmed(
             return Err(over.error);
         }
     }
+    // The read-back and the data path get limits of their own too: the floor's sync
+    // may have used most of its own, and listing a large table takes a while.
     on_event(Event::Step("reading rules back".into()));
-    let budget = s
-        .command_timeout()
-        .min(deadline.remaining().max(MIN_READ_BACK));
     let found = backend
-        .verify(sb.node(), &set, Deadline::after(budget))
-        .map_err(CaseError::at(Step::ReadBack, over.limit))?;
+        .verify(sb.node(), &set, Deadline::after(s.command_timeout()))
+        .map_err(CaseError::at(Step::ReadBack, s.command_timeout()))?;
+    let deadline = Deadline::after(over.limit);
     let (datapath, datapath_error) = if s.datapath.enabled {
         let mut step = |m: String| on_event(Event::Step(m));
         match sb.measure_datapath(&set, &s.datapath, deadline, &mut step) {
