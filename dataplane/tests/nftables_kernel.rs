@@ -322,12 +322,7 @@ fn a_tool_killed_at_the_deadline_keeps_its_wall_time_in_its_step() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     let report = io.finish();
-    let step = report
-        .steps
-        .steps
-        .iter()
-        .find(|s| s.name == "sleep")
-        .expect("the killed tool's step");
+    let step = report.steps.get("sleep").expect("the killed tool's step");
     assert!(
         step.cost.wall >= Duration::from_millis(300),
         "{:?}",
