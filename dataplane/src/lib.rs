@@ -27,4 +27,4 @@ pub use floor::netns::Netns;
 pub use floor::prereq::{KernelFeature, Prerequisites, ToolNeed, Unavailable};
 pub use floor::sync::{Controller, KubeProxyVersion, Profile, ProfileKind, SyncReport};
 pub use mode::{IpvsScheduler, Mode, ModeSpec, UnknownScheduler};
-pub use registry::backend;
+pub use registry::{backend, backend_for_release};

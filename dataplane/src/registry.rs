@@ -3,14 +3,26 @@
 //! line here.
 
 use crate::floor::backend::{Backend, NotImplemented};
+use crate::floor::sync::KubeProxyVersion;
 use crate::mode::{Mode, ModeSpec};
 
-/// The backend of a mode with its settings.
+/// The backend of a mode with its settings, for the newest kube-proxy release.
 pub fn backend(spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
+    backend_for_release(spec, KubeProxyVersion::default())
+}
+
+/// The backend of a mode for kube-proxy `release`: the release whose objects the floor
+/// programs and the read-back expects where releases write different rules (nftables).
+pub fn backend_for_release(
+    spec: ModeSpec,
+    release: KubeProxyVersion,
+) -> Result<Box<dyn Backend>, NotImplemented> {
     match spec.mode() {
         Mode::Iptables => Ok(Box::new(crate::iptables::IptablesBackend::nft())),
         Mode::IptablesLegacy => Ok(Box::new(crate::iptables::IptablesBackend::legacy())),
-        Mode::Nftables => Ok(Box::new(crate::nftables::NftablesBackend::new())),
+        Mode::Nftables => Ok(Box::new(
+            crate::nftables::NftablesBackend::new().for_release(release),
+        )),
         Mode::Ipvs => Ok(Box::new(crate::ipvs::IpvsBackend::new(
             spec.scheduler().unwrap_or_default(),
         ))),

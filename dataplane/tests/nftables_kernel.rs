@@ -61,8 +61,8 @@ fn sample(n: usize, e: usize) -> ServiceSet {
 fn full_sync_reads_back_what_was_rendered() {
     require_root_and_nft();
     let set = sample(40, 10);
-    let backend = NftablesBackend::new();
-    for profile in profiles() {
+    for (release, profile) in profiles() {
+        let backend = NftablesBackend::new().for_release(release);
         let ns = NsGuard::new(&format!("full-{}", profile.kind()));
         let mut ctl = backend.controller(profile);
         let mut io = RealExecutor::new(&ns.0, deadline());
@@ -75,19 +75,24 @@ fn full_sync_reads_back_what_was_rendered() {
             .unwrap_or_else(|e| panic!("{profile}: {e}"))
             .count;
         assert_eq!(found, backend.expected_objects(&set), "{profile}");
-        // Fixed rules, 2 + 2 x 10 per service, 2 elements per service, the node IP.
-        assert_eq!(found, 23 + 40 * 22 + 2 * 41 + 1, "{profile}");
+        let want = match release {
+            // Fixed rules, 2 + 2 x 10 per service, 2 elements per service, the node IP.
+            KubeProxyVersion::V1_35 => 23 + 40 * 22 + 2 * 41 + 1,
+            // Fixed rules, 1 per service, 2 elements per service and a hairpin tuple
+            // per endpoint, the node IP.
+            KubeProxyVersion::V1_36 => 22 + 40 + 2 * 41 + 400 + 1,
+        };
+        assert_eq!(found, want, "{profile} ({release}'s rules)");
     }
 }
 
-/// The profiles the controllers replay.
-fn profiles() -> Vec<Profile> {
-    let mut v: Vec<Profile> = KubeProxyVersion::ALL
+/// The profiles the controllers replay, each with the release whose rules it writes:
+/// each kube-proxy release, and the floor for each release's objects.
+fn profiles() -> Vec<(KubeProxyVersion, Profile)> {
+    KubeProxyVersion::ALL
         .into_iter()
-        .map(Profile::KubeProxy)
-        .collect();
-    v.push(Profile::Floor);
-    v
+        .flat_map(|v| [(v, Profile::KubeProxy(v)), (v, Profile::Floor)])
+        .collect()
 }
 
 /// One controller syncing one namespace through the real executor, as the runner
@@ -101,10 +106,12 @@ struct Driven<'a> {
 }
 
 impl<'a> Driven<'a> {
-    fn new(ns: &'a Netns, profile: Profile) -> Self {
+    fn new(ns: &'a Netns, profile: Profile, release: KubeProxyVersion) -> Self {
         Driven {
             ns,
-            ctl: NftablesBackend::new().controller(profile),
+            ctl: NftablesBackend::new()
+                .for_release(release)
+                .controller(profile),
             io: RealExecutor::new(ns, deadline()),
             state: None,
             at: Duration::ZERO,
@@ -136,10 +143,10 @@ impl<'a> Driven<'a> {
     }
 }
 
-/// The normalised table a fresh floor full sync of `set` leaves.
-fn fresh_listing(set: &ServiceSet) -> String {
+/// The normalised table a fresh floor full sync of `set` with `release`'s rules leaves.
+fn fresh_listing(set: &ServiceSet, release: KubeProxyVersion) -> String {
     let fresh = NsGuard::new("fresh");
-    let mut d = Driven::new(&fresh.0, Profile::Floor);
+    let mut d = Driven::new(&fresh.0, Profile::Floor, release);
     d.sync(set);
     d.settle_and_list()
 }
@@ -194,25 +201,22 @@ fn partial_syncs_equal_full_syncs() {
     // kube-proxy's pending timers, the table is what a fresh full sync leaves.
     for version in KubeProxyVersion::ALL {
         let live = NsGuard::new("live");
-        let mut d = Driven::new(&live.0, Profile::KubeProxy(version));
+        let mut d = Driven::new(&live.0, Profile::KubeProxy(version), version);
         for (step, set) in sequence() {
             d.sync(&set);
             let got = d.settle_and_list();
-            let want = fresh_listing(&set);
+            let want = fresh_listing(&set, version);
             assert!(
                 got == want,
                 "kube-proxy {version}, {step}: partial sync differs from a full sync:\n{}",
                 first_differences(&got, &want)
             );
-            let found = NftablesBackend::new()
+            let backend = NftablesBackend::new().for_release(version);
+            let found = backend
                 .verify(&live.0, &set, deadline())
                 .unwrap_or_else(|e| panic!("{version}, {step}: {e}"))
                 .count;
-            assert_eq!(
-                found,
-                NftablesBackend::new().expected_objects(&set),
-                "{step}"
-            );
+            assert_eq!(found, backend.expected_objects(&set), "{step}");
         }
     }
 }
@@ -226,11 +230,12 @@ fn profiles_leave_identical_objects() {
     require_root_and_nft();
     // Every profile applies the whole sequence in a namespace of its own (no settle
     // in between: kube-proxy's delayed deletes run at its own later syncs), then
-    // settles; the normalised tables must be identical, and a fresh full sync's.
-    let mut listings: Vec<(Profile, String)> = Vec::new();
-    for profile in profiles() {
+    // settles; the normalised tables of each release must be identical, and a fresh
+    // full sync's of that release's rules. The releases' tables differ from each other.
+    let mut listings: Vec<(KubeProxyVersion, Profile, String)> = Vec::new();
+    for (release, profile) in profiles() {
         let ns = NsGuard::new("profile");
-        let mut d = Driven::new(&ns.0, profile);
+        let mut d = Driven::new(&ns.0, profile, release);
         let removed = sample(30, 3).get(7).unwrap().clone();
         let removed_chain = dataplane::floor::names::nft_service_chain(&removed);
         for (i, (_, set)) in sequence().into_iter().enumerate() {
@@ -269,19 +274,59 @@ fn profiles_leave_identical_objects() {
                 assert_eq!(&steps[..steps.len() - 1], want, "{profile}");
             }
         }
-        listings.push((profile, d.settle_and_list()));
+        listings.push((release, profile, d.settle_and_list()));
     }
     let end = sequence().pop().unwrap().1;
-    let want = fresh_listing(&end);
-    assert!(
-        want.contains("10.255.0.1"),
-        "the node IP in nodeport-ips: {want}"
-    );
-    for (profile, got) in &listings {
+    let mut fresh = Vec::new();
+    for release in KubeProxyVersion::ALL {
+        let want = fresh_listing(&end, release);
         assert!(
-            *got == want,
-            "{profile}: differs from a fresh full sync:\n{}",
-            first_differences(got, &want)
+            want.contains("10.255.0.1"),
+            "the node IP in nodeport-ips: {want}"
         );
+        // 1.35: endpoint chains and mark-for-masquerade; 1.36: the hairpin set instead.
+        let v36 = release == KubeProxyVersion::V1_36;
+        assert_eq!(want.contains("set hairpin-connections:"), v36, "{release}");
+        assert_eq!(
+            want.contains("chain mark-for-masquerade:"),
+            !v36,
+            "{release}"
+        );
+        assert_eq!(want.contains("chain endpoint-"), !v36, "{release}");
+        for (_, profile, got) in listings.iter().filter(|(r, ..)| *r == release) {
+            assert!(
+                *got == want,
+                "{profile} ({release}'s rules): differs from a fresh full sync:\n{}",
+                first_differences(got, &want)
+            );
+        }
+        fresh.push(want);
     }
+    assert_ne!(fresh[0], fresh[1], "1.35 and 1.36 leave different tables");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn a_tool_killed_at_the_deadline_keeps_its_wall_time_in_its_step() {
+    require_root_and_nft();
+    // The partial timings of a sync past its limit say which step the time went to.
+    use dataplane::floor::sync::{Category, Executor, ToolCall};
+    let ns = NsGuard::new("killed");
+    let mut io = RealExecutor::new(&ns.0, deadline());
+    io.begin(Deadline::after(Duration::from_millis(400)));
+    let err = io
+        .tool(ToolCall::new("sleep", Category::Restore, "sleep", &["5"]))
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let report = io.finish();
+    let step = report.steps.get("sleep").expect("the killed tool's step");
+    assert!(
+        step.cost.wall >= Duration::from_millis(300),
+        "{:?}",
+        step.cost
+    );
+    assert!(step.cost.wall < Duration::from_secs(4), "{:?}", step.cost);
 }

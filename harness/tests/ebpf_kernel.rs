@@ -49,9 +49,7 @@ fn programmed(b: &dyn Backend, tag: &str, set: &ServiceSet) -> (Topology, Server
     // once per run of calls), inside the sync's wall time.
     let updates = report
         .steps
-        .steps
-        .iter()
-        .find(|s| s.name == "bpf MAP_UPDATE_ELEM")
+        .get("bpf MAP_UPDATE_ELEM")
         .expect("a MAP_UPDATE_ELEM step");
     assert_eq!(
         updates.calls as usize,

@@ -201,8 +201,12 @@ struct WithoutIpvs {
 }
 
 impl Backends for WithoutIpvs {
-    fn backend(&self, spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
-        let real = RealBackends.backend(spec)?;
+    fn backend(
+        &self,
+        spec: ModeSpec,
+        release: dataplane::KubeProxyVersion,
+    ) -> Result<Box<dyn Backend>, NotImplemented> {
+        let real = RealBackends.backend(spec, release)?;
         Ok(match spec.mode() {
             Mode::Ipvs => Box::new(StandInIpvs {
                 real,

@@ -17,7 +17,7 @@ use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
 use crate::floor::sync::standin::StandIn;
-use crate::floor::sync::{Controller, Executor, Profile};
+use crate::floor::sync::{Controller, Executor, KubeProxyVersion, Profile};
 use crate::mode::{Mode, ModeSpec};
 
 /// How kube-proxy's table is listed, for people and for the read-back.
@@ -30,6 +30,9 @@ pub struct NftablesBackend {
     /// kube-proxy's `--nodeport-addresses`: by default `primary` with the node address
     /// kpbench's topology gives the node ([`super::DEFAULT_NODE_IP`]).
     pub node_ports: NodePortAddresses,
+    /// The kube-proxy release whose objects the floor programs and `verify` expects
+    /// (the two releases' rules differ; by default the newest).
+    pub release: KubeProxyVersion,
 }
 
 impl NftablesBackend {
@@ -39,12 +42,19 @@ impl NftablesBackend {
 
     /// The same backend with another `--nodeport-addresses` (e.g. another node IP).
     pub fn with_node_ports(self, node_ports: NodePortAddresses) -> Self {
-        NftablesBackend { node_ports }
+        NftablesBackend { node_ports, ..self }
+    }
+
+    /// The same backend for the objects of kube-proxy `release`.
+    pub fn for_release(self, release: KubeProxyVersion) -> Self {
+        NftablesBackend { release, ..self }
     }
 
     /// How many rules and named set and map elements a full sync of `set` leaves.
     pub fn expected_objects(&self, set: &ServiceSet) -> usize {
-        expected_rules(set) + expected_elements(set) + self.node_ports.ips().len()
+        expected_rules(set, self.release)
+            + expected_elements(set, self.release)
+            + self.node_ports.ips().len()
     }
 }
 
@@ -139,7 +149,7 @@ impl Backend for NftablesBackend {
             Profile::KubeProxy(version) => {
                 Box::new(KubeProxyController::new(version, self.node_ports))
             }
-            Profile::Floor => Box::new(FloorController::new(self.node_ports)),
+            Profile::Floor => Box::new(FloorController::new(self.node_ports, self.release)),
         }
     }
 

@@ -31,12 +31,14 @@
 //! restarts its delay. [`Controller::settle`] runs the delete transaction for every
 //! chain still waiting.
 //!
-//! The rule text is that of the 1.35 proxier for both releases (per-endpoint chains,
-//! `numgen ... vmap`, `jump mark-for-masquerade`); 1.36 probably dropped the endpoint
-//! chains and the mark-for-masquerade chain (PR #136499, #135800; unverified against a
-//! v1.36.0 checkout, /tmp/kube-proxy-trace.md §2.2). Only the listing differs here.
+//! The rule text is each release's own: 1.35 has per-endpoint chains (`numgen ...
+//! vmap` to them, `jump mark-for-masquerade`); 1.36 (PRs #135800 and #136499) has none:
+//! each service chain is one `dnat ip addr . port to numgen random mod N map { .. }`,
+//! off-cluster traffic is marked once in `services`, and hairpin traffic is matched by
+//! the `hairpin-connections` set (see [`super::render_kube_proxy`]).
 //!
-//! **floor** reaches the same objects the fastest way kpbench knows: a full sync is
+//! **floor** reaches the same objects as the release it is built for
+//! ([`FloorController::new`]) the fastest way kpbench knows: a full sync is
 //! "prepare then publish" ([`render_floor_full`], two transactions); a partial sync is
 //! one transaction with batched element diffs ([`render_floor_partial`]), then a second
 //! deleting the chains it left unused. No listing: the floor knows what it programmed.
@@ -279,6 +281,7 @@ impl Controller for KubeProxyController {
         });
         let tx = render_kube_proxy(
             &KubeProxySync {
+                release: self.version,
                 setup,
                 old,
                 new,
@@ -324,18 +327,21 @@ impl Controller for KubeProxyController {
     }
 }
 
-/// The fastest way kpbench knows to the objects kube-proxy leaves.
+/// The fastest way kpbench knows to the objects kube-proxy `release` leaves.
 #[derive(Debug, Clone)]
 pub struct FloorController {
     node_ports: NodePortAddresses,
+    /// The release whose objects the floor programs.
+    release: KubeProxyVersion,
     /// Chains whose delete failed, retried at the next sync and by `settle`.
     pending: Vec<String>,
 }
 
 impl FloorController {
-    pub fn new(node_ports: NodePortAddresses) -> Self {
+    pub fn new(node_ports: NodePortAddresses, release: KubeProxyVersion) -> Self {
         FloorController {
             node_ports,
+            release,
             pending: Vec::new(),
         }
     }
@@ -378,7 +384,7 @@ impl Controller for FloorController {
                     first: true,
                     node_ports: self.node_ports,
                 };
-                let [prepare, publish] = render_floor_full(new, setup);
+                let [prepare, publish] = render_floor_full(new, setup, self.release);
                 for (step, payload) in [(step::PREPARE, prepare), (step::PUBLISH, publish)] {
                     let out = transaction(io, step, &payload.text)?;
                     if out.status != 0 {
@@ -387,7 +393,7 @@ impl Controller for FloorController {
                 }
             }
             Some(old) => {
-                let (payload, stale) = render_floor_partial(old, new);
+                let (payload, stale) = render_floor_partial(old, new, self.release);
                 let out = transaction(io, step::TRANSACTION, &payload.text)?;
                 if out.status != 0 {
                     return Err(failed(step::TRANSACTION, &out));

@@ -92,15 +92,66 @@
 //! | 2,000 | 2.97 / 1.69 s | 3.79 / 1.69 s | 2.60 / 1.07 s |
 //! | 5,000 | 31.5 / 27.7 s | 28.7 / 26.0 s | 6.96 / 4.22 s |
 //!
-//! The two kube-proxy releases write the same transaction; they differ in the listing
-//! of partial syncs (at 1,000 services: 1.35's two family-wide lists about 0.3 s,
-//! 1.36's `--json --terse list table` about 1.2-1.7 s wall).
+//! (Those figures were taken when both releases wrote 1.35's rules; they differed only
+//! in the listing of partial syncs: at 1,000 services 1.35's two family-wide lists took
+//! about 0.3 s, 1.36's `--json --terse list table` about 1.2-1.7 s wall.)
+//!
+//! # What 1.36 changed in the rules
+//!
+//! kube-proxy 1.36 (PRs #135800 "rework nftables masquerading code, part 1" and
+//! #136499 "further nftables masquerading improvements", for issue #135639: fewer
+//! `jump`s on very large rulesets) writes no per-endpoint chains:
+//!
+//! | | 1.35 | 1.36 |
+//! | --- | --- | --- |
+//! | chains per service | service chain + one per endpoint | service chain |
+//! | rules per service (e endpoints) | 2 + 2e | 1 |
+//! | picking an endpoint | `numgen random mod e vmap { i : goto endpoint-.. }` | `dnat ip addr . port to numgen random mod e map { i : ip . port }` |
+//! | off-cluster traffic | `jump mark-for-masquerade` in each service chain | one rule in `services` on `@cluster-ips` |
+//! | hairpin (pod to itself) | `jump mark-for-masquerade` in each endpoint chain | `ct status dnat` + the `hairpin-connections` set, one tuple per endpoint |
+//! | fixed rules | 23 | 22 (no `mark-for-masquerade` chain, 2 masquerading rules) |
+//!
+//! Sources: the service-chain rule as pkg/proxy/nftables/proxier_test.go
+//! `TestOverallNFTablesRules` expects it (quoted in kubernetes/kubernetes PR #140362's
+//! review, July 2026, before that PR changed it), and the rest as a v1.36.2 node lists
+//! its table (`nft list table ip kube-proxy`: the `hairpin-connections` set, the two
+//! masquerading rules, the marking rule in `services`). The v1.36 proxier.go itself was
+//! not available to check the statement order against; kpbench keeps knftables' order
+//! of 1.35 (per service its chain, its elements, its rule), with the hairpin tuples
+//! after the service's other elements.
+//!
+//! What it does, measured (`kpbench run` of a scenario with `modes = ["nftables"]`,
+//! `services = [1000, 5000]`, 10 endpoints, `profiles = ["kube-proxy"]`, `repeats = 3`
+//! and `kube_proxy_version` "1.35" or "1.36"; debug build, kernel 6.18, nft 1.0.6, on a
+//! 2-core VM shared with other builds and a qemu guest, so walls are inflated and
+//! noisy). Full sync: median of 3 from empty (range); incremental: p50 of 3. SYN
+//! transit: the in-kernel time of a connection's SYN through the VIP, p50 per position,
+//! mean over 9 positions (direct to an endpoint: 3.9-4.1 us in all four runs):
+//!
+//! | | 1.35, 1,000 | 1.36, 1,000 | 1.35, 5,000 | 1.36, 5,000 |
+//! | --- | --- | --- | --- | --- |
+//! | kernel objects | 24,024 | 13,023 | 120,024 | 65,023 |
+//! | `nft -f` input | 5.6 MB | 1.6 MB | 28.6 MB | 8.2 MB |
+//! | full sync | 3.21 s (1.93-4.09) | 0.64 s (0.55-0.80) | 35.3 s (33.8-46.6) | 6.78 s (6.75-8.87) |
+//! | full sync user / sys | 0.62 / 0.56 s | 0.22 / 0.15 s | 3.2 / 29.8 s | 1.2 / 3.5 s |
+//! | add / remove / update | 2.10 / 1.44 / 1.52 s | 0.62 / 0.63 / 0.59 s | 5.97 / 5.89 / 6.32 s | 5.05 / 4.51 / 4.32 s |
+//! | SYN transit, VIP | 5.75 us | 5.42 us | 5.89 us | 5.36 us |
+//! | per service position | flat, -0.01 ns/svc [-0.44, 0.43] | flat, 0.04 [-0.28, 0.36] | flat, 0.03 [-0.07, 0.12] | flat, 0.02 [-0.01, 0.05] |
+//!
+//! So 1.36's full sync is about 5x faster at both scales (the bind walk of the anonymous
+//! `numgen` maps no longer passes ten endpoint chains per service), its incremental
+//! syncs are faster at 1,000 and less so at 5,000 (there the per-sync `list table`
+//! dominates), and lookup stays flat in the number of services in both releases; a
+//! SYN through the VIP costs about 0.3-0.5 us less in 1.36 (one chain and no
+//! `jump mark-for-masquerade` fewer per packet). That last difference is not judged
+//! by the statistics rule here: one run each, ranges across positions overlapping.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use crate::floor::model::{pod_cidr, Service, ServiceSet};
 use crate::floor::names::{nft_endpoint_chain, nft_service_chain};
+use crate::floor::sync::KubeProxyVersion;
 
 mod setup;
 pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MARK};
@@ -243,8 +294,18 @@ impl Elem {
 
 /// The named sets and maps kpbench's ClusterIP services fill, in the order kube-proxy
 /// declares its element storages (clusterIPs, serviceIPs, [firewallIPs,]
-/// noEndpointServices, ...): the order of `cleanupLeftoverKeys`.
-const CONTAINERS: [&str; 3] = ["cluster-ips", "service-ips", "no-endpoint-services"];
+/// noEndpointServices, ..., [1.36] hairpinConnections): the order of
+/// `cleanupLeftoverKeys`. 1.35 has no `hairpin-connections` set, so it stays empty there.
+const CONTAINERS: [&str; 4] = [
+    "cluster-ips",
+    "service-ips",
+    "no-endpoint-services",
+    HAIRPIN_SET,
+];
+
+/// 1.36's set of (endpoint, endpoint, protocol, port) tuples whose connections the
+/// `masquerading` chain masquerades (a pod reaching itself through its service).
+const HAIRPIN_SET: &str = "hairpin-connections";
 
 fn container_index(name: &str) -> usize {
     CONTAINERS
@@ -253,8 +314,23 @@ fn container_index(name: &str) -> usize {
         .expect("elements_of only uses the containers in CONTAINERS")
 }
 
-/// The named-set and -map elements kube-proxy keeps for one ClusterIP service.
-fn elements_of(svc: &Service) -> [Elem; 2] {
+/// The named-set and -map elements kube-proxy keeps for one ClusterIP service: its
+/// ClusterIP, its dispatch element and, in 1.36, one hairpin element per endpoint.
+fn elements_of(svc: &Service, release: KubeProxyVersion) -> Vec<Elem> {
+    let mut v = dispatch_elements(svc).to_vec();
+    if release == KubeProxyVersion::V1_36 {
+        v.extend(svc.endpoints.iter().map(|ep| Elem {
+            container: HAIRPIN_SET,
+            key: format!("{ip} . {ip} . tcp . {}", ep.port, ip = ep.ip),
+            value: None,
+            comment: None,
+        }));
+    }
+    v
+}
+
+/// The ClusterIP element and the dispatch element of one service.
+fn dispatch_elements(svc: &Service) -> [Elem; 2] {
     let key = format!("{} . tcp . {}", svc.vip, svc.port);
     let cluster_ip = Elem {
         container: "cluster-ips",
@@ -280,10 +356,14 @@ fn elements_of(svc: &Service) -> [Elem; 2] {
     [cluster_ip, dispatch]
 }
 
-/// The service chain and endpoint chains a service uses (none without endpoints).
-fn chains_of(svc: &Service) -> Vec<String> {
+/// The chains a service uses (none without endpoints): 1.35 its endpoint chains and its
+/// service chain; 1.36 its service chain only (the endpoints are in its DNAT map).
+fn chains_of(svc: &Service, release: KubeProxyVersion) -> Vec<String> {
     if svc.endpoints.is_empty() {
         return Vec::new();
+    }
+    if release == KubeProxyVersion::V1_36 {
+        return vec![nft_service_chain(svc)];
     }
     let mut v: Vec<String> = svc
         .endpoints
@@ -294,9 +374,12 @@ fn chains_of(svc: &Service) -> Vec<String> {
     v
 }
 
-/// Every service and endpoint chain `set` uses.
-pub fn chains_of_set(set: &ServiceSet) -> BTreeSet<String> {
-    set.services.iter().flat_map(chains_of).collect()
+/// Every service and endpoint chain `set` uses with `release`'s rules.
+pub fn chains_of_set(set: &ServiceSet, release: KubeProxyVersion) -> BTreeSet<String> {
+    set.services
+        .iter()
+        .flat_map(|svc| chains_of(svc, release))
+        .collect()
 }
 
 /// Whether `chain` is one of the per-service chains kube-proxy may find stale
@@ -306,16 +389,21 @@ pub fn is_service_chain_name(chain: &str) -> bool {
 }
 
 /// `ensureChain` for the endpoint chains, then the service chain, as kube-proxy orders them.
-fn write_chains(tx: &mut Tx, svc: &Service) {
-    for chain in chains_of(svc) {
+fn write_chains(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
+    for chain in chains_of(svc, release) {
         tx.chain(&chain);
     }
 }
 
-/// The service chain's rules: masquerade off-cluster traffic, then pick an endpoint.
-fn write_service_rules(tx: &mut Tx, svc: &Service) {
+/// The service chain's rules. 1.35: masquerade off-cluster traffic, then pick an
+/// endpoint chain. 1.36: one rule that picks an endpoint and DNATs to it (off-cluster
+/// traffic is marked once, in the `services` chain, for every ClusterIP).
+fn write_service_rules(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
     if svc.endpoints.is_empty() {
         return;
+    }
+    if release == KubeProxyVersion::V1_36 {
+        return write_dnat_map_rule(tx, svc);
     }
     let chain = nft_service_chain(svc);
     tx.rule(
@@ -343,8 +431,31 @@ fn write_service_rules(tx: &mut Tx, svc: &Service) {
     );
 }
 
-/// Each endpoint chain: hairpin masquerade, then DNAT.
-fn write_endpoint_rules(tx: &mut Tx, svc: &Service) {
+/// 1.36's service chain: `dnat ip addr . port to numgen random mod N map { i : ip . port }`
+/// (pkg/proxy/nftables/proxier_test.go `TestOverallNFTablesRules`, svc1:
+/// `meta l4proto tcp dnat ip addr . port to numgen random mod 1 map { 0 : 10.180.0.1 . 80 }`).
+fn write_dnat_map_rule(tx: &mut Tx, svc: &Service) {
+    let mut map = String::new();
+    for (i, ep) in svc.endpoints.iter().enumerate() {
+        if i > 0 {
+            map.push_str(" , ");
+        }
+        let _ = write!(map, "{i} : {} . {}", ep.ip, ep.port);
+    }
+    tx.rule(
+        &nft_service_chain(svc),
+        format_args!(
+            "meta l4proto tcp dnat ip addr . port to numgen random mod {} map {{ {map} }}",
+            svc.endpoints.len()
+        ),
+    );
+}
+
+/// Each endpoint chain: hairpin masquerade, then DNAT. 1.36 has no endpoint chains.
+fn write_endpoint_rules(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
+    if release == KubeProxyVersion::V1_36 {
+        return;
+    }
     for ep in &svc.endpoints {
         let chain = nft_endpoint_chain(svc, ep);
         tx.rule(
@@ -362,20 +473,34 @@ fn capacity(set: &ServiceSet) -> usize {
     set.total_endpoints() * 420 + set.len() * 600 + 8192
 }
 
-/// Every element of `set`, one `add element` statement per container.
-fn write_batched_elements(tx: &mut Tx, set: &ServiceSet) {
-    let elems: Vec<Elem> = set.services.iter().flat_map(elements_of).collect();
-    for container in CONTAINERS {
-        let batch: Vec<&Elem> = elems.iter().filter(|e| e.container == container).collect();
+/// Every element of `set`, one `add element` statement per container (a key two
+/// services share, such as a hairpin tuple, once).
+fn write_batched_elements(tx: &mut Tx, set: &ServiceSet, release: KubeProxyVersion) {
+    let elems = index_elements(set, release);
+    for (i, container) in CONTAINERS.iter().enumerate() {
+        let batch: Vec<&Elem> = elems
+            .iter()
+            .filter(|((c, _), _)| *c == i)
+            .map(|(_, e)| e)
+            .collect();
         tx.add_elems(container, &batch);
     }
+}
+
+/// Every element of `set` by (container index, key).
+fn index_elements(set: &ServiceSet, release: KubeProxyVersion) -> BTreeMap<(usize, String), Elem> {
+    set.services
+        .iter()
+        .flat_map(|svc| elements_of(svc, release))
+        .map(|e| ((container_index(e.container), e.key.clone()), e))
+        .collect()
 }
 
 /// kube-proxy's `nftElementStorage` for each container kpbench fills: what the previous
 /// syncs wrote, key to element. kube-proxy diffs against it instead of the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElementStorage {
-    containers: [BTreeMap<String, Elem>; 3],
+    containers: [BTreeMap<String, Elem>; 4],
 }
 
 impl ElementStorage {
@@ -397,7 +522,7 @@ impl ElementStorage {
 
     /// `ensureElem`: writes `e` unless it is there with the same value; the key is no
     /// longer a leftover.
-    fn ensure(&mut self, tx: &mut Tx, e: Elem, leftover: &mut [BTreeSet<String>; 3]) {
+    fn ensure(&mut self, tx: &mut Tx, e: Elem, leftover: &mut [BTreeSet<String>; 4]) {
         let i = container_index(e.container);
         leftover[i].remove(&e.key);
         match self.containers[i].get(&e.key) {
@@ -428,6 +553,8 @@ pub struct Listing {
 /// The inputs of one kube-proxy transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct KubeProxySync<'a> {
+    /// The release whose rules are written.
+    pub release: KubeProxyVersion,
     /// `Some` on a full sync: `setupNFTables`, and every service rewritten.
     pub setup: Option<Setup>,
     /// What the previous sync programmed: the services that differ in `new` are the
@@ -468,31 +595,32 @@ pub struct KubeProxyTx {
 /// order; kpbench uses service index and name order.
 pub fn render_kube_proxy(sync: &KubeProxySync<'_>, storage: &mut ElementStorage) -> KubeProxyTx {
     let full = sync.setup.is_some();
+    let release = sync.release;
     let mut tx = Tx::new(if full { capacity(sync.new) } else { 4096 });
     if let Some(setup) = sync.setup {
-        setup::write_setup(&mut tx, setup);
+        setup::write_setup(&mut tx, setup, release);
         storage.clear();
     }
-    let mut leftover: [BTreeSet<String>; 3] = Default::default();
+    let mut leftover: [BTreeSet<String>; 4] = Default::default();
     for (i, c) in storage.containers.iter().enumerate() {
         leftover[i] = c.keys().cloned().collect();
     }
     let mut active: BTreeSet<String> = BTreeSet::new();
     for svc in &sync.new.services {
         let rewrite = full || sync.old.is_none_or(|old| old.get(svc.index) != Some(svc));
-        let chains = chains_of(svc);
+        let chains = chains_of(svc, release);
         if rewrite {
             for chain in &chains {
                 tx.chain(chain);
             }
         }
         active.extend(chains);
-        for e in elements_of(svc) {
+        for e in elements_of(svc, release) {
             storage.ensure(&mut tx, e, &mut leftover);
         }
         if rewrite {
-            write_service_rules(&mut tx, svc);
-            write_endpoint_rules(&mut tx, svc);
+            write_service_rules(&mut tx, svc, release);
+            write_endpoint_rules(&mut tx, svc, release);
         }
     }
     let listed: BTreeSet<&String> = sync.listing.chains.iter().collect();
@@ -546,19 +674,23 @@ pub fn render_delete_chains(chains: &[String]) -> String {
 ///   anonymous map while this transaction is still short), then every element, one
 ///   `add element` per container.
 ///
-/// Same statements as kube-proxy's transaction, so the same objects.
-pub fn render_floor_full(set: &ServiceSet, setup: Setup) -> [Payload; 2] {
+/// Same statements as kube-proxy `release`'s transaction, so the same objects.
+pub fn render_floor_full(
+    set: &ServiceSet,
+    setup: Setup,
+    release: KubeProxyVersion,
+) -> [Payload; 2] {
     let mut prepare = Tx::new(capacity(set));
-    setup::write_setup(&mut prepare, setup);
+    setup::write_setup(&mut prepare, setup, release);
     for svc in &set.services {
-        write_chains(&mut prepare, svc);
-        write_endpoint_rules(&mut prepare, svc);
+        write_chains(&mut prepare, svc, release);
+        write_endpoint_rules(&mut prepare, svc, release);
     }
     let mut publish = Tx::new(set.len() * 700 + 1024);
     for svc in &set.services {
-        write_service_rules(&mut publish, svc);
+        write_service_rules(&mut publish, svc, release);
     }
-    write_batched_elements(&mut publish, set);
+    write_batched_elements(&mut publish, set, release);
     [prepare.finish(), publish.finish()]
 }
 
@@ -568,7 +700,11 @@ pub fn render_floor_full(set: &ServiceSet, setup: Setup) -> [Payload; 2] {
 /// every chain no longer used. Returns those chains, which a second transaction deletes
 /// ([`render_delete_chains`]): deleting a chain in the transaction that drops the map
 /// element pointing at it can fail before Linux 6.2.
-pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> (Payload, Vec<String>) {
+pub fn render_floor_partial(
+    old: &ServiceSet,
+    new: &ServiceSet,
+    release: KubeProxyVersion,
+) -> (Payload, Vec<String>) {
     let mut tx = Tx::new(4096);
     let mut active: BTreeSet<String> = BTreeSet::new();
     let changed: Vec<&Service> = new
@@ -577,23 +713,16 @@ pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> (Payload, Vec
         .filter(|svc| old.get(svc.index) != Some(*svc))
         .collect();
     for svc in &new.services {
-        active.extend(chains_of(svc));
+        active.extend(chains_of(svc, release));
     }
     for svc in &changed {
-        write_chains(&mut tx, svc);
-        write_endpoint_rules(&mut tx, svc);
+        write_chains(&mut tx, svc, release);
+        write_endpoint_rules(&mut tx, svc, release);
     }
     for svc in &changed {
-        write_service_rules(&mut tx, svc);
+        write_service_rules(&mut tx, svc, release);
     }
-    let index = |set: &ServiceSet| -> BTreeMap<(usize, String), Elem> {
-        set.services
-            .iter()
-            .flat_map(elements_of)
-            .map(|e| ((container_index(e.container), e.key.clone()), e))
-            .collect()
-    };
-    let (was, now) = (index(old), index(new));
+    let (was, now) = (index_elements(old, release), index_elements(new, release));
     for (i, container) in CONTAINERS.iter().enumerate() {
         let deletes: Vec<&str> = was
             .iter()
@@ -620,7 +749,7 @@ pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> (Payload, Vec
             .collect();
         tx.add_elems(container, &adds);
     }
-    let stale: Vec<String> = chains_of_set(old)
+    let stale: Vec<String> = chains_of_set(old, release)
         .into_iter()
         .filter(|c| !active.contains(c))
         .collect();
@@ -630,26 +759,46 @@ pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> (Payload, Vec
     (tx.finish(), stale)
 }
 
-/// Rules the kernel should hold after a full sync of `set`.
-pub fn expected_rules(set: &ServiceSet) -> usize {
-    FIXED_RULES + set.services.iter().map(rules_per_service).sum::<usize>()
+/// Rules the kernel should hold after a full sync of `set` with `release`'s rules.
+pub fn expected_rules(set: &ServiceSet, release: KubeProxyVersion) -> usize {
+    fixed_rules(release)
+        + set
+            .services
+            .iter()
+            .map(|svc| rules_per_service(svc, release))
+            .sum::<usize>()
 }
 
 /// Elements of the services' named sets and maps after a sync of `set` (the
-/// `nodeport-ips` set holds [`NodePortAddresses::ips`] besides).
-pub fn expected_elements(set: &ServiceSet) -> usize {
-    2 * set.len()
+/// `nodeport-ips` set holds [`NodePortAddresses::ips`] besides): two per service, and
+/// in 1.36 one hairpin tuple per distinct endpoint.
+pub fn expected_elements(set: &ServiceSet, release: KubeProxyVersion) -> usize {
+    index_elements(set, release).len()
 }
 
-/// Rules of the fixed part (setup): 11 jumps, 4 masquerade rules, 2 cluster-ips-check
+/// Rules of 1.35's fixed part (setup): 11 jumps, 4 masquerade rules, 2 cluster-ips-check
 /// rules, reject-chain, 2 endpoint checks, firewall-check and 2 dispatch rules.
 pub const FIXED_RULES: usize = 23;
 
-/// Rules per service with `e` endpoints: 2 in the service chain, 2 per endpoint chain.
-pub fn rules_per_service(svc: &Service) -> usize {
-    match svc.endpoints.len() {
-        0 => 0,
-        e => 2 + 2 * e,
+/// Rules of 1.36's fixed part: 1.35's without the `mark-for-masquerade` chain's rule,
+/// with 2 masquerading rules instead of 3 and the off-cluster marking rule in `services`.
+pub const FIXED_RULES_1_36: usize = 22;
+
+/// Rules of `release`'s fixed part.
+pub fn fixed_rules(release: KubeProxyVersion) -> usize {
+    match release {
+        KubeProxyVersion::V1_35 => FIXED_RULES,
+        KubeProxyVersion::V1_36 => FIXED_RULES_1_36,
+    }
+}
+
+/// Rules per service with `e` endpoints: 1.35 has 2 in the service chain and 2 per
+/// endpoint chain; 1.36 one DNAT-map rule in the service chain.
+pub fn rules_per_service(svc: &Service, release: KubeProxyVersion) -> usize {
+    match (svc.endpoints.len(), release) {
+        (0, _) => 0,
+        (e, KubeProxyVersion::V1_35) => 2 + 2 * e,
+        (_, KubeProxyVersion::V1_36) => 1,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Rules and chains in the form `nft list` prints them back: nft compiles a rule into
 //! kernel expressions and decompiles them on listing, so `mark set mark or 0x4000`
 //! comes back as `meta mark set meta mark | 0x00004000`, a one-element anonymous set
-//! `{ 10.96.0.0/12 }` as its element, and a vmap's `a , b` as `a, b`. The stand-in
+//! `{ 10.96.0.0/12 }` as its element, a vmap's `a , b` as `a, b`, and 1.36's
+//! `dnat ip addr . port to ...` as `dnat ip to ...`. The stand-in
 //! answers `nft list table` in this form (the conformance tests hold it against the
 //! kernel's; see [`crate::conformance`]). Covered: the expressions kube-proxy's rules
 //! use; any other word is kept as written.
@@ -34,6 +35,15 @@ pub(crate) fn rule(text: &str) -> String {
                     }
                     .into(),
                 );
+            }
+            // `dnat ip addr . port to`: nft prints the concatenated target as `ip to`.
+            "addr"
+                if prev == Some("ip")
+                    && out.len() >= 2
+                    && out[out.len() - 2] == "dnat"
+                    && words[i..].starts_with(&[".", "port", "to"]) =>
+            {
+                i += 2;
             }
             "{" => {
                 let end = words[i..]
@@ -109,5 +119,14 @@ mod tests {
             "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }"
         );
         assert_eq!(rule("ct state new jump x"), "ct state new jump x");
+        // 1.36's rules, as a v1.36.2 node lists them.
+        assert_eq!(
+            rule("meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.10 . 9898 , 1 : 10.244.0.8 . 9898 }"),
+            "meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.0.10 . 9898, 1 : 10.244.0.8 . 9898 }"
+        );
+        assert_eq!(
+            rule("mark and 0x00004000 != 0 mark set mark xor 0x00004000 masquerade fully-random"),
+            "meta mark & 0x00004000 != 0x00000000 meta mark set meta mark ^ 0x00004000 masquerade fully-random"
+        );
     }
 }

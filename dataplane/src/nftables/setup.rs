@@ -5,8 +5,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::Tx;
-use crate::floor::model::service_cidr;
+use super::{Tx, HAIRPIN_SET};
+use crate::floor::model::{pod_cidr, service_cidr};
+use crate::floor::sync::KubeProxyVersion;
 
 /// The node's address kpbench's topology gives the node namespace on its client link
 /// (harness `sandbox::topology::NODE_CLIENT_ADDR`): the node IP kube-proxy's default
@@ -108,13 +109,20 @@ const VMAP_V4: &str = "ipv4_addr . inet_proto . inet_service : verdict";
 /// (`readOrReset`: one `nft --json list set|map` per container); whether 1.35/1.36 have
 /// that is unverified (/tmp/kube-proxy-trace.md §2.2), so kpbench models the documented
 /// flush and no element listing.
-pub(super) fn write_setup(tx: &mut Tx, setup: Setup) {
+///
+/// `release` picks the masquerading part: 1.35's `mark-for-masquerade` chain, or 1.36's
+/// inlined marking and `hairpin-connections` set ([`write_masquerading_1_36`]).
+pub(super) fn write_setup(tx: &mut Tx, setup: Setup, release: KubeProxyVersion) {
     write_table_and_base_chains(tx, setup);
-    write_jumps_and_masquerading(tx);
+    write_jumps(tx);
+    match release {
+        KubeProxyVersion::V1_35 => write_masquerading_1_35(tx),
+        KubeProxyVersion::V1_36 => write_masquerading_1_36(tx),
+    }
     write_ip_checks(tx, setup);
     write_no_endpoint_maps(tx, setup);
-    write_service_maps(tx, setup);
-    write_reset(tx);
+    write_service_maps(tx, setup, release);
+    write_reset(tx, release);
 }
 
 /// The table, and each base chain made (on the first sync after a one-off add and
@@ -137,8 +145,8 @@ fn write_table_and_base_chains(tx: &mut Tx, setup: Setup) {
     }
 }
 
-/// The regular chains the base chains jump to, and the masquerade marking.
-fn write_jumps_and_masquerading(tx: &mut Tx) {
+/// The regular chains the base chains jump to.
+fn write_jumps(tx: &mut Tx) {
     let mut made: Vec<&str> = Vec::new();
     for (dst, src, extra) in JUMP_CHAINS {
         if !made.contains(&dst) {
@@ -147,6 +155,12 @@ fn write_jumps_and_masquerading(tx: &mut Tx) {
         }
         tx.rule(src, format_args!("{extra}jump {dst}"));
     }
+}
+
+/// 1.35's masquerading: a `mark-for-masquerade` chain that service and endpoint chains
+/// jump to, and a `masquerading` chain that returns unmarked packets, clears the mark
+/// and masquerades.
+fn write_masquerading_1_35(tx: &mut Tx) {
     tx.chain("mark-for-masquerade");
     tx.rule(
         "mark-for-masquerade",
@@ -161,6 +175,32 @@ fn write_jumps_and_masquerading(tx: &mut Tx) {
         format_args!("mark set mark xor {MASQ_MARK}"),
     );
     tx.rule("masquerading", format_args!("masquerade fully-random"));
+}
+
+/// 1.36's masquerading (PRs #135800 and #136499): no `mark-for-masquerade` chain and no
+/// jumps to it. One `masquerading` rule masquerades marked packets and clears the mark;
+/// hairpin traffic (a pod DNATed to itself) is matched by the `hairpin-connections` set
+/// of (endpoint, endpoint, protocol, port) tuples instead of a rule per endpoint chain.
+/// Text as the v1.36.2 table lists it (`meta mark & 0x00004000 != 0x00000000 meta mark
+/// set meta mark ^ 0x00004000 masquerade fully-random`, `ct status dnat ip saddr . ip
+/// daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random`),
+/// written in knftables' input words as 1.35's rules are.
+fn write_masquerading_1_36(tx: &mut Tx) {
+    tx.line(format_args!(
+        "add set ip kube-proxy {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr . inet_proto . inet_service ; comment \"service hairpin connections\" ; }}"
+    ));
+    tx.rule(
+        "masquerading",
+        format_args!(
+            "mark and {MASQ_MARK} != 0 mark set mark xor {MASQ_MARK} masquerade fully-random"
+        ),
+    );
+    tx.rule(
+        "masquerading",
+        format_args!(
+            "ct status dnat ip saddr . ip daddr . meta l4proto . th dport @{HAIRPIN_SET} masquerade fully-random"
+        ),
+    );
 }
 
 /// The `cluster-ips` and `nodeport-ips` sets and the checks on ClusterIPs.
@@ -226,8 +266,10 @@ fn write_no_endpoint_maps(tx: &mut Tx, setup: Setup) {
     );
 }
 
-/// The firewall and service dispatch maps and the rules that use them.
-fn write_service_maps(tx: &mut Tx, setup: Setup) {
+/// The firewall and service dispatch maps and the rules that use them; 1.36 marks
+/// off-cluster traffic to any ClusterIP in `services`, before the dispatch, where 1.35
+/// has a rule in each service chain.
+fn write_service_maps(tx: &mut Tx, setup: Setup, release: KubeProxyVersion) {
     tx.line(format_args!(
         "add map ip kube-proxy firewall-ips {{ type {VMAP_V4} ; comment \"destinations that are subject to LoadBalancerSourceRanges\" ; }}"
     ));
@@ -241,6 +283,15 @@ fn write_service_maps(tx: &mut Tx, setup: Setup) {
     tx.line(format_args!(
         "add map ip kube-proxy service-nodeports {{ type inet_proto . inet_service : verdict ; comment \"NodePort traffic\" ; }}"
     ));
+    if release == KubeProxyVersion::V1_36 {
+        tx.rule(
+            "services",
+            format_args!(
+                "ip daddr @cluster-ips ip saddr != {} mark set mark or {MASQ_MARK} comment \"masquerade clusterIP traffic from outside cluster\"",
+                pod_cidr()
+            ),
+        );
+    }
     tx.rule(
         "services",
         format_args!("ip daddr . meta l4proto . th dport vmap @service-ips"),
@@ -255,8 +306,9 @@ fn write_service_maps(tx: &mut Tx, setup: Setup) {
     );
 }
 
-/// `flush set|map` of every container (`nftElementStorage.reset`).
-fn write_reset(tx: &mut Tx) {
+/// `flush set|map` of every container (`nftElementStorage.reset`), 1.36's hairpin set
+/// last (its storage is declared last).
+fn write_reset(tx: &mut Tx, release: KubeProxyVersion) {
     tx.line(format_args!("flush set ip kube-proxy cluster-ips"));
     for map in [
         "service-ips",
@@ -266,5 +318,8 @@ fn write_reset(tx: &mut Tx) {
         "service-nodeports",
     ] {
         tx.line(format_args!("flush map ip kube-proxy {map}"));
+    }
+    if release == KubeProxyVersion::V1_36 {
+        tx.line(format_args!("flush set ip kube-proxy {HAIRPIN_SET}"));
     }
 }

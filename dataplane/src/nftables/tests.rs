@@ -1,6 +1,9 @@
 use super::*;
 use crate::floor::model::{service, spare_endpoint_ip, Endpoint, ServiceSet, ENDPOINT_PORT};
 
+/// The release whose rule text the constants below hold, unless a test says otherwise.
+const V35: KubeProxyVersion = KubeProxyVersion::V1_35;
+
 /// kube-proxy's first setupNFTables with the default `--nodeport-addresses primary`
 /// and kpbench's node IP.
 const SETUP: &str = r#"add table ip kube-proxy { comment "rules for kube-proxy" ; }
@@ -109,14 +112,20 @@ add rule ip kube-proxy EP1 ip saddr 10.128.0.2 jump mark-for-masquerade
 add rule ip kube-proxy EP1 meta l4proto tcp dnat to 10.128.0.2:8080
 "#;
 
-/// kube-proxy's first full sync of `set` (its transaction in knftables' order).
+/// kube-proxy 1.35's first full sync of `set` (its transaction in knftables' order).
 fn kube_proxy_full(set: &ServiceSet) -> Payload {
     kube_proxy_full_with(set, Setup::first())
 }
 
-/// kube-proxy's full sync of `set` from an empty table with `setup`.
+/// kube-proxy 1.35's full sync of `set` from an empty table with `setup`.
 fn kube_proxy_full_with(set: &ServiceSet, setup: Setup) -> Payload {
+    kube_proxy_full_of(set, setup, V35)
+}
+
+/// kube-proxy `release`'s full sync of `set` from an empty table with `setup`.
+fn kube_proxy_full_of(set: &ServiceSet, setup: Setup, release: KubeProxyVersion) -> Payload {
     let sync = KubeProxySync {
+        release,
         setup: Some(setup),
         old: None,
         new: set,
@@ -138,6 +147,143 @@ fn sorted_lines(text: &str) -> Vec<&str> {
     let mut v: Vec<&str> = text.lines().collect();
     v.sort_unstable();
     v
+}
+
+/// kube-proxy 1.36's setup: 1.35's without the `mark-for-masquerade` chain, with the
+/// `hairpin-connections` set and 1.36's two masquerading rules, the off-cluster marking
+/// rule first in `services`, and the hairpin set flushed last. Text as the v1.36.2 table
+/// lists it, in knftables' input words (see `setup::write_masquerading_1_36`).
+fn setup_1_36() -> String {
+    SETUP
+        .replace(
+            "add chain ip kube-proxy mark-for-masquerade
+flush chain ip kube-proxy mark-for-masquerade
+add rule ip kube-proxy mark-for-masquerade mark set mark or 0x00004000
+add rule ip kube-proxy masquerading mark and 0x00004000 == 0 return
+add rule ip kube-proxy masquerading mark set mark xor 0x00004000
+add rule ip kube-proxy masquerading masquerade fully-random
+",
+            r#"add set ip kube-proxy hairpin-connections { type ipv4_addr . ipv4_addr . inet_proto . inet_service ; comment "service hairpin connections" ; }
+add rule ip kube-proxy masquerading mark and 0x00004000 != 0 mark set mark xor 0x00004000 masquerade fully-random
+add rule ip kube-proxy masquerading ct status dnat ip saddr . ip daddr . meta l4proto . th dport @hairpin-connections masquerade fully-random
+"#,
+        )
+        .replace(
+            "add rule ip kube-proxy services ip daddr . meta l4proto",
+            "add rule ip kube-proxy services ip daddr @cluster-ips ip saddr != 10.128.0.0/10 mark set mark or 0x00004000 comment \"masquerade clusterIP traffic from outside cluster\"
+add rule ip kube-proxy services ip daddr . meta l4proto",
+        )
+        + "flush set ip kube-proxy hairpin-connections\n"
+}
+
+/// One service, two endpoints, as kube-proxy 1.36 writes it: its one chain with one
+/// DNAT-map rule (pkg/proxy/nftables/proxier_test.go `TestOverallNFTablesRules`, svc1:
+/// `add rule ip kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat ip
+/// addr . port to numgen random mod 1 map { 0 : 10.180.0.1 . 80 }`), and one hairpin
+/// element per endpoint (`ip . ip . tcp . port`, as the v1.36.2 table lists them).
+const ONE_SERVICE_1_36: &str = r#"add chain ip kube-proxy SVC
+flush chain ip kube-proxy SVC
+add element ip kube-proxy cluster-ips { 10.96.0.1 }
+add element ip kube-proxy service-ips { 10.96.0.1 . tcp . 80 : goto SVC }
+add element ip kube-proxy hairpin-connections { 10.128.0.1 . 10.128.0.1 . tcp . 8080 }
+add element ip kube-proxy hairpin-connections { 10.128.0.2 . 10.128.0.2 . tcp . 8080 }
+add rule ip kube-proxy SVC meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.128.0.1 . 8080 , 1 : 10.128.0.2 . 8080 }
+"#;
+
+const V36: KubeProxyVersion = KubeProxyVersion::V1_36;
+
+#[test]
+fn setup_1_36_matches_kube_proxy_1_36() {
+    let empty = kube_proxy_full_of(&ServiceSet::default(), Setup::first(), V36);
+    assert_eq!(empty.text, setup_1_36());
+    assert_eq!(empty.rules, FIXED_RULES_1_36);
+    assert_eq!(empty.text.matches("add rule ").count(), FIXED_RULES_1_36);
+    assert!(!empty.text.contains("mark-for-masquerade"));
+}
+
+#[test]
+fn full_sync_1_36_has_no_endpoint_chains() {
+    let set = ServiceSet::generate(1, 2);
+    let p = kube_proxy_full_of(&set, Setup::first(), V36);
+    let want = format!(
+        "{}{}",
+        setup_1_36(),
+        with_names(ONE_SERVICE_1_36, &set.services[0])
+    );
+    assert_eq!(p.text, want);
+    assert_eq!(p.rules, FIXED_RULES_1_36 + 1);
+    assert_eq!(p.rules, expected_rules(&set, V36));
+    // nodeport-ips, cluster-ips, service-ips, two hairpin tuples.
+    assert_eq!(p.elements, 1 + expected_elements(&set, V36));
+    assert_eq!(expected_elements(&set, V36), 4);
+    assert!(!p.text.contains("chain ip kube-proxy endpoint-"));
+}
+
+#[test]
+fn the_floor_writes_1_36s_statements_too() {
+    let set = ServiceSet::generate(20, 3);
+    let kp = kube_proxy_full_of(&set, Setup::first(), V36);
+    let [prepare, publish] = render_floor_full(&set, Setup::first(), V36);
+    assert_eq!(prepare.rules + publish.rules, kp.rules);
+    assert_eq!(prepare.elements + publish.elements, kp.elements);
+    assert_eq!(chains_of_set(&set, V36).len(), 20);
+    // An endpoint change rewrites the service chain and swaps hairpin tuples; no chain
+    // goes stale.
+    let mut new = set.clone();
+    let mut svc = new.get(4).unwrap().clone();
+    svc.endpoints[0].ip = spare_endpoint_ip(1);
+    new.upsert(svc.clone());
+    let (p, stale) = render_floor_partial(&set, &new, V36);
+    assert!(stale.is_empty());
+    let chain = nft_service_chain(&svc);
+    assert!(p
+        .text
+        .contains(&format!("flush chain ip kube-proxy {chain}\n")));
+    assert!(p.text.contains(&format!(
+        "delete element ip kube-proxy hairpin-connections {{ {ip} . {ip} . tcp . 8080 }}",
+        ip = set.get(4).unwrap().endpoints[0].ip
+    )));
+    assert!(p.text.contains(&format!(
+        "add element ip kube-proxy hairpin-connections {{ {ip} . {ip} . tcp . 8080 }}",
+        ip = spare_endpoint_ip(1)
+    )));
+}
+
+#[test]
+fn kube_proxy_1_36_replaces_a_changed_endpoints_hairpin_tuple() {
+    let old = ServiceSet::generate(2, 2);
+    let mut storage = ElementStorage::default();
+    let full = KubeProxySync {
+        release: V36,
+        setup: Some(Setup::first()),
+        old: None,
+        new: &old,
+        listing: &Listing::default(),
+    };
+    render_kube_proxy(&full, &mut storage);
+    assert_eq!(storage.len(), 2 * 2 + 2 * 2);
+    let mut new = old.clone();
+    let mut svc = new.get(1).unwrap().clone();
+    let was = svc.endpoints[1].ip;
+    svc.endpoints[1].ip = spare_endpoint_ip(0);
+    new.upsert(svc);
+    let partial = KubeProxySync {
+        release: V36,
+        setup: None,
+        old: Some(&old),
+        new: &new,
+        listing: &Listing::default(),
+    };
+    let tx = render_kube_proxy(&partial, &mut storage);
+    let text = tx.payload.text;
+    assert!(
+        text.ends_with(&format!(
+            "delete element ip kube-proxy hairpin-connections {{ {was} . {was} . tcp . 8080 }}\n"
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches("add rule ").count(), 1, "{text}");
+    assert_eq!(storage.len(), 8);
 }
 
 #[test]
@@ -253,6 +399,7 @@ fn storage_after_full(set: &ServiceSet) -> ElementStorage {
     let mut storage = ElementStorage::default();
     render_kube_proxy(
         &KubeProxySync {
+            release: V35,
             setup: Some(Setup::first()),
             old: None,
             new: set,
@@ -266,7 +413,7 @@ fn storage_after_full(set: &ServiceSet) -> ElementStorage {
 /// What kube-proxy's listing shows after programming `set` (its chains, by name).
 fn listing_of(set: &ServiceSet) -> Listing {
     Listing {
-        chains: chains_of_set(set).into_iter().collect(),
+        chains: chains_of_set(set, V35).into_iter().collect(),
         sets: vec!["cluster-ips".into(), "nodeport-ips".into()],
     }
 }
@@ -275,6 +422,7 @@ fn kube_proxy_partial(old: &ServiceSet, new: &ServiceSet) -> KubeProxyTx {
     let mut storage = storage_after_full(old);
     render_kube_proxy(
         &KubeProxySync {
+            release: V35,
             setup: None,
             old: Some(old),
             new,
@@ -319,7 +467,7 @@ fn kube_proxy_partial_remove_flushes_listed_chains_and_deletes_leftover_elements
     let tx = kube_proxy_partial(&old, &new);
     // Listed chains in name order (kube-proxy: Go map order), leftovers by container;
     // no `delete chain`: that is a later, separate transaction.
-    let mut flushed: Vec<String> = chains_of(&gone);
+    let mut flushed: Vec<String> = chains_of(&gone, V35);
     flushed.sort();
     let want: String = flushed
         .iter()
@@ -348,6 +496,7 @@ fn kube_proxy_flushes_only_what_the_listing_shows() {
     let mut storage = storage_after_full(&old);
     let tx = render_kube_proxy(
         &KubeProxySync {
+            release: V35,
             setup: None,
             old: Some(&old),
             new: &new,
@@ -368,6 +517,7 @@ fn kube_proxy_flushes_only_what_the_listing_shows() {
     };
     let tx = render_kube_proxy(
         &KubeProxySync {
+            release: V35,
             setup: None,
             old: Some(&new),
             new: &new,
@@ -416,7 +566,7 @@ fn kube_proxy_partial_losing_all_endpoints_moves_the_service_to_no_endpoint_serv
     let mut new = old.clone();
     new.upsert(service(0, 0));
     let tx = kube_proxy_partial(&old, &new);
-    let chains = chains_of(&old.services[0]);
+    let chains = chains_of(&old.services[0], V35);
     let mut flushed = chains.clone();
     flushed.sort();
     let mut want = String::from(
@@ -453,7 +603,7 @@ add element ip kube-proxy no-endpoint-services { 10.96.0.2 . tcp . 80 comment "k
 fn floor_full_sync_prepares_chains_then_publishes_dispatch_and_elements() {
     let mut set = ServiceSet::generate(1, 2);
     set.upsert(service(1, 0));
-    let [prepare, publish] = render_floor_full(&set, Setup::first());
+    let [prepare, publish] = render_floor_full(&set, Setup::first(), V35);
     assert_eq!(
         prepare.text,
         format!(
@@ -462,10 +612,10 @@ fn floor_full_sync_prepares_chains_then_publishes_dispatch_and_elements() {
         )
     );
     assert_eq!(publish.text, with_names(FLOOR_PUBLISH, &set.services[0]));
-    assert_eq!(prepare.rules + publish.rules, expected_rules(&set));
+    assert_eq!(prepare.rules + publish.rules, expected_rules(&set, V35));
     assert_eq!(
         prepare.elements + publish.elements,
-        expected_elements(&set) + 1
+        expected_elements(&set, V35) + 1
     );
     // The same statements as kube-proxy's transaction.
     let kp = kube_proxy_full(&set);
@@ -488,7 +638,7 @@ fn floor_partial_batches_element_diffs_and_returns_chains_to_delete() {
     new.upsert(service(3, 2));
     let gone = new.remove(1).unwrap();
     new.upsert(service(2, 0));
-    let (p, stale) = render_floor_partial(&old, &new);
+    let (p, stale) = render_floor_partial(&old, &new, V35);
     let added = &new.services[2];
     let mut want = with_names(
         &FLOOR_PREPARE_SERVICES
@@ -515,9 +665,9 @@ fn floor_partial_batches_element_diffs_and_returns_chains_to_delete() {
         nft_service_chain(added)
     ));
     want.push_str("add element ip kube-proxy no-endpoint-services { 10.96.0.3 . tcp . 80 comment \"kpbench/svc-2:http\" : goto reject-chain }\n");
-    let mut unused: Vec<String> = chains_of(&gone)
+    let mut unused: Vec<String> = chains_of(&gone, V35)
         .into_iter()
-        .chain(chains_of(&old.services[2]))
+        .chain(chains_of(&old.services[2], V35))
         .collect();
     unused.sort();
     for c in &unused {
@@ -525,7 +675,7 @@ fn floor_partial_batches_element_diffs_and_returns_chains_to_delete() {
     }
     assert_eq!(p.text, want);
     assert_eq!(stale, unused);
-    assert_eq!(render_floor_partial(&new, &new).0.text, "");
+    assert_eq!(render_floor_partial(&new, &new, V35).0.text, "");
 }
 
 mod controllers {
@@ -672,7 +822,7 @@ mod controllers {
         ctl.sync(&mut r, None, &old, secs(0.0)).unwrap();
         let mut new = old.clone();
         let gone = new.remove(1).unwrap();
-        let gone_chains = chains_of(&gone);
+        let gone_chains = chains_of(&gone, KubeProxyVersion::V1_36);
 
         r.clear();
         ctl.sync(&mut r, Some(&old), &new, secs(2.0)).unwrap();
@@ -683,7 +833,7 @@ mod controllers {
                 "$ nft -f -"
             ]
         );
-        assert_eq!(ctl.stale_chains().len(), 3);
+        assert_eq!(ctl.stale_chains().len(), 1, "1.36: the service chain only");
         assert!(ctl.stale_chains().values().all(|t| *t == secs(2.0)));
         for c in &gone_chains {
             assert!(
@@ -697,7 +847,7 @@ mod controllers {
         ctl.sync(&mut r, Some(&new), &new, secs(2.5)).unwrap();
         assert_eq!(r.lines().len(), 2);
         let tx = &transactions(&r)[0];
-        assert_eq!(tx.matches("flush chain").count(), 3, "{tx}");
+        assert_eq!(tx.matches("flush chain").count(), 1, "{tx}");
         assert!(ctl.stale_chains().values().all(|t| *t == secs(2.5)));
 
         r.clear();
@@ -802,8 +952,9 @@ mod controllers {
     }
 
     /// Applies full, add, remove, update and a flip to no endpoints with `ctl`, then
-    /// settles; returns the stand-in's objects.
-    fn objects_after_sequence(mut ctl: Box<dyn Controller>) -> String {
+    /// settles; returns the stand-in's objects, which must be those of a fresh floor
+    /// full sync of `release`'s rules.
+    fn objects_after_sequence(mut ctl: Box<dyn Controller>, release: KubeProxyVersion) -> String {
         let nft = NftStandIn::new();
         let mut r = recorder(&nft);
         let mut state = ServiceSet::generate(4, 2);
@@ -834,7 +985,7 @@ mod controllers {
         // The same as a fresh full sync of the end state.
         let fresh = NftStandIn::new();
         let mut rf = recorder(&fresh);
-        let mut ctl = FloorController::new(NodePortAddresses::default());
+        let mut ctl = FloorController::new(NodePortAddresses::default(), release);
         ctl.sync(&mut rf, None, &state, Duration::ZERO).unwrap();
         assert_eq!(nft.dump(), fresh.dump());
         nft.dump()
@@ -842,15 +993,22 @@ mod controllers {
 
     #[test]
     fn both_profiles_leave_the_objects_of_a_fresh_full_sync() {
-        let backend = NftablesBackend::new();
-        let floor = objects_after_sequence(backend.controller(crate::floor::sync::Profile::Floor));
         for v in KubeProxyVersion::ALL {
+            let backend = NftablesBackend::new().for_release(v);
+            let floor =
+                objects_after_sequence(backend.controller(crate::floor::sync::Profile::Floor), v);
             let kp = objects_after_sequence(
                 backend.controller(crate::floor::sync::Profile::KubeProxy(v)),
+                v,
             );
             assert_eq!(kp, floor, "kube-proxy {v}");
+            assert!(floor.contains("elem 10.255.0.1"));
+            assert_eq!(
+                floor.contains("hairpin-connections"),
+                v == KubeProxyVersion::V1_36,
+                "{v}"
+            );
         }
-        assert!(floor.contains("elem 10.255.0.1"));
     }
 
     #[test]
@@ -877,7 +1035,7 @@ mod controllers {
         }
         let nft = NftStandIn::new();
         let mut r = Recorder::new(vec![Box::new(Stubborn(nft.clone(), false))]);
-        let mut ctl = FloorController::new(NodePortAddresses::default());
+        let mut ctl = FloorController::new(NodePortAddresses::default(), V35);
         let old = ServiceSet::generate(2, 2);
         ctl.sync(&mut r, None, &old, secs(0.0)).unwrap();
         let mut new = old.clone();

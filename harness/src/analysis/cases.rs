@@ -135,16 +135,25 @@ impl SyncKind {
         }
     }
 
-    /// The case's summary of this kind of sync, when measured.
+    /// The case's summary of this kind of sync, when measured. A full sync that ran
+    /// past the case's limit (`sync_over_limit_s`) was not measured: its partial
+    /// timings say only that it took longer.
     pub fn pick(self, c: &Case) -> Option<&DurationSummary> {
         let s = c.sync.as_ref()?;
         match self {
-            SyncKind::Full => Some(&s.full),
+            SyncKind::Full => full_sync(c),
             SyncKind::AddService => s.add_service.as_ref(),
             SyncKind::RemoveService => s.remove_service.as_ref(),
             SyncKind::UpdateEndpoints => s.update_endpoints.as_ref(),
         }
     }
+}
+
+/// The case's full sync, unless it ran past the case's limit (then only its partial
+/// timings are recorded, which no figure may take for a full sync's time).
+pub fn full_sync(c: &Case) -> Option<&DurationSummary> {
+    let s = c.sync.as_ref()?;
+    c.sync_over_limit_s.is_none().then_some(&s.full)
 }
 
 /// The slowest incremental operation's summary (add, remove or update endpoints) by p50:
@@ -288,6 +297,8 @@ pub(crate) mod fixtures {
                 noise_floor_us: None,
             }),
             elapsed_s: Some(1.0),
+            programmed_by: None,
+            sync_over_limit_s: None,
         }
     }
 
@@ -430,6 +441,8 @@ pub(crate) mod fixtures {
             sync: None,
             datapath: None,
             elapsed_s: None,
+            programmed_by: None,
+            sync_over_limit_s: None,
         }
     }
 

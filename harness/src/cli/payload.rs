@@ -8,7 +8,7 @@ use dataplane::floor::sync::record::Recorder;
 use dataplane::floor::sync::{MeasuredExecutor, RealExecutor};
 
 use dataplane::{
-    backend, floor::model, ApplyError, Backend, Deadline, ModeSpec, Netns, ServiceSet,
+    backend_for_release, floor::model, ApplyError, Backend, Deadline, ModeSpec, Netns, ServiceSet,
 };
 
 use super::failure::{require_root, Failure};
@@ -24,8 +24,11 @@ fn service_set(a: &RulesArgs) -> Result<ServiceSet, Failure> {
 /// The backend of `--mode` with `--scheduler`; a mode without a backend is bad input
 /// here, as there is nothing to print or program.
 fn backend_for(a: &RulesArgs) -> Result<Box<dyn Backend>, Failure> {
-    backend(ModeSpec::with_scheduler(a.mode, a.scheduler))
-        .map_err(|e| Failure::usage(format!("--mode {}: {e}; use another mode", a.mode)))
+    backend_for_release(
+        ModeSpec::with_scheduler(a.mode, a.scheduler),
+        a.kube_proxy_version,
+    )
+    .map_err(|e| Failure::usage(format!("--mode {}: {e}; use another mode", a.mode)))
 }
 
 /// `kpbench rules`: exactly what a full sync from empty sends with `--profile`, in

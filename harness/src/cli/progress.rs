@@ -97,6 +97,10 @@ fn one_line(c: &Case) -> String {
         c.endpoints_per_service
     );
     match (&c.sync, &c.reason) {
+        (Some(_), _) if c.sync_over_limit_s.is_some() => format!(
+            "{head}: full sync over {:.0} s; data path through the floor's identical objects",
+            c.sync_over_limit_s.unwrap_or_default()
+        ),
         (Some(s), _) => format!("{head}: full sync {:.0} ms", s.full.p50_ms),
         (None, Some(r)) => format!("{head}: {r}"),
         _ => head,
@@ -189,8 +193,11 @@ fn summary_row(c: &Case) -> Vec<String> {
             .as_ref()
             .map(|r| r.kernel_objects.to_string())
             .unwrap_or_else(|| "-".into()),
-        ms(s.map(|s| s.full.p50_ms)),
-        ms(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms)),
+        match c.sync_over_limit_s {
+            Some(limit) => format!(">{limit:.0} s"),
+            None => ms(s.map(|s| s.full.p50_ms)),
+        },
+        ms(crate::analysis::cases::full_sync(c).map(|f| f.cpu_user_ms + f.cpu_sys_ms)),
         ms(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms)),
         ms(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms)),
         ms(s.and_then(|s| s.update_endpoints.as_ref())
@@ -326,6 +333,29 @@ skipped ebpf x 100: mode ebpf is not implemented in kpbench {}; run the other mo
             env!("CARGO_PKG_VERSION")
         );
         assert_eq!(summary_table(&r), want);
+    }
+
+    /// A kube-proxy full sync past its limit shows as over it, never as a time.
+    #[test]
+    fn a_sync_over_its_limit_reads_over_n_s() {
+        let out = tempfile::tempdir().unwrap();
+        let mut backends = FakeBackends::all_ok();
+        let script = backends.scripts.get_mut(&Mode::Nftables).unwrap();
+        script.timeout_from = Some(200);
+        script.floor_in_time = true;
+        let s = scenario(&[Mode::Nftables], &[100, 200]);
+        let (r, _) = run_fake(
+            s,
+            &backends,
+            &FakeSandbox::default(),
+            &FakeHost::default(),
+            out.path(),
+        );
+        let table = summary_table(&r);
+        let row = table.lines().find(|l| l.contains(" 200 ")).unwrap();
+        assert!(row.contains(">300 s"), "{row}");
+        assert!(!row.contains("200.0"), "{row}");
+        assert!(super::one_line(&r.cases[1]).contains("full sync over 300 s"));
     }
 
     #[test]

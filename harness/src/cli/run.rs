@@ -68,6 +68,13 @@ pub fn main(a: RunArgs) -> Result<i32, Failure> {
     let (scenario, file) = self::scenario(&a)?;
     let run_id = a.run_id.unwrap_or_else(new_run_id);
     require_root()?;
+    // Before anything is created: a run too large for this machine's memory would fail
+    // late, or push the machine into swap and measure that.
+    if let Some(why) = crate::run::memory::available_bytes()
+        .and_then(|available| crate::run::memory::shortfall(&scenario, available))
+    {
+        return Err(Failure::unavailable(why));
+    }
     let out_dir = a
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&run_id));

@@ -10,7 +10,7 @@ use crate::analysis::{fingerprint, lookup, stats};
 use crate::report::charts::{Chart, Section};
 use crate::report::markup::{escape, figure};
 use crate::report::{findings, plan_section, sync_sections};
-use crate::results::{Estimate, Results, Status};
+use crate::results::{Case, Estimate, Results, Status};
 
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 0 auto; max-width: 1200px; padding: 1rem 2rem 3rem; color: #1b1f24; line-height: 1.45; }
@@ -204,6 +204,15 @@ fn other_machines(results: &[Results]) -> Vec<String> {
     out
 }
 
+/// The full sync's median, or "over N s" when it ran past the case's limit (the data
+/// path then went through the floor's identical objects).
+fn full_sync_cell(c: &Case) -> String {
+    match c.sync_over_limit_s {
+        Some(limit) => format!("over {limit:.0} s (floor-programmed)"),
+        None => cell(c.sync.as_ref().map(|s| s.full.p50_ms), 1),
+    }
+}
+
 fn summary(h: &mut String, rows: &[Row<'_>]) {
     h.push_str("<h2 id=\"summary\">Summary</h2>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th>endpoints</th><th class=\"l\">status</th><th>kernel objects</th><th>full sync ms</th><th>full sync CPU ms</th><th>add p50 ms</th><th>remove p50 ms</th><th>update p50 ms</th><th>update p99 ms</th><th class=\"l\">SYN transit last minus direct ns</th><th>last p99 us</th><th>max rate /s</th><th>machine-wide CPU us/req</th><th>dataplane CPU ns/req</th><th>max-rate softirq %</th></tr>\n");
     for r in rows {
@@ -221,7 +230,7 @@ fn summary(h: &mut String, rows: &[Row<'_>]) {
                 .as_ref()
                 .map(|r| r.kernel_objects.to_string())
                 .unwrap_or_else(|| "&ndash;".into()),
-            cell(s.map(|s| s.full.p50_ms), 1),
+            full_sync_cell(c),
             cell(s.map(|s| s.full.cpu_user_ms + s.full.cpu_sys_ms), 1),
             cell(s.and_then(|s| s.add_service.as_ref()).map(|d| d.p50_ms), 1),
             cell(s.and_then(|s| s.remove_service.as_ref()).map(|d| d.p50_ms), 1),

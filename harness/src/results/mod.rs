@@ -123,6 +123,8 @@ mod tests {
                 sync: None,
                 datapath: None,
                 elapsed_s: None,
+                programmed_by: None,
+                sync_over_limit_s: None,
             }],
         }
     }

@@ -168,6 +168,15 @@ pub struct Case {
     /// Wall time the whole case took, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_s: Option<f64>,
+    /// The profile whose sync left the kernel objects the read-back and the data path
+    /// saw: the case's own `profile`, or `floor` when its kube-proxy full sync ran past
+    /// the case's limit (`sync_over_limit_s`). Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programmed_by: Option<String>,
+    /// Set when the kube-proxy full sync ran past the case's limit: that limit, seconds.
+    /// `sync.full` then holds the partial timings up to it, and no incremental syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_over_limit_s: Option<f64>,
 }
 
 /// The rules of a case, as read back from the kernel after the full sync.

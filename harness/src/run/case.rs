@@ -7,6 +7,13 @@
 //! `sync_interval_s` after the one before, so kube-proxy's timers (the delayed nftables
 //! chain delete, the large-cluster `iptables-save`, IPVS graceful termination) fire
 //! where they would; before the last read-back the pending ones are fired untimed.
+//!
+//! **Over the limit.** When a kube-proxy full sync runs past the case's limit, the case
+//! keeps that sync's partial timings (`sync_over_limit_s`), then programs the identical
+//! objects through the floor profile in a fresh sandbox, by a limit of its own, and
+//! still reads them back and measures the data path (`programmed_by: "floor"`). Only
+//! when the floor cannot reach them either does the case time out, and its mode give up
+//! larger scales.
 
 use std::time::Duration;
 
@@ -73,7 +80,7 @@ pub enum CaseError {
 }
 
 impl CaseError {
-    fn at(step: Step, limit: Duration) -> impl FnOnce(ApplyError) -> CaseError {
+    pub(crate) fn at(step: Step, limit: Duration) -> impl FnOnce(ApplyError) -> CaseError {
         move |source| {
             if source.is_timeout() {
                 CaseError::TimedOut {
@@ -109,6 +116,9 @@ pub struct CaseDone {
     pub datapath: Option<Datapath>,
     /// Why the data path could not be measured, when it could not.
     pub datapath_error: Option<MeasureError>,
+    /// Set when the kube-proxy full sync ran past the case's limit (this limit) and the
+    /// floor programmed the objects measured.
+    pub over_limit: Option<Duration>,
 }
 
 impl CaseDone {
@@ -119,6 +129,16 @@ impl CaseDone {
         case.rules = Some(self.rules);
         case.sync = Some(self.sync);
         case.datapath = self.datapath;
+        if let Some(limit) = self.over_limit {
+            case.sync_over_limit_s = Some(limit.as_secs_f64());
+            case.programmed_by = Some(ProfileKind::Floor.name().to_string());
+            case.reason = Some(format!(
+                "kube-proxy's full sync ran past the case's limit of {:.0} s (sync.full holds \
+                 its timings up to it); the read-back and the data path are those of the \
+                 identical objects programmed by the floor profile",
+                limit.as_secs_f64()
+            ));
+        }
         if let Some(why) = self.datapath_error {
             case.status = Status::Failed;
             case.reason = Some(format!("data path: {why}"));
@@ -175,6 +195,8 @@ struct CaseRun<'a, F: FnMut(Event)> {
     controller: Box<dyn Controller>,
     io: Box<dyn MeasuredExecutor + 'a>,
     at: Duration,
+    /// The last sync that failed, as far as it got: (sample, payload bytes, steps).
+    partial: Option<(Sample, usize, StepLog)>,
 }
 
 impl<F: FnMut(Event)> CaseRun<'_, F> {
@@ -197,7 +219,14 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         self.io.begin(self.deadline);
         let done = self.controller.sync(self.io.as_mut(), old, new, self.at);
         let report = self.io.finish();
-        done.map_err(fail)?;
+        if let Err(e) = done {
+            self.partial = Some((
+                Sample::from(report.cost),
+                report.payload_bytes,
+                report.steps,
+            ));
+            return Err(fail(e));
+        }
         self.at += self.scenario.sync_interval();
         Ok((
             Sample::from(report.cost),
@@ -427,10 +456,25 @@ pub fn run_case(
         controller: backend.controller(spec.profile),
         io: sb.executor(),
         at: Duration::ZERO,
+        partial: None,
     };
     let set = ServiceSet::generate(spec.services, s.endpoints_per_service);
     run.step(format!("full sync of {} services", spec.services));
-    let (full, payload_bytes, full_steps) = run.sync(Step::FullSync, None, &set)?;
+    let (full, payload_bytes, full_steps) = match run.sync(Step::FullSync, None, &set) {
+        Ok(done) => done,
+        Err(e) if e.timed_out() && spec.profile.kind() == ProfileKind::KubeProxy => {
+            let partial = run.partial.take();
+            drop(run);
+            drop(sb);
+            let over = OverLimit {
+                limit,
+                partial,
+                error: e,
+            };
+            return floor_programmed(backend, sandbox, s, spec, ns_prefix, over, on_event);
+        }
+        Err(e) => return Err(e),
+    };
     run.step("reading rules back");
     let objects = run.verify(Step::ReadBack, &set)?;
     let mut fulls = Samples::default();
@@ -460,5 +504,90 @@ pub fn run_case(
         },
         datapath,
         datapath_error,
+        over_limit: None,
+    })
+}
+
+/// A kube-proxy full sync that ran past the case's limit: the limit, the sync as far
+/// as it got, and the time-out itself.
+struct OverLimit {
+    limit: Duration,
+    partial: Option<(Sample, usize, StepLog)>,
+    error: CaseError,
+}
+
+/// The rest of a case whose kube-proxy full sync ran past its limit: the identical
+/// objects programmed by the floor profile in a fresh sandbox (`<prefix>f`), by a limit
+/// of its own, read back and measured. Returns the time-out when the floor cannot reach
+/// them either (the mode then gives up larger scales), or when nothing was timed.
+fn floor_programmed(
+    backend: &dyn Backend,
+    sandbox: &dyn Sandbox,
+    s: &Scenario,
+    spec: &CaseSpec,
+    ns_prefix: &str,
+    over: OverLimit,
+    on_event: &mut impl FnMut(Event),
+) -> Result<CaseDone, CaseError> {
+    let Some(partial) = over.partial else {
+        return Err(over.error);
+    };
+    on_event(Event::Step(format!(
+        "kube-proxy's full sync ran past {:.0} s: programming the identical objects through the floor profile",
+        over.limit.as_secs_f64()
+    )));
+    let sb = sandbox
+        .create(&format!("{ns_prefix}f"))
+        .map_err(CaseError::Sandbox)?;
+    let deadline = Deadline::after(over.limit);
+    let set = ServiceSet::generate(spec.services, s.endpoints_per_service);
+    {
+        let mut io = sb.executor();
+        let mut ctl = backend.controller(Profile::Floor);
+        io.begin(deadline);
+        let done = ctl.sync(io.as_mut(), None, &set, Duration::ZERO);
+        io.finish();
+        if let Err(e) = done {
+            tracing::warn!(
+                "the floor could not program {} services either: {e}",
+                spec.services
+            );
+            return Err(over.error);
+        }
+    }
+    // The read-back and the data path get limits of their own too: the floor's sync
+    // may have used most of its own, and listing a large table takes a while.
+    on_event(Event::Step("reading rules back".into()));
+    let found = backend
+        .verify(sb.node(), &set, Deadline::after(s.command_timeout()))
+        .map_err(CaseError::at(Step::ReadBack, s.command_timeout()))?;
+    let deadline = Deadline::after(over.limit);
+    let (datapath, datapath_error) = if s.datapath.enabled {
+        let mut step = |m: String| on_event(Event::Step(m));
+        match sb.measure_datapath(&set, &s.datapath, deadline, &mut step) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        }
+    } else {
+        (None, None)
+    };
+    let payload = partial.1;
+    let mut fulls = Samples::default();
+    fulls.push(partial);
+    Ok(CaseDone {
+        rules: Rules {
+            kernel_objects: found.count as u64,
+            payload_bytes: Some(payload as u64),
+            kernel_memory_bytes: None,
+        },
+        sync: Sync {
+            full: fulls.summary().expect("one sample"),
+            add_service: None,
+            remove_service: None,
+            update_endpoints: None,
+        },
+        datapath,
+        datapath_error,
+        over_limit: Some(over.limit),
     })
 }

@@ -7,12 +7,14 @@
 //! - `plan`: the cases of a scenario, in order;
 //! - `case`: one case, step by step;
 //! - `runner`: the loop over cases, giving up on a mode after a timeout, recording;
+//! - `memory`: what a run needs in memory, checked before it starts;
 //! - `seams`: what the runner needs from outside (backends, sandbox, host), with fakes
 //!   in `testing` for tests that need no root.
 
 pub mod case;
 pub mod environment;
 pub mod lab;
+pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod runner;

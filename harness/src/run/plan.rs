@@ -43,6 +43,8 @@ impl CaseSpec {
             sync: None,
             datapath: None,
             elapsed_s: None,
+            programmed_by: Some(self.profile.kind().name().to_string()),
+            sync_over_limit_s: None,
         }
     }
 }

@@ -176,7 +176,7 @@ impl Runner<'_> {
         let backends: BackendMap = s
             .mode_specs()
             .into_iter()
-            .map(|m| (m, self.backends.backend(m)))
+            .map(|m| (m, self.backends.backend(m, s.kube_proxy_version)))
             .collect();
         let env = self.host.environment(&tools_of(&backends));
         let mut tally = Tally {

@@ -13,7 +13,9 @@ use dataplane::floor::exec::Output;
 use dataplane::floor::model::ServiceSet;
 use dataplane::floor::sync::{Executor, MeasuredExecutor, RealExecutor, Request, ToolCall};
 use dataplane::{ApplyError, SyncReport};
-use dataplane::{Backend, Deadline, KernelFeature, Mode, ModeSpec, Netns, NotImplemented};
+use dataplane::{
+    Backend, Deadline, KernelFeature, KubeProxyVersion, Mode, ModeSpec, Netns, NotImplemented,
+};
 
 use crate::datapath::measure::MeasureError;
 use crate::results::{Datapath, Environment, Transit};
@@ -21,9 +23,14 @@ use crate::run::lab::{LabCases, LabRunError};
 use crate::sandbox::{Topology, TopologyError};
 use crate::scenario::{self, Scenario};
 
-/// Makes the backend of a mode.
+/// Makes the backend of a mode, for the kube-proxy release the run replays (the
+/// release whose objects the floor programs where releases differ).
 pub trait Backends {
-    fn backend(&self, spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented>;
+    fn backend(
+        &self,
+        spec: ModeSpec,
+        release: KubeProxyVersion,
+    ) -> Result<Box<dyn Backend>, NotImplemented>;
 }
 
 /// The dataplane crate's backends.
@@ -31,8 +38,12 @@ pub trait Backends {
 pub struct RealBackends;
 
 impl Backends for RealBackends {
-    fn backend(&self, spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
-        dataplane::backend(spec)
+    fn backend(
+        &self,
+        spec: ModeSpec,
+        release: KubeProxyVersion,
+    ) -> Result<Box<dyn Backend>, NotImplemented> {
+        dataplane::backend_for_release(spec, release)
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Script {
     pub tools: Vec<ToolNeed>,
     /// From this many services on, a full sync times out (the tool is killed).
     pub timeout_from: Option<usize>,
+    /// The time-out hits the kube-proxy profile only: the floor reaches every scale.
+    pub floor_in_time: bool,
     /// A full sync fails as if the kernel lacked IPVS.
     pub no_kernel_feature: bool,
     /// The read-back finds this many objects fewer than were programmed.
@@ -114,7 +116,8 @@ impl Controller for FakeController {
         ))?;
         io.wrote(new.len());
         if old.is_none() {
-            if self.script.timeout_from.is_some_and(|n| new.len() >= n) {
+            let floor_in_time = self.script.floor_in_time && self.profile == Profile::Floor;
+            if !floor_in_time && self.script.timeout_from.is_some_and(|n| new.len() >= n) {
                 return Err(ExecError::Timeout {
                     tool: "fake-restore".into(),
                     after: Duration::from_secs(1),
@@ -260,7 +263,11 @@ impl FakeBackends {
 }
 
 impl Backends for FakeBackends {
-    fn backend(&self, spec: ModeSpec) -> Result<Box<dyn Backend>, NotImplemented> {
+    fn backend(
+        &self,
+        spec: ModeSpec,
+        _release: dataplane::KubeProxyVersion,
+    ) -> Result<Box<dyn Backend>, NotImplemented> {
         let script = self
             .scripts
             .get(&spec.mode())
@@ -506,5 +513,7 @@ pub fn lab_case(services: u64) -> Case {
         sync: None,
         datapath: None,
         elapsed_s: Some(1.5),
+        programmed_by: None,
+        sync_over_limit_s: None,
     }
 }

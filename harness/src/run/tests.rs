@@ -462,3 +462,78 @@ fn transit_replicates_run_in_fresh_sandboxes_and_are_pooled() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_kube_proxy_sync_past_its_limit_is_measured_through_the_floors_objects() {
+    let out = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let mut backends = FakeBackends::all_ok();
+    let script = backends.scripts.get_mut(&Mode::Nftables).unwrap();
+    script.timeout_from = Some(20);
+    script.floor_in_time = true;
+    let mut s = scenario(&[Mode::Nftables], &[10, 20, 40]);
+    s.datapath.enabled = true;
+    s.datapath.replicates = 1;
+    let sandbox = FakeSandbox {
+        datapath: Some(
+            crate::analysis::cases::fixtures::case("nftables", 20, 1.0, 1.0, 1.0)
+                .datapath
+                .expect("the fixture has a data path"),
+        ),
+        log: log.clone(),
+        ..FakeSandbox::default()
+    };
+    let (r, _) = run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path());
+    let got: Vec<(u64, Status, Option<f64>, Option<&str>)> = r
+        .cases
+        .iter()
+        .map(|c| {
+            (
+                c.services,
+                c.status,
+                c.sync_over_limit_s,
+                c.programmed_by.as_deref(),
+            )
+        })
+        .collect();
+    // Larger scales are not given up: the floor reaches them.
+    assert_eq!(
+        got,
+        [
+            (10, Status::Ok, None, Some("kube-proxy")),
+            (20, Status::Ok, Some(300.0), Some("floor")),
+            (40, Status::Ok, Some(300.0), Some("floor")),
+        ]
+    );
+    let over = &r.cases[1];
+    // The partial timings of the sync that ran past the limit, and nothing after it.
+    let sync = over.sync.as_ref().unwrap();
+    assert_eq!(sync.full.samples, 1);
+    assert_eq!(sync.full.p50_ms, 20.0);
+    assert!(sync.add_service.is_none() && sync.update_endpoints.is_none());
+    // Read back and measured in a fresh sandbox the floor programmed.
+    assert_eq!(over.rules.as_ref().unwrap().kernel_objects, 20 + 20 * 2);
+    assert!(over.datapath.is_some());
+    assert!(over.reason.as_deref().unwrap().contains("floor profile"));
+    let lines = log.lock().unwrap().clone();
+    let prefix = format!("create {}-c1f", r.run.id);
+    assert!(lines.contains(&prefix), "{lines:?}");
+}
+
+#[test]
+fn every_case_not_over_its_limit_is_programmed_by_its_own_profile() {
+    let out = tempfile::tempdir().unwrap();
+    let mut s = scenario(&[Mode::Nftables], &[10]);
+    s.profiles = vec![ProfileKind::KubeProxy, ProfileKind::Floor];
+    let (r, _) = run_fake(
+        s,
+        &FakeBackends::all_ok(),
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    for c in &r.cases {
+        assert_eq!(c.programmed_by, c.profile, "{c:?}");
+        assert_eq!(c.sync_over_limit_s, None);
+    }
+}

@@ -448,7 +448,27 @@ impl Executor for RealExecutor<'_> {
         if let Some(data) = call.stdin {
             self.bytes += data.len();
         }
-        let out = self.spawn(&call)?;
+        let started = std::time::Instant::now();
+        let out = match self.spawn(&call) {
+            Ok(out) => out,
+            Err(e) => {
+                // A tool killed at the deadline keeps its wall time in its own step, so
+                // the partial timings of a sync past its limit say where it went (its
+                // CPU is not known: it was not waited for to the end).
+                if e.is_timeout() {
+                    let wall = started.elapsed();
+                    self.log.add(
+                        call.step,
+                        call.category,
+                        Cost {
+                            wall,
+                            ..Cost::default()
+                        },
+                    );
+                }
+                return Err(e);
+            }
+        };
         self.tools += Cost {
             wall: std::time::Duration::ZERO,
             ..out.cost

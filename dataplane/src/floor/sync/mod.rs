@@ -200,6 +200,11 @@ pub struct StepLog {
 }
 
 impl StepLog {
+    /// The step named `name`, if it ran.
+    pub fn get(&self, name: &str) -> Option<&StepCost> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
     /// Adds one call of `name`.
     pub fn add(&mut self, name: &str, category: Category, cost: Cost) {
         self.add_calls(name, category, 1, cost);

@@ -29,7 +29,7 @@ use super::{Line, Unit, Verdict};
 type Pick = fn(&Case) -> Option<&DurationSummary>;
 
 const TIMINGS: [(&str, Pick); 4] = [
-    ("full sync ms", |c| c.sync.as_ref().map(|s| &s.full)),
+    ("full sync ms", crate::analysis::cases::full_sync),
     ("add p50 ms", |c| c.sync.as_ref()?.add_service.as_ref()),
     ("remove p50 ms", |c| {
         c.sync.as_ref()?.remove_service.as_ref()

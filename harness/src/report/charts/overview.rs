@@ -43,7 +43,9 @@ pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
             "Full sync: time to program every service",
             "full sync, ms",
             true,
-            &[("", &|c: &Case| c.sync.as_ref().map(|s| p50(&s.full)))],
+            &[("", &|c: &Case| {
+                crate::analysis::cases::full_sync(c).map(p50)
+            })],
         )
         .caption(WHISKERS)];
     type Pick = fn(&Case) -> Option<&DurationSummary>;
@@ -264,7 +266,7 @@ fn kernel_charts(rows: &[Row<'_>], envs: &[&EnvKey], modes: &[String]) -> Vec<Ch
     type Metric = fn(&Case) -> Option<f64>;
     let metrics: [(&str, &str, &str, Metric); 3] = [
         ("kernels_full_sync", "Full sync per kernel", "ms", |c| {
-            c.sync.as_ref().map(|s| s.full.p50_ms)
+            crate::analysis::cases::full_sync(c).map(|f| f.p50_ms)
         }),
         (
             "kernels_incremental",
