@@ -2,7 +2,8 @@
 //! the mode names) and no mode's types: a mode's own kernel requests and stand-ins are
 //! the mode's, run and answered through the traits here.
 //!
-//! - [`model`]: the synthetic services; [`names`]: their kernel names;
+//! - [`model`]: the synthetic services, [`spec`]: what a service is beyond one TCP
+//!   port of a ClusterIP; [`names`]: their kernel names;
 //! - [`exec`]: tool runs; [`netns`]: namespaces; [`deadline`]: deadlines;
 //! - [`prereq`]: what a mode needs of the machine; [`bpf`]: the embedded BPF objects;
 //! - [`error`]: [`error::ApplyError`], what programming or reading a dataplane can
@@ -22,4 +23,5 @@ pub mod model;
 pub mod names;
 pub mod netns;
 pub mod prereq;
+pub mod spec;
 pub mod sync;

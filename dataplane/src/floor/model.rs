@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use crate::floor::spec::{Conditions, ServicePort, Spec};
+
 /// Kubernetes namespace every synthetic service lives in.
 pub const NAMESPACE: &str = "kpbench";
 /// Service port (TCP) every synthetic service exposes.
@@ -47,13 +49,16 @@ impl Endpoint {
     }
 }
 
-/// One ClusterIP service with a single TCP port named `http`.
+/// One service: its first port `port` is named `http`; `spec` holds its type, further
+/// ports, affinity, policies and endpoint conditions (by default a ClusterIP with that
+/// one TCP port and every endpoint ready).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub index: usize,
     pub vip: Ipv4Addr,
     pub port: u16,
     pub endpoints: Vec<Endpoint>,
+    pub spec: Spec,
 }
 
 impl Service {
@@ -65,6 +70,26 @@ impl Service {
     /// kube-proxy's service-port name, `kpbench/svc-<i>:http`.
     pub fn port_name(&self) -> String {
         format!("{NAMESPACE}/svc-{}:http", self.index)
+    }
+
+    /// Every port of the service in order: the first (`http`, `port`, served on the
+    /// first endpoint's port, else [`ENDPOINT_PORT`]), then `spec.extra_ports`.
+    pub fn ports(&self) -> Vec<ServicePort> {
+        let first = ServicePort {
+            name: "http".into(),
+            protocol: self.spec.protocol,
+            port: self.port,
+            target_port: self.endpoints.first().map_or(ENDPOINT_PORT, |e| e.port),
+            node_port: self.spec.node_port,
+        };
+        std::iter::once(first)
+            .chain(self.spec.extra_ports.iter().cloned())
+            .collect()
+    }
+
+    /// The conditions of endpoint `e` (ready and remote unless `spec.conditions` says).
+    pub fn conditions(&self, e: &Endpoint) -> Conditions {
+        self.spec.conditions.get(e).copied().unwrap_or_default()
     }
 }
 
@@ -146,6 +171,7 @@ pub fn service(i: usize, per_service: usize) -> Service {
                 port: ENDPOINT_PORT,
             })
             .collect(),
+        spec: Spec::default(),
     }
 }
 
