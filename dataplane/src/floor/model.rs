@@ -89,7 +89,7 @@ impl Service {
 
     /// The conditions of endpoint `e` (ready and remote unless `spec.conditions` says).
     pub fn conditions(&self, e: &Endpoint) -> Conditions {
-        self.spec.conditions.get(e).copied().unwrap_or_default()
+        self.spec.conditions.get(&e.ip).copied().unwrap_or_default()
     }
 }
 

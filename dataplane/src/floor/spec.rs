@@ -13,8 +13,6 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::floor::model::Endpoint;
-
 /// `spec.type`, of the types kube-proxy programs.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
@@ -145,8 +143,8 @@ pub struct Spec {
     pub external_ips: Vec<Ipv4Addr>,
     /// `status.loadBalancer.ingress[].ip` (LoadBalancer services).
     pub ingress_ips: Vec<Ipv4Addr>,
-    /// The endpoints whose conditions differ from [`Conditions::default`].
-    pub conditions: BTreeMap<Endpoint, Conditions>,
+    /// The endpoints (by address) whose conditions differ from [`Conditions::default`].
+    pub conditions: BTreeMap<Ipv4Addr, Conditions>,
 }
 
 /// A feature of a service that a mode may or may not render yet; what a case skipped
@@ -288,10 +286,7 @@ mod tests {
             ..Spec::default()
         };
         b.conditions.insert(
-            Endpoint {
-                ip: Ipv4Addr::new(10, 128, 0, 1),
-                port: 8080,
-            },
+            Ipv4Addr::new(10, 128, 0, 1),
             Conditions {
                 ready: false,
                 ..Conditions::default()
@@ -317,10 +312,7 @@ mod tests {
     fn a_local_endpoint_that_is_ready_is_only_node_locality() {
         let mut s = Spec::default();
         s.conditions.insert(
-            Endpoint {
-                ip: Ipv4Addr::new(10, 128, 0, 1),
-                port: 8080,
-            },
+            Ipv4Addr::new(10, 128, 0, 1),
             Conditions {
                 local: true,
                 ..Conditions::default()
