@@ -219,6 +219,32 @@ impl ServiceSet {
         }
     }
 
+    /// A new service `index` with `per_service` ready endpoints at the addresses after
+    /// every endpoint of the set (of its lower, primary half); for `generate(n, e)` and
+    /// index `n` it is [`service`]`(n, e)`.
+    pub fn fresh_service(&self, index: usize, per_service: usize) -> Service {
+        let after = self
+            .services
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| u32::from(e.ip) - u32::from(POD_CIDR.0))
+            .filter(|&o| o < SPARE_POOL_OFFSET)
+            .max()
+            .unwrap_or(0);
+        Service {
+            index,
+            vip: service_vip(index),
+            port: SERVICE_PORT,
+            endpoints: (0..per_service)
+                .map(|j| Endpoint {
+                    ip: offset(POD_CIDR.0, after + j as u32 + 1),
+                    port: ENDPOINT_PORT,
+                })
+                .collect(),
+            spec: Spec::default(),
+        }
+    }
+
     /// Removes the service with this index, returning it.
     pub fn remove(&mut self, index: usize) -> Option<Service> {
         let pos = self
@@ -280,6 +306,13 @@ mod tests {
             check_size(200_000, 100),
             Err(SizeError::TooManyEndpoints { .. })
         ));
+    }
+
+    #[test]
+    fn a_fresh_service_of_an_n_x_e_set_is_the_next_generated_one() {
+        let set = ServiceSet::generate(4, 3);
+        assert_eq!(set.fresh_service(4, 3), service(4, 3));
+        assert_eq!(ServiceSet::default().fresh_service(0, 2), service(0, 2));
     }
 
     #[test]

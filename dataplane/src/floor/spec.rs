@@ -162,12 +162,10 @@ pub enum Feature {
     ExternalIps,
     /// An endpoint not ready, or terminating.
     EndpointConditions,
-    /// An endpoint on the node itself.
-    LocalEndpoints,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 11] = [
+    pub const ALL: [Feature; 10] = [
         Feature::NodePort,
         Feature::LoadBalancer,
         Feature::Udp,
@@ -178,7 +176,6 @@ impl Feature {
         Feature::SourceRanges,
         Feature::ExternalIps,
         Feature::EndpointConditions,
-        Feature::LocalEndpoints,
     ];
 
     pub fn name(self) -> &'static str {
@@ -193,13 +190,14 @@ impl Feature {
             Feature::SourceRanges => "loadBalancerSourceRanges",
             Feature::ExternalIps => "external IPs",
             Feature::EndpointConditions => "endpoints not ready or terminating",
-            Feature::LocalEndpoints => "node-local endpoints",
         }
     }
 }
 
 impl Spec {
     /// The features this service uses, in [`Feature::ALL`] order; none for the default.
+    /// Node-local endpoints are none by themselves: they change the rules only under a
+    /// Local traffic policy, which is one.
     pub fn features(&self) -> Vec<Feature> {
         let udp = self.protocol == Protocol::Udp
             || self.extra_ports.iter().any(|p| p.protocol == Protocol::Udp);
@@ -218,7 +216,6 @@ impl Spec {
             Feature::SourceRanges => !self.source_ranges.is_empty(),
             Feature::ExternalIps => !self.external_ips.is_empty(),
             Feature::EndpointConditions => conditions,
-            Feature::LocalEndpoints => self.conditions.values().any(|c| c.local),
         };
         Feature::ALL.into_iter().filter(|&f| has(f)).collect()
     }
@@ -309,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn a_local_endpoint_that_is_ready_is_only_node_locality() {
+    fn a_local_endpoint_under_cluster_policies_is_no_feature() {
         let mut s = Spec::default();
         s.conditions.insert(
             Ipv4Addr::new(10, 128, 0, 1),
@@ -318,6 +315,8 @@ mod tests {
                 ..Conditions::default()
             },
         );
-        assert_eq!(s.features(), vec![Feature::LocalEndpoints]);
+        assert!(s.features().is_empty());
+        s.external_policy = TrafficPolicy::Local;
+        assert_eq!(s.features(), vec![Feature::ExternalPolicyLocal]);
     }
 }
