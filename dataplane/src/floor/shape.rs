@@ -275,6 +275,26 @@ impl Shape {
 }
 
 impl Group {
+    /// `count` services of `kind` with `ports` and `ready` endpoints, nothing else:
+    /// no affinity, Cluster policies, no source range or extra address.
+    pub fn plain(count: u64, kind: ServiceType, ports: &[Protocol], ready: u32) -> Group {
+        Group {
+            count,
+            kind,
+            ports: ports.to_vec(),
+            affinity_timeout_s: None,
+            external_traffic_policy: TrafficPolicy::Cluster,
+            internal_traffic_policy: TrafficPolicy::Cluster,
+            source_ranges: 0,
+            external_ips: 0,
+            ingress_ips: 0,
+            endpoints: EndpointCounts {
+                ready,
+                ..EndpointCounts::default()
+            },
+        }
+    }
+
     /// Node ports this group's services each take.
     pub fn node_ports(&self) -> u64 {
         if self.kind.has_node_ports() {

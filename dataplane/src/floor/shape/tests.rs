@@ -2,21 +2,7 @@ use super::*;
 use crate::floor::spec::Feature;
 
 fn group(count: u64, kind: ServiceType, ports: &[Protocol], ready: u32) -> Group {
-    Group {
-        count,
-        kind,
-        ports: ports.to_vec(),
-        affinity_timeout_s: None,
-        external_traffic_policy: TrafficPolicy::Cluster,
-        internal_traffic_policy: TrafficPolicy::Cluster,
-        source_ranges: 0,
-        external_ips: 0,
-        ingress_ips: 0,
-        endpoints: EndpointCounts {
-            ready,
-            ..EndpointCounts::default()
-        },
-    }
+    Group::plain(count, kind, ports, ready)
 }
 
 fn shape(groups: Vec<Group>) -> Shape {

@@ -170,7 +170,7 @@ impl Synthetic {
         let affinity_timeout_s = (rng.unit() < self.affinity).then_some(AFFINITY_S);
         let local = kind.has_node_ports() && rng.unit() < self.external_local;
         let port_count = pick(ports, rng.unit()).max(1);
-        let protocols = (0..port_count)
+        let protocols: Vec<Protocol> = (0..port_count)
             .map(|_| {
                 if rng.unit() < self.udp {
                     Protocol::Udp
@@ -184,24 +184,18 @@ impl Synthetic {
             .filter(|_| rng.unit() < 1.0 / self.nodes as f64)
             .count();
         Group {
-            count: 0,
-            kind,
-            ports: protocols,
             affinity_timeout_s,
             external_traffic_policy: if local {
                 TrafficPolicy::Local
             } else {
                 TrafficPolicy::Cluster
             },
-            internal_traffic_policy: TrafficPolicy::Cluster,
-            source_ranges: 0,
-            external_ips: 0,
-            ingress_ips: 0,
             endpoints: EndpointCounts {
                 ready,
                 local: on_node as u32,
                 ..EndpointCounts::default()
             },
+            ..Group::plain(0, kind, &protocols, ready)
         }
     }
 }
