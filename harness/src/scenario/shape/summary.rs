@@ -18,6 +18,11 @@ const BUCKETS: [(u32, u32, &str); 7] = [
     (1001, u32::MAX, ">1000"),
 ];
 
+/// `n services`, `1 service`.
+fn services(n: u64) -> String {
+    format!("{n} service{}", if n == 1 { "" } else { "s" })
+}
+
 /// The summary as printed, one line per aspect.
 pub fn summary(shape: &Shape) -> String {
     let per = |f: &dyn Fn(&dataplane::floor::shape::Group) -> u64| -> u64 {
@@ -86,10 +91,10 @@ pub fn summary(shape: &Shape) -> String {
     );
     let _ = write!(
         out,
-        "source ranges: {} services ({} ranges); external IPs: {} services ({} IPs); load-balancer ingress IPs: {}",
-        per(&|g| (g.source_ranges > 0) as u64),
+        "source ranges: {} ({} ranges); external IPs: {} ({} IPs); load-balancer ingress IPs: {}",
+        services(per(&|g| (g.source_ranges > 0) as u64)),
         per(&|g| g.source_ranges as u64),
-        per(&|g| (g.external_ips > 0) as u64),
+        services(per(&|g| (g.external_ips > 0) as u64)),
         per(&|g| g.external_ips as u64),
         per(&|g| g.ingress_ips as u64),
     );
