@@ -134,9 +134,6 @@ pub(super) fn resolve<E>(
                 "and `shape` are both set; a scenario draws its services from one of them".into(),
             ));
         }
-        if w.endpoints_given {
-            return Err(field("endpoints_per_service", "is set beside [synthetic]; the endpoint counts come from `synthetic.endpoints`, so drop it".into()));
-        }
         let mix = mix::synthetic(raw, field)?;
         let largest = services
             .iter()
@@ -148,8 +145,13 @@ pub(super) fn resolve<E>(
         drawn
             .check()
             .map_err(|e| field("synthetic", format!("at {largest} services: {e}")))?;
+        let endpoints = mean(&mix.draw(largest.max(1)));
+        // A resolved scenario written back (the lab's) carries the mean: accept it.
+        if w.endpoints_given && w.endpoints != endpoints {
+            return Err(field("endpoints_per_service", "is set beside [synthetic]; the endpoint counts come from `synthetic.endpoints`, so drop it".into()));
+        }
         return Ok(Resolved {
-            endpoints_per_service: Some(mean(&mix.draw(largest.max(1)))),
+            endpoints_per_service: Some(endpoints),
             synthetic: Some(mix),
             ..Resolved::default()
         });

@@ -242,3 +242,15 @@ fn the_typical_scenario_draws_its_documented_mix() {
         .count();
     assert!(small > 3500, "{small}");
 }
+
+#[test]
+fn a_synthetic_scenario_round_trips_through_toml_for_the_lab() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/typical.toml");
+    let s = Scenario::load(std::path::Path::new(path)).unwrap();
+    let text = toml::to_string(&s).unwrap();
+    let again =
+        Scenario::parse(&text, "/tmp/t.toml", "t").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again.synthetic, s.synthetic);
+    assert_eq!(again.endpoints_per_service, s.endpoints_per_service);
+    assert_eq!(again.service_set(1000), s.service_set(1000));
+}
