@@ -325,3 +325,71 @@ fn a_restore_failure_reports_the_tools_message() {
         drop(ns);
     }
 }
+
+/// 24 services of a shape the iptables renderer writes in full: plain ClusterIPs, and
+/// NodePort services with ClientIP affinity and a second TCP port.
+fn featured_set() -> ServiceSet {
+    use dataplane::floor::shape::{Group, Shape, Skipped, FORMAT};
+    use dataplane::floor::spec::{Protocol, ServiceType};
+    let group = |count, kind, ports: &[Protocol], affinity, ready| Group {
+        affinity_timeout_s: affinity,
+        ..Group::plain(count, kind, ports, ready)
+    };
+    let shape = Shape {
+        format: FORMAT.into(),
+        source: "synthetic".into(),
+        skipped: Skipped::default(),
+        groups: vec![
+            group(12, ServiceType::ClusterIP, &[Protocol::Tcp], None, 3),
+            group(
+                6,
+                ServiceType::NodePort,
+                &[Protocol::Tcp, Protocol::Tcp],
+                Some(600),
+                2,
+            ),
+            group(6, ServiceType::NodePort, &[Protocol::Tcp], None, 4),
+        ],
+    };
+    shape.check().unwrap();
+    shape.service_set()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn a_shape_with_nodeports_affinity_and_ports_syncs_alike_both_ways() {
+    let start = featured_set();
+    for (name, b) in backends() {
+        let profile = Profile::KubeProxy(KubeProxyVersion::V1_36);
+        let mut read = Vec::new();
+        for p in [profile, Profile::Floor] {
+            let ns = NsGuard::new(&format!("shape-{name}-{}", p.kind()));
+            let mut ctl = b.controller(p);
+            sync_with(ctl.as_mut(), &ns.0, None, &start, 0);
+            verified(&b, &ns.0, &start, &format!("{name} {p}: full"));
+            let mut old = start.clone();
+            for (i, (what, next)) in sequence(&start).into_iter().enumerate() {
+                sync_with(ctl.as_mut(), &ns.0, Some(&old), &next, 1 + i as u64);
+                if p == profile {
+                    let fresh = NsGuard::new(&format!("shapefresh-{name}"));
+                    sync_with(b.controller(p).as_mut(), &fresh.0, None, &next, 0);
+                    assert_eq!(
+                        ruleset(&b, &ns.0),
+                        ruleset(&b, &fresh.0),
+                        "{name}: after {what}"
+                    );
+                }
+                old = next;
+            }
+            settle_with(ctl.as_mut(), &ns.0, &old, 10);
+            verified(&b, &ns.0, &old, &format!("{name} {p}: end"));
+            read.push(ruleset(&b, &ns.0));
+        }
+        assert!(read[0].contains("-m recent"), "{}", read[0]);
+        assert!(read[0].contains("KUBE-EXT-"), "{}", read[0]);
+        assert_eq!(read[0], read[1], "{name}: kube-proxy and floor");
+    }
+}

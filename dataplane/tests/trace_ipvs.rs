@@ -338,3 +338,43 @@ fn a_full_sync_into_a_fresh_node_leaves_what_the_sequence_left() {
         assert_eq!(objects(&node.state()), objects(&fresh.state()), "{profile}");
     }
 }
+
+/// ClientIP affinity makes the virtual service persistent with its timeout, as
+/// kube-proxy's IPVS `syncProxyRules` sets `FlagPersistent` and `StickyMaxAgeSeconds`
+/// (pkg/proxy/ipvs/proxier_test.go `TestSessionAffinity`: a NodePort service with
+/// ClientIP affinity of the default 10800 s, its virtual servers persistent; and
+/// `TestSyncService` case 1: a virtual server that becomes persistent is updated in
+/// place), through both profiles alike; a change of timeout reaches the kernel as an
+/// update (the floor sends SET_SERVICE too).
+#[test]
+fn affinity_is_persistence_through_both_profiles() {
+    let mut set = ServiceSet::generate(3, 2);
+    let mut sticky = set.get(1).unwrap().clone();
+    sticky.spec.affinity_timeout_s = Some(10800);
+    set.upsert(sticky.clone());
+    let mut later = set.clone();
+    sticky.spec.affinity_timeout_s = Some(600);
+    later.upsert(sticky);
+    let mut saves = Vec::new();
+    for profile in [Profile::KubeProxy(KubeProxyVersion::V1_36), Profile::Floor] {
+        let node = Node::new();
+        let mut rec = Recorder::new(node.standins());
+        let mut ctl = IpvsBackend::controller_with(profile, settings());
+        ctl.sync(&mut rec, None, &set, Duration::ZERO).unwrap();
+        let first = node.state().ipvsadm_save();
+        assert!(
+            first.contains(&"-A -t 10.96.0.2:80 -s rr -p 10800".to_string()),
+            "{profile}: {first:?}"
+        );
+        assert!(first.contains(&"-A -t 10.96.0.1:80 -s rr".to_string()));
+        ctl.sync(&mut rec, Some(&set), &later, Duration::from_secs(1))
+            .unwrap();
+        let save = node.state().ipvsadm_save();
+        assert!(
+            save.contains(&"-A -t 10.96.0.2:80 -s rr -p 600".to_string()),
+            "{profile}: {save:?}"
+        );
+        saves.push(objects(&node.state()));
+    }
+    assert_eq!(saves[0], saves[1]);
+}

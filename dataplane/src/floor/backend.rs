@@ -7,6 +7,7 @@ use crate::floor::error::ApplyError;
 use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::Prerequisites;
+use crate::floor::spec::Feature;
 use crate::floor::sync::standin::StandIn;
 use crate::floor::sync::{Controller, Executor, Profile, SyncReport};
 use crate::mode::{Mode, ModeSpec};
@@ -65,6 +66,13 @@ pub trait Backend: Send + Sync {
     /// environment's tool versions).
     fn tools(&self) -> Vec<&'static str> {
         self.prerequisites().programs()
+    }
+
+    /// The service features ([`crate::floor::spec::Feature`]) this mode renders as
+    /// kube-proxy (or Cilium's agent) does; a case whose services use another is
+    /// skipped, saying which (default none: N x E ClusterIPs only).
+    fn renders(&self) -> &'static [Feature] {
+        &[]
     }
 
     /// The command that shows what this mode programmed, to run inside the namespace

@@ -2,7 +2,9 @@
 //! the mode names) and no mode's types: a mode's own kernel requests and stand-ins are
 //! the mode's, run and answered through the traits here.
 //!
-//! - [`model`]: the synthetic services; [`names`]: their kernel names;
+//! - [`model`]: the synthetic services, [`spec`]: what a service is beyond one TCP
+//!   port of a ClusterIP, [`shape`]: a cluster's services as structure and the
+//!   services built from one; [`names`]: their kernel names;
 //! - [`exec`]: tool runs; [`netns`]: namespaces; [`deadline`]: deadlines;
 //! - [`prereq`]: what a mode needs of the machine; [`bpf`]: the embedded BPF objects;
 //! - [`error`]: [`error::ApplyError`], what programming or reading a dataplane can
@@ -22,4 +24,6 @@ pub mod model;
 pub mod names;
 pub mod netns;
 pub mod prereq;
+pub mod shape;
+pub mod spec;
 pub mod sync;

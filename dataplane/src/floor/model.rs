@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use crate::floor::spec::{Conditions, ServicePort, Spec};
+
 /// Kubernetes namespace every synthetic service lives in.
 pub const NAMESPACE: &str = "kpbench";
 /// Service port (TCP) every synthetic service exposes.
@@ -47,13 +49,16 @@ impl Endpoint {
     }
 }
 
-/// One ClusterIP service with a single TCP port named `http`.
+/// One service: its first port `port` is named `http`; `spec` holds its type, further
+/// ports, affinity, policies and endpoint conditions (by default a ClusterIP with that
+/// one TCP port and every endpoint ready).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub index: usize,
     pub vip: Ipv4Addr,
     pub port: u16,
     pub endpoints: Vec<Endpoint>,
+    pub spec: Spec,
 }
 
 impl Service {
@@ -65,6 +70,26 @@ impl Service {
     /// kube-proxy's service-port name, `kpbench/svc-<i>:http`.
     pub fn port_name(&self) -> String {
         format!("{NAMESPACE}/svc-{}:http", self.index)
+    }
+
+    /// Every port of the service in order: the first (`http`, `port`, served on the
+    /// first endpoint's port, else [`ENDPOINT_PORT`]), then `spec.extra_ports`.
+    pub fn ports(&self) -> Vec<ServicePort> {
+        let first = ServicePort {
+            name: "http".into(),
+            protocol: self.spec.protocol,
+            port: self.port,
+            target_port: self.endpoints.first().map_or(ENDPOINT_PORT, |e| e.port),
+            node_port: self.spec.node_port,
+        };
+        std::iter::once(first)
+            .chain(self.spec.extra_ports.iter().cloned())
+            .collect()
+    }
+
+    /// The conditions of endpoint `e` (ready and remote unless `spec.conditions` says).
+    pub fn conditions(&self, e: &Endpoint) -> Conditions {
+        self.spec.conditions.get(&e.ip).copied().unwrap_or_default()
     }
 }
 
@@ -146,6 +171,7 @@ pub fn service(i: usize, per_service: usize) -> Service {
                 port: ENDPOINT_PORT,
             })
             .collect(),
+        spec: Spec::default(),
     }
 }
 
@@ -190,6 +216,32 @@ impl ServiceSet {
         match self.services.binary_search_by_key(&svc.index, |s| s.index) {
             Ok(pos) => self.services[pos] = svc,
             Err(pos) => self.services.insert(pos, svc),
+        }
+    }
+
+    /// A new service `index` with `per_service` ready endpoints at the addresses after
+    /// every endpoint of the set (of its lower, primary half); for `generate(n, e)` and
+    /// index `n` it is [`service`]`(n, e)`.
+    pub fn fresh_service(&self, index: usize, per_service: usize) -> Service {
+        let after = self
+            .services
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .map(|e| u32::from(e.ip) - u32::from(POD_CIDR.0))
+            .filter(|&o| o < SPARE_POOL_OFFSET)
+            .max()
+            .unwrap_or(0);
+        Service {
+            index,
+            vip: service_vip(index),
+            port: SERVICE_PORT,
+            endpoints: (0..per_service)
+                .map(|j| Endpoint {
+                    ip: offset(POD_CIDR.0, after + j as u32 + 1),
+                    port: ENDPOINT_PORT,
+                })
+                .collect(),
+            spec: Spec::default(),
         }
     }
 
@@ -254,6 +306,13 @@ mod tests {
             check_size(200_000, 100),
             Err(SizeError::TooManyEndpoints { .. })
         ));
+    }
+
+    #[test]
+    fn a_fresh_service_of_an_n_x_e_set_is_the_next_generated_one() {
+        let set = ServiceSet::generate(4, 3);
+        assert_eq!(set.fresh_service(4, 3), service(4, 3));
+        assert_eq!(ServiceSet::default().fresh_service(0, 2), service(0, 2));
     }
 
     #[test]

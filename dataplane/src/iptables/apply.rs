@@ -55,6 +55,12 @@ impl IptablesBackend {
 }
 
 impl Backend for IptablesBackend {
+    /// Several TCP ports, ClientIP affinity, NodePort with Cluster policy
+    /// ([`super::ports::RENDERS`]).
+    fn renders(&self) -> &'static [crate::floor::spec::Feature] {
+        super::ports::RENDERS
+    }
+
     fn controller(&self, profile: Profile) -> Box<dyn Controller> {
         match profile {
             Profile::KubeProxy(version) => Box::new(KubeProxyController::new(self.xt, version)),

@@ -6,9 +6,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use crate::floor::model::{pod_cidr, Service, ServiceSet};
-use crate::floor::names::{sep_chain, svc_chain};
+use crate::floor::model::{pod_cidr, Endpoint, Service, ServiceSet};
 pub use crate::xtables::JumpRule;
+
+pub mod ports;
 
 /// kube-proxy's `largeClusterEndpointsThreshold`: above this many endpoints in total,
 /// per-endpoint comments are dropped to shrink the payload, and `iptables-save` runs at
@@ -219,15 +220,26 @@ impl Writer {
     }
 }
 
-/// The filter KUBE-SERVICES rules: a REJECT for each service without endpoints.
+/// The filter rules of services without endpoints: per port a REJECT in
+/// KUBE-SERVICES and, for a node port, one in KUBE-EXTERNAL-SERVICES.
 fn write_rejects(w: &mut Writer, set: &ServiceSet) {
     for svc in set.services.iter().filter(|s| s.endpoints.is_empty()) {
-        w.rule(format_args!(
-            "-A KUBE-SERVICES -m comment --comment \"{} has no endpoints\" -m tcp -p tcp -d {} --dport {} -j REJECT",
-            svc.port_name(),
-            svc.vip,
-            svc.port
-        ));
+        for p in ports::views(svc) {
+            w.rule(format_args!(
+                "-A KUBE-SERVICES -m comment --comment \"{} has no endpoints\" -m {proto} -p {proto} -d {} --dport {} -j REJECT",
+                p.name,
+                svc.vip,
+                p.port,
+                proto = p.proto,
+            ));
+            if let Some(np) = p.node_port {
+                w.rule(format_args!(
+                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{} has no endpoints\" -m addrtype --dst-type LOCAL -m {proto} -p {proto} --dport {np} -j REJECT",
+                    p.name,
+                    proto = p.proto,
+                ));
+            }
+        }
     }
 }
 
@@ -283,23 +295,9 @@ fn write_jumps(w: &mut Writer, table: &str) {
     }
 }
 
-/// A service's rule in nat KUBE-SERVICES, as a line.
-fn write_services_rule(
-    out: &mut String,
-    name: &str,
-    vip: std::net::Ipv4Addr,
-    port: u16,
-    svc_chain: &str,
-) {
-    let _ = writeln!(
-        out,
-        "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} -j {svc_chain}"
-    );
-}
-
-/// Writes one service's KUBE-SERVICES rule (`services_rule`) and, with `chains`, its
-/// KUBE-SVC chain and its KUBE-SEP chains. Written straight into the buffers: this is
-/// the hot loop of a large render.
+/// Writes one service's KUBE-SERVICES (and KUBE-NODEPORTS) rules (`services_rule`)
+/// and, with `chains`, its chains, port by port. Written straight into the buffers:
+/// this is the hot loop of a large render.
 fn write_service(
     w: &mut Writer,
     svc: &Service,
@@ -311,29 +309,75 @@ fn write_service(
     if svc.endpoints.is_empty() {
         return;
     }
-    let name = svc.port_name();
-    let svc_chain = svc_chain(svc);
-    let (vip, port) = (svc.vip, svc.port);
+    for p in ports::views(svc) {
+        write_port(w, svc, &p, large, cluster_cidr, services_rule, chains);
+    }
+}
+
+/// One service port's rules, in `syncProxyRules`' order: the cluster IP rule in
+/// KUBE-SERVICES, the node port's in KUBE-NODEPORTS; then (with `chains`) the
+/// service chain's masquerade rule, the KUBE-EXT chain, the affinity checks, the
+/// endpoint jumps and the endpoint chains.
+fn write_port(
+    w: &mut Writer,
+    svc: &Service,
+    p: &ports::PortView,
+    large: bool,
+    cluster_cidr: &str,
+    services_rule: bool,
+    chains: bool,
+) {
+    let (name, proto, vip, port, svc_chain) = (&p.name, p.proto, svc.vip, p.port, &p.svc_chain);
     if services_rule {
-        write_services_rule(&mut w.rules, &name, vip, port, &svc_chain);
+        let _ = writeln!(
+            w.rules,
+            "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} -j {svc_chain}"
+        );
         w.count += 1;
+        if let Some(np) = p.node_port {
+            let _ = writeln!(
+                w.rules,
+                "-A KUBE-NODEPORTS -m comment --comment {name} -m {proto} -p {proto} --dport {np} -j {}",
+                p.ext_chain()
+            );
+            w.count += 1;
+        }
     }
     if !chains {
         return;
     }
-    let seps: Vec<String> = svc.endpoints.iter().map(|ep| sep_chain(svc, ep)).collect();
-    w.chain(&svc_chain);
-    for sep in &seps {
+    if p.node_port.is_some() {
+        w.chain(&p.ext_chain());
+    }
+    w.chain(svc_chain);
+    for (_, sep) in &p.endpoints {
         w.chain(sep);
     }
     let r = &mut w.rules;
     let _ = writeln!(
         r,
-        "-A {svc_chain} -m comment --comment \"{name} cluster IP\" -m tcp -p tcp -d {vip} --dport {port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"
+        "-A {svc_chain} -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"
     );
-    let n = svc.endpoints.len();
-    for (i, (ep, sep)) in svc.endpoints.iter().zip(&seps).enumerate() {
-        let _ = write!(r, "-A {svc_chain}");
+    if p.node_port.is_some() {
+        let ext = p.ext_chain();
+        let _ = writeln!(
+            r,
+            "-A {ext} -m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"
+        );
+        let _ = writeln!(r, "-A {ext} -j {svc_chain}");
+        w.count += 2;
+    }
+    write_endpoint_jumps(w, p, svc.spec.affinity_timeout_s, large);
+    write_endpoint_chains(w, p, svc.spec.affinity_timeout_s, large);
+    w.count += 1 + 3 * p.endpoints.len();
+}
+
+/// The service chain's jumps to its endpoints: with ClientIP affinity first one
+/// `-m recent --rcheck` per endpoint (`writeServiceToEndpointRules`), then the
+/// probability cascade; comments unless `large`.
+fn write_endpoint_jumps(w: &mut Writer, p: &ports::PortView, affinity: Option<u32>, large: bool) {
+    let (name, svc_chain, r) = (&p.name, &p.svc_chain, &mut w.rules);
+    let comment = |r: &mut String, ep: &Endpoint| {
         if !large {
             let _ = write!(
                 r,
@@ -341,6 +385,23 @@ fn write_service(
                 ep.ip, ep.port
             );
         }
+    };
+    if let Some(seconds) = affinity {
+        for (ep, sep) in &p.endpoints {
+            let _ = write!(r, "-A {svc_chain}");
+            comment(r, ep);
+            let _ = writeln!(
+                r,
+                " -m recent --name {sep} --rcheck --seconds {seconds} --reap -j {sep}"
+            );
+        }
+        w.count += p.endpoints.len();
+    }
+    let r = &mut w.rules;
+    let n = p.endpoints.len();
+    for (i, (ep, sep)) in p.endpoints.iter().enumerate() {
+        let _ = write!(r, "-A {svc_chain}");
+        comment(r, ep);
         if i < n - 1 {
             let _ = write!(
                 r,
@@ -350,13 +411,25 @@ fn write_service(
         }
         let _ = writeln!(r, " -j {sep}");
     }
-    for (ep, sep) in svc.endpoints.iter().zip(&seps) {
+}
+
+/// Each endpoint chain: the hairpin masquerade and the DNAT, with ClientIP affinity
+/// recording the client (`-m recent --set`) before it; comments unless `large`.
+fn write_endpoint_chains(w: &mut Writer, p: &ports::PortView, affinity: Option<u32>, large: bool) {
+    let (name, proto, r) = (&p.name, p.proto, &mut w.rules);
+    let set = |sep: &str| match affinity {
+        Some(_) => format!(" -m recent --name {sep} --set"),
+        None => String::new(),
+    };
+    for (ep, sep) in &p.endpoints {
         if large {
             let _ = writeln!(r, "-A {sep} -s {} -j KUBE-MARK-MASQ", ep.ip);
             let _ = writeln!(
                 r,
-                "-A {sep} -m tcp -p tcp -j DNAT --to-destination {}:{}",
-                ep.ip, ep.port
+                "-A {sep}{} -m {proto} -p {proto} -j DNAT --to-destination {}:{}",
+                set(sep),
+                ep.ip,
+                ep.port
             );
         } else {
             let _ = writeln!(
@@ -366,12 +439,13 @@ fn write_service(
             );
             let _ = writeln!(
                 r,
-                "-A {sep} -m comment --comment {name} -m tcp -p tcp -j DNAT --to-destination {}:{}",
-                ep.ip, ep.port
+                "-A {sep} -m comment --comment {name}{} -m {proto} -p {proto} -j DNAT --to-destination {}:{}",
+                set(sep),
+                ep.ip,
+                ep.port
             );
         }
     }
-    w.count += 1 + 3 * n;
 }
 
 /// The nat chain lines kube-proxy writes on every sync and the rules of KUBE-POSTROUTING
@@ -446,8 +520,14 @@ pub fn chains_of(svc: &Service) -> Vec<String> {
     if svc.endpoints.is_empty() {
         return Vec::new();
     }
-    let mut v = vec![svc_chain(svc)];
-    v.extend(svc.endpoints.iter().map(|ep| sep_chain(svc, ep)));
+    let mut v = Vec::new();
+    for p in ports::views(svc) {
+        if p.node_port.is_some() {
+            v.push(p.ext_chain());
+        }
+        v.push(p.svc_chain);
+        v.extend(p.endpoints.into_iter().map(|(_, sep)| sep));
+    }
     v
 }
 
@@ -519,30 +599,44 @@ pub fn render_floor_full(set: &ServiceSet) -> Payload {
     Payload { text, rules }
 }
 
-/// The rules of nat KUBE-SERVICES for `set`, in order, as `-A` lines (the nodeports
-/// tail last).
+/// The rules of nat KUBE-SERVICES (the nodeports tail last) and KUBE-NODEPORTS for
+/// `set`, in order, as `-A` lines.
 fn nat_services_lines(set: &ServiceSet) -> Vec<String> {
-    let mut out = String::new();
-    for svc in set.services.iter().filter(|s| !s.endpoints.is_empty()) {
-        write_services_rule(
-            &mut out,
-            &svc.port_name(),
-            svc.vip,
-            svc.port,
-            &svc_chain(svc),
-        );
-    }
     let mut w = Writer::new();
+    let cidr = pod_cidr();
+    for svc in &set.services {
+        write_service(&mut w, svc, false, &cidr, true, false);
+    }
     write_nat_tail(&mut w);
-    out.push_str(&w.rules);
-    out.lines().map(str::to_string).collect()
+    w.rules.lines().map(str::to_string).collect()
 }
 
-/// The rules of filter KUBE-SERVICES for `set` (the REJECTs), as `-A` lines.
+/// The rules of filter KUBE-SERVICES and KUBE-EXTERNAL-SERVICES for `set` (the
+/// REJECTs), as `-A` lines.
 fn filter_services_lines(set: &ServiceSet) -> Vec<String> {
     let mut w = Writer::new();
     write_rejects(&mut w, set);
     w.rules.lines().map(str::to_string).collect()
+}
+
+/// The lines of `lines` that append to `chain`.
+fn in_chain(lines: &[String], chain: &str) -> Vec<String> {
+    let prefix = format!("-A {chain} ");
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+/// The diffs of each of `chains` between `old` and `new` lines, those that change.
+fn chain_diffs(chains: &[&str], old: &[String], new: &[String]) -> Vec<(String, ChainDiff)> {
+    chains
+        .iter()
+        .filter_map(|c| {
+            chain_diff(c, &in_chain(old, c), &in_chain(new, c)).map(|d| (c.to_string(), d))
+        })
+        .collect()
 }
 
 /// How the floor turns `chain`'s rules from `old` into `new` (both `-A CHAIN ...`
@@ -603,33 +697,40 @@ fn chain_diff(chain: &str, old: &[String], new: &[String]) -> Option<ChainDiff> 
 pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     let mut text = String::new();
     let mut rules = 0;
-    if let Some(diff) = chain_diff(
-        "KUBE-SERVICES",
+    let filter = chain_diffs(
+        &["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES"],
         &filter_services_lines(old),
         &filter_services_lines(new),
-    ) {
+    );
+    if !filter.is_empty() {
         let mut w = Writer::new();
-        if diff.flush {
-            w.chain("KUBE-SERVICES");
+        for (chain, diff) in &filter {
+            if diff.flush {
+                w.chain(chain);
+            }
         }
-        for line in diff.deletes.iter().chain(&diff.adds) {
-            w.raw(line);
+        for (_, diff) in &filter {
+            for line in diff.deletes.iter().chain(&diff.adds) {
+                w.raw(line);
+            }
+            w.count += diff.adds.len();
         }
-        w.count = diff.adds.len();
         rules += w.finish(&mut text, "filter");
     }
-    let services = chain_diff(
-        "KUBE-SERVICES",
+    let services = chain_diffs(
+        &["KUBE-SERVICES", "KUBE-NODEPORTS"],
         &nat_services_lines(old),
         &nat_services_lines(new),
     );
     let large = large_cluster(new);
     let cidr = pod_cidr();
     let mut w = Writer::new();
-    if let Some(diff) = &services {
+    for (chain, diff) in &services {
         if diff.flush {
-            w.chain("KUBE-SERVICES");
+            w.chain(chain);
         }
+    }
+    for (_, diff) in &services {
         for line in &diff.deletes {
             w.raw(line);
         }
@@ -637,7 +738,7 @@ pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     for svc in &new.services {
         write_service(&mut w, svc, large, &cidr, false, changed(old, svc));
     }
-    if let Some(diff) = &services {
+    for (_, diff) in &services {
         for line in &diff.adds {
             w.raw(line);
         }
@@ -663,6 +764,8 @@ pub fn nat_rules_per_service(e: usize) -> usize {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 
 mod apply;
 pub mod controller;

@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::floor::model::{service, ServiceSet};
+use crate::floor::names::{sep_chain, svc_chain};
 
 const ONE_SERVICE_TWO_ENDPOINTS: &str = r#"*filter
 :KUBE-SERVICES - [0:0]

@@ -80,6 +80,11 @@ impl IpvsBackend {
 }
 
 impl Backend for IpvsBackend {
+    /// ClientIP affinity ([`super::render::RENDERS`]).
+    fn renders(&self) -> &'static [crate::floor::spec::Feature] {
+        super::render::RENDERS
+    }
+
     /// kube-proxy's IPVS `syncProxyRules` (the same calls in 1.35 and 1.36), or the floor.
     fn controller(&self, profile: Profile) -> Box<dyn Controller> {
         IpvsBackend::controller_with(profile, Settings::detect(self.scheduler, self.xt))

@@ -57,6 +57,9 @@ pub const IPVS_DEST_ATTR_ADDR_FAMILY: u16 = 11;
 /// `IP_VS_SVC_F_HASHED`: set by the kernel on every service it has hashed; kube-proxy
 /// strips it from what it reads before comparing (`toVirtualServer`).
 pub const IP_VS_SVC_F_HASHED: u32 = 0x0002;
+/// `IP_VS_SVC_F_PERSISTENT` (moby's `FlagPersistent`): ClientIP affinity, with the
+/// service's `timeout` in seconds.
+pub const IP_VS_SVC_F_PERSISTENT: u32 = 0x0001;
 
 /// `IP_VS_CONN_F_MASQ`: the forwarding method kube-proxy uses (NAT).
 pub const IP_VS_CONN_F_MASQ: u32 = 0;

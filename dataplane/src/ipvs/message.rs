@@ -9,7 +9,7 @@ use super::attrs::{
     addr_bytes, addr_from, af_of, CmdAttr, DestAttr, IpvsMessage, SvcAttr, AF_INET, IPPROTO_TCP,
     IPVS_CMD_DEL_DEST, IPVS_CMD_DEL_SERVICE, IPVS_CMD_FLUSH, IPVS_CMD_NEW_DEST,
     IPVS_CMD_NEW_SERVICE, IPVS_CMD_SET_DEST, IPVS_CMD_SET_SERVICE, IP_VS_CONN_F_MASQ,
-    IP_VS_SVC_F_HASHED,
+    IP_VS_SVC_F_HASHED, IP_VS_SVC_F_PERSISTENT,
 };
 
 /// A virtual service (`ipvsadm -A`), as kube-proxy fills moby's `Service`.
@@ -36,6 +36,16 @@ impl VirtualService {
             flags: 0,
             timeout: 0,
             netmask: if addr.is_ipv4() { 0xffff_ffff } else { 128 },
+        }
+    }
+
+    /// ` -p <timeout>` for a persistent service (ClientIP affinity), as `ipvsadm -S -n`
+    /// prints it; empty otherwise.
+    pub fn persistence(&self) -> String {
+        if self.flags & IP_VS_SVC_F_PERSISTENT != 0 {
+            format!(" -p {}", self.timeout)
+        } else {
+            String::new()
         }
     }
 

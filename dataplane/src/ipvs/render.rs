@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::attrs::IP_VS_SVC_F_PERSISTENT;
 use super::message::{host_port, Op, RealServer, VirtualService};
 use crate::floor::model::{pod_cidr, Endpoint, Service, ServiceSet};
 use crate::xtables::JumpRule;
@@ -39,10 +40,23 @@ pub fn cluster_ip_entry(svc: &Service) -> String {
     format!("{},tcp:{}", svc.vip, svc.port)
 }
 
-/// The virtual service of a synthetic service.
+/// The virtual service of a synthetic service; ClientIP affinity makes it persistent
+/// with the affinity's timeout, as kube-proxy's `syncService` sets
+/// `FlagPersistent` and `StickyMaxAgeSeconds`.
 pub fn virtual_service(svc: &Service, scheduler: &str) -> VirtualService {
-    VirtualService::tcp(IpAddr::V4(svc.vip), svc.port, scheduler)
+    let mut vs = VirtualService::tcp(IpAddr::V4(svc.vip), svc.port, scheduler);
+    if let Some(seconds) = svc.spec.affinity_timeout_s {
+        vs.flags |= IP_VS_SVC_F_PERSISTENT;
+        vs.timeout = seconds;
+    }
+    vs
 }
+
+/// The features this mode renders as kube-proxy does: ClientIP affinity
+/// (persistence). NodePort (virtual services on every node address and the
+/// KUBE-NODE-PORT-* ipsets), several ports, UDP, LoadBalancer, external IPs, source
+/// ranges, Local policies and endpoint conditions are not rendered yet.
+pub const RENDERS: &[crate::floor::spec::Feature] = &[crate::floor::spec::Feature::Affinity];
 
 /// The real server of an endpoint (masquerading, weight 1).
 pub fn real_server(ep: &Endpoint) -> RealServer {
@@ -57,6 +71,8 @@ pub struct Changes {
     pub new_services: Vec<(VirtualService, Vec<RealServer>)>,
     /// Virtual services to delete (the kernel drops their real servers with them).
     pub del_services: Vec<VirtualService>,
+    /// Services that stay whose persistence (affinity) changed: SET_SERVICE.
+    pub set_services: Vec<VirtualService>,
     /// Real servers to add to services that stay.
     pub new_dests: Vec<(VirtualService, Vec<RealServer>)>,
     /// Real servers to remove from services that stay.
@@ -106,6 +122,9 @@ impl Changes {
                 continue;
             }
             let vs = virtual_service(svc, scheduler);
+            if before.spec.affinity_timeout_s != svc.spec.affinity_timeout_s {
+                c.set_services.push(vs.clone());
+            }
             let gone: Vec<RealServer> = before
                 .endpoints
                 .iter()
@@ -135,6 +154,7 @@ impl Changes {
             ops.extend(rs.iter().map(|r| Op::DelDest(vs, *r)));
         }
         ops.extend(self.del_services.iter().map(Op::DelService));
+        ops.extend(self.set_services.iter().map(Op::SetService));
         for (vs, rs) in &self.new_services {
             ops.push(Op::NewService(vs));
             ops.extend(rs.iter().map(|r| Op::NewDest(vs, *r)));
@@ -155,7 +175,12 @@ pub fn ipvsadm_line(op: &Op<'_>) -> String {
             } else {
                 "-E"
             };
-            format!("{flag} -t {} -s {}", host_port(s.addr, s.port), s.scheduler)
+            format!(
+                "{flag} -t {} -s {}{}",
+                host_port(s.addr, s.port),
+                s.scheduler,
+                s.persistence()
+            )
         }
         Op::DelService(s) => format!("-D -t {}", host_port(s.addr, s.port)),
         Op::NewDest(s, d) | Op::SetDest(s, d) => {

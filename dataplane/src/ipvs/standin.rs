@@ -175,7 +175,7 @@ impl NodeState {
         let mut lines = Vec::new();
         for (s, dests) in &self.services {
             let svc = super::host_port(s.addr, s.port);
-            lines.push(format!("-A -t {svc} -s {}", s.scheduler));
+            lines.push(format!("-A -t {svc} -s {}{}", s.scheduler, s.persistence()));
             for d in dests {
                 lines.push(format!(
                     "-a -t {svc} -r {} -m -w {}",

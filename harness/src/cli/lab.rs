@@ -47,7 +47,7 @@ pub enum LabAction {
     /// Run a scenario in the guest (the default): takes `kpbench run`'s arguments;
     /// results are copied back to `--out` (default `results/<run-id>`) on the host.
     #[command(after_help = LAB_RUN_DIFFERS)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Fetch the kernel and build the initramfs into the cache, without booting.
     Prepare,
 }
@@ -132,7 +132,13 @@ pub fn lab_main(args: LabArgs) -> Result<i32, Failure> {
 /// or (`Some(None)`) `results/<run-id>` as `kpbench run` would pick. The scenario is
 /// resolved here first, as `kpbench run` resolves it, so a bad one fails before boot.
 fn run_command(run: &RunArgs) -> Result<(GuestCommand, Option<Option<PathBuf>>), Failure> {
-    super::run::scenario(run)?;
+    let (scenario, _) = super::run::scenario(run)?;
+    if scenario.shape.is_some() {
+        // The lab copies the scenario file into the guest, not the shape file it names.
+        return Err(Failure::usage(
+            "a shape file does not reach the lab's guest yet; run the shape on the host (`kpbench run --shape FILE`), or a `[synthetic]` scenario in the lab",
+        ));
+    }
     let (guest, host_out) = guest_run(run);
     Ok((GuestCommand::Run(guest), Some(host_out)))
 }
@@ -152,6 +158,8 @@ fn guest_run(run: &RunArgs) -> (GuestRun, Option<PathBuf>) {
         out,
         run_id,
         no_datapath,
+        shape,
+        scale,
     } = run;
     fn list<T>(v: &[T], f: impl Fn(&T) -> String) -> String {
         v.iter().map(f).collect::<Vec<_>>().join(",")
@@ -171,6 +179,8 @@ fn guest_run(run: &RunArgs) -> (GuestRun, Option<PathBuf>) {
             profiles.as_ref().map(|v| list(v, |p| p.name().into())),
         ),
         ("run-id", run_id.clone()),
+        ("shape", shape.as_ref().map(|p| p.display().to_string())),
+        ("scale", scale.map(|s| s.to_string())),
     ];
     let mut flags: Vec<String> = values
         .into_iter()
@@ -376,7 +386,7 @@ mod tests {
             crate::cli::Command::Lab(LabArgs {
                 action: Some(LabAction::Run(a)),
                 ..
-            }) => Ok(a),
+            }) => Ok(*a),
             other => panic!("{other:?}"),
         }
     }

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod shape;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Compare two runs case by case; exits 3 when NEW regressed beyond the threshold and the noise.
     Compare(compare::CompareArgs),
+    /// Import a cluster's services as an anonymised shape file, or summarise one.
+    Shape(shape::ShapeArgs),
     /// Hidden: the stand-in conformance sequence in a fresh namespace (the IPVS lab test's).
     #[command(hide = true)]
     Conformance(conformance::ConformanceArgs),
@@ -86,6 +89,7 @@ impl Command {
             Command::Report(a) => report::main(a),
             Command::Compare(a) => compare::main(a),
             Command::Conformance(a) => conformance::main(a),
+            Command::Shape(a) => shape::main(a),
         }
     }
 }
@@ -163,6 +167,13 @@ pub struct RunArgs {
     /// Skip the data-path measurements (rule updates only).
     #[arg(long)]
     pub no_datapath: bool,
+    /// A shape file (`kpbench shape import`) whose services the run programs instead of
+    /// the scenario's.
+    #[arg(long)]
+    pub shape: Option<PathBuf>,
+    /// The shape file's scale: every count times it (2.0 doubles them); with --shape.
+    #[arg(long)]
+    pub scale: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -57,6 +57,9 @@ pub(crate) fn scenario(
             a.profiles.as_deref(),
         )
         .map_err(Failure::usage)?;
+    if let Some(file) = &a.shape {
+        scenario.use_shape(file, a.scale).map_err(Failure::usage)?;
+    }
     if a.no_datapath {
         scenario.datapath.enabled = false;
     }

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use dataplane::floor::model::{self, ServiceSet};
+use dataplane::floor::model::{self, Service, ServiceSet};
 use dataplane::floor::sync::{Controller, MeasuredExecutor, StepLog};
 use dataplane::{floor::exec, ApplyError, Backend, Deadline, Profile, ProfileKind};
 
@@ -247,7 +247,7 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
     ) -> Result<(), CaseError> {
         let wanted = self.scenario.full_sync_repeats;
         let first = fulls.samples[0].wall;
-        let set = ServiceSet::generate(spec.services, self.scenario.endpoints_per_service);
+        let set = self.scenario.service_set(spec.services);
         for k in fulls.samples.len()..wanted {
             if exec::cancelled() {
                 return Err(CaseError::Interrupted);
@@ -413,14 +413,12 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
             }
             self.step(format!("incremental syncs {}/{repeats}", r + 1));
             let mut grown = set.clone();
-            grown.upsert(model::service(services, e));
+            grown.upsert(added_service(self.scenario, &set, services, e));
             done.adds
                 .push(self.sync(Step::AddService, Some(&set), &grown)?);
             done.removes
                 .push(self.sync(Step::RemoveService, Some(&grown), &set)?);
-            if e > 0 {
-                let mut changed = set.services[(services / 2 + r) % services].clone();
-                changed.endpoints[r % e].ip = model::spare_endpoint_ip(r as u32);
+            if let Some(changed) = changed_service(self.scenario, &set, services, r) {
                 let mut next = set.clone();
                 next.upsert(changed);
                 done.updates
@@ -430,6 +428,38 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         }
         Ok((done, set))
     }
+}
+
+/// The service an add-service sync adds: index `services` with `e` endpoints; for a
+/// shape, at addresses after every endpoint of `set` (for N x E they are the same).
+fn added_service(s: &Scenario, set: &ServiceSet, services: usize, e: usize) -> Service {
+    if !s.is_shaped() {
+        return model::service(services, e);
+    }
+    set.fresh_service(services, e)
+}
+
+/// Round `r`'s endpoint update: the service in the middle of the rule order (moving
+/// on by `r`) with endpoint `r` replaced by a spare address; for a shape, the first
+/// service from there that has endpoints. None when no service has one.
+fn changed_service(s: &Scenario, set: &ServiceSet, services: usize, r: usize) -> Option<Service> {
+    let e = s.endpoints_per_service;
+    if !s.is_shaped() {
+        if e == 0 {
+            return None;
+        }
+        let mut changed = set.services[(services / 2 + r) % services].clone();
+        changed.endpoints[r % e].ip = model::spare_endpoint_ip(r as u32);
+        return Some(changed);
+    }
+    let n = set.len();
+    let mut changed = (0..n)
+        .map(|k| &set.services[(n / 2 + r + k) % n])
+        .find(|svc| !svc.endpoints.is_empty())?
+        .clone();
+    let j = r % changed.endpoints.len();
+    changed.endpoints[j].ip = model::spare_endpoint_ip(r as u32);
+    Some(changed)
 }
 
 /// Runs one case of `spec` with `backend` in a sandbox named after `ns_prefix`, by the
@@ -458,7 +488,7 @@ pub fn run_case(
         at: Duration::ZERO,
         partial: None,
     };
-    let set = ServiceSet::generate(spec.services, s.endpoints_per_service);
+    let set = s.service_set(spec.services);
     run.step(format!("full sync of {} services", spec.services));
     let (full, payload_bytes, full_steps) = match run.sync(Step::FullSync, None, &set) {
         Ok(done) => done,
@@ -540,7 +570,7 @@ fn floor_programmed(
         .create(&format!("{ns_prefix}f"))
         .map_err(CaseError::Sandbox)?;
     let deadline = Deadline::after(over.limit);
-    let set = ServiceSet::generate(spec.services, s.endpoints_per_service);
+    let set = s.service_set(spec.services);
     {
         let mut io = sb.executor();
         let mut ctl = backend.controller(Profile::Floor);

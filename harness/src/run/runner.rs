@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dataplane::floor::spec;
 use dataplane::{
     floor::exec, Backend, KernelFeature, Mode, ModeSpec, NotImplemented, Profile, ProfileKind,
     Unavailable,
@@ -54,12 +55,26 @@ enum NotRun {
     NotImplemented(NotImplemented),
     #[error("{0}{hint}", hint = lab_hint(.0))]
     Unavailable(Unavailable),
+    /// The case's services use a feature its mode does not render yet.
+    #[error("{0}")]
+    Unrendered(String),
     #[error("not attempted: {mode} ({profile} profile) timed out at {services} services; raise case_timeout_s in the scenario to try larger scales")]
     GaveUp {
         mode: Mode,
         profile: ProfileKind,
         services: usize,
     },
+}
+
+/// Why `b` cannot run `spec`'s services, if a feature of theirs is one it does not
+/// render yet (only a shape has such services).
+fn unrendered(b: &dyn Backend, s: &Scenario, spec: &CaseSpec) -> Option<String> {
+    if !s.is_shaped() {
+        return None;
+    }
+    let set = s.service_set(spec.services);
+    let left = spec::unrendered(set.services.iter().map(|s| &s.spec), b.renders());
+    spec::skip_reason(&spec.mode.to_string(), &left)
 }
 
 /// For a kernel without IPVS: the lab has one.
@@ -239,11 +254,15 @@ impl Runner<'_> {
     /// mode gave up at a smaller scale.
     fn not_run<'b>(
         &self,
+        scenario: &Scenario,
         spec: &CaseSpec,
         backend: &'b Result<Box<dyn Backend>, NotImplemented>,
         gave_up: &BTreeMap<(ModeSpec, ProfileKind), usize>,
     ) -> Result<&'b dyn Backend, NotRun> {
         let b = backend.as_deref().map_err(|e| NotRun::NotImplemented(*e))?;
+        if let Some(why) = unrendered(b, scenario, spec) {
+            return Err(NotRun::Unrendered(why));
+        }
         b.prerequisites().check().map_err(NotRun::Unavailable)?;
         match gave_up.get(&(spec.mode, spec.profile.kind())) {
             Some(&services) => Err(NotRun::GaveUp {
@@ -267,7 +286,7 @@ impl Runner<'_> {
         let s = &p.scenario;
         let started = self.host.now();
         let mut case = spec.skipped(&tally.env_id, s.endpoints_per_service);
-        match self.not_run(spec, backend, &tally.gave_up) {
+        match self.not_run(s, spec, backend, &tally.gave_up) {
             Err(why) => case.reason = Some(why.to_string()),
             Ok(b) => {
                 let prefix = format!("{}-c{index}", p.run_id);

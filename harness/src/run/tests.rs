@@ -537,3 +537,33 @@ fn every_case_not_over_its_limit_is_programmed_by_its_own_profile() {
         assert_eq!(c.sync_over_limit_s, None);
     }
 }
+
+#[test]
+fn a_shape_with_features_a_mode_does_not_render_skips_naming_them_and_a_plain_one_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let shaped = |mix: &str| {
+        let text = format!("modes = [\"iptables\"]\nservices = [20]\nrepeats = 2\n[datapath]\nenabled = false\n[synthetic]\n{mix}");
+        crate::scenario::Scenario::parse(&text, "t.toml", "t").unwrap()
+    };
+    let run = |s| {
+        run_fake(
+            s,
+            &FakeBackends::all_ok(),
+            &FakeSandbox::default(),
+            &FakeHost::default(),
+            out.path(),
+        )
+        .0
+    };
+    let r = run(shaped("nodeport = 1.0\naffinity = 1.0\n"));
+    assert_eq!(r.cases[0].status, Status::Skipped);
+    assert_eq!(
+        r.cases[0].reason.as_deref(),
+        Some("iptables does not render NodePort (20 services), session affinity (20 services) yet; run a shape without them for this mode")
+    );
+    // Skewed endpoint counts alone are N x E's features: the case runs.
+    let r = run(shaped(
+        "endpoints = { \"0\" = 0.2, \"1\" = 0.5, \"7\" = 0.3 }\n",
+    ));
+    assert_eq!(r.cases[0].status, Status::Ok, "{:?}", r.cases[0].reason);
+}

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dataplane::floor::shape::Shape;
 use dataplane::{
-    floor::model, IpvsScheduler, KubeProxyVersion, Mode, ModeSpec, Profile, ProfileKind,
+    floor::model, IpvsScheduler, KubeProxyVersion, Mode, ModeSpec, Profile, ProfileKind, ServiceSet,
 };
 use serde::{Deserialize, Serialize};
 
 mod fields;
+pub mod shape;
 
 use fields::{count, seconds, sizes};
 
@@ -37,6 +39,10 @@ struct RawScenario {
     sync_interval_s: Option<f64>,
     lab_compare: Option<bool>,
     datapath: Option<RawDatapath>,
+    // Shapes: a shape file, its scale, or a synthetic draw.
+    shape: Option<String>,
+    scale: Option<f64>,
+    synthetic: Option<shape::mix::RawSynthetic>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +145,19 @@ pub struct Scenario {
     /// holds the comparison (default true).
     pub lab_compare: bool,
     pub datapath: Datapath,
+    /// The shape file the services come from (default none: N x E ClusterIPs), its
+    /// path resolved against the scenario file's folder; `services` is then its count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<PathBuf>,
+    /// The shape file's scale (default 1): every group's count times it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// The distributions a synthetic shape of each service count is drawn from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<shape::mix::Synthetic>,
+    /// The shape file as read and scaled.
+    #[serde(skip)]
+    pub shape_file: Option<Shape>,
 }
 
 fn serialize_profiles<S: serde::Serializer>(v: &[ProfileKind], s: S) -> Result<S::Ok, S::Error> {
@@ -202,7 +221,7 @@ impl Scenario {
     /// file has no `name`. Fields are checked one after another in a fixed order, and
     /// the first bad one is reported.
     pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Scenario, ScenarioError> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+        let mut raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             file: file.to_string(),
             message: format!(
                 "{} (see scenarios/README.md for every field and its default)",
@@ -214,6 +233,7 @@ impl Scenario {
             field: field.to_string(),
             message,
         };
+        let counts_given = raw.services.is_some() || raw.scales.is_some();
         let modes = fields::modes(raw.modes, &field)?;
         let endpoints = count(
             raw.endpoints_per_service,
@@ -243,7 +263,21 @@ impl Scenario {
         let kube_proxy_version = fields::kube_proxy_version(raw.kube_proxy_version, &field)?;
         let sync_interval_s = seconds(raw.sync_interval_s, 1.0, "sync_interval_s", 0.0, &field)?;
         let datapath = fields::datapath(raw.datapath.unwrap_or_default(), &field)?;
-        Ok(Scenario {
+        let base = Path::new(file).parent().unwrap_or(Path::new(""));
+        let shaped = shape::resolve(
+            shape::Written {
+                shape: raw.shape.take().map(|p| base.join(p)),
+                scale: raw.scale,
+                synthetic: raw.synthetic.take(),
+                counts_given,
+                endpoints_given: raw.endpoints_per_service.is_some(),
+                endpoints,
+            },
+            &services,
+            &scales,
+            &field,
+        )?;
+        let mut resolved = Scenario {
             name: raw.name.unwrap_or_else(|| default_name.to_string()),
             modes,
             services,
@@ -265,7 +299,74 @@ impl Scenario {
             sync_interval_s,
             lab_compare: raw.lab_compare.unwrap_or(true),
             datapath,
-        })
+            shape: None,
+            scale: None,
+            synthetic: None,
+            shape_file: None,
+        };
+        resolved.take_shape(shaped);
+        Ok(resolved)
+    }
+
+    /// The services of a case of `n` services: the shape file's (scaled), a synthetic
+    /// draw of `n`, or `n` ClusterIPs of `endpoints_per_service` endpoints each.
+    pub fn service_set(&self, n: usize) -> ServiceSet {
+        match (&self.shape_file, &self.synthetic) {
+            (Some(shape), _) => shape.service_set(),
+            (None, Some(mix)) => mix.draw(n).service_set(),
+            (None, None) => ServiceSet::generate(n, self.endpoints_per_service),
+        }
+    }
+
+    /// Takes a resolved shape: its fields, and the service counts and mean endpoints
+    /// per service it gives.
+    fn take_shape(&mut self, r: shape::Resolved) {
+        if let Some(services) = r.services {
+            self.services = services;
+            self.scales.clear();
+        }
+        if let Some(e) = r.endpoints_per_service {
+            self.endpoints_per_service = e;
+        }
+        self.shape = r.shape;
+        self.scale = r.scale;
+        self.synthetic = r.synthetic;
+        self.shape_file = r.shape_file;
+    }
+
+    /// Applies `kpbench run --shape FILE [--scale X]`: the file replaces the
+    /// scenario's services (and any synthetic draw).
+    pub fn use_shape(&mut self, file: &Path, scale: Option<f64>) -> Result<(), ScenarioError> {
+        let field = |f: &str, m: String| ScenarioError::Field {
+            file: "command line".into(),
+            field: if f == "shape" {
+                "--shape".into()
+            } else {
+                format!("--{f}")
+            },
+            message: m,
+        };
+        let r = shape::resolve(
+            shape::Written {
+                shape: Some(file.to_path_buf()),
+                scale,
+                synthetic: None,
+                counts_given: false,
+                endpoints_given: false,
+                endpoints: 0,
+            },
+            &self.services,
+            &self.scales,
+            &field,
+        )?;
+        self.synthetic = None;
+        self.take_shape(r);
+        Ok(())
+    }
+
+    /// Whether the services come from a shape (a file or a synthetic draw), not N x E.
+    pub fn is_shaped(&self) -> bool {
+        self.shape_file.is_some() || self.synthetic.is_some()
     }
 
     /// Every mode as its cases run it, in order: each IPVS scheduler is a mode of its

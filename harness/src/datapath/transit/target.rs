@@ -5,6 +5,7 @@
 use std::net::SocketAddrV4;
 
 use dataplane::floor::model::{ServiceSet, ENDPOINT_PORT};
+use dataplane::floor::spec::Protocol;
 
 /// One target of the pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,10 @@ pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
         return Vec::new();
     }
     let positions = positions.max(2);
+    let reachable = reachable(set);
     let mut picks: Vec<usize> = (0..positions)
         .map(|k| ((k * (n - 1)) as f64 / (positions - 1) as f64).round() as usize)
+        .map(|p| nearest(&reachable, p))
         .collect();
     picks.dedup();
     let mut out: Vec<Target> = picks
@@ -63,6 +66,33 @@ pub fn targets(set: &ServiceSet, positions: usize) -> Vec<Target> {
         });
     }
     out
+}
+
+/// The positions of the services a SYN can time: with an endpoint and a TCP first
+/// port. Every position when none can (N x 0: the targets are as they always were).
+fn reachable(set: &ServiceSet) -> Vec<usize> {
+    let v: Vec<usize> = (0..set.len())
+        .filter(|&p| {
+            let s = &set.services[p];
+            !s.endpoints.is_empty() && s.spec.protocol == Protocol::Tcp
+        })
+        .collect();
+    if v.is_empty() {
+        (0..set.len()).collect()
+    } else {
+        v
+    }
+}
+
+/// The reachable position at or after `p`, else the last before it (a shape's
+/// services without endpoints or with a UDP port are passed over; for N x E every
+/// position is reachable, so it is `p`).
+fn nearest(reachable: &[usize], p: usize) -> usize {
+    match reachable.binary_search(&p) {
+        Ok(i) => reachable[i],
+        Err(i) if i < reachable.len() => reachable[i],
+        Err(i) => reachable[i - 1],
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +132,17 @@ mod tests {
         let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["svc-0", "svc-1", "svc-2", "direct"]);
         assert!(targets(&ServiceSet::default(), 9).is_empty());
+    }
+
+    #[test]
+    fn a_shapes_services_without_endpoints_are_passed_over() {
+        let mut set = ServiceSet::generate(5, 1);
+        set.services[0].endpoints.clear();
+        set.services[2].endpoints.clear();
+        let idx: Vec<Option<usize>> = targets(&set, 5).iter().map(|t| t.service_index).collect();
+        assert_eq!(idx, [Some(1), Some(3), Some(4), None]);
+        // N x 0: nothing is reachable, the positions stay.
+        let none = ServiceSet::generate(3, 0);
+        assert_eq!(targets(&none, 9).len(), 3);
     }
 }
