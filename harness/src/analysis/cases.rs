@@ -287,6 +287,7 @@ pub(crate) mod fixtures {
                 transit_error: None,
                 noise_floor_us: None,
             }),
+            churn: None,
             elapsed_s: Some(1.0),
         }
     }
@@ -429,6 +430,7 @@ pub(crate) mod fixtures {
             rules: None,
             sync: None,
             datapath: None,
+            churn: None,
             elapsed_s: None,
         }
     }

@@ -35,6 +35,7 @@ pub enum Step {
     RemoveService,
     UpdateEndpoints,
     ReadBackAfterIncremental,
+    Churn,
 }
 
 impl std::fmt::Display for Step {
@@ -46,6 +47,7 @@ impl std::fmt::Display for Step {
             Step::RemoveService => "remove_service",
             Step::UpdateEndpoints => "update_endpoints",
             Step::ReadBackAfterIncremental => "read-back after incremental syncs",
+            Step::Churn => "churn",
         })
     }
 }
@@ -107,6 +109,8 @@ pub struct CaseDone {
     pub rules: Rules,
     pub sync: Sync,
     pub datapath: Option<Datapath>,
+    /// The churn phase, when the scenario has one.
+    pub churn: Option<crate::results::Churn>,
     /// Why the data path could not be measured, when it could not.
     pub datapath_error: Option<MeasureError>,
 }
@@ -119,6 +123,7 @@ impl CaseDone {
         case.rules = Some(self.rules);
         case.sync = Some(self.sync);
         case.datapath = self.datapath;
+        case.churn = self.churn;
         if let Some(why) = self.datapath_error {
             case.status = Status::Failed;
             case.reason = Some(format!("data path: {why}"));
@@ -382,6 +387,43 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         }
         Ok((done, set))
     }
+
+    /// The scenario's churn phase on `set` (programmed), when it has one: changes at
+    /// its rate, synced by the case's controller as the mode's agent batches them, on
+    /// real time. Returns what it measured and the set programmed at its end.
+    fn churn(
+        &mut self,
+        set: ServiceSet,
+    ) -> Result<(Option<crate::results::Churn>, ServiceSet), CaseError> {
+        use crate::run::churn::{batching_for, summary, ChurnStop, Driver};
+        let Some(cfg) = self.scenario.churn.as_ref().filter(|c| c.enabled) else {
+            return Ok((None, set));
+        };
+        self.step(format!(
+            "churn: {} {} changes/s for {} s",
+            cfg.kind.name(),
+            cfg.rate_per_s,
+            cfg.duration_s
+        ));
+        let batching = batching_for(self.backend.mode(), self.scenario.sync_interval());
+        let mut driver = Driver {
+            controller: self.controller.as_mut(),
+            io: self.io.as_mut(),
+            batching,
+            at: self.at,
+            deadline: self.deadline,
+        };
+        let log = driver
+            .run(set, cfg, std::time::Instant::now())
+            .map_err(|e| match e {
+                ChurnStop::Interrupted => CaseError::Interrupted,
+                ChurnStop::Sync(source) => CaseError::at(Step::Churn, self.limit)(source),
+            })?;
+        self.at += log.wall + self.scenario.sync_interval();
+        let profile = self.controller.profile().kind();
+        let churn = summary::record(&log, cfg, batching, profile);
+        Ok((Some(churn), log.set))
+    }
 }
 
 /// Runs one case of `spec` with `backend` in a sandbox named after `ns_prefix`, by the
@@ -419,6 +461,7 @@ pub fn run_case(
         run.replicates(sandbox, ns_prefix, spec.profile, &set, full.wall, d);
     }
     let (inc, set) = run.incremental(set, spec.services)?;
+    let (churn, set) = run.churn(set)?;
     run.step("reading rules back after incremental syncs");
     run.settle(Step::ReadBackAfterIncremental, &set)?;
     run.verify(Step::ReadBackAfterIncremental, &set)?;
@@ -438,6 +481,7 @@ pub fn run_case(
             update_endpoints: inc.updates.summary(),
         },
         datapath,
+        churn,
         datapath_error,
     })
 }

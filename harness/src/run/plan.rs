@@ -42,6 +42,7 @@ impl CaseSpec {
             rules: None,
             sync: None,
             datapath: None,
+            churn: None,
             elapsed_s: None,
         }
     }

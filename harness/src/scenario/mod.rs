@@ -11,7 +11,10 @@ use dataplane::{
 };
 use serde::{Deserialize, Serialize};
 
+mod churn;
 mod fields;
+
+pub use churn::{Churn, ChurnKind};
 
 use fields::{count, seconds, sizes};
 
@@ -36,6 +39,7 @@ struct RawScenario {
     kube_proxy_version: Option<String>,
     sync_interval_s: Option<f64>,
     datapath: Option<RawDatapath>,
+    churn: Option<churn::RawChurn>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +138,9 @@ pub struct Scenario {
     /// its minSyncPeriod): see scenarios/README.md.
     pub sync_interval_s: f64,
     pub datapath: Datapath,
+    /// The churn phase of each case (`[churn]`; none when the table is absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
 }
 
 fn serialize_profiles<S: serde::Serializer>(v: &[ProfileKind], s: S) -> Result<S::Ok, S::Error> {
@@ -238,6 +245,7 @@ impl Scenario {
         let kube_proxy_version = fields::kube_proxy_version(raw.kube_proxy_version, &field)?;
         let sync_interval_s = seconds(raw.sync_interval_s, 1.0, "sync_interval_s", 0.0, &field)?;
         let datapath = fields::datapath(raw.datapath.unwrap_or_default(), &field)?;
+        let churn = raw.churn.map(|c| churn::churn(c, &field)).transpose()?;
         Ok(Scenario {
             name: raw.name.unwrap_or_else(|| default_name.to_string()),
             modes,
@@ -259,6 +267,7 @@ impl Scenario {
             kube_proxy_version,
             sync_interval_s,
             datapath,
+            churn,
         })
     }
 
