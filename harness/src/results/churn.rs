@@ -45,6 +45,9 @@ pub struct Churn {
     /// Request latency p99 during churn and in a quiet phase of the same length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_p99_us: Option<ChurnVsQuiet>,
+    /// Why the background traffic could not run, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datapath_error: Option<String>,
 }
 
 /// A sync of the churn phase, milliseconds from the phase's start.

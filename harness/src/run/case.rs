@@ -26,6 +26,10 @@ use crate::scenario::Scenario;
 /// The least time a read-back gets, even past the case's deadline: it only reads.
 const MIN_READ_BACK: Duration = Duration::from_secs(1);
 
+/// How long a churn phase's background traffic goes on past its last change and one
+/// sync interval, so the last changes' endpoints are seen reached or left.
+const CHURN_TAIL: Duration = Duration::from_secs(2);
+
 /// A step of a case, as reasons name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -390,21 +394,30 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
 
     /// The scenario's churn phase on `set` (programmed), when it has one: changes at
     /// its rate, synced by the case's controller as the mode's agent batches them, on
-    /// real time. Returns what it measured and the set programmed at its end.
+    /// real time, with background traffic through the churned services when the data
+    /// path is measured (as for [`CaseRun::datapath`]). Returns what it measured and the
+    /// set programmed at its end.
     fn churn(
         &mut self,
         set: ServiceSet,
     ) -> Result<(Option<crate::results::Churn>, ServiceSet), CaseError> {
-        use crate::run::churn::{batching_for, summary, ChurnStop, Driver};
+        use crate::datapath::churn::BackgroundSpec;
+        use crate::run::churn::{batching_for, run_phase, ChurnStop, Driver, Traffic};
         let Some(cfg) = self.scenario.churn.as_ref().filter(|c| c.enabled) else {
             return Ok((None, set));
         };
-        self.step(format!(
-            "churn: {} {} changes/s for {} s",
-            cfg.kind.name(),
-            cfg.rate_per_s,
-            cfg.duration_s
-        ));
+        let measured_elsewhere = self.controller.profile() == Profile::Floor
+            && self.scenario.profiles.contains(&ProfileKind::KubeProxy);
+        let traffic = (self.scenario.datapath.enabled && !measured_elsewhere).then(|| Traffic {
+            sandbox: self.sandbox,
+            spec: BackgroundSpec {
+                targets: vec![],
+                rate_per_s: cfg.background_rate_per_s,
+                duration: cfg.duration(),
+                request_timeout: Duration::from_millis(self.scenario.datapath.request_timeout_ms),
+            },
+            tail: self.scenario.sync_interval() + CHURN_TAIL,
+        });
         let batching = batching_for(self.backend.mode(), self.scenario.sync_interval());
         let mut driver = Driver {
             controller: self.controller.as_mut(),
@@ -413,16 +426,17 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
             at: self.at,
             deadline: self.deadline,
         };
-        let log = driver
-            .run(set, cfg, std::time::Instant::now())
-            .map_err(|e| match e {
+        let on_event = &mut *self.on_event;
+        let mut step = |m: String| on_event(Event::Step(m));
+        let limit = self.limit;
+        let (churn, set) =
+            run_phase(&mut driver, set, cfg, traffic, &mut step).map_err(|e| match e {
                 ChurnStop::Interrupted => CaseError::Interrupted,
-                ChurnStop::Sync(source) => CaseError::at(Step::Churn, self.limit)(source),
+                ChurnStop::Sync(source) => CaseError::at(Step::Churn, limit)(source),
             })?;
-        self.at += log.wall + self.scenario.sync_interval();
-        let profile = self.controller.profile().kind();
-        let churn = summary::record(&log, cfg, batching, profile);
-        Ok((Some(churn), log.set))
+        let wall = churn.sync_events.last().map_or(0.0, |e| e.end_ms);
+        self.at += Duration::from_secs_f64(wall / 1000.0) + self.scenario.sync_interval();
+        Ok((Some(churn), set))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod changes;
+pub mod observe;
 pub mod summary;
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use dataplane::floor::model::ServiceSet;
 use dataplane::floor::sync::{Controller, MeasuredExecutor};
 use dataplane::{ApplyError, Deadline, Mode};
 
+use crate::datapath::churn::BackgroundSpec;
+use crate::run::seams::CaseSandbox;
 use crate::scenario::Churn;
 use batch::{Batcher, Batching};
 use changes::{Change, Churner};
@@ -192,3 +195,71 @@ impl Driver<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// A churn phase's background traffic: where it runs and what it sends.
+pub struct Traffic<'a> {
+    pub sandbox: &'a dyn CaseSandbox,
+    /// The churned services' VIPs are filled in by [`run_phase`]; the duration is the
+    /// quiet phase's (the churn phase adds `tail`).
+    pub spec: BackgroundSpec,
+    /// How long traffic goes on after the last change arrived, so the last changes'
+    /// endpoints can be seen reached or left.
+    pub tail: Duration,
+}
+
+/// The phase with its background traffic, when given: a quiet phase of the same length
+/// first, then the changes with the traffic running through them. A traffic failure is
+/// recorded in the result; the controller's figures stand.
+pub fn run_phase(
+    driver: &mut Driver<'_>,
+    set: ServiceSet,
+    cfg: &Churn,
+    traffic: Option<Traffic<'_>>,
+    step: &mut dyn FnMut(String),
+) -> Result<(crate::results::Churn, ServiceSet), ChurnStop> {
+    let profile = driver.controller.profile().kind();
+    let Some(mut t) = traffic else {
+        let log = driver.run(set, cfg, Instant::now())?;
+        let churn = summary::record(&log, cfg, driver.batching, profile);
+        return Ok((churn, log.set));
+    };
+    let k = Churner::new(cfg.kind, &set, cfg.services);
+    t.spec.targets = k
+        .services()
+        .iter()
+        .filter_map(|&i| set.get(i))
+        .map(|s| std::net::SocketAddr::from((s.vip, s.port)))
+        .collect();
+    step(format!(
+        "churn: quiet phase, {} connections/s for {} s",
+        t.spec.rate_per_s, cfg.duration_s
+    ));
+    let quiet = t
+        .sandbox
+        .background(&t.spec)
+        .and_then(|b| b.map(|b| b.finish()).transpose());
+    step(format!(
+        "churn: {} {} changes/s for {} s",
+        cfg.kind.name(),
+        cfg.rate_per_s,
+        cfg.duration_s
+    ));
+    let busy = BackgroundSpec {
+        duration: t.spec.duration + t.tail,
+        ..t.spec.clone()
+    };
+    let running = match &quiet {
+        Ok(Some(_)) => t.sandbox.background(&busy),
+        Ok(None) => Ok(None),
+        Err(_) => Ok(None),
+    };
+    let log = driver.run(set, cfg, Instant::now())?;
+    let seen = running.and_then(|b| b.map(|b| b.finish()).transpose());
+    let mut churn = summary::record(&log, cfg, driver.batching, profile);
+    match (quiet, seen) {
+        (Ok(Some(quiet)), Ok(Some(seen))) => summary::observed(&mut churn, &log, &quiet, &seen),
+        (Err(e), _) | (_, Err(e)) => churn.datapath_error = Some(e.to_string()),
+        _ => {}
+    }
+    Ok((churn, log.set))
+}

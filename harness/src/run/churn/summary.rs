@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use dataplane::ProfileKind;
 
-use crate::analysis::stats::percentile;
-use crate::results::{self, ControllerCpu, LatencySummaryMs, SyncEvent};
+use crate::datapath::churn::Observed;
+use crate::results::{self, ControllerCpu, SyncEvent};
 use crate::run::churn::batch::Batching;
-use crate::run::churn::ChurnLog;
+use crate::run::churn::{observe, ChurnLog};
 use crate::scenario::Churn;
 
 fn ms(d: Duration) -> f64 {
@@ -54,7 +54,18 @@ pub fn record(
         failed_connections: None,
         failed_connections_quiet: None,
         request_p99_us: None,
+        datapath_error: None,
     }
+}
+
+/// Adds what the background traffic saw in the quiet phase and during churn.
+pub fn observed(churn: &mut results::Churn, log: &ChurnLog, quiet: &Observed, seen: &Observed) {
+    let (added, removed) = observe::latencies(log, &seen.hits);
+    churn.programming_latency_ms = added;
+    churn.removal_latency_ms = removed;
+    churn.failed_connections = Some(observe::failed(&seen.reports));
+    churn.failed_connections_quiet = Some(observe::failed(&quiet.reports));
+    churn.request_p99_us = observe::request_p99(&seen.reports, &quiet.reports);
 }
 
 /// The syncs' CPU as a percentage of one core over the phase, under the profile's key.
@@ -70,55 +81,5 @@ fn controller_cpu(log: &ChurnLog, profile: ProfileKind) -> ControllerCpu {
             kube_proxy: None,
             floor: pct,
         },
-    }
-}
-
-/// 0-based ranks bounding quantile `q` of `n` sorted samples with about 95% coverage:
-/// the normal approximation to Binomial(n, q), widened to whole ranks; with few samples
-/// it reaches the samples' range.
-pub fn quantile_ci_ranks(n: usize, q: f64) -> (usize, usize) {
-    assert!(n > 0, "quantile interval of no samples");
-    let nf = n as f64;
-    let half = 1.96 * (nf * q * (1.0 - q)).sqrt();
-    let lo = (nf * q - half).floor().max(1.0) as usize;
-    let hi = ((nf * q + half).ceil() as usize + 1).min(n);
-    (lo - 1, hi - 1)
-}
-
-/// p50, p99 (with its interval) and max of latencies in milliseconds; `None` without
-/// samples. `unobserved` counts the endpoints left out.
-pub fn latency_summary(samples: &[f64], unobserved: u64) -> Option<LatencySummaryMs> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let (lo, hi) = quantile_ci_ranks(s.len(), 0.99);
-    Some(LatencySummaryMs {
-        p50: percentile(&s, 50.0),
-        p99: percentile(&s, 99.0),
-        max: s[s.len() - 1],
-        ci95_p99: [s[lo], s[hi]],
-        samples: s.len() as u64,
-        unobserved,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_p99_interval_brackets_the_p99_and_spans_the_range_when_few() {
-        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
-        let s = latency_summary(&v, 2).unwrap();
-        assert_eq!((s.p50, s.p99, s.max), (500.0, 990.0, 1000.0));
-        assert!(s.ci95_p99[0] < 990.0 && s.ci95_p99[1] > 990.0, "{s:?}");
-        assert!(s.ci95_p99[1] - s.ci95_p99[0] < 20.0, "{s:?}");
-        assert_eq!(s.unobserved, 2);
-        let few = latency_summary(&[3.0, 1.0, 2.0], 0).unwrap();
-        assert_eq!(few.ci95_p99, [2.0, 3.0]);
-        assert_eq!(few.max, 3.0);
-        assert!(latency_summary(&[], 0).is_none());
     }
 }
