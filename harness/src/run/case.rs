@@ -403,7 +403,9 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
     ) -> Result<(Option<crate::results::Churn>, ServiceSet), CaseError> {
         use crate::datapath::churn::BackgroundSpec;
         use crate::run::churn::{batching_for, run_phase, ChurnStop, Driver, Traffic};
-        let Some(cfg) = self.scenario.churn.as_ref().filter(|c| c.enabled) else {
+        let mode = self.backend.mode();
+        let Some(cfg) = (self.scenario.churn.as_ref()).filter(|c| c.applies(mode, set.len()))
+        else {
             return Ok((None, set));
         };
         let measured_elsewhere = self.controller.profile() == Profile::Floor

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fields::{count, seconds};
+use dataplane::Mode;
+
+use super::fields::{count, parse_modes, seconds, sizes};
 
 /// Most endpoint changes per second a churn phase applies.
 pub const MAX_CHURN_RATE: f64 = 10_000.0;
@@ -20,6 +22,8 @@ pub(super) struct RawChurn {
     kind: Option<String>,
     services: Option<i64>,
     background_rate_per_s: Option<f64>,
+    modes: Option<Vec<String>>,
+    scales: Option<Vec<i64>>,
 }
 
 /// What each endpoint change does to one of the churned services.
@@ -71,6 +75,19 @@ pub struct Churn {
     /// phases (default 400), spread evenly over them: the programming latency is
     /// resolved to about `services x endpoints / background_rate_per_s` seconds.
     pub background_rate_per_s: f64,
+    /// The modes whose cases have the phase (default: every mode of the scenario).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_modes"
+    )]
+    pub modes: Option<Vec<Mode>>,
+    /// The service counts whose cases have the phase (default: every one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scales: Option<Vec<usize>>,
+}
+
+fn serialize_modes<S: serde::Serializer>(v: &Option<Vec<Mode>>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().flatten().map(|m| m.name()))
 }
 
 impl Default for Churn {
@@ -82,6 +99,8 @@ impl Default for Churn {
             kind: ChurnKind::Rolling,
             services: 10,
             background_rate_per_s: 400.0,
+            modes: None,
+            scales: None,
         }
     }
 }
@@ -89,6 +108,13 @@ impl Default for Churn {
 impl Churn {
     pub fn duration(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.duration_s)
+    }
+
+    /// Whether the case of `mode` at `services` has the phase.
+    pub fn applies(&self, mode: Mode, services: usize) -> bool {
+        self.enabled
+            && self.modes.as_ref().is_none_or(|m| m.contains(&mode))
+            && self.scales.as_ref().is_none_or(|s| s.contains(&services))
     }
 }
 
@@ -123,7 +149,17 @@ pub(super) fn churn<E>(rc: RawChurn, field: &impl Fn(&str, String) -> E) -> Resu
             )
         })?,
     };
+    let modes = rc
+        .modes
+        .map(|m| parse_modes(&m, "churn.modes", field))
+        .transpose()?;
+    let scales = rc
+        .scales
+        .map(|v| sizes(Some(v), vec![], "churn.scales", field))
+        .transpose()?;
     Ok(Churn {
+        modes,
+        scales,
         enabled: rc.enabled.unwrap_or(d.enabled),
         rate_per_s: rate(
             rc.rate_per_s,
@@ -182,6 +218,9 @@ mod tests {
                 "[churn]\nbackground_rate_per_s = 0\n",
                 "churn.background_rate_per_s",
             ),
+            ("[churn]\nmodes = [\"ipvx\"]\n", "churn.modes"),
+            ("[churn]\nmodes = []\n", "churn.modes"),
+            ("[churn]\nscales = [0]\n", "churn.scales[0]"),
         ] {
             let (field, message) = bad(text);
             assert_eq!(field, name, "{text}: {message}");
@@ -198,10 +237,34 @@ mod tests {
 
     #[test]
     fn the_resolved_churn_table_reads_back_the_same() {
-        let text = "[churn]\nrate_per_s = 5\nduration_s = 4\nkind = \"scale\"\nservices = 3\n";
+        let text = "[churn]\nrate_per_s = 5\nduration_s = 4\nkind = \"scale\"\nservices = 3\n\
+                    modes = [\"nftables\"]\nscales = [1000]\n";
         let s = Scenario::parse(text, "t.toml", "t").unwrap();
         let again = toml::to_string(&s).unwrap();
         let back = Scenario::parse(&again, "t.toml", "t").unwrap();
         assert_eq!(back.churn, s.churn);
+        let c = s.churn.unwrap();
+        assert!(c.applies(dataplane::Mode::Nftables, 1000));
+        assert!(!c.applies(dataplane::Mode::Nftables, 100));
+        assert!(!c.applies(dataplane::Mode::Iptables, 1000));
+    }
+
+    #[test]
+    fn the_shipped_scenarios_churn_where_they_say() {
+        use dataplane::Mode;
+        let quick = Scenario::quick();
+        let c = quick.churn.expect("the quick scenario has a churn phase");
+        for m in [Mode::Iptables, Mode::IptablesLegacy, Mode::Nftables] {
+            assert!(c.applies(m, 1000) && !c.applies(m, 100), "{m}");
+        }
+        assert!(!c.applies(Mode::Ipvs, 100) && !c.applies(Mode::Ebpf, 1000));
+        let churn = Scenario::parse(
+            include_str!("../../../scenarios/churn.toml"),
+            "churn.toml",
+            "churn",
+        )
+        .unwrap();
+        assert_eq!(churn.services, vec![1000, 5000, 10000]);
+        assert_eq!(churn.churn.unwrap().rate_per_s, 10.0);
     }
 }
