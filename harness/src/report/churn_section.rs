@@ -1,0 +1,197 @@
+//! "Under churn": per environment, each mode's churn phases against N at each rate
+//! (network programming latency beside Kubernetes' 30 s SLO, the controller's CPU with
+//! the kube-proxy-minus-floor split, failed connections, request p99 against quiet),
+//! then the planner's line per mode and rate. Omitted when no case had a churn phase.
+
+use std::fmt::Write;
+
+use crate::analysis::churn::{plan, rows, ChurnRow, SLO_P99_MS};
+use crate::analysis::stats::{self, with_margin, Trend};
+use crate::results::{LatencySummaryMs, Results};
+
+use super::markup::escape;
+
+/// The controller CPU budget of the planner's line, percent of one core.
+pub const CPU_BUDGET_PCT: f64 = 50.0;
+
+fn latency(l: Option<&LatencySummaryMs>) -> String {
+    match l {
+        None => "not measured".into(),
+        Some(l) => format!(
+            "{} / {} [{}, {}] / {} (n={}{})",
+            stats::num(l.p50),
+            stats::num(l.p99),
+            stats::num(l.ci95_p99[0]),
+            stats::num(l.ci95_p99[1]),
+            stats::num(l.max),
+            l.samples,
+            if l.unobserved > 0 {
+                format!(", {} never reached", l.unobserved)
+            } else {
+                String::new()
+            }
+        ),
+    }
+}
+
+fn slo_words(r: &ChurnRow) -> &'static str {
+    match r.slo() {
+        Some(Trend::Shrinks) => "meets (p99's interval below 30 s)",
+        Some(Trend::Grows) => "misses (p99's interval above 30 s)",
+        Some(_) => "undecided (interval spans 30 s)",
+        None => "-",
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+fn row(h: &mut String, r: &ChurnRow) {
+    let c = &r.churn;
+    let split = match (r.kube_proxy_cpu_pct(), r.floor_cpu_pct) {
+        (Some(k), Some(f)) => format!("{:.1}", k - f),
+        _ => "-".into(),
+    };
+    let failed = match (&c.failed_connections, &c.failed_connections_quiet) {
+        (Some(f), q) => format!(
+            "{} refused, {} reset, {} timed out of {}{}",
+            f.refused,
+            f.reset,
+            f.timeout,
+            f.attempted,
+            q.as_ref().map_or(String::new(), |q| format!(
+                " (quiet: {} of {})",
+                q.refused + q.reset + q.timeout,
+                q.attempted
+            ))
+        ),
+        (None, _) => c.datapath_error.clone().unwrap_or_else(|| "-".into()),
+    };
+    let p99 = match &c.request_p99_us {
+        None => "-".into(),
+        Some(p) => format!(
+            "{} vs {}: {}, {}",
+            stats::num(p.churn),
+            stats::num(p.quiet),
+            stats::difference(&p.difference.estimate(), "us"),
+            with_margin(p.difference.verdict, p.difference.margin, "us")
+        ),
+    };
+    let _ = writeln!(
+        h,
+        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{} ({})</td><td>{} / {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+        escape(&r.mode),
+        r.services,
+        stats::num(c.rate_per_s),
+        escape(&c.kind),
+        escape(&c.batching),
+        c.changes,
+        c.syncs,
+        latency(c.programming_latency_ms.as_ref()),
+        slo_words(r),
+        latency(c.removal_latency_ms.as_ref()),
+        pct(r.kube_proxy_cpu_pct()),
+        pct(r.floor_cpu_pct),
+        split,
+        escape(&failed),
+        escape(&p99)
+    );
+}
+
+/// The section, when a case had a churn phase.
+pub(super) fn churn(h: &mut String, results: &[Results]) {
+    let all = rows(results);
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2 id=\"churn\">Under churn</h2>\n<p>Endpoint changes at a steady rate while the \
+         controller syncs as its agent does (kube-proxy: at most one sync per minSyncPeriod, \
+         pending changes batched; the floor the same; the eBPF modes per change). \
+         Programming latency: from an endpoint's change to the first new connection \
+         through its VIP that reached it (removal: to the last that still did), ms, \
+         p50 / p99 [95% interval] / max, beside Kubernetes' SLO of p99 within {} s. \
+         Controller CPU: user plus sys of kpbench's controller thread and every tool it \
+         ran, percent of one core over the phase, one phase's figure without interval.</p>",
+        SLO_P99_MS / 1000.0
+    );
+    let mut envs: Vec<_> = all.iter().map(|r| r.env.clone()).collect();
+    envs.dedup();
+    for env in envs {
+        let _ = writeln!(
+            h,
+            "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>changes/s</th><th class=\"l\">kind</th><th>changes / syncs</th><th class=\"l\">programming latency ms</th><th class=\"l\">SLO</th><th class=\"l\">removal latency ms</th><th>CPU % kube-proxy</th><th>CPU % floor</th><th>kube-proxy minus floor</th><th class=\"l\">failed connections</th><th class=\"l\">request p99 us, churn vs quiet</th></tr>",
+            escape(&env.label())
+        );
+        for r in all.iter().filter(|r| r.env == env) {
+            row(h, r);
+        }
+        h.push_str("</table></div>\n");
+    }
+    planner(h, &all);
+}
+
+fn planner(h: &mut String, all: &[ChurnRow]) {
+    let _ = writeln!(
+        h,
+        "<h3>Services each mode carries under churn</h3>\n<p>Up to the largest measured \
+         service count at which every measured count met the SLO (the one rule on p99 \
+         minus 30 s: its whole interval below) and a controller CPU budget of {CPU_BUDGET_PCT:.0}% \
+         of one core, at each rate; nothing is extrapolated past the measured scales.</p>\n<ul>"
+    );
+    for l in plan(all, CPU_BUDGET_PCT) {
+        let upto = match l.up_to {
+            Some(n) => format!("up to {n} services"),
+            None => "not at the smallest measured count".into(),
+        };
+        let why = match &l.stopped_by {
+            Some((n, w)) => format!("; at {n}: {w}"),
+            None => format!("; the largest measured is {}", l.largest_measured),
+        };
+        let _ = writeln!(
+            h,
+            "<li>{} at {} changes/s ({}): {}{}</li>",
+            escape(&l.mode),
+            stats::num(l.rate_per_s),
+            escape(&l.env),
+            upto,
+            escape(&why)
+        );
+    }
+    h.push_str("</ul>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analysis::cases::fixtures::{profiled, results};
+    use crate::analysis::churn::sample;
+
+    #[test]
+    fn the_section_pairs_the_floor_cpu_and_plans_from_measured_scales_only() {
+        let mut kp = profiled("nftables", 1000, "kube-proxy", &[1.0], &[1.0]);
+        kp.churn = Some(sample(3_000.0, 80.0, "kube-proxy"));
+        let mut fl = profiled("nftables", 1000, "floor", &[1.0], &[1.0]);
+        fl.churn = Some(sample(0.0, 9.0, "floor"));
+        let mut h = String::new();
+        super::churn(&mut h, &[results("6.1.0", vec![kp, fl])]);
+        assert!(h.contains("<h2 id=\"churn\">Under churn</h2>"), "{h}");
+        // kube-proxy 80.0, floor 9.0, the controller's share 71.0.
+        assert!(h.contains("<td>80.0</td><td>9.0</td><td>71.0</td>"), "{h}");
+        assert!(h.contains("meets (p99's interval below 30 s)"), "{h}");
+        assert!(
+            h.contains("not at the smallest measured count; at 1000: controller CPU 80% of a core over the 50% budget"),
+            "{h}"
+        );
+        let mut quiet = String::new();
+        super::churn(
+            &mut quiet,
+            &[results(
+                "6.1.0",
+                vec![profiled("nftables", 1000, "kube-proxy", &[1.0], &[1.0])],
+            )],
+        );
+        assert!(quiet.is_empty());
+    }
+}
