@@ -129,7 +129,8 @@ fn check(mode: Mode) {
             );
         }
     }
-    let (added, removed) = observe::latencies(&log, &hits);
+    let l = observe::latencies(&log, &hits);
+    let (added, removed) = (l.added, l.removed);
     let added = added.expect("programming latency");
     assert_eq!((added.samples, added.unobserved), (20, 0));
     assert!(removed.expect("removal latency").samples == 20);

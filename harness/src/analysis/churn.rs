@@ -180,6 +180,7 @@ pub(crate) fn sample(p99_ms: f64, cpu: f64, profile: &str) -> Churn {
         failed_connections_quiet: None,
         request_p99_us: None,
         datapath_error: None,
+        latency_points: vec![],
     }
 }
 

@@ -130,7 +130,101 @@ pub(super) fn churn(h: &mut String, results: &[Results]) {
         }
         h.push_str("</table></div>\n");
     }
+    timeline(h, &all);
     planner(h, &all);
+}
+
+/// Plot size of the time-series chart, pixels.
+const W: f64 = 720.0;
+const H: f64 = 220.0;
+const PAD: f64 = 40.0;
+
+/// One churn phase on its time axis: the phase with the highest programming latency
+/// p99 among those with points; syncs as bars, each endpoint's latency as a point at
+/// its change's arrival (filled: added, programming; hollow: removed).
+fn timeline(h: &mut String, all: &[ChurnRow]) {
+    let p99 = |r: &ChurnRow| {
+        r.churn
+            .programming_latency_ms
+            .as_ref()
+            .map_or(0.0, |l| l.p99)
+    };
+    let Some(r) = all
+        .iter()
+        .filter(|r| !r.churn.latency_points.is_empty())
+        .max_by(|a, b| p99(a).total_cmp(&p99(b)))
+    else {
+        return;
+    };
+    let c = &r.churn;
+    let t_end = c
+        .sync_events
+        .iter()
+        .map(|e| e.end_ms)
+        .chain(c.latency_points.iter().map(|p| p.arrival_ms + p.latency_ms))
+        .fold(1.0, f64::max);
+    let y_max = c
+        .latency_points
+        .iter()
+        .map(|p| p.latency_ms)
+        .fold(1.0, f64::max);
+    let x = |ms: f64| PAD + ms / t_end * (W - 2.0 * PAD);
+    let y = |ms: f64| H - PAD + -(ms / y_max) * (H - 2.0 * PAD);
+    let _ = write!(
+        h,
+        "<figure><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"churn time series\">"
+    );
+    for e in &c.sync_events {
+        let _ = write!(
+            h,
+            "<rect x=\"{:.1}\" y=\"{PAD}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#bbb\" fill-opacity=\"0.5\"><title>sync of {} changes, {:.0}-{:.0} ms</title></rect>",
+            x(e.start_ms),
+            (x(e.end_ms) - x(e.start_ms)).max(1.0),
+            H - 2.0 * PAD,
+            e.changes,
+            e.start_ms,
+            e.end_ms
+        );
+    }
+    for p in &c.latency_points {
+        let (fill, stroke) = match p.added {
+            true => ("#1f77b4", "#1f77b4"),
+            false => ("none", "#ff7f0e"),
+        };
+        let _ = write!(
+            h,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{fill}\" stroke=\"{stroke}\"/>",
+            x(p.arrival_ms),
+            y(p.latency_ms)
+        );
+    }
+    let _ = write!(
+        h,
+        "<line x1=\"{PAD}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{b}\" stroke=\"#333\"/>\
+         <text x=\"{PAD}\" y=\"{t}\" font-size=\"11\">{} ms</text><text x=\"{r}\" y=\"{l}\" font-size=\"11\" text-anchor=\"end\">{:.1} s</text>\
+         <text x=\"{PAD}\" y=\"{l}\" font-size=\"11\">0</text></svg>",
+        stats::num(y_max),
+        t_end / 1000.0,
+        b = H - PAD,
+        r = W - PAD,
+        t = PAD - 6.0,
+        l = H - PAD + 14.0,
+    );
+    let failed = c
+        .failed_connections
+        .as_ref()
+        .map_or("not measured".into(), |f| {
+            (f.refused + f.reset + f.timeout).to_string()
+        });
+    let _ = writeln!(
+        h,
+        "<figcaption>One churn phase: {} at {} services, {} {} changes/s. Grey bars:          syncs; filled points: each added endpoint's programming latency at its change's          arrival; hollow: each removed endpoint's removal latency. Failed connections in          the phase: {} (the load generator does not time-stamp failures, so they are          not placed on the axis).</figcaption></figure>",
+        escape(&r.mode),
+        r.services,
+        stats::num(c.rate_per_s),
+        escape(&c.kind),
+        failed
+    );
 }
 
 fn planner(h: &mut String, all: &[ChurnRow]) {
@@ -171,7 +265,18 @@ mod tests {
     #[test]
     fn the_section_pairs_the_floor_cpu_and_plans_from_measured_scales_only() {
         let mut kp = profiled("nftables", 1000, "kube-proxy", &[1.0], &[1.0]);
-        kp.churn = Some(sample(3_000.0, 80.0, "kube-proxy"));
+        let mut churned = sample(3_000.0, 80.0, "kube-proxy");
+        churned.sync_events = vec![crate::results::SyncEvent {
+            start_ms: 0.0,
+            end_ms: 500.0,
+            changes: 1,
+        }];
+        churned.latency_points = vec![crate::results::LatencyPoint {
+            arrival_ms: 0.0,
+            latency_ms: 600.0,
+            added: true,
+        }];
+        kp.churn = Some(churned);
         let mut fl = profiled("nftables", 1000, "floor", &[1.0], &[1.0]);
         fl.churn = Some(sample(0.0, 9.0, "floor"));
         let mut h = String::new();
@@ -180,6 +285,12 @@ mod tests {
         // kube-proxy 80.0, floor 9.0, the controller's share 71.0.
         assert!(h.contains("<td>80.0</td><td>9.0</td><td>71.0</td>"), "{h}");
         assert!(h.contains("meets (p99's interval below 30 s)"), "{h}");
+        // The time series: the sync's bar over the first 500 of 600 ms, the point.
+        assert!(
+            h.contains("<title>sync of 1 changes, 0-500 ms</title>"),
+            "{h}"
+        );
+        assert!(h.contains("<circle cx=\"40.0\" cy=\"40.0\""), "{h}");
         assert!(
             h.contains("not at the smallest measured count; at 1000: controller CPU 80% of a core over the 50% budget"),
             "{h}"

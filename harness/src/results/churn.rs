@@ -48,6 +48,19 @@ pub struct Churn {
     /// Why the background traffic could not run, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datapath_error: Option<String>,
+    /// Every observed endpoint's latency at its change's arrival, for the time-series
+    /// chart (added: programming latency; removed: removal latency).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_points: Vec<LatencyPoint>,
+}
+
+/// One endpoint's latency on the phase's time axis.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencyPoint {
+    pub arrival_ms: f64,
+    pub latency_ms: f64,
+    /// An added endpoint (programming latency), else a removed one.
+    pub added: bool,
 }
 
 /// A sync of the churn phase, milliseconds from the phase's start.

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::analysis::stats::{self, percentile, Forbidden};
 use crate::datapath::load::LoadReport;
-use crate::results::{ChurnVsQuiet, FailedConnections, JudgedDifference, LatencySummaryMs};
+use crate::results::{
+    ChurnVsQuiet, FailedConnections, JudgedDifference, LatencyPoint, LatencySummaryMs,
+};
 use crate::run::churn::ChurnLog;
 
 /// When each endpoint was reached, from the phase's start, in order.
@@ -39,14 +41,27 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The latencies of a phase: summaries and every endpoint's own, on the time axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latencies {
+    pub added: Option<LatencySummaryMs>,
+    pub removed: Option<LatencySummaryMs>,
+    pub points: Vec<LatencyPoint>,
+}
+
 /// Programming latency of the added endpoints and removal latency of the removed ones.
-pub fn latencies(
-    log: &ChurnLog,
-    hits: &[(Instant, IpAddr)],
-) -> (Option<LatencySummaryMs>, Option<LatencySummaryMs>) {
+pub fn latencies(log: &ChurnLog, hits: &[(Instant, IpAddr)]) -> Latencies {
     let seen = by_endpoint(log.started, hits);
     let (mut added, mut missed) = (Vec::new(), 0);
     let mut removed = Vec::new();
+    let mut points = Vec::new();
+    let mut point = |c: &crate::run::churn::ChangeRecord, latency_ms: f64, added: bool| {
+        points.push(LatencyPoint {
+            arrival_ms: ms(c.arrival),
+            latency_ms,
+            added,
+        })
+    };
     for c in &log.changes {
         let after = |ip: &std::net::Ipv4Addr| {
             seen.get(&IpAddr::V4(*ip))
@@ -60,19 +75,24 @@ pub fn latencies(
         };
         for ip in &c.change.added {
             match after(ip).first() {
-                Some(&t) => added.push(ms(t - c.arrival)),
+                Some(&t) => {
+                    added.push(ms(t - c.arrival));
+                    point(c, ms(t - c.arrival), true);
+                }
                 None => missed += 1,
             }
         }
         for ip in &c.change.removed {
             let last = after(ip).last().map_or(Duration::ZERO, |&t| t - c.arrival);
             removed.push(ms(last));
+            point(c, ms(last), false);
         }
     }
-    (
-        latency_summary(&added, missed),
-        latency_summary(&removed, 0),
-    )
+    Latencies {
+        added: latency_summary(&added, missed),
+        removed: latency_summary(&removed, 0),
+        points,
+    }
 }
 
 /// Refused, reset and timed-out connections of `reports`, of all attempted.
@@ -200,7 +220,10 @@ mod tests {
             (at(1200), v4(2)),
             (at(150), v4(8)),
         ];
-        let (added, removed) = latencies(&log, &hits);
+        let l = latencies(&log, &hits);
+        assert_eq!(l.points.len(), 4);
+        assert!(l.points.iter().any(|p| p.added && p.latency_ms == 1000.0));
+        let (added, removed) = (l.added, l.removed);
         let added = added.unwrap();
         // ip 1: 350 - 100; ip 2: 1200 - 200; ip 3 never reached.
         assert_eq!((added.samples, added.unobserved), (2, 1));

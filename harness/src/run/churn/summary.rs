@@ -55,14 +55,16 @@ pub fn record(
         failed_connections_quiet: None,
         request_p99_us: None,
         datapath_error: None,
+        latency_points: vec![],
     }
 }
 
 /// Adds what the background traffic saw in the quiet phase and during churn.
 pub fn observed(churn: &mut results::Churn, log: &ChurnLog, quiet: &Observed, seen: &Observed) {
-    let (added, removed) = observe::latencies(log, &seen.hits);
-    churn.programming_latency_ms = added;
-    churn.removal_latency_ms = removed;
+    let l = observe::latencies(log, &seen.hits);
+    churn.programming_latency_ms = l.added;
+    churn.removal_latency_ms = l.removed;
+    churn.latency_points = l.points;
     churn.failed_connections = Some(observe::failed(&seen.reports));
     churn.failed_connections_quiet = Some(observe::failed(&quiet.reports));
     churn.request_p99_us = observe::request_p99(&seen.reports, &quiet.reports);
