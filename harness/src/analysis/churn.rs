@@ -5,7 +5,7 @@
 //! SLO is the one rule (`stats::trend`) on p99 minus the SLO.
 
 use crate::analysis::cases::{base_mode, is_floor, rows as case_rows, EnvKey, Row};
-use crate::analysis::stats::{trend, Forbidden, Trend};
+use crate::analysis::stats::{difference_of_estimates, relative_margin, trend, Forbidden, Trend};
 use crate::results::{Churn, Estimate, Results};
 
 /// Kubernetes' network programming latency SLO: p99 within 30 s.
@@ -20,12 +20,32 @@ pub struct ChurnRow {
     pub churn: Churn,
     /// The floor profile's controller CPU at the same environment, mode, N and rate.
     pub floor_cpu_pct: Option<f64>,
+    /// Its 95% interval.
+    pub floor_cpu_ci95: Option<[f64; 2]>,
 }
 
 impl ChurnRow {
     /// kube-proxy's controller CPU, percent of one core.
     pub fn kube_proxy_cpu_pct(&self) -> Option<f64> {
         self.churn.controller_cpu_pct.kube_proxy
+    }
+
+    /// kube-proxy's CPU minus the floor's (the controller's share), both intervals in
+    /// quadrature, with the one rule's verdict against a margin of a tenth of the floor's
+    /// figure (the share cannot be negative); `None` without both figures and intervals.
+    pub fn cpu_split(&self) -> Option<(Estimate, Trend, f64)> {
+        let cpu = &self.churn.controller_cpu_pct;
+        let kp = Estimate {
+            estimate: cpu.kube_proxy?,
+            ci95: cpu.kube_proxy_ci95?,
+        };
+        let fl = Estimate {
+            estimate: self.floor_cpu_pct?,
+            ci95: self.floor_cpu_ci95?,
+        };
+        let e = difference_of_estimates(kp, fl);
+        let margin = relative_margin(fl.estimate);
+        Some((e, trend(&e, margin, Forbidden::Down), margin))
     }
 
     /// The verdict on programming latency p99 against the SLO: `Shrinks` (below it,
@@ -58,15 +78,19 @@ pub fn rows(results: &[Results]) -> Vec<ChurnRow> {
     let mut out: Vec<ChurnRow> = with
         .iter()
         .filter(|(r, _)| !is_floor(r.case))
-        .map(|(r, c)| ChurnRow {
-            env: r.env(),
-            mode: r.mode(),
-            services: r.case.services,
-            churn: (*c).clone(),
-            floor_cpu_pct: with
+        .map(|(r, c)| {
+            let floor = with
                 .iter()
                 .find(|(f, fc)| is_floor(f.case) && same_point(r, f, c, fc))
-                .and_then(|(_, fc)| fc.controller_cpu_pct.floor),
+                .map(|(_, fc)| &fc.controller_cpu_pct);
+            ChurnRow {
+                env: r.env(),
+                mode: r.mode(),
+                services: r.case.services,
+                churn: (*c).clone(),
+                floor_cpu_pct: floor.and_then(|f| f.floor),
+                floor_cpu_ci95: floor.and_then(|f| f.floor_ci95),
+            }
         })
         .collect();
     out.sort_by(|a, b| {
@@ -102,7 +126,7 @@ pub struct PlanLine {
 
 /// Up to how many services each mode meets the SLO (the one rule: p99's whole interval
 /// below 30 s) and `cpu_budget_pct` of one core of controller CPU (kube-proxy's
-/// profile; a figure of one phase, without interval), at each rate, from the measured
+/// profile; its point figure), at each rate, from the measured
 /// scales only.
 pub fn plan(rows: &[ChurnRow], cpu_budget_pct: f64) -> Vec<PlanLine> {
     let mut lines: Vec<PlanLine> = Vec::new();
@@ -175,6 +199,8 @@ pub(crate) fn sample(p99_ms: f64, cpu: f64, profile: &str) -> Churn {
         controller_cpu_pct: ControllerCpu {
             kube_proxy: kp.then_some(cpu),
             floor: (!kp).then_some(cpu),
+            kube_proxy_ci95: kp.then_some([cpu * 0.95, cpu * 1.05]),
+            floor_ci95: (!kp).then_some([cpu * 0.95, cpu * 1.05]),
         },
         failed_connections: None,
         failed_connections_quiet: None,
@@ -198,6 +224,7 @@ mod tests {
             services,
             churn: sample(p99_ms, cpu, "kube-proxy"),
             floor_cpu_pct: None,
+            floor_cpu_ci95: None,
         }
     }
 

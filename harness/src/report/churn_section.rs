@@ -49,9 +49,13 @@ fn pct(v: Option<f64>) -> String {
 
 fn row(h: &mut String, r: &ChurnRow) {
     let c = &r.churn;
-    let split = match (r.kube_proxy_cpu_pct(), r.floor_cpu_pct) {
-        (Some(k), Some(f)) => format!("{:.1}", k - f),
-        _ => "-".into(),
+    let split = match r.cpu_split() {
+        Some((e, t, margin)) => format!(
+            "{}, {}",
+            stats::difference(&e, "points"),
+            with_margin(t, margin, "points")
+        ),
+        None => "-".into(),
     };
     let failed = match (&c.failed_connections, &c.failed_connections_quiet) {
         (Some(f), q) => format!(
@@ -80,7 +84,7 @@ fn row(h: &mut String, r: &ChurnRow) {
     };
     let _ = writeln!(
         h,
-        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{} ({})</td><td>{} / {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+        "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{} ({})</td><td>{} / {}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
         escape(&r.mode),
         r.services,
         stats::num(c.rate_per_s),
@@ -114,7 +118,9 @@ pub(super) fn churn(h: &mut String, results: &[Results]) {
          through its VIP that reached it (removal: to the last that still did), ms, \
          p50 / p99 [95% interval] / max, beside Kubernetes' SLO of p99 within {} s. \
          Controller CPU: user plus sys of kpbench's controller thread and every tool it \
-         ran, percent of one core over the phase, one phase's figure without interval.</p>",
+         ran, percent of one core over the phase, its interval from the phase's syncs redrawn; \
+         kube-proxy minus floor is the controller's share, judged by the one rule \
+         (margin a tenth of the floor's figure).</p>",
         SLO_P99_MS / 1000.0
     );
     let mut envs: Vec<_> = all.iter().map(|r| r.env.clone()).collect();
@@ -122,7 +128,7 @@ pub(super) fn churn(h: &mut String, results: &[Results]) {
     for env in envs {
         let _ = writeln!(
             h,
-            "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>changes/s</th><th class=\"l\">kind</th><th>changes / syncs</th><th class=\"l\">programming latency ms</th><th class=\"l\">SLO</th><th class=\"l\">removal latency ms</th><th>CPU % kube-proxy</th><th>CPU % floor</th><th>kube-proxy minus floor</th><th class=\"l\">failed connections</th><th class=\"l\">request p99 us, churn vs quiet</th></tr>",
+            "<h3>{}</h3>\n<div class=\"scroll\"><table>\n<tr><th class=\"l\">mode</th><th>services</th><th>changes/s</th><th class=\"l\">kind</th><th>changes / syncs</th><th class=\"l\">programming latency ms</th><th class=\"l\">SLO</th><th class=\"l\">removal latency ms</th><th>CPU % kube-proxy</th><th>CPU % floor</th><th class=\"l\">kube-proxy minus floor (points)</th><th class=\"l\">failed connections</th><th class=\"l\">request p99 us, churn vs quiet</th></tr>",
             escape(&env.label())
         );
         for r in all.iter().filter(|r| r.env == env) {
@@ -283,7 +289,11 @@ mod tests {
         super::churn(&mut h, &[results("6.1.0", vec![kp, fl])]);
         assert!(h.contains("<h2 id=\"churn\">Under churn</h2>"), "{h}");
         // kube-proxy 80.0, floor 9.0, the controller's share 71.0.
-        assert!(h.contains("<td>80.0</td><td>9.0</td><td>71.0</td>"), "{h}");
+        assert!(
+            h.contains("<td>80.0</td><td>9.0</td><td class=\"l\">+71.0 points"),
+            "{h}"
+        );
+        assert!(h.contains("grows (margin ±0.900 points)"), "{h}");
         assert!(h.contains("meets (p99's interval below 30 s)"), "{h}");
         // The time series: the sync's bar over the first 500 of 600 ms, the point.
         assert!(

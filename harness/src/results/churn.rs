@@ -91,6 +91,12 @@ pub struct LatencySummaryMs {
 pub struct ControllerCpu {
     pub kube_proxy: Option<f64>,
     pub floor: Option<f64>,
+    /// `kube_proxy`'s 95% interval (the phase's syncs redrawn), with 3 syncs or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_ci95: Option<[f64; 2]>,
+    /// `floor`'s 95% interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_ci95: Option<[f64; 2]>,
 }
 
 /// Failed background connections by kind, of those attempted.

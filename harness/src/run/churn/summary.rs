@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use dataplane::ProfileKind;
 
+use crate::analysis::stats;
+
 use crate::datapath::churn::Observed;
 use crate::results::{self, ControllerCpu, SyncEvent};
 use crate::run::churn::batch::Batching;
@@ -70,18 +72,34 @@ pub fn observed(churn: &mut results::Churn, log: &ChurnLog, quiet: &Observed, se
     churn.request_p99_us = observe::request_p99(&seen.reports, &quiet.reports);
 }
 
-/// The syncs' CPU as a percentage of one core over the phase, under the profile's key.
+/// The syncs' CPU as a percentage of one core over the phase, under the profile's key,
+/// with its 95% interval: the syncs redrawn with replacement ([`stats::RESAMPLES`]
+/// times, seeded), each draw's total over the same wall time.
 fn controller_cpu(log: &ChurnLog, profile: ProfileKind) -> ControllerCpu {
     let wall = log.wall.as_secs_f64();
-    let pct = (wall > 0.0).then(|| log.cpu().as_secs_f64() / wall * 100.0);
+    let per: Vec<f64> = log
+        .syncs
+        .iter()
+        .map(|s| (s.cost.user + s.cost.sys).as_secs_f64() / wall * 100.0)
+        .collect();
+    let pct = (wall > 0.0).then(|| per.iter().sum::<f64>());
+    let ci = pct.filter(|_| per.len() >= stats::MIN_SAMPLES).map(|_| {
+        let mut rng = stats::SplitMix64::new(stats::SEED);
+        let mut totals: Vec<f64> = (0..stats::RESAMPLES)
+            .map(|_| (0..per.len()).map(|_| per[rng.below(per.len())]).sum())
+            .collect();
+        stats::percentile_interval(&mut totals)
+    });
     match profile {
         ProfileKind::KubeProxy => ControllerCpu {
             kube_proxy: pct,
-            floor: None,
+            kube_proxy_ci95: ci,
+            ..ControllerCpu::default()
         },
         ProfileKind::Floor => ControllerCpu {
-            kube_proxy: None,
             floor: pct,
+            floor_ci95: ci,
+            ..ControllerCpu::default()
         },
     }
 }

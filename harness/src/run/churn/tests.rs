@@ -43,6 +43,12 @@ fn kube_proxy_modes_batch_changes_at_the_sync_interval() {
     // Each fake sync costs 1 ms user and 1 ms sys.
     let pct = c.controller_cpu_pct.kube_proxy.unwrap();
     assert!(pct > 0.0 && c.controller_cpu_pct.floor.is_none(), "{c:?}");
+    // Every fake sync costs the same, so every redraw of them totals the same.
+    let ci = c.controller_cpu_pct.kube_proxy_ci95.unwrap();
+    assert!(
+        (ci[0] - pct).abs() < 1e-9 && (ci[1] - pct).abs() < 1e-9,
+        "{ci:?} {pct}"
+    );
 }
 
 #[test]
