@@ -254,7 +254,27 @@ pub fn run_phase(
         Err(_) => Ok(None),
     };
     let log = driver.run(set, cfg, Instant::now())?;
-    let seen = running.and_then(|b| b.map(|b| b.finish()).transpose());
+    let mut seen = running.and_then(|b| b.map(|b| b.finish()).transpose());
+    if let Ok(Some(s)) = &mut seen {
+        // Syncs slower than the phase ran past its traffic: the last changes'
+        // endpoints are watched for one more tail, from the end of the last sync.
+        if log.wall + t.tail / 2 > busy.duration {
+            step("churn: traffic after the last sync".into());
+            let after = BackgroundSpec {
+                duration: t.tail,
+                ..t.spec.clone()
+            };
+            match t
+                .sandbox
+                .background(&after)
+                .and_then(|b| b.map(|b| b.finish()).transpose())
+            {
+                Ok(Some(more)) => s.hits.extend(more.hits),
+                Ok(None) => {}
+                Err(e) => seen = Err(e),
+            }
+        }
+    }
     let mut churn = summary::record(&log, cfg, driver.batching, profile);
     match (quiet, seen) {
         (Ok(Some(quiet)), Ok(Some(seen))) => summary::observed(&mut churn, &log, &quiet, &seen),
