@@ -47,6 +47,8 @@ pub struct Latencies {
     pub added: Option<LatencySummaryMs>,
     pub removed: Option<LatencySummaryMs>,
     pub points: Vec<LatencyPoint>,
+    /// Added endpoints never reached within the phase's traffic.
+    pub unreached: u64,
 }
 
 /// Programming latency of the added endpoints and removal latency of the removed ones.
@@ -92,6 +94,7 @@ pub fn latencies(log: &ChurnLog, hits: &[(Instant, IpAddr)]) -> Latencies {
         added: latency_summary(&added, missed),
         removed: latency_summary(&removed, 0),
         points,
+        unreached: missed,
     }
 }
 
@@ -221,7 +224,7 @@ mod tests {
             (at(150), v4(8)),
         ];
         let l = latencies(&log, &hits);
-        assert_eq!(l.points.len(), 4);
+        assert_eq!((l.points.len(), l.unreached), (4, 1));
         assert!(l.points.iter().any(|p| p.added && p.latency_ms == 1000.0));
         let (added, removed) = (l.added, l.removed);
         let added = added.unwrap();

@@ -67,6 +67,12 @@ pub fn observed(churn: &mut results::Churn, log: &ChurnLog, quiet: &Observed, se
     churn.programming_latency_ms = l.added;
     churn.removal_latency_ms = l.removed;
     churn.latency_points = l.points;
+    if churn.programming_latency_ms.is_none() && l.unreached > 0 {
+        churn.datapath_error = Some(format!(
+            "none of the {} added endpoints was reached before the background traffic ended",
+            l.unreached
+        ));
+    }
     churn.failed_connections = Some(observe::failed(&seen.reports));
     churn.failed_connections_quiet = Some(observe::failed(&quiet.reports));
     churn.request_p99_us = observe::request_p99(&seen.reports, &quiet.reports);
