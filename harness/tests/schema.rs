@@ -112,14 +112,12 @@ fn the_repo_schema_is_the_shared_contract() {
 fn a_case_with_a_churn_phase_validates_and_reads_back() {
     use harness::results::*;
     let schema = compiled();
-    let latency = LatencySummaryMs {
-        p50: 900.0,
-        p99: 1950.0,
-        max: 2150.0,
-        ci95_p99: [1780.0, 2150.0],
-        samples: 100,
-        unobserved: 0,
-    };
+    // As another reader would write it: from JSON.
+    let latency: LatencySummaryMs = serde_json::from_value(serde_json::json!({
+        "p50": 900.0, "p99": 1950.0, "max": 2150.0, "ci95_p99": [1780.0, 2150.0],
+        "samples": 100, "unobserved": 0
+    }))
+    .unwrap();
     let failed = FailedConnections {
         refused: 1,
         reset: 0,
