@@ -149,16 +149,7 @@ fn kill_9_leaves_namespaces_that_clean_removes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut run, _fake) = hanging_run("kill", 1, dir.path());
     run.kill9();
-    let left = namespaces(&run.id);
-    assert_eq!(left.len(), 3, "after kill -9: {left:?}");
-    let (code, text) = clean();
-    assert_eq!(code, Some(0), "{text}");
-    for n in &left {
-        assert!(
-            text.contains(&format!("removed network namespace {n}")),
-            "{text}"
-        );
-    }
+    clean_removes_the_three_namespaces_left(&run.id);
     // The dead run's registration goes too.
     nothing_left(&run.id);
     // And the machine is fit for the next run.

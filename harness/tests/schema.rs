@@ -107,3 +107,69 @@ fn the_repo_schema_is_the_shared_contract() {
         "the repo schema's version differs from shared/results.schema.json"
     );
 }
+
+#[test]
+fn a_case_with_a_churn_phase_validates_and_reads_back() {
+    use harness::results::*;
+    let schema = compiled();
+    // As another reader would write it: from JSON.
+    let latency: LatencySummaryMs = serde_json::from_value(serde_json::json!({
+        "p50": 900.0, "p99": 1950.0, "max": 2150.0, "ci95_p99": [1780.0, 2150.0],
+        "samples": 100, "unobserved": 0
+    }))
+    .unwrap();
+    let failed = FailedConnections {
+        refused: 1,
+        reset: 0,
+        timeout: 2,
+        attempted: 5200,
+    };
+    let churn = Churn {
+        rate_per_s: 10.0,
+        duration_s: 10.0,
+        kind: "rolling".into(),
+        batching: "min-sync-period".into(),
+        services_churned: 10,
+        changes: 100,
+        syncs: 11,
+        sync_events: vec![SyncEvent {
+            start_ms: 0.0,
+            end_ms: 420.0,
+            changes: 1,
+        }],
+        programming_latency_ms: Some(latency.clone()),
+        removal_latency_ms: Some(latency),
+        controller_cpu_pct: ControllerCpu {
+            kube_proxy: Some(15.7),
+            floor: None,
+            kube_proxy_ci95: Some([14.0, 17.5]),
+            floor_ci95: None,
+        },
+        failed_connections: Some(failed.clone()),
+        failed_connections_quiet: Some(failed),
+        request_p99_us: Some(ChurnVsQuiet {
+            churn: 72000.0,
+            quiet: 23000.0,
+            difference: JudgedDifference {
+                estimate: 49000.0,
+                ci95: [36000.0, 64500.0],
+                verdict: Trend::Grows,
+                margin: 2300.0,
+            },
+        }),
+        datapath_error: None,
+        latency_points: vec![LatencyPoint {
+            arrival_ms: 100.0,
+            latency_ms: 900.0,
+            added: true,
+        }],
+    };
+    let mut doc = fixture("host");
+    doc["cases"][0]["churn"] = serde_json::to_value(&churn).unwrap();
+    let errs = errors(&schema, &doc);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let back: Results = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(back.cases[0].churn.as_ref(), Some(&churn));
+    doc["cases"][0]["churn"]["kind"] = serde_json::json!("wave");
+    assert!(!errors(&schema, &doc).is_empty());
+}

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod breakdown;
 pub mod capacity;
 pub mod cases;
+pub mod churn;
 pub mod claims;
 pub mod compare;
 pub mod figures;

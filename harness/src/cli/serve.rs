@@ -29,6 +29,7 @@ pub fn serve_main(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             delay: args.delay,
             threads: args.threads,
+            hits: None,
         },
     )?;
     eprintln!(

@@ -3,6 +3,7 @@
 //! measurement that drives them through the VIPs and directly (`measure`), and the
 //! targets it aims at with what follows from their phases (`targets`).
 
+pub mod churn;
 pub mod cpustat;
 pub mod load;
 pub mod measure;

@@ -49,7 +49,12 @@ pub struct ServeOptions {
     pub delay: Duration,
     /// Runtime worker threads (0 = one per CPU).
     pub threads: usize,
+    /// Where every accepted connection is logged with the endpoint IP it reached.
+    pub hits: Option<HitLog>,
 }
+
+/// Accepted connections: when, and the local (endpoint) address each was accepted on.
+pub type HitLog = Arc<std::sync::Mutex<Vec<(std::time::Instant, std::net::IpAddr)>>>;
 
 impl ServeOptions {
     /// Listens on `listen`, no delay, one worker thread per CPU.
@@ -58,6 +63,7 @@ impl ServeOptions {
             listen,
             delay: Duration::ZERO,
             threads: 0,
+            hits: None,
         }
     }
 }
@@ -116,7 +122,9 @@ impl Server {
                 };
                 let addr = listener.local_addr().unwrap_or(opts.listen);
                 let _ = ready_tx.send(Ok(addr));
-                rt.block_on(accept_loop(listener, opts.delay, counter, stop_rx));
+                rt.block_on(accept_loop(
+                    listener, opts.delay, counter, opts.hits, stop_rx,
+                ));
                 // Open connections are dropped with the runtime.
                 rt.shutdown_timeout(Duration::from_millis(200));
             })
@@ -189,6 +197,7 @@ async fn accept_loop(
     listener: TcpListener,
     delay: Duration,
     served: Arc<AtomicU64>,
+    hits: Option<HitLog>,
     mut stop: oneshot::Receiver<()>,
 ) {
     loop {
@@ -208,6 +217,11 @@ async fn accept_loop(
         let Ok(local) = stream.local_addr() else {
             continue;
         };
+        if let Some(h) = &hits {
+            if let Ok(mut log) = h.lock() {
+                log.push((std::time::Instant::now(), local.ip()));
+            }
+        }
         let _ = stream.set_nodelay(true);
         let served = served.clone();
         tokio::spawn(async move {

@@ -84,6 +84,7 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
     sync_sections::breakdown(&mut h, results, charts);
     sync_sections::overhead(&mut h, results);
     plan_section::capacity(&mut h, plan);
+    super::churn_section::churn(&mut h, results);
     not_ok(&mut h, &rows);
     let _ = writeln!(
         h,

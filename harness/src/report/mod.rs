@@ -4,6 +4,7 @@
 //! failed measurement.
 
 pub mod charts;
+mod churn_section;
 mod findings;
 mod html;
 mod markup;

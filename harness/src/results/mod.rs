@@ -2,11 +2,13 @@
 //! and results.csv (one row per case, stable column names). Both are rewritten after
 //! every case, atomically (temporary file, then rename), so nothing finished is lost.
 
+mod churn;
 mod csv_file;
 mod schema;
 
 use std::path::{Path, PathBuf};
 
+pub use churn::*;
 pub use csv_file::CSV_COLUMNS;
 pub use schema::*;
 
@@ -122,6 +124,7 @@ mod tests {
                 rules: None,
                 sync: None,
                 datapath: None,
+                churn: None,
                 elapsed_s: None,
                 programmed_by: None,
                 sync_over_limit_s: None,

@@ -165,6 +165,9 @@ pub struct Case {
     /// Traffic through the programmed rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datapath: Option<Datapath>,
+    /// The churn phase, when the scenario has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<super::Churn>,
     /// Wall time the whole case took, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_s: Option<f64>,

@@ -33,6 +33,10 @@ use crate::scenario::Scenario;
 /// The least time a read-back gets, even past the case's deadline: it only reads.
 const MIN_READ_BACK: Duration = Duration::from_secs(1);
 
+/// How long a churn phase's background traffic goes on past its last change and one
+/// sync interval, so the last changes' endpoints are seen reached or left.
+const CHURN_TAIL: Duration = Duration::from_secs(2);
+
 /// A step of a case, as reasons name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -42,6 +46,7 @@ pub enum Step {
     RemoveService,
     UpdateEndpoints,
     ReadBackAfterIncremental,
+    Churn,
 }
 
 impl std::fmt::Display for Step {
@@ -53,6 +58,7 @@ impl std::fmt::Display for Step {
             Step::RemoveService => "remove_service",
             Step::UpdateEndpoints => "update_endpoints",
             Step::ReadBackAfterIncremental => "read-back after incremental syncs",
+            Step::Churn => "churn",
         })
     }
 }
@@ -114,6 +120,8 @@ pub struct CaseDone {
     pub rules: Rules,
     pub sync: Sync,
     pub datapath: Option<Datapath>,
+    /// The churn phase, when the scenario has one.
+    pub churn: Option<crate::results::Churn>,
     /// Why the data path could not be measured, when it could not.
     pub datapath_error: Option<MeasureError>,
     /// Set when the kube-proxy full sync ran past the case's limit (this limit) and the
@@ -139,6 +147,7 @@ impl CaseDone {
                 limit.as_secs_f64()
             ));
         }
+        case.churn = self.churn;
         if let Some(why) = self.datapath_error {
             case.status = Status::Failed;
             case.reason = Some(format!("data path: {why}"));
@@ -428,6 +437,55 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         }
         Ok((done, set))
     }
+
+    /// The scenario's churn phase on `set` (programmed), when it has one: changes at
+    /// its rate, synced by the case's controller as the mode's agent batches them, on
+    /// real time, with background traffic through the churned services when the data
+    /// path is measured (as for [`CaseRun::datapath`]). Returns what it measured and the
+    /// set programmed at its end.
+    fn churn(
+        &mut self,
+        set: ServiceSet,
+    ) -> Result<(Option<crate::results::Churn>, ServiceSet), CaseError> {
+        use crate::datapath::churn::BackgroundSpec;
+        use crate::run::churn::{batching_for, run_phase, ChurnStop, Driver, Traffic};
+        let mode = self.backend.mode();
+        let Some(cfg) = (self.scenario.churn.as_ref()).filter(|c| c.applies(mode, set.len()))
+        else {
+            return Ok((None, set));
+        };
+        let measured_elsewhere = self.controller.profile() == Profile::Floor
+            && self.scenario.profiles.contains(&ProfileKind::KubeProxy);
+        let traffic = (self.scenario.datapath.enabled && !measured_elsewhere).then(|| Traffic {
+            sandbox: self.sandbox,
+            spec: BackgroundSpec {
+                targets: vec![],
+                rate_per_s: cfg.background_rate_per_s,
+                duration: cfg.duration(),
+                request_timeout: Duration::from_millis(self.scenario.datapath.request_timeout_ms),
+            },
+            tail: self.scenario.sync_interval() + CHURN_TAIL,
+        });
+        let batching = batching_for(self.backend.mode(), self.scenario.sync_interval());
+        let mut driver = Driver {
+            controller: self.controller.as_mut(),
+            io: self.io.as_mut(),
+            batching,
+            at: self.at,
+            deadline: self.deadline,
+        };
+        let on_event = &mut *self.on_event;
+        let mut step = |m: String| on_event(Event::Step(m));
+        let limit = self.limit;
+        let (churn, set) =
+            run_phase(&mut driver, set, cfg, traffic, &mut step).map_err(|e| match e {
+                ChurnStop::Interrupted => CaseError::Interrupted,
+                ChurnStop::Sync(source) => CaseError::at(Step::Churn, limit)(source),
+            })?;
+        let wall = churn.sync_events.last().map_or(0.0, |e| e.end_ms);
+        self.at += Duration::from_secs_f64(wall / 1000.0) + self.scenario.sync_interval();
+        Ok((Some(churn), set))
+    }
 }
 
 /// The service an add-service sync adds: index `services` with `e` endpoints; for a
@@ -516,6 +574,7 @@ pub fn run_case(
         }
     }
     let (inc, set) = run.incremental(set, spec.services)?;
+    let (churn, set) = run.churn(set)?;
     run.step("reading rules back after incremental syncs");
     run.settle(Step::ReadBackAfterIncremental, &set)?;
     run.verify(Step::ReadBackAfterIncremental, &set)?;
@@ -533,6 +592,7 @@ pub fn run_case(
             update_endpoints: inc.updates.summary(),
         },
         datapath,
+        churn,
         datapath_error,
         over_limit: None,
     })
@@ -619,5 +679,6 @@ fn floor_programmed(
         datapath,
         datapath_error,
         over_limit: Some(over.limit),
+        churn: None,
     })
 }

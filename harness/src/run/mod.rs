@@ -12,6 +12,7 @@
 //!   in `testing` for tests that need no root.
 
 pub mod case;
+pub mod churn;
 pub mod environment;
 pub mod lab;
 pub mod memory;

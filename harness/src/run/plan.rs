@@ -42,6 +42,7 @@ impl CaseSpec {
             rules: None,
             sync: None,
             datapath: None,
+            churn: None,
             elapsed_s: None,
             programmed_by: Some(self.profile.kind().name().to_string()),
             sync_over_limit_s: None,

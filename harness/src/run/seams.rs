@@ -17,6 +17,7 @@ use dataplane::{
     Backend, Deadline, KernelFeature, KubeProxyVersion, Mode, ModeSpec, Netns, NotImplemented,
 };
 
+use crate::datapath::churn::{Background, BackgroundError, BackgroundSpec};
 use crate::datapath::measure::MeasureError;
 use crate::results::{Datapath, Environment, Transit};
 use crate::run::lab::{LabCases, LabRunError};
@@ -83,6 +84,12 @@ pub trait CaseSandbox {
         cfg: &scenario::Datapath,
         r: usize,
     ) -> Result<Option<Transit>, MeasureError>;
+
+    /// Starts a churn phase's background traffic through the rules now programmed:
+    /// `None` where the sandbox carries no traffic (the fakes).
+    fn background(&self, _spec: &BackgroundSpec) -> Result<Option<Background>, BackgroundError> {
+        Ok(None)
+    }
 }
 
 /// The real sandbox: client, node and backend namespaces wired over rtnetlink.
@@ -130,6 +137,10 @@ impl CaseSandbox for Topology {
         r: usize,
     ) -> Result<Option<Transit>, MeasureError> {
         crate::datapath::measure::transit_replicate(self, set, cfg, r)
+    }
+
+    fn background(&self, spec: &BackgroundSpec) -> Result<Option<Background>, BackgroundError> {
+        Background::start(self, spec).map(Some)
     }
 }
 

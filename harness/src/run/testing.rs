@@ -512,6 +512,7 @@ pub fn lab_case(services: u64) -> Case {
         rules: None,
         sync: None,
         datapath: None,
+        churn: None,
         elapsed_s: Some(1.5),
         programmed_by: None,
         sync_over_limit_s: None,

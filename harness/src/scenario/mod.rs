@@ -12,8 +12,11 @@ use dataplane::{
 };
 use serde::{Deserialize, Serialize};
 
+mod churn;
 mod fields;
 pub mod shape;
+
+pub use churn::{Churn, ChurnKind};
 
 use fields::{count, seconds, sizes};
 
@@ -43,6 +46,7 @@ struct RawScenario {
     shape: Option<String>,
     scale: Option<f64>,
     synthetic: Option<shape::mix::RawSynthetic>,
+    churn: Option<churn::RawChurn>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +162,9 @@ pub struct Scenario {
     /// The shape file as read and scaled.
     #[serde(skip)]
     pub shape_file: Option<Shape>,
+    /// The churn phase of each case (`[churn]`; none when the table is absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
 }
 
 fn serialize_profiles<S: serde::Serializer>(v: &[ProfileKind], s: S) -> Result<S::Ok, S::Error> {
@@ -263,6 +270,7 @@ impl Scenario {
         let kube_proxy_version = fields::kube_proxy_version(raw.kube_proxy_version, &field)?;
         let sync_interval_s = seconds(raw.sync_interval_s, 1.0, "sync_interval_s", 0.0, &field)?;
         let datapath = fields::datapath(raw.datapath.unwrap_or_default(), &field)?;
+        let churn = raw.churn.map(|c| churn::churn(c, &field)).transpose()?;
         let base = Path::new(file).parent().unwrap_or(Path::new(""));
         let shaped = shape::resolve(
             shape::Written {
@@ -299,6 +307,7 @@ impl Scenario {
             sync_interval_s,
             lab_compare: raw.lab_compare.unwrap_or(true),
             datapath,
+            churn,
             shape: None,
             scale: None,
             synthetic: None,

@@ -291,6 +291,21 @@ pub fn clean() -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// After a kill -9: run `id` left its three namespaces, and `kpbench clean` exits 0
+/// naming each as removed.
+pub fn clean_removes_the_three_namespaces_left(id: &str) {
+    let left = namespaces(id);
+    assert_eq!(left.len(), 3, "after kill -9: {left:?}");
+    let (code, text) = clean();
+    assert_eq!(code, Some(0), "{text}");
+    for n in &left {
+        assert!(
+            text.contains(&format!("removed network namespace {n}")),
+            "{text}"
+        );
+    }
+}
+
 /// The cases of a results.json as (status, services, reason).
 pub fn cases(results: &serde_json::Value) -> Vec<(String, u64, String)> {
     results["cases"]

@@ -1,0 +1,60 @@
+//! The churn phase on the fake backend, on real time: every change is applied and
+//! synced, kube-proxy's modes batch at the sync interval, the eBPF modes sync per
+//! change, and the case's read-back holds the churned set.
+
+use dataplane::Mode;
+
+use crate::results::{Churn, Status};
+use crate::run::testing::*;
+
+fn churned(mode: Mode, interval_s: f64) -> Churn {
+    let out = tempfile::tempdir().unwrap();
+    let mut s = scenario(&[mode], &[40]);
+    s.sync_interval_s = interval_s;
+    s.churn = Some(crate::scenario::Churn {
+        rate_per_s: 20.0,
+        duration_s: 0.5,
+        services: 4,
+        ..Default::default()
+    });
+    let (r, _) = run_fake(
+        s,
+        &FakeBackends::all_ok(),
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    let c = &r.cases[0];
+    assert_eq!(c.status, Status::Ok, "{:?}", c.reason);
+    c.churn.clone().expect("a churn phase")
+}
+
+#[test]
+fn kube_proxy_modes_batch_changes_at_the_sync_interval() {
+    let c = churned(Mode::Iptables, 0.2);
+    assert_eq!((c.changes, c.services_churned), (10, 4));
+    assert_eq!(c.batching, "min-sync-period");
+    // Arrivals at 0, 50, ..., 450 ms with syncs at least 200 ms apart: 3 or 4 syncs.
+    assert!((3..=4).contains(&c.syncs), "{c:?}");
+    for w in c.sync_events.windows(2) {
+        assert!(w[1].start_ms >= w[0].start_ms + 200.0, "{w:?}");
+    }
+    assert_eq!(c.sync_events.iter().map(|e| e.changes).sum::<u64>(), 10);
+    // Each fake sync costs 1 ms user and 1 ms sys.
+    let pct = c.controller_cpu_pct.kube_proxy.unwrap();
+    assert!(pct > 0.0 && c.controller_cpu_pct.floor.is_none(), "{c:?}");
+    // Every fake sync costs the same, so every redraw of them totals the same.
+    let ci = c.controller_cpu_pct.kube_proxy_ci95.unwrap();
+    assert!(
+        (ci[0] - pct).abs() < 1e-9 && (ci[1] - pct).abs() < 1e-9,
+        "{ci:?} {pct}"
+    );
+}
+
+#[test]
+fn ebpf_modes_sync_every_change_alone() {
+    let c = churned(Mode::EbpfTc, 1.0);
+    assert_eq!((c.changes, c.syncs), (10, 10));
+    assert_eq!(c.batching, "per-change");
+    assert!(c.sync_events.iter().all(|e| e.changes == 1));
+}
