@@ -398,6 +398,10 @@ impl Plan {
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -409,6 +413,12 @@ impl SplitMix {
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `0..n` (multiply-shift on the high 32 bits; the bias is below 2^-32
+    /// for the sample counts here).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize
     }
 }
 

@@ -33,30 +33,9 @@ pub const SEED: u64 = 0x6b70_6265_6e63_6832;
 /// Two-sided level of every interval.
 const ALPHA: f64 = 0.05;
 
-/// SplitMix64: a small deterministic generator, so a fixed seed gives the same interval
-/// everywhere without a dependency.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (multiply-shift on the high 32 bits; the bias is below 2^-32
-    /// for the sample counts here).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize
-    }
-}
+/// SplitMix64, the one small deterministic generator kpbench uses (shapes too), so a
+/// fixed seed gives the same interval everywhere without a dependency.
+pub use dataplane::floor::shape::SplitMix as SplitMix64;
 
 /// Nearest-rank percentile `p` (0..=100) of sorted values; 0 without values. Every
 /// percentile in kpbench is this one: the runner's summaries (`run::metrics`) and the
