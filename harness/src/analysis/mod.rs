@@ -15,6 +15,7 @@ pub mod figures;
 pub mod fingerprint;
 pub mod lookup;
 pub mod overhead;
+pub mod published;
 pub mod stats;
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
     runs(&mut h, results);
     environments(&mut h, results);
     findings::claims_checked(&mut h, results);
+    super::published_section::published(&mut h, results);
     findings::lookup_cost(&mut h, &rows, charts);
     summary(&mut h, &rows);
     charts_section(&mut h, charts);

@@ -9,6 +9,7 @@ mod findings;
 mod html;
 mod markup;
 mod plan_section;
+mod published_section;
 mod sync_sections;
 
 use std::path::{Path, PathBuf};

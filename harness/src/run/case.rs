@@ -8,9 +8,10 @@
 //! chain delete, the large-cluster `iptables-save`, IPVS graceful termination) fire
 //! where they would; before the last read-back the pending ones are fired untimed.
 //!
-//! **Over the limit.** When a kube-proxy full sync runs past the case's limit, the case
-//! keeps that sync's partial timings (`sync_over_limit_s`), then programs the identical
-//! objects through the floor profile in a fresh sandbox, by a limit of its own, and
+//! **Over the limit.** When a kube-proxy full sync runs past its limit (the scenario's
+//! `sync_limit_s`, by default the case's), the case keeps that sync's partial timings
+//! (`sync_over_limit_s`), then programs the identical objects through the floor profile
+//! in a fresh sandbox, by the case's limit, and
 //! still reads them back and measures the data path (`programmed_by: "floor"`). Only
 //! when the floor cannot reach them either does the case time out, and its mode give up
 //! larger scales.
@@ -548,14 +549,27 @@ pub fn run_case(
     };
     let set = s.service_set(spec.services);
     run.step(format!("full sync of {} services", spec.services));
-    let (full, payload_bytes, full_steps) = match run.sync(Step::FullSync, None, &set) {
+    // kube-proxy's first full sync runs by the scenario's sync limit (at most the
+    // case's): past it, the floor programs the identical objects.
+    let kube_proxy = spec.profile.kind() == ProfileKind::KubeProxy;
+    let sync_limit = if kube_proxy {
+        s.sync_limit().min(limit)
+    } else {
+        limit
+    };
+    run.deadline = Deadline::after_from(start, sync_limit);
+    run.limit = sync_limit;
+    let first = run.sync(Step::FullSync, None, &set);
+    run.deadline = Deadline::after_from(start, limit);
+    run.limit = limit;
+    let (full, payload_bytes, full_steps) = match first {
         Ok(done) => done,
-        Err(e) if e.timed_out() && spec.profile.kind() == ProfileKind::KubeProxy => {
+        Err(e) if e.timed_out() && kube_proxy => {
             let partial = run.partial.take();
             drop(run);
             drop(sb);
             let over = OverLimit {
-                limit,
+                limit: sync_limit,
                 partial,
                 error: e,
             };
@@ -629,7 +643,7 @@ fn floor_programmed(
     let sb = sandbox
         .create(&format!("{ns_prefix}f"))
         .map_err(CaseError::Sandbox)?;
-    let deadline = Deadline::after(over.limit);
+    let deadline = Deadline::after(s.case_timeout());
     let set = s.service_set(spec.services);
     {
         let mut io = sb.executor();
@@ -651,7 +665,7 @@ fn floor_programmed(
     let found = backend
         .verify(sb.node(), &set, Deadline::after(s.command_timeout()))
         .map_err(CaseError::at(Step::ReadBack, s.command_timeout()))?;
-    let deadline = Deadline::after(over.limit);
+    let deadline = Deadline::after(s.case_timeout());
     let (datapath, datapath_error) = if s.datapath.enabled {
         let mut step = |m: String| on_event(Event::Step(m));
         match sb.measure_datapath(&set, &s.datapath, deadline, &mut step) {

@@ -111,8 +111,9 @@ pub fn run_lab_cases(
     let only = lab_scenario(s);
     let toml = toml::to_string(&only)?;
     let cases = case_count(&only);
-    // Boot and initramfs work plus every case's own limit.
-    let timeout = Duration::from_secs(300) + s.case_timeout() * cases as u32;
+    // Boot and initramfs work plus every case's own limits (a kube-proxy sync past its
+    // limit is followed by the floor's programming, by the case's limit).
+    let timeout = Duration::from_secs(300) + (s.case_timeout() + s.sync_limit()) * cases as u32;
     // The lab copies a scenario file named on the command line into the guest.
     let file = std::env::temp_dir().join(format!("kpbench-{run_id}-ipvs.toml"));
     std::fs::write(&file, toml).map_err(|source| LabRunError::WriteScenario {

@@ -127,6 +127,26 @@ pub(super) fn seconds<E>(
     Ok(v)
 }
 
+/// `case_timeout_s` and `sync_limit_s` (default the case's limit, at most that).
+pub(super) fn limits<E>(
+    case: Option<f64>,
+    sync: Option<f64>,
+    field: &impl Fn(&str, String) -> E,
+) -> Result<(f64, f64), E> {
+    let case = seconds(case, 300.0, "case_timeout_s", 1.0, field)?;
+    let sync = seconds(sync, case, "sync_limit_s", 1.0, field)?;
+    if sync > case {
+        return Err(field(
+            "sync_limit_s",
+            format!(
+                "{sync} is more than case_timeout_s ({case}); the first full sync runs \
+                 within the case's limit: use at most {case}"
+            ),
+        ));
+    }
+    Ok((case, sync))
+}
+
 /// `scales`: per-mode service counts, keyed by a known mode's name.
 pub(super) fn scales<E>(
     v: Option<BTreeMap<String, Vec<i64>>>,

@@ -176,3 +176,28 @@ fn profiles_version_and_sync_interval_have_defaults_and_name_bad_values() {
         assert!(err.contains(field), "{text}: {err}");
     }
 }
+
+#[test]
+fn the_sync_limit_defaults_to_the_case_limit_and_stays_within_it() {
+    let s = parse("case_timeout_s = 600").unwrap();
+    assert_eq!((s.case_timeout_s, s.sync_limit_s), (600.0, 600.0));
+    let s = parse("case_timeout_s = 600\nsync_limit_s = 120").unwrap();
+    assert_eq!(s.sync_limit(), Duration::from_secs(120));
+    let err = parse("case_timeout_s = 60\nsync_limit_s = 120")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sync_limit_s") && err.contains("at most 60"),
+        "{err}"
+    );
+    let err = parse("sync_limit_s = 0").unwrap_err().to_string();
+    assert!(err.contains("sync_limit_s"), "{err}");
+    // The published scenario sets it below its case limit.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/published.toml"
+    ))
+    .unwrap();
+    let p = Scenario::parse(&text, "published.toml", "published").unwrap();
+    assert!(p.sync_limit_s < p.case_timeout_s);
+}
