@@ -95,7 +95,9 @@ pub fn measure(q: Quantity, shape: &Shape, mode: &str, rows: &[Row<'_>]) -> Opti
         .collect();
     scales.sort_unstable();
     scales.dedup();
-    if !scales.iter().any(|&n| case_of(rows, mode, n).is_some()) {
+    // Only the scales this mode ran at: another mode's scales are not its gaps.
+    scales.retain(|&n| case_of(rows, mode, n).is_some());
+    if scales.is_empty() {
         return None;
     }
     let m = match (q, &shape.versus) {
