@@ -326,31 +326,15 @@ fn a_restore_failure_reports_the_tools_message() {
     }
 }
 
-/// 24 services of a shape the iptables renderer writes in full: plain ClusterIPs, and
-/// NodePort services with ClientIP affinity and a second TCP port.
+/// The 39 services of tests/fixtures/shapes/every-feature.json, every feature the
+/// iptables renderer writes: plain ClusterIPs; NodePort services with ClientIP
+/// affinity and a second TCP port; LoadBalancers with Local external policy (with and
+/// without a local endpoint), an external IP and an ingress IP; firewalled
+/// LoadBalancers (source ranges) with a UDP and a TCP port; Local internal policy
+/// without local endpoints; endpoints not ready, serving and terminating, terminating.
 fn featured_set() -> ServiceSet {
-    use dataplane::floor::shape::{Group, Shape, Skipped, FORMAT};
-    use dataplane::floor::spec::{Protocol, ServiceType};
-    let group = |count, kind, ports: &[Protocol], affinity, ready| Group {
-        affinity_timeout_s: affinity,
-        ..Group::plain(count, kind, ports, ready)
-    };
-    let shape = Shape {
-        format: FORMAT.into(),
-        source: "synthetic".into(),
-        skipped: Skipped::default(),
-        groups: vec![
-            group(12, ServiceType::ClusterIP, &[Protocol::Tcp], None, 3),
-            group(
-                6,
-                ServiceType::NodePort,
-                &[Protocol::Tcp, Protocol::Tcp],
-                Some(600),
-                2,
-            ),
-            group(6, ServiceType::NodePort, &[Protocol::Tcp], None, 4),
-        ],
-    };
+    let text = include_str!("fixtures/shapes/every-feature.json");
+    let shape: dataplane::floor::shape::Shape = serde_json::from_str(text).unwrap();
     shape.check().unwrap();
     shape.service_set()
 }
@@ -360,7 +344,7 @@ fn featured_set() -> ServiceSet {
     not(feature = "root-tests"),
     ignore = "needs root: scripts/test.sh runs it as root"
 )]
-fn a_shape_with_nodeports_affinity_and_ports_syncs_alike_both_ways() {
+fn a_shape_with_every_feature_syncs_alike_both_ways() {
     let start = featured_set();
     for (name, b) in backends() {
         let profile = Profile::KubeProxy(KubeProxyVersion::V1_36);
@@ -389,7 +373,9 @@ fn a_shape_with_nodeports_affinity_and_ports_syncs_alike_both_ways() {
             read.push(ruleset(&b, &ns.0));
         }
         assert!(read[0].contains("-m recent"), "{}", read[0]);
-        assert!(read[0].contains("KUBE-EXT-"), "{}", read[0]);
+        for chain in ["KUBE-EXT-", "KUBE-SVL-", "KUBE-FW-", "-p udp"] {
+            assert!(read[0].contains(chain), "{chain}: {}", read[0]);
+        }
         assert_eq!(read[0], read[1], "{name}: kube-proxy and floor");
     }
 }

@@ -326,3 +326,65 @@ fn an_hourly_full_sync_ensures_again_without_inserting() {
     assert_eq!(lines.iter().filter(|l| l.contains(" -I ")).count(), 0);
     assert_eq!(lines.iter().filter(|l| l.contains(" -N ")).count(), 14);
 }
+
+/// The services of tests/fixtures/shapes/every-feature.json: LoadBalancers with Local
+/// and Cluster policies, source ranges, external IPs, UDP, Local internal policy and
+/// endpoint conditions beside plain ClusterIPs and NodePorts.
+fn every_feature() -> ServiceSet {
+    let text = include_str!("fixtures/shapes/every-feature.json");
+    let shape: dataplane::floor::shape::Shape = serde_json::from_str(text).unwrap();
+    shape.service_set()
+}
+
+#[test]
+fn every_feature_makes_the_same_calls_and_both_profiles_agree() {
+    let full = every_feature();
+    let mut removed = full.clone();
+    let firewalled = full
+        .services
+        .iter()
+        .find(|s| !s.spec.source_ranges.is_empty())
+        .unwrap()
+        .index;
+    let gone = removed.remove(firewalled).unwrap();
+    let steps = [
+        Step { set: full, at: 0 },
+        Step {
+            set: removed,
+            at: 1,
+        },
+    ];
+    for b in backends() {
+        let mut states = Vec::new();
+        for profile in [Profile::KubeProxy(KubeProxyVersion::V1_35), Profile::Floor] {
+            let mut ctl = b.controller(profile);
+            let mut r = Recorder::new(b.standins());
+            ctl.sync(&mut r, None, &steps[0].set, Duration::ZERO)
+                .unwrap();
+            r.clear();
+            ctl.sync(
+                &mut r,
+                Some(&steps[0].set),
+                &steps[1].set,
+                Duration::from_secs(1),
+            )
+            .unwrap();
+            if profile != Profile::Floor {
+                // A partial sync of a small cluster: save, then one restore, as for N x E.
+                let lines = generic(&b, &r);
+                assert_eq!(lines.len(), 2, "{lines:?}");
+                assert!(lines[0].starts_with("$ iptables-save -t nat"), "{lines:?}");
+                let stdin = last_stdin(&r);
+                for chain in chains_of(&gone) {
+                    assert!(stdin.contains(&format!("-X {chain}\n")), "{chain}: {stdin}");
+                }
+                assert!(chains_of(&gone).iter().any(|c| c.starts_with("KUBE-FW-")));
+            }
+            ctl.settle(&mut r, &steps[1].set, Duration::from_secs(1))
+                .unwrap();
+            states.push(saved(&b, &mut r));
+        }
+        assert!(states[0].contains("KUBE-SVL-") && states[0].contains("-p udp"));
+        assert_eq!(states[0], states[1], "{}", b.mode());
+    }
+}

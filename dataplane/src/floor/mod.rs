@@ -4,7 +4,8 @@
 //!
 //! - [`model`]: the synthetic services, [`spec`]: what a service is beyond one TCP
 //!   port of a ClusterIP, [`shape`]: a cluster's services as structure and the
-//!   services built from one; [`names`]: their kernel names;
+//!   services built from one; [`topology`]: which endpoints each traffic policy
+//!   uses; [`names`]: their kernel names;
 //! - [`exec`]: tool runs; [`netns`]: namespaces; [`deadline`]: deadlines;
 //! - [`prereq`]: what a mode needs of the machine; [`bpf`]: the embedded BPF objects;
 //! - [`error`]: [`error::ApplyError`], what programming or reading a dataplane can
@@ -27,3 +28,4 @@ pub mod prereq;
 pub mod shape;
 pub mod spec;
 pub mod sync;
+pub mod topology;

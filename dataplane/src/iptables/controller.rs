@@ -14,6 +14,18 @@
 //!   and deleted in the restore (`:CHAIN` + `-X CHAIN`). Then one
 //!   `iptables-restore -w 5 -W 100000 --noflush --counters`, filter then nat.
 //!
+//! What the profile does not replay of `syncProxyRules`' tail, which writes no rule:
+//! the UDP conntrack clean-up (pkg/proxy/conntrack `CleanStaleEntries`, run after the
+//! restore only when a UDP service port's endpoints changed,
+//! `ConntrackCleanupRequired`: one netlink dump of the conntrack table and a delete
+//! per UDP flow whose reply source is no longer a serving endpoint), so a sync that
+//! changes a UDP service's endpoints is timed without it; the health-check server's
+//! update (`serviceHealthServer.SyncServices`, a listener per health-check node port,
+//! which kpbench's shapes do not allocate, so neither is the KUBE-NODEPORTS
+//! `health check node port` ACCEPT rule written); and the nfacct counters (the
+//! localhost node-port and INVALID-drop counters need the `nfacct` netlink
+//! subsystem, which kube-proxy probes; kpbench writes the rules without them).
+//!
 //! The timer is modelled over the syncs' virtual times: a service removed while the
 //! save is skipped leaves its chains until the first sync more than 30 virtual seconds
 //! after the last save; [`Controller::settle`] runs that sync.

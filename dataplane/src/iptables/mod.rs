@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use crate::floor::model::{pod_cidr, Endpoint, Service, ServiceSet};
+use crate::floor::topology;
 pub use crate::xtables::JumpRule;
 
 pub mod ports;
@@ -168,8 +169,15 @@ pub fn probability(n: usize) -> String {
 
 /// kube-proxy's `largeClusterMode`: more than [`LARGE_CLUSTER_ENDPOINTS_THRESHOLD`]
 /// endpoints in total.
+/// kube-proxy counts endpoints per service port (`endpointsMap[svcPortName]`), so a
+/// service with several ports counts its endpoints once per port.
 pub fn large_cluster(set: &ServiceSet) -> bool {
-    set.total_endpoints() > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+    let total: usize = set
+        .services
+        .iter()
+        .map(|s| s.endpoints.len() * (1 + s.spec.extra_ports.len()))
+        .sum();
+    total > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
 }
 
 struct Writer {
@@ -220,25 +228,67 @@ impl Writer {
     }
 }
 
-/// The filter rules of services without endpoints: per port a REJECT in
-/// KUBE-SERVICES and, for a node port, one in KUBE-EXTERNAL-SERVICES.
+/// The filter rules of every service port whose traffic finds no endpoint
+/// (`syncProxyRules`' filter rules, in its order): a REJECT ("has no endpoints") or,
+/// when only a Local policy finds none, a DROP ("has no local endpoints") for the
+/// cluster IP in KUBE-SERVICES and for external IPs, ingress IPs and the node port in
+/// KUBE-EXTERNAL-SERVICES; and per ingress IP of a firewalled port the DROP in
+/// KUBE-PROXY-FIREWALL that catches what its KUBE-FW chain let through.
 fn write_rejects(w: &mut Writer, set: &ServiceSet) {
-    for svc in set.services.iter().filter(|s| s.endpoints.is_empty()) {
-        for p in ports::views(svc) {
-            w.rule(format_args!(
-                "-A KUBE-SERVICES -m comment --comment \"{} has no endpoints\" -m {proto} -p {proto} -d {} --dport {} -j REJECT",
-                p.name,
-                svc.vip,
-                p.port,
-                proto = p.proto,
-            ));
-            if let Some(np) = p.node_port {
-                w.rule(format_args!(
-                    "-A KUBE-EXTERNAL-SERVICES -m comment --comment \"{} has no endpoints\" -m addrtype --dst-type LOCAL -m {proto} -p {proto} --dport {np} -j REJECT",
-                    p.name,
-                    proto = p.proto,
-                ));
+    for svc in &set.services {
+        if svc.endpoints.is_empty() || !topology::all_plain(svc) || has_external(svc) {
+            for p in ports::views(svc) {
+                write_port_filter(w, svc, &p);
             }
+        }
+    }
+}
+
+/// Whether `svc` has addresses beyond its cluster IP and node ports.
+fn has_external(svc: &Service) -> bool {
+    !svc.spec.external_ips.is_empty() || !svc.spec.ingress_ips.is_empty()
+}
+
+/// One port's filter rules (see [`write_rejects`]).
+fn write_port_filter(w: &mut Writer, svc: &Service, p: &ports::PortView) {
+    let (name, proto, port) = (&p.name, p.proto, p.port);
+    let (target, comment) = if p.has_endpoints() {
+        ("DROP", format!("\"{name} has no local endpoints\""))
+    } else {
+        ("REJECT", format!("\"{name} has no endpoints\""))
+    };
+    if !p.has_internal() {
+        w.rule(format_args!(
+            "-A KUBE-SERVICES -m comment --comment {comment} -m {proto} -p {proto} -d {} --dport {port} -j {target}",
+            svc.vip
+        ));
+    }
+    let external = !p.has_external();
+    for ip in &svc.spec.external_ips {
+        if external {
+            w.rule(format_args!(
+                "-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} -m {proto} -p {proto} -d {ip} --dport {port} -j {target}"
+            ));
+        }
+    }
+    if p.uses_fw() {
+        let fw = p.fw_chain();
+        for ip in &svc.spec.ingress_ips {
+            w.rule(format_args!(
+                "-A KUBE-PROXY-FIREWALL -m comment --comment \"{name} traffic not accepted by {fw}\" -m {proto} -p {proto} -d {ip} --dport {port} -j DROP"
+            ));
+        }
+    }
+    if external {
+        for ip in &svc.spec.ingress_ips {
+            w.rule(format_args!(
+                "-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} -m {proto} -p {proto} -d {ip} --dport {port} -j {target}"
+            ));
+        }
+        if let Some(np) = p.node_port {
+            w.rule(format_args!(
+                "-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} -m addrtype --dst-type LOCAL -m {proto} -p {proto} --dport {np} -j {target}"
+            ));
         }
     }
 }
@@ -310,73 +360,140 @@ fn write_service(
         return;
     }
     for p in ports::views(svc) {
-        write_port(w, svc, &p, large, cluster_cidr, services_rule, chains);
+        if !p.has_endpoints() {
+            continue;
+        }
+        if services_rule {
+            write_port_captures(w, svc, &p);
+        }
+        if chains {
+            write_port_chains(w, svc, &p, large, cluster_cidr);
+        }
     }
 }
 
-/// One service port's rules, in `syncProxyRules`' order: the cluster IP rule in
-/// KUBE-SERVICES, the node port's in KUBE-NODEPORTS; then (with `chains`) the
-/// service chain's masquerade rule, the KUBE-EXT chain, the affinity checks, the
-/// endpoint jumps and the endpoint chains.
-fn write_port(
+/// One service port's rules in KUBE-SERVICES and KUBE-NODEPORTS, in
+/// `syncProxyRules`' order: the cluster IP (when internal traffic finds an endpoint),
+/// each external IP, each ingress IP (to the FW chain when source ranges apply), the
+/// node port.
+fn write_port_captures(w: &mut Writer, svc: &Service, p: &ports::PortView) {
+    let (name, proto, vip, port) = (&p.name, p.proto, svc.vip, p.port);
+    if p.has_internal() {
+        let _ = writeln!(
+            w.rules,
+            "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} -j {}",
+            p.internal_chain()
+        );
+        w.count += 1;
+    }
+    if !has_external(svc) && p.node_port.is_none() {
+        return;
+    }
+    let ext = p.ext_chain();
+    for ip in &svc.spec.external_ips {
+        w.rule(format_args!(
+            "-A KUBE-SERVICES -m comment --comment \"{name} external IP\" -m {proto} -p {proto} -d {ip} --dport {port} -j {ext}"
+        ));
+    }
+    let lb = p.lb_chain();
+    for ip in &svc.spec.ingress_ips {
+        w.rule(format_args!(
+            "-A KUBE-SERVICES -m comment --comment \"{name} loadbalancer IP\" -m {proto} -p {proto} -d {ip} --dport {port} -j {lb}"
+        ));
+    }
+    if let Some(np) = p.node_port {
+        w.rule(format_args!(
+            "-A KUBE-NODEPORTS -m comment --comment {name} -m {proto} -p {proto} --dport {np} -j {ext}"
+        ));
+    }
+}
+
+/// One service port's chains, in `syncProxyRules`' order: the internal chain's
+/// masquerade rule, the KUBE-EXT chain (masquerade, or with a Local external policy
+/// the short circuits for pods and the node), the KUBE-FW chain (one rule per source
+/// range, then the rule that leaves the rest to KUBE-PROXY-FIREWALL), the KUBE-SVC
+/// and KUBE-SVL chains' endpoint jumps and the endpoint chains.
+fn write_port_chains(
     w: &mut Writer,
     svc: &Service,
     p: &ports::PortView,
     large: bool,
     cluster_cidr: &str,
-    services_rule: bool,
-    chains: bool,
 ) {
-    let (name, proto, vip, port, svc_chain) = (&p.name, p.proto, svc.vip, p.port, &p.svc_chain);
-    if services_rule {
+    for c in p.chains() {
+        w.chain(&c);
+    }
+    let (name, proto, vip, port) = (&p.name, p.proto, svc.vip, p.port);
+    if p.has_internal() {
         let _ = writeln!(
             w.rules,
-            "-A KUBE-SERVICES -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} -j {svc_chain}"
+            "-A {} -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ",
+            p.internal_chain()
         );
         w.count += 1;
-        if let Some(np) = p.node_port {
-            let _ = writeln!(
-                w.rules,
-                "-A KUBE-NODEPORTS -m comment --comment {name} -m {proto} -p {proto} --dport {np} -j {}",
-                p.ext_chain()
-            );
-            w.count += 1;
+    }
+    if p.uses_ext() {
+        write_ext_chain(w, p, cluster_cidr);
+    }
+    if p.uses_fw() {
+        let (fw, ext) = (p.fw_chain(), p.ext_chain());
+        for (net, len) in &svc.spec.source_ranges {
+            w.rule(format_args!(
+                "-A {fw} -m comment --comment \"{name} loadbalancer IP\" -s {net}/{len} -j {ext}"
+            ));
         }
+        w.rule(format_args!(
+            "-A {fw} -m comment --comment \"other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL\""
+        ));
     }
-    if !chains {
-        return;
+    let affinity = svc.spec.affinity_timeout_s;
+    if p.uses_svc() {
+        write_endpoint_jumps(w, p, &p.svc_chain, &p.cats.cluster, affinity, large);
     }
-    if p.node_port.is_some() {
-        w.chain(&p.ext_chain());
+    if p.uses_svl() {
+        write_endpoint_jumps(w, p, &p.svl_chain(), &p.cats.local, affinity, large);
     }
-    w.chain(svc_chain);
-    for (_, sep) in &p.endpoints {
-        w.chain(sep);
-    }
-    let r = &mut w.rules;
-    let _ = writeln!(
-        r,
-        "-A {svc_chain} -m comment --comment \"{name} cluster IP\" -m {proto} -p {proto} -d {vip} --dport {port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"
-    );
-    if p.node_port.is_some() {
-        let ext = p.ext_chain();
-        let _ = writeln!(
-            r,
-            "-A {ext} -m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"
-        );
-        let _ = writeln!(r, "-A {ext} -j {svc_chain}");
-        w.count += 2;
-    }
-    write_endpoint_jumps(w, p, svc.spec.affinity_timeout_s, large);
-    write_endpoint_chains(w, p, svc.spec.affinity_timeout_s, large);
-    w.count += 1 + 3 * p.endpoints.len();
+    write_endpoint_chains(w, p, affinity, large);
 }
 
-/// The service chain's jumps to its endpoints: with ClientIP affinity first one
-/// `-m recent --rcheck` per endpoint (`writeServiceToEndpointRules`), then the
+/// The KUBE-EXT chain's rules: with Cluster external policy one masquerade; with
+/// Local the pod short circuit (to the cluster chain), the node's masquerade and
+/// short circuit; then, if external traffic finds an endpoint, the jump to the
+/// external policy's chain.
+fn write_ext_chain(w: &mut Writer, p: &ports::PortView, cluster_cidr: &str) {
+    let (ext, name, svc_chain) = (p.ext_chain(), &p.name, &p.svc_chain);
+    if !p.ext_local {
+        w.rule(format_args!(
+            "-A {ext} -m comment --comment \"masquerade traffic for {name} external destinations\" -j KUBE-MARK-MASQ"
+        ));
+    } else {
+        w.rule(format_args!(
+            "-A {ext} -m comment --comment \"pod traffic for {name} external destinations\" -s {cluster_cidr} -j {svc_chain}"
+        ));
+        w.rule(format_args!(
+            "-A {ext} -m comment --comment \"masquerade LOCAL traffic for {name} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
+        ));
+        w.rule(format_args!(
+            "-A {ext} -m comment --comment \"route LOCAL traffic for {name} external destinations\" -m addrtype --src-type LOCAL -j {svc_chain}"
+        ));
+    }
+    if p.has_external() {
+        w.rule(format_args!("-A {ext} -j {}", p.external_policy_chain()));
+    }
+}
+
+/// A policy chain's jumps to its endpoints (`writeServiceToEndpointRules`): with
+/// ClientIP affinity first one `-m recent --rcheck` per endpoint, then the
 /// probability cascade; comments unless `large`.
-fn write_endpoint_jumps(w: &mut Writer, p: &ports::PortView, affinity: Option<u32>, large: bool) {
-    let (name, svc_chain, r) = (&p.name, &p.svc_chain, &mut w.rules);
+fn write_endpoint_jumps(
+    w: &mut Writer,
+    p: &ports::PortView,
+    chain: &str,
+    which: &[usize],
+    affinity: Option<u32>,
+    large: bool,
+) {
+    let (name, r) = (&p.name, &mut w.rules);
     let comment = |r: &mut String, ep: &Endpoint| {
         if !large {
             let _ = write!(
@@ -387,20 +504,20 @@ fn write_endpoint_jumps(w: &mut Writer, p: &ports::PortView, affinity: Option<u3
         }
     };
     if let Some(seconds) = affinity {
-        for (ep, sep) in &p.endpoints {
-            let _ = write!(r, "-A {svc_chain}");
+        for (ep, sep) in p.pick(which) {
+            let _ = write!(r, "-A {chain}");
             comment(r, ep);
             let _ = writeln!(
                 r,
                 " -m recent --name {sep} --rcheck --seconds {seconds} --reap -j {sep}"
             );
         }
-        w.count += p.endpoints.len();
+        w.count += which.len();
     }
     let r = &mut w.rules;
-    let n = p.endpoints.len();
-    for (i, (ep, sep)) in p.endpoints.iter().enumerate() {
-        let _ = write!(r, "-A {svc_chain}");
+    let n = which.len();
+    for (i, (ep, sep)) in p.pick(which).enumerate() {
+        let _ = write!(r, "-A {chain}");
         comment(r, ep);
         if i < n - 1 {
             let _ = write!(
@@ -411,17 +528,19 @@ fn write_endpoint_jumps(w: &mut Writer, p: &ports::PortView, affinity: Option<u3
         }
         let _ = writeln!(r, " -j {sep}");
     }
+    w.count += n;
 }
 
-/// Each endpoint chain: the hairpin masquerade and the DNAT, with ClientIP affinity
-/// recording the client (`-m recent --set`) before it; comments unless `large`.
+/// Each reachable endpoint's chain: the hairpin masquerade and the DNAT, with
+/// ClientIP affinity recording the client (`-m recent --set`) before it; comments
+/// unless `large`.
 fn write_endpoint_chains(w: &mut Writer, p: &ports::PortView, affinity: Option<u32>, large: bool) {
     let (name, proto, r) = (&p.name, p.proto, &mut w.rules);
     let set = |sep: &str| match affinity {
         Some(_) => format!(" -m recent --name {sep} --set"),
         None => String::new(),
     };
-    for (ep, sep) in &p.endpoints {
+    for (ep, sep) in p.pick(&p.cats.reachable) {
         if large {
             let _ = writeln!(r, "-A {sep} -s {} -j KUBE-MARK-MASQ", ep.ip);
             let _ = writeln!(
@@ -446,6 +565,7 @@ fn write_endpoint_chains(w: &mut Writer, p: &ports::PortView, affinity: Option<u
             );
         }
     }
+    w.count += 2 * p.cats.reachable.len();
 }
 
 /// The nat chain lines kube-proxy writes on every sync and the rules of KUBE-POSTROUTING
@@ -514,21 +634,13 @@ pub fn render_full(set: &ServiceSet) -> Payload {
     render_sync(set, |_| true, large_cluster(set), &BTreeSet::new())
 }
 
-/// The nat chains a service owns; none without endpoints (kube-proxy writes no
-/// KUBE-SVC chain for it, only the filter REJECT).
+/// The nat chains a service owns, port by port ([`ports::PortView::chains`]); none
+/// without endpoints (kube-proxy writes no nat chain for it, only the filter REJECT).
 pub fn chains_of(svc: &Service) -> Vec<String> {
     if svc.endpoints.is_empty() {
         return Vec::new();
     }
-    let mut v = Vec::new();
-    for p in ports::views(svc) {
-        if p.node_port.is_some() {
-            v.push(p.ext_chain());
-        }
-        v.push(p.svc_chain);
-        v.extend(p.endpoints.into_iter().map(|(_, sep)| sep));
-    }
-    v
+    ports::views(svc).iter().flat_map(|p| p.chains()).collect()
 }
 
 /// Every nat chain a full sync of `set` leaves (kube-proxy's `activeNATChains`).
@@ -611,7 +723,7 @@ fn nat_services_lines(set: &ServiceSet) -> Vec<String> {
     w.rules.lines().map(str::to_string).collect()
 }
 
-/// The rules of filter KUBE-SERVICES and KUBE-EXTERNAL-SERVICES for `set` (the
+/// The rules of filter KUBE-SERVICES, KUBE-EXTERNAL-SERVICES and KUBE-PROXY-FIREWALL for `set` (the
 /// REJECTs), as `-A` lines.
 fn filter_services_lines(set: &ServiceSet) -> Vec<String> {
     let mut w = Writer::new();
@@ -698,7 +810,11 @@ pub fn render_floor_partial(old: &ServiceSet, new: &ServiceSet) -> Payload {
     let mut text = String::new();
     let mut rules = 0;
     let filter = chain_diffs(
-        &["KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES"],
+        &[
+            "KUBE-SERVICES",
+            "KUBE-EXTERNAL-SERVICES",
+            "KUBE-PROXY-FIREWALL",
+        ],
         &filter_services_lines(old),
         &filter_services_lines(new),
     );
@@ -766,6 +882,8 @@ pub fn nat_rules_per_service(e: usize) -> usize {
 mod tests;
 #[cfg(test)]
 mod tests_features;
+#[cfg(test)]
+mod tests_policies;
 
 mod apply;
 pub mod controller;

@@ -139,6 +139,7 @@ fn render(
         if !name.is_empty() {
             out.extend(["-m".to_string(), name.clone()]);
         }
+        let opts = if name == "recent" { recent(opts) } else { opts };
         for o in opts {
             match_option(&name, o).push(&mut out);
         }
@@ -181,6 +182,48 @@ fn match_option(name: &str, mut o: Opt) -> Opt {
         _ => {}
     }
     o
+}
+
+/// The recent match's options as the kernel prints them (libxt_recent's save): the
+/// command, `--seconds`, `--reap`, `--hitcount`, `--rttl`, then `--name`, `--mask`
+/// and the side, the last two at their defaults (`255.255.255.255`, `--rsource`)
+/// when not given.
+fn recent(opts: Vec<Opt>) -> Vec<Opt> {
+    const ORDER: [&str; 10] = [
+        "--set",
+        "--rcheck",
+        "--update",
+        "--remove",
+        "--seconds",
+        "--reap",
+        "--hitcount",
+        "--rttl",
+        "--name",
+        "--mask",
+    ];
+    let mut out: Vec<Opt> = Vec::new();
+    for name in ORDER {
+        out.extend(opts.iter().filter(|o| o.name == name).cloned());
+    }
+    let flag = |name: &str, value: Option<&str>| Opt {
+        neg: false,
+        name: name.into(),
+        value: value.map(str::to_string),
+    };
+    if !opts.iter().any(|o| o.name == "--name") {
+        out.push(flag("--name", Some("DEFAULT")));
+    }
+    if !opts.iter().any(|o| o.name == "--mask") {
+        out.push(flag("--mask", Some("255.255.255.255")));
+    }
+    match opts
+        .iter()
+        .find(|o| o.name == "--rsource" || o.name == "--rdest")
+    {
+        Some(side) => out.push(side.clone()),
+        None => out.push(flag("--rsource", None)),
+    }
+    out
 }
 
 /// `0x00004000/0x00004000` as the kernel prints it, `0x4000/0x4000`; other text as is.
@@ -255,6 +298,15 @@ mod tests {
         assert_eq!(
             c("-p tcp --dport 80 -j DNAT --to-destination 10.128.0.1:8080"),
             "-p tcp -m tcp --dport 80 -j DNAT --to-destination 10.128.0.1:8080"
+        );
+        // kube-proxy's affinity rules; iptables-save as the kernel test read them back.
+        assert_eq!(
+            c("-m recent --name KUBE-SEP-A --rcheck --seconds 600 --reap -j KUBE-SEP-A"),
+            "-m recent --rcheck --seconds 600 --reap --name KUBE-SEP-A --mask 255.255.255.255 --rsource -j KUBE-SEP-A"
+        );
+        assert_eq!(
+            c("-m recent --name KUBE-SEP-A --set -m tcp -p tcp -j DNAT --to-destination 10.128.0.1:8080"),
+            "-p tcp -m recent --set --name KUBE-SEP-A --mask 255.255.255.255 --rsource -m tcp -j DNAT --to-destination 10.128.0.1:8080"
         );
         assert_eq!(
             c("-m addrtype ! --dst-type LOCAL -j MASQUERADE --random-fully"),
