@@ -50,7 +50,12 @@ pub(crate) fn rule(text: &str) -> String {
                     .iter()
                     .position(|x| *x == "}")
                     .map_or(words.len(), |p| i + p);
-                out.push(anonymous_set(&words[i..end], prev));
+                // `update @set { ip saddr }`: the key expression keeps its braces.
+                if prev.is_some_and(|p| p.starts_with('@')) {
+                    out.push(format!("{{ {} }}", words[i..end].join(" ")));
+                } else {
+                    out.push(anonymous_set(&words[i..end], prev));
+                }
                 i = (end + 1).min(words.len());
             }
             w if in_mark && matches!(prev, Some("==" | "!=" | "|" | "&" | "^")) => {
@@ -119,6 +124,19 @@ mod tests {
             "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }"
         );
         assert_eq!(rule("ct state new jump x"), "ct state new jump x");
+        // ClientIP affinity and the external chain, as nft 1.0.6 lists them.
+        assert_eq!(
+            rule("update @affinity-x/y { ip saddr }"),
+            "update @affinity-x/y { ip saddr }"
+        );
+        assert_eq!(
+            rule("fib saddr type local mark set mark or 0x00004000 comment \"masquerade local traffic\""),
+            "fib saddr type local meta mark set meta mark | 0x00004000 comment \"masquerade local traffic\""
+        );
+        assert_eq!(
+            rule("ip saddr != { 100.64.0.0/24 } drop"),
+            "ip saddr != 100.64.0.0/24 drop"
+        );
         // 1.36's rules, as a v1.36.2 node lists them.
         assert_eq!(
             rule("meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.10 . 9898 , 1 : 10.244.0.8 . 9898 }"),
