@@ -34,6 +34,11 @@ fn the_nft_standin_agrees_with_the_kernel_on_every_rendered_feature() {
     assert_eq!(compared.len(), steps.len());
     assert!(compared[0].kernel.contains("service-nodeports"));
     assert!(
+        compared[0].kernel.contains("chain firewall-"),
+        "{}",
+        compared[0].kernel
+    );
+    assert!(
         compared[0].kernel.contains("set affinity-"),
         "{}",
         compared[0].kernel

@@ -13,7 +13,8 @@ use crate::floor::spec::{Conditions, Feature, Protocol, ServicePort, ServiceType
 
 /// Services `0..n` with `e` endpoints each, then from index `n` one service per
 /// feature: a NodePort with a second, UDP port; ClientIP affinity; a LoadBalancer with
-/// `externalTrafficPolicy: Local`, an external IP, an ingress IP and its first
+/// `externalTrafficPolicy: Local`, an external IP, an ingress IP, two source ranges
+/// and its first
 /// endpoint on the node; `internalTrafficPolicy: Local` with one local endpoint; a
 /// service whose first endpoint is terminating (still serving). Only features in
 /// `rendered` are used (the others' services stay plain ClusterIPs).
@@ -58,6 +59,13 @@ pub fn featured_set(n: usize, e: usize, rendered: &[Feature]) -> ServiceSet {
         lb.spec.conditions.insert(lb.endpoints[0].ip, local);
         if has(Feature::ExternalIps) {
             lb.spec.external_ips = vec![Ipv4Addr::new(198, 18, 0, 1)];
+        }
+        if has(Feature::SourceRanges) {
+            // Two adjacent /24s, as `floor::shape` hands them out.
+            lb.spec.source_ranges = vec![
+                (Ipv4Addr::new(100, 64, 0, 0), 24),
+                (Ipv4Addr::new(100, 64, 1, 0), 24),
+            ];
         }
     }
     set.upsert(lb);

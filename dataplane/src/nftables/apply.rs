@@ -156,12 +156,14 @@ pub fn normalized_listing(ns: &Netns, deadline: Deadline) -> Result<String, Appl
 /// `external-` chains, ingress IPs in `service-ips`), ClientIP affinity (`affinity-`
 /// sets with their timeout), both Local traffic policies (`local-` chains,
 /// `no-endpoint-services` / `no-endpoint-nodeports` `drop` elements), external IPs and
-/// endpoint conditions (ready first, serving terminating ones as the fallback).
+/// source ranges, endpoint conditions (ready first, serving terminating ones as the
+/// fallback).
 ///
-/// Left out: `loadBalancerSourceRanges`. The `firewall-` chain and `firewall-ips`
-/// element are written, but nft merges adjacent ranges when it lists the rule
-/// (`{ 100.64.0.0/24 , 100.64.1.0/24 }` comes back as `{ 100.64.0.0/23 }`), which
-/// the stand-in's listing does not yet do, so its conformance would not hold.
+/// `loadBalancerSourceRanges` is the `firewall-` chain (`ip saddr != { ranges } drop`)
+/// and a `firewall-ips` element per ingress IP. kube-proxy also allows the ingress IPs
+/// themselves when a range holds the node IP (`allowFromNode`); kpbench's ranges
+/// (100.64.0.0/10, `floor::shape`) never hold its node IP (10.255.0.1), so that branch
+/// is not written.
 ///
 /// Not replayed for UDP: kube-proxy's `conntrack.CleanStaleEntries` after each
 /// successful transaction (pkg/proxy/conntrack: it lists the conntrack table over
@@ -177,6 +179,7 @@ pub const RENDERS: &[Feature] = &[
     Feature::Affinity,
     Feature::ExternalPolicyLocal,
     Feature::InternalPolicyLocal,
+    Feature::SourceRanges,
     Feature::ExternalIps,
     Feature::EndpointConditions,
 ];

@@ -369,3 +369,36 @@ fn both_profiles_leave_the_objects_of_a_fresh_full_sync_with_every_feature() {
         assert!(floor.contains("map service-nodeports"));
     }
 }
+
+#[test]
+fn source_ranges_get_a_firewall_chain_ensured_among_the_elements() {
+    // TestOverallNFTablesRules svc5: `add chain .. firewall-HVFWP5L3-ns5/svc5/tcp/p80`,
+    // `ip saddr != { 203.0.113.0/25 } drop`, `firewall-ips { 5.6.7.8 . tcp . 80 : goto
+    // firewall-.. }`; in call order the chain comes after the external IPs' elements
+    // and before the load-balancer IPs'.
+    let mut s = local_without_local_endpoint();
+    s.spec.external_policy = TrafficPolicy::Cluster;
+    s.spec.source_ranges = vec![
+        (Ipv4Addr::new(100, 64, 0, 0), 24),
+        (Ipv4Addr::new(100, 64, 1, 0), 24),
+    ];
+    for release in [V35, V36] {
+        let got = one(&s, release);
+        let fw = "firewall-QVBHH7ZM-kpbench/svc-2/tcp/http";
+        let ext = "external-QVBHH7ZM-kpbench/svc-2/tcp/http";
+        let want = format!(
+            "\
+add element ip kube-proxy service-ips {{ 198.18.0.1 . tcp . 80 : goto {ext} }}
+add chain ip kube-proxy {fw}
+flush chain ip kube-proxy {fw}
+add element ip kube-proxy service-ips {{ 198.19.0.1 . tcp . 80 : goto {ext} }}
+add element ip kube-proxy firewall-ips {{ 198.19.0.1 . tcp . 80 : goto {fw} }}
+add element ip kube-proxy service-nodeports {{ tcp . 30002 : goto {ext} }}
+"
+        );
+        assert!(got.contains(&want), "{release}: {got}");
+        assert!(got.contains(&format!(
+            "add rule ip kube-proxy {fw} ip saddr != {{ 100.64.0.0/24 , 100.64.1.0/24 }} drop\n"
+        )));
+    }
+}
