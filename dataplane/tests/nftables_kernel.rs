@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use dataplane::conformance::featured::{featured_change, featured_set};
 use dataplane::floor::model::{service, spare_endpoint_ip, Endpoint, ENDPOINT_PORT};
 use dataplane::floor::sync::{Controller, MeasuredExecutor, RealExecutor};
 use dataplane::nftables::{normalized_listing, NftablesBackend};
@@ -47,9 +48,20 @@ fn require_root_and_nft() {
 }
 
 /// A set with one endpoint-less service, so every container is exercised.
-fn sample(n: usize, e: usize) -> ServiceSet {
+fn plain(n: usize, e: usize) -> ServiceSet {
     let mut set = ServiceSet::generate(n, e);
     set.upsert(service(n, 0));
+    set
+}
+
+/// [`plain`] and, from index `n + 1`, one service per rendered feature
+/// (`conformance::featured`).
+fn sample(n: usize, e: usize) -> ServiceSet {
+    let mut set = plain(n, e);
+    let featured = featured_set(n + 1, e, NftablesBackend::new().renders());
+    for svc in featured.services.into_iter().filter(|s| s.index > n) {
+        set.upsert(svc);
+    }
     set
 }
 
@@ -60,7 +72,7 @@ fn sample(n: usize, e: usize) -> ServiceSet {
 )]
 fn full_sync_reads_back_what_was_rendered() {
     require_root_and_nft();
-    let set = sample(40, 10);
+    let set = plain(40, 10);
     for (release, profile) in profiles() {
         let backend = NftablesBackend::new().for_release(release);
         let ns = NsGuard::new(&format!("full-{}", profile.kind()));
@@ -187,6 +199,8 @@ fn sequence() -> Vec<(&'static str, ServiceSet)> {
     state.remove(100);
     state.remove(12);
     v.push(("remove two services", state.clone()));
+    let state = featured_change(&state, 31);
+    v.push(("change the feature services", state.clone()));
     v
 }
 
@@ -292,7 +306,17 @@ fn profiles_leave_identical_objects() {
             !v36,
             "{release}"
         );
-        assert_eq!(want.contains("chain endpoint-"), !v36, "{release}");
+        // 1.36 keeps endpoint chains only for ClientIP affinity.
+        let endpoint_chains = want.matches("chain endpoint-").count();
+        assert!(
+            if v36 {
+                endpoint_chains == 3
+            } else {
+                endpoint_chains > 90
+            },
+            "{release}: {endpoint_chains} endpoint chains"
+        );
+        assert!(want.contains("set affinity-"), "{release}");
         for (_, profile, got) in listings.iter().filter(|(r, ..)| *r == release) {
             assert!(
                 *got == want,

@@ -246,3 +246,78 @@ fn the_fixtures_cite_the_function_behind_every_call() {
         }
     }
 }
+
+/// The shape features through kube-proxy's loop (the conformance module's featured
+/// set): the calls are the same listing and one transaction per sync; the transaction
+/// that replaces an affinity service's endpoint flushes its endpoint chain and deletes
+/// its listed affinity set at once (proxier.go: "we can immediately delete any stale
+/// affinity sets"), the chain itself goes 1 s later; removing the NodePort service
+/// deletes its `service-nodeports` elements as leftover keys.
+#[test]
+fn kube_proxy_traces_the_shape_features() {
+    use dataplane::conformance::featured::{featured_index, featured_sequence};
+    for release in KubeProxyVersion::ALL {
+        let backend = NftablesBackend::new().for_release(release);
+        let nft = NftStandIn::new();
+        let mut r = Recorder::new(vec![Box::new(nft.clone())]);
+        let mut ctl = backend.controller(Profile::KubeProxy(release));
+        let steps = featured_sequence(3, 2, backend.renders());
+        let mut old: Option<&ServiceSet> = None;
+        let mut traced = Vec::new();
+        for step in &steps {
+            if step.settle {
+                ctl.settle(&mut r, &step.set, step.at).unwrap();
+            } else {
+                ctl.sync(&mut r, old, &step.set, step.at).unwrap();
+            }
+            old = Some(&step.set);
+            traced.push((r.lines(), stdins(&r)));
+            r.clear();
+        }
+        let listing: Vec<&str> = match release {
+            KubeProxyVersion::V1_35 => vec![
+                "$ nft --json list chains ip",
+                "$ nft --json list sets ip",
+                "$ nft -f -",
+            ],
+            KubeProxyVersion::V1_36 => {
+                vec![
+                    "$ nft --json --terse list table ip kube-proxy",
+                    "$ nft -f -",
+                ]
+            }
+        };
+        assert_eq!(traced[0].0, listing, "{release}: full sync");
+        let affinity = steps[0].set.get(featured_index(3, 1)).unwrap();
+        let gone = &affinity.endpoints[0];
+        let change = traced[1].1.last().cloned().flatten().unwrap();
+        let set_name = format!(
+            "affinity-{}",
+            nft_endpoint_chain(affinity, gone).trim_start_matches("endpoint-")
+        );
+        assert!(
+            change.contains(&format!("delete set ip kube-proxy {set_name}\n")),
+            "{release}: {change}"
+        );
+        assert!(change.contains(&format!(
+            "flush chain ip kube-proxy {}\n",
+            nft_endpoint_chain(affinity, gone)
+        )));
+        // 1 s later, the flushed chains' own delete transaction comes first: the
+        // replaced affinity endpoint's, and the LoadBalancer's `local-` chain (its
+        // local endpoint moved off the node).
+        let lb = steps[0].set.get(featured_index(3, 2)).unwrap();
+        let local = nft_service_chain(lb).replacen("service-", "local-", 1);
+        assert_eq!(
+            traced[2].1[0].as_deref(),
+            Some(render_delete_chains(&[nft_endpoint_chain(affinity, gone), local]).as_str()),
+            "{release}"
+        );
+        let removal = traced[2].1.last().cloned().flatten().unwrap();
+        assert!(
+            removal.contains("delete element ip kube-proxy service-nodeports { tcp . 30000 }"),
+            "{release}: {removal}"
+        );
+        assert!(removal.contains("delete element ip kube-proxy service-nodeports { udp . 30001 }"));
+    }
+}

@@ -12,6 +12,7 @@
 //! `kpbench conformance` command, as the host kernel has no IPVS.
 
 pub mod diff;
+pub mod featured;
 
 use std::time::Duration;
 

@@ -16,6 +16,7 @@ use crate::floor::exec::Tool;
 use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites, ToolNeed};
+use crate::floor::spec::Feature;
 use crate::floor::sync::standin::StandIn;
 use crate::floor::sync::{Controller, Executor, KubeProxyVersion, Profile};
 use crate::mode::{Mode, ModeSpec};
@@ -83,14 +84,20 @@ fn objects(listing: &Value) -> impl Iterator<Item = (&str, &serde_json::Map<Stri
         })
 }
 
-/// Counts (rules, named set and map elements) in an `nft --json list` output.
+/// Counts (rules, named set and map elements) in an `nft --json list` output. The
+/// affinity sets' elements are not counted: traffic fills them (`update @affinity-..`),
+/// not a sync.
 pub fn count_objects(listing: &Value) -> (usize, usize) {
     let mut rules = 0;
     let mut elements = 0;
     for (kind, body) in objects(listing) {
+        let dynamic = body
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| n.starts_with("affinity-"));
         match kind {
             "rule" => rules += 1,
-            "set" | "map" => {
+            "set" | "map" if !dynamic => {
                 elements += body
                     .get("elem")
                     .and_then(Value::as_array)
@@ -143,7 +150,45 @@ pub fn normalized_listing(ns: &Netns, deadline: Deadline) -> Result<String, Appl
     Ok(text)
 }
 
+/// The features the nftables renderer writes as kube-proxy 1.35 and 1.36 do
+/// (pkg/proxy/nftables/proxier.go `syncProxyRules`; see `nftables/service.rs`):
+/// several ports, UDP, NodePort and LoadBalancer services (`service-nodeports`, the
+/// `external-` chains, ingress IPs in `service-ips`), ClientIP affinity (`affinity-`
+/// sets with their timeout), both Local traffic policies (`local-` chains,
+/// `no-endpoint-services` / `no-endpoint-nodeports` `drop` elements), external IPs and
+/// source ranges, endpoint conditions (ready first, serving terminating ones as the
+/// fallback).
+///
+/// `loadBalancerSourceRanges` is the `firewall-` chain (`ip saddr != { ranges } drop`)
+/// and a `firewall-ips` element per ingress IP. kube-proxy also allows the ingress IPs
+/// themselves when a range holds the node IP (`allowFromNode`); kpbench's ranges
+/// (100.64.0.0/10, `floor::shape`) never hold its node IP (10.255.0.1), so that branch
+/// is not written.
+///
+/// Not replayed for UDP: kube-proxy's `conntrack.CleanStaleEntries` after each
+/// successful transaction (pkg/proxy/conntrack: it lists the conntrack table over
+/// netlink and deletes the UDP flows to stale service IPs, node ports and endpoints;
+/// kpbench has no conntrack netlink client). On a case's syncs no UDP flow is in
+/// flight when a service changes, so it would delete nothing; its listing cost is not
+/// in the kube-proxy profile's sync time.
+pub const RENDERS: &[Feature] = &[
+    Feature::NodePort,
+    Feature::LoadBalancer,
+    Feature::Udp,
+    Feature::SeveralPorts,
+    Feature::Affinity,
+    Feature::ExternalPolicyLocal,
+    Feature::InternalPolicyLocal,
+    Feature::SourceRanges,
+    Feature::ExternalIps,
+    Feature::EndpointConditions,
+];
+
 impl Backend for NftablesBackend {
+    fn renders(&self) -> &'static [Feature] {
+        RENDERS
+    }
+
     fn controller(&self, profile: Profile) -> Box<dyn Controller> {
         match profile {
             Profile::KubeProxy(version) => {

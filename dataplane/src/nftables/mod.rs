@@ -149,8 +149,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use crate::floor::model::{pod_cidr, Service, ServiceSet};
-use crate::floor::names::{nft_endpoint_chain, nft_service_chain};
+use crate::floor::model::{Service, ServiceSet};
 use crate::floor::sync::KubeProxyVersion;
 
 mod setup;
@@ -159,6 +158,7 @@ pub use setup::{NodePortAddresses, Setup, BASE_CHAINS, DEFAULT_NODE_IP, MASQ_MAR
 mod controller;
 mod printed;
 mod readback;
+mod service;
 mod standin;
 pub use controller::{
     listed_names, listed_names_of, FloorController, KubeProxyController, FULL_SYNC_PERIOD,
@@ -292,14 +292,17 @@ impl Elem {
     }
 }
 
-/// The named sets and maps kpbench's ClusterIP services fill, in the order kube-proxy
-/// declares its element storages (clusterIPs, serviceIPs, [firewallIPs,]
-/// noEndpointServices, ..., [1.36] hairpinConnections): the order of
+/// The named sets and maps kube-proxy fills, in the order it declares their element
+/// storages (clusterIPs, serviceIPs, firewallIPs, noEndpointServices,
+/// noEndpointNodePorts, serviceNodePorts, [1.36] hairpinConnections): the order of
 /// `cleanupLeftoverKeys`. 1.35 has no `hairpin-connections` set, so it stays empty there.
-const CONTAINERS: [&str; 4] = [
+const CONTAINERS: [&str; 7] = [
     "cluster-ips",
     "service-ips",
+    "firewall-ips",
     "no-endpoint-services",
+    "no-endpoint-nodeports",
+    "service-nodeports",
     HAIRPIN_SET,
 ];
 
@@ -314,64 +317,33 @@ fn container_index(name: &str) -> usize {
         .expect("elements_of only uses the containers in CONTAINERS")
 }
 
-/// The named-set and -map elements kube-proxy keeps for one ClusterIP service: its
-/// ClusterIP, its dispatch element and, in 1.36, one hairpin element per endpoint.
+/// The named-set and -map elements kube-proxy keeps for one service, port by port
+/// ([`service::PortView::ops`]).
 fn elements_of(svc: &Service, release: KubeProxyVersion) -> Vec<Elem> {
-    let mut v = dispatch_elements(svc).to_vec();
-    if release == KubeProxyVersion::V1_36 {
-        v.extend(svc.endpoints.iter().map(|ep| Elem {
-            container: HAIRPIN_SET,
-            key: format!("{ip} . {ip} . tcp . {}", ep.port, ip = ep.ip),
-            value: None,
-            comment: None,
-        }));
-    }
-    v
-}
-
-/// The ClusterIP element and the dispatch element of one service.
-fn dispatch_elements(svc: &Service) -> [Elem; 2] {
-    let key = format!("{} . tcp . {}", svc.vip, svc.port);
-    let cluster_ip = Elem {
-        container: "cluster-ips",
-        key: svc.vip.to_string(),
-        value: None,
-        comment: None,
-    };
-    let dispatch = if svc.endpoints.is_empty() {
-        Elem {
-            container: "no-endpoint-services",
-            key,
-            value: Some("goto reject-chain".into()),
-            comment: Some(svc.port_name()),
-        }
-    } else {
-        Elem {
-            container: "service-ips",
-            key,
-            value: Some(format!("goto {}", nft_service_chain(svc))),
-            comment: None,
-        }
-    };
-    [cluster_ip, dispatch]
-}
-
-/// The chains a service uses (none without endpoints): 1.35 its endpoint chains and its
-/// service chain; 1.36 its service chain only (the endpoints are in its DNAT map).
-fn chains_of(svc: &Service, release: KubeProxyVersion) -> Vec<String> {
-    if svc.endpoints.is_empty() {
-        return Vec::new();
-    }
-    if release == KubeProxyVersion::V1_36 {
-        return vec![nft_service_chain(svc)];
-    }
-    let mut v: Vec<String> = svc
-        .endpoints
+    service::views(svc)
         .iter()
-        .map(|ep| nft_endpoint_chain(svc, ep))
-        .collect();
-    v.push(nft_service_chain(svc));
-    v
+        .flat_map(|p| p.elements(release))
+        .collect()
+}
+
+/// The chains a service uses (none without endpoints), port by port in `ensureChain`
+/// order: 1.35 each port's endpoint chains, then its service (and local, external,
+/// firewall) chains; 1.36 the same without endpoint chains unless the service has
+/// ClientIP affinity.
+fn chains_of(svc: &Service, release: KubeProxyVersion) -> Vec<String> {
+    service::views(svc)
+        .iter()
+        .flat_map(|p| p.chains(release))
+        .collect()
+}
+
+/// The affinity sets a service uses (`affinity-..`, one per endpoint and port of a
+/// ClientIP-affinity service).
+fn affinity_sets_of(svc: &Service) -> Vec<String> {
+    service::views(svc)
+        .iter()
+        .flat_map(|p| p.affinity_sets())
+        .collect()
 }
 
 /// Every service and endpoint chain `set` uses with `release`'s rules.
@@ -382,91 +354,56 @@ pub fn chains_of_set(set: &ServiceSet, release: KubeProxyVersion) -> BTreeSet<St
         .collect()
 }
 
+/// Every affinity set `set` uses.
+fn affinity_sets_of_set(set: &ServiceSet) -> BTreeSet<String> {
+    set.services.iter().flat_map(affinity_sets_of).collect()
+}
+
 /// Whether `chain` is one of the per-service chains kube-proxy may find stale
 /// (`isServiceChainName`: only they contain a "/").
 pub fn is_service_chain_name(chain: &str) -> bool {
     chain.contains('/')
 }
 
-/// `ensureChain` for the endpoint chains, then the service chain, as kube-proxy orders them.
+/// `ensureChain` for every chain of the service, as kube-proxy orders them.
 fn write_chains(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
     for chain in chains_of(svc, release) {
         tx.chain(&chain);
     }
 }
 
-/// The service chain's rules. 1.35: masquerade off-cluster traffic, then pick an
-/// endpoint chain. 1.36: one rule that picks an endpoint and DNATs to it (off-cluster
-/// traffic is marked once, in the `services` chain, for every ClusterIP).
+/// Writes the statements of `svc`'s ports that belong to `part` (all of them when
+/// None), in kube-proxy's order within each port.
+fn write_statements(
+    tx: &mut Tx,
+    svc: &Service,
+    release: KubeProxyVersion,
+    part: Option<service::Part>,
+) {
+    for view in service::views(svc) {
+        for st in view.statements(release) {
+            if part.is_some_and(|p| p != st.part) {
+                continue;
+            }
+            match &st.chain {
+                Some(chain) => tx.rule(chain, format_args!("{}", st.text)),
+                None => tx.line(format_args!("{}", st.text)),
+            }
+        }
+    }
+}
+
+/// The rules that lead into a service's chains: 1.35's off-cluster masquerade and each
+/// policy chain's dispatch, the external and firewall chains' rules (1.36: the policy
+/// chains' one DNAT-map rule; see [`service`]).
 fn write_service_rules(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
-    if svc.endpoints.is_empty() {
-        return;
-    }
-    if release == KubeProxyVersion::V1_36 {
-        return write_dnat_map_rule(tx, svc);
-    }
-    let chain = nft_service_chain(svc);
-    tx.rule(
-        &chain,
-        format_args!(
-            "ip daddr {} tcp dport {} ip saddr != {} jump mark-for-masquerade",
-            svc.vip,
-            svc.port,
-            pod_cidr()
-        ),
-    );
-    let mut vmap = String::new();
-    for (i, ep) in svc.endpoints.iter().enumerate() {
-        if i > 0 {
-            vmap.push_str(" , ");
-        }
-        let _ = write!(vmap, "{i} : goto {}", nft_endpoint_chain(svc, ep));
-    }
-    tx.rule(
-        &chain,
-        format_args!(
-            "numgen random mod {} vmap {{ {vmap} }}",
-            svc.endpoints.len()
-        ),
-    );
+    write_statements(tx, svc, release, Some(service::Part::Publish));
 }
 
-/// 1.36's service chain: `dnat ip addr . port to numgen random mod N map { i : ip . port }`
-/// (pkg/proxy/nftables/proxier_test.go `TestOverallNFTablesRules`, svc1:
-/// `meta l4proto tcp dnat ip addr . port to numgen random mod 1 map { 0 : 10.180.0.1 . 80 }`).
-fn write_dnat_map_rule(tx: &mut Tx, svc: &Service) {
-    let mut map = String::new();
-    for (i, ep) in svc.endpoints.iter().enumerate() {
-        if i > 0 {
-            map.push_str(" , ");
-        }
-        let _ = write!(map, "{i} : {} . {}", ep.ip, ep.port);
-    }
-    tx.rule(
-        &nft_service_chain(svc),
-        format_args!(
-            "meta l4proto tcp dnat ip addr . port to numgen random mod {} map {{ {map} }}",
-            svc.endpoints.len()
-        ),
-    );
-}
-
-/// Each endpoint chain: hairpin masquerade, then DNAT. 1.36 has no endpoint chains.
+/// The affinity sets and each endpoint chain's rules (1.36 writes endpoint chains only
+/// for affinity services).
 fn write_endpoint_rules(tx: &mut Tx, svc: &Service, release: KubeProxyVersion) {
-    if release == KubeProxyVersion::V1_36 {
-        return;
-    }
-    for ep in &svc.endpoints {
-        let chain = nft_endpoint_chain(svc, ep);
-        tx.rule(
-            &chain,
-            format_args!("ip saddr {} jump mark-for-masquerade", ep.ip),
-        );
-        tx.rule(
-            &chain,
-            format_args!("meta l4proto tcp dnat to {}", ep.host_port()),
-        );
-    }
+    write_statements(tx, svc, release, Some(service::Part::Prepare));
 }
 
 fn capacity(set: &ServiceSet) -> usize {
@@ -500,7 +437,7 @@ fn index_elements(set: &ServiceSet, release: KubeProxyVersion) -> BTreeMap<(usiz
 /// syncs wrote, key to element. kube-proxy diffs against it instead of the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ElementStorage {
-    containers: [BTreeMap<String, Elem>; 4],
+    containers: [BTreeMap<String, Elem>; 7],
 }
 
 impl ElementStorage {
@@ -522,7 +459,7 @@ impl ElementStorage {
 
     /// `ensureElem`: writes `e` unless it is there with the same value; the key is no
     /// longer a leftover.
-    fn ensure(&mut self, tx: &mut Tx, e: Elem, leftover: &mut [BTreeSet<String>; 4]) {
+    fn ensure(&mut self, tx: &mut Tx, e: Elem, leftover: &mut [BTreeSet<String>; 7]) {
         let i = container_index(e.container);
         leftover[i].remove(&e.key);
         match self.containers[i].get(&e.key) {
@@ -582,12 +519,12 @@ pub struct KubeProxyTx {
 ///
 /// 1. on a full sync, `setupNFTables` (table, base chains, jump chains, sets and maps,
 ///    the containers flushed: `storage` is cleared with them);
-/// 2. per service, in rule order: its chains (`add` + `flush`) if it changed; its
-///    elements (`ensureElem`, for every service on every sync); then, if it changed,
-///    its service-chain rules and its endpoint-chain rules;
+/// 2. per service in rule order, per port ([`service`]): its chains (`add` + `flush`)
+///    if the service changed; its elements (`ensureElem`, for every service on every
+///    sync); then, if it changed, its rules and affinity sets;
 /// 3. every listed chain with a "/" that no service uses: `flush chain` (deleted by a
 ///    later transaction, see [`render_delete_chains`]); every listed `affinity-*` set
-///    no service uses: `delete set` (kpbench's services use none);
+///    no service uses: `delete set`;
 /// 4. `cleanupLeftoverKeys`: `delete element` for every key no service ensured, by
 ///    container in kube-proxy's order.
 ///
@@ -601,26 +538,32 @@ pub fn render_kube_proxy(sync: &KubeProxySync<'_>, storage: &mut ElementStorage)
         setup::write_setup(&mut tx, setup, release);
         storage.clear();
     }
-    let mut leftover: [BTreeSet<String>; 4] = Default::default();
+    let mut leftover: [BTreeSet<String>; 7] = Default::default();
     for (i, c) in storage.containers.iter().enumerate() {
         leftover[i] = c.keys().cloned().collect();
     }
     let mut active: BTreeSet<String> = BTreeSet::new();
+    let mut active_sets: BTreeSet<String> = BTreeSet::new();
     for svc in &sync.new.services {
         let rewrite = full || sync.old.is_none_or(|old| old.get(svc.index) != Some(svc));
-        let chains = chains_of(svc, release);
-        if rewrite {
-            for chain in &chains {
-                tx.chain(chain);
+        for view in service::views(svc) {
+            active.extend(view.chains(release));
+            active_sets.extend(view.affinity_sets());
+            for op in view.ops(release) {
+                match op {
+                    service::Op::Chain(chain) if rewrite => tx.chain(&chain),
+                    service::Op::Chain(_) => {}
+                    service::Op::Elem(e) => storage.ensure(&mut tx, e, &mut leftover),
+                }
             }
-        }
-        active.extend(chains);
-        for e in elements_of(svc, release) {
-            storage.ensure(&mut tx, e, &mut leftover);
-        }
-        if rewrite {
-            write_service_rules(&mut tx, svc, release);
-            write_endpoint_rules(&mut tx, svc, release);
+            if rewrite {
+                for st in view.statements(release) {
+                    match &st.chain {
+                        Some(chain) => tx.rule(chain, format_args!("{}", st.text)),
+                        None => tx.line(format_args!("{}", st.text)),
+                    }
+                }
+            }
         }
     }
     let listed: BTreeSet<&String> = sync.listing.chains.iter().collect();
@@ -639,7 +582,7 @@ pub fn render_kube_proxy(sync: &KubeProxySync<'_>, storage: &mut ElementStorage)
     }
     let listed_sets: BTreeSet<&String> = sync.listing.sets.iter().collect();
     for set in listed_sets {
-        if set.starts_with("affinity-") {
+        if set.starts_with("affinity-") && !active_sets.contains(set) {
             tx.line(format_args!("delete set {TABLE} {set}"));
         }
     }
@@ -697,7 +640,8 @@ pub fn render_floor_full(
 /// The floor's partial sync from `old` to `new`: one transaction with the chains and
 /// rules of the changed services, the element differences batched per container
 /// (deletes, then adds: a changed value is deleted and added again), and a `flush` of
-/// every chain no longer used. Returns those chains, which a second transaction deletes
+/// every chain no longer used, then a `delete set` of every affinity set no longer used
+/// (no rule refers to it once those chains are flushed). Returns those chains, which a second transaction deletes
 /// ([`render_delete_chains`]): deleting a chain in the transaction that drops the map
 /// element pointing at it can fail before Linux 6.2.
 pub fn render_floor_partial(
@@ -756,6 +700,10 @@ pub fn render_floor_partial(
     for chain in &stale {
         tx.line(format_args!("flush chain {TABLE} {chain}"));
     }
+    let sets_now = affinity_sets_of_set(new);
+    for set in affinity_sets_of_set(old).difference(&sets_now) {
+        tx.line(format_args!("delete set {TABLE} {set}"));
+    }
     (tx.finish(), stale)
 }
 
@@ -792,18 +740,26 @@ pub fn fixed_rules(release: KubeProxyVersion) -> usize {
     }
 }
 
-/// Rules per service with `e` endpoints: 1.35 has 2 in the service chain and 2 per
-/// endpoint chain; 1.36 one DNAT-map rule in the service chain.
+/// Rules a service's ports write ([`service::PortView::statements`], affinity-set
+/// statements not counted). For today's one-port ClusterIP with `e` endpoints: 1.35 has
+/// 2 in the service chain and 2 per endpoint chain; 1.36 one DNAT-map rule in the
+/// service chain.
 pub fn rules_per_service(svc: &Service, release: KubeProxyVersion) -> usize {
-    match (svc.endpoints.len(), release) {
-        (0, _) => 0,
-        (e, KubeProxyVersion::V1_35) => 2 + 2 * e,
-        (_, KubeProxyVersion::V1_36) => 1,
-    }
+    service::views(svc)
+        .iter()
+        .map(|p| {
+            p.statements(release)
+                .iter()
+                .filter(|st| st.chain.is_some())
+                .count()
+        })
+        .sum()
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 
 mod apply;
 pub use apply::{count_objects, normalized_listing, NftablesBackend};

@@ -50,7 +50,12 @@ pub(crate) fn rule(text: &str) -> String {
                     .iter()
                     .position(|x| *x == "}")
                     .map_or(words.len(), |p| i + p);
-                out.push(anonymous_set(&words[i..end], prev));
+                // `update @set { ip saddr }`: the key expression keeps its braces.
+                if prev.is_some_and(|p| p.starts_with('@')) {
+                    out.push(format!("{{ {} }}", words[i..end].join(" ")));
+                } else {
+                    out.push(anonymous_set(&words[i..end], prev));
+                }
                 i = (end + 1).min(words.len());
             }
             w if in_mark && matches!(prev, Some("==" | "!=" | "|" | "&" | "^")) => {
@@ -80,7 +85,55 @@ fn anonymous_set(words: &[&str], before: Option<&str>) -> String {
     if elements.len() == 1 && !map {
         return elements[0].to_string();
     }
+    if !map {
+        if let Some(merged) = merged_intervals(&elements) {
+            return format!("{{ {} }}", merged.join(", "));
+        }
+    }
     format!("{{ {} }}", elements.join(", "))
+}
+
+/// An anonymous set of IPv4 addresses and prefixes as nft lists it: an interval set,
+/// whose overlapping and adjacent elements the kernel merges (`{ 100.64.0.0/24 ,
+/// 100.64.1.0/24 }` comes back as `{ 100.64.0.0/23 }`, three adjacent /24s as
+/// `{ 100.64.0.0-100.64.2.255 }`). None unless every element is an address or prefix.
+fn merged_intervals(elements: &[&str]) -> Option<Vec<String>> {
+    use std::net::Ipv4Addr;
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for e in elements {
+        let (addr, len) = match e.split_once('/') {
+            Some((a, l)) => (a, l.parse::<u32>().ok().filter(|l| *l <= 32)?),
+            None => (*e, 32),
+        };
+        let start = u64::from(u32::from(addr.parse::<Ipv4Addr>().ok()?));
+        let size = 1u64 << (32 - len);
+        let start = start & !(size - 1);
+        ranges.push((start, start + size - 1));
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let ip = |v: u64| Ipv4Addr::from(v as u32);
+    Some(
+        merged
+            .into_iter()
+            .map(|(a, b)| {
+                let size = b - a + 1;
+                if size == 1 {
+                    ip(a).to_string()
+                } else if size.is_power_of_two() && a % size == 0 {
+                    format!("{}/{}", ip(a), 32 - size.trailing_zeros())
+                } else {
+                    format!("{}-{}", ip(a), ip(b))
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A mark value as nft prints one: `0x` and eight hex digits.
@@ -119,6 +172,47 @@ mod tests {
             "numgen random mod 2 vmap { 0 : goto a, 1 : goto b }"
         );
         assert_eq!(rule("ct state new jump x"), "ct state new jump x");
+        // ClientIP affinity and the external chain, as nft 1.0.6 lists them.
+        assert_eq!(
+            rule("update @affinity-x/y { ip saddr }"),
+            "update @affinity-x/y { ip saddr }"
+        );
+        assert_eq!(
+            rule("fib saddr type local mark set mark or 0x00004000 comment \"masquerade local traffic\""),
+            "fib saddr type local meta mark set meta mark | 0x00004000 comment \"masquerade local traffic\""
+        );
+        assert_eq!(
+            rule("ip saddr != { 100.64.0.0/24 } drop"),
+            "ip saddr != 100.64.0.0/24 drop"
+        );
+        // Source ranges: nft 1.0.6 merges adjacent prefixes of an anonymous set.
+        for (written, listed) in [
+            (
+                "{ 100.64.0.0/24 , 100.64.2.0/24 }",
+                "{ 100.64.0.0/24, 100.64.2.0/24 }",
+            ),
+            (
+                "{ 100.64.0.0/24 , 100.64.1.0/24 , 100.64.2.0/24 }",
+                "{ 100.64.0.0-100.64.2.255 }",
+            ),
+            (
+                "{ 100.64.1.0/24 , 100.64.2.0/24 , 100.64.5.0/24 }",
+                "{ 100.64.1.0-100.64.2.255, 100.64.5.0/24 }",
+            ),
+            (
+                "{ 100.64.0.0/24 , 100.64.1.0/24 , 100.64.2.0/24 , 100.64.3.0/24 }",
+                "{ 100.64.0.0/22 }",
+            ),
+            (
+                "{ 100.64.0.0/24 , 198.19.0.1 }",
+                "{ 100.64.0.0/24, 198.19.0.1 }",
+            ),
+        ] {
+            assert_eq!(
+                rule(&format!("ip saddr != {written} drop")),
+                format!("ip saddr != {listed} drop")
+            );
+        }
         // 1.36's rules, as a v1.36.2 node lists them.
         assert_eq!(
             rule("meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.10 . 9898 , 1 : 10.244.0.8 . 9898 }"),

@@ -27,7 +27,7 @@ struct Block {
 ///   (which decides a packet's path), each set's elements sorted (the kernel lists a
 ///   hash or rbtree set in its own order, which no lookup depends on);
 /// - comments on the table, sets and chains, and set declarations (`type`, `flags`,
-///   `size`) dropped: kube-proxy writes them once at creation and reads none of them
+///   `size`, an affinity set's `timeout`) dropped: kube-proxy writes them once at creation and reads none of them
 ///   back, and the stand-in does not model them; a rule's own `comment` is kept;
 /// - a base chain's priority as a number (nft prints `dstnat - 10` for -110 on
 ///   prerouting: the same priority), and its `policy accept` (the default) dropped.
@@ -57,7 +57,7 @@ pub(crate) fn normalise(text: &str) -> String {
                 current = Some(key);
             }
             ["}"] => current = None,
-            ["comment", ..] | ["flags", ..] | ["size", ..] | ["policy", ..] => {}
+            ["comment", ..] | ["flags", ..] | ["size", ..] | ["policy", ..] | ["timeout", ..] => {}
             ["type", ..] if line.contains(" hook ") => {
                 if let Some(b) = current.as_ref().and_then(|c| blocks.get_mut(c)) {
                     b.hook = Some(hook(line));

@@ -1,5 +1,6 @@
 use super::*;
 use crate::floor::model::{service, spare_endpoint_ip, Endpoint, ServiceSet, ENDPOINT_PORT};
+use crate::floor::names::{nft_endpoint_chain, nft_service_chain};
 
 /// The release whose rule text the constants below hold, unless a test says otherwise.
 const V35: KubeProxyVersion = KubeProxyVersion::V1_35;
