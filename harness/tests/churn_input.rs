@@ -10,6 +10,17 @@ fn bad_churn_fields_exit_2_naming_the_field_and_create_nothing() {
     let out = tmp.path().join("out");
     for (tag, text, field) in [
         ("rate", "[churn]\nrate_per_s = 0\n", "churn.rate_per_s"),
+        (
+            "sweep",
+            "[churn]\nrate_per_s = [1, 0]\n",
+            "churn.rate_per_s[1]",
+        ),
+        (
+            "sweep2",
+            "[churn]\nrate_per_s = [10, 10]\n",
+            "churn.rate_per_s[1]",
+        ),
+        ("sweep3", "[churn]\nrate_per_s = []\n", "churn.rate_per_s"),
         ("dur", "[churn]\nduration_s = -3\n", "churn.duration_s"),
         ("kind", "[churn]\nkind = \"surge\"\n", "churn.kind"),
         ("svc", "[churn]\nservices = 0\n", "churn.services"),

@@ -1,10 +1,11 @@
 //! Privileged churn tests: real rules in a namespace topology, changed at a steady rate
-//! by kube-proxy's controller batching at minSyncPeriod, with background connections
-//! through the churned services' VIPs. Without feature `root-tests` they are reported
+//! by kube-proxy's controller batching at minSyncPeriod (the eBPF modes: per change, as
+//! Cilium's agent), with background connections through the churned services' VIPs. Without feature `root-tests` they are reported
 //! as ignored; with it, a missing root or tool fails them.
 //!
 //! - an added endpoint is reached within one sync period plus the sync time (plus the
-//!   background traffic's resolution), and never before its sync started;
+//!   background traffic's resolution; per change: within the sync time), and never
+//!   before its sync started;
 //! - a removed endpoint gets no new connection once its sync has ended.
 
 mod tier;
@@ -16,7 +17,7 @@ use dataplane::{backend, Backend, Deadline, Mode, ModeSpec, Profile, ServiceSet}
 use harness::datapath::churn::{Background, BackgroundSpec};
 use harness::run::churn::batch::Batching;
 use harness::run::churn::changes::Churner;
-use harness::run::churn::{observe, ChurnLog, Driver};
+use harness::run::churn::{batching_for, observe, ChurnLog, Driver, Phase};
 use harness::run::seams::CaseSandbox;
 use harness::sandbox::topology::Topology;
 use harness::scenario::{Churn, ChurnKind};
@@ -55,13 +56,13 @@ fn churn(mode: Mode) -> (ChurnLog, Vec<(Instant, IpAddr)>) {
         .expect("full sync");
     io.finish();
     let cfg = Churn {
-        rate_per_s: 5.0,
+        rates_per_s: vec![5.0],
         duration_s: 4.0,
         kind: ChurnKind::Rolling,
         services: 4,
         ..Churn::default()
     };
-    let targets = Churner::new(cfg.kind, &set, cfg.services)
+    let targets = Churner::new(cfg.kind, &set, cfg.services, 0)
         .services()
         .iter()
         .map(|&i| std::net::SocketAddr::from((set.services[i].vip, 80)))
@@ -79,11 +80,12 @@ fn churn(mode: Mode) -> (ChurnLog, Vec<(Instant, IpAddr)>) {
     let mut driver = Driver {
         controller: ctl.as_mut(),
         io: io.as_mut(),
-        batching: Batching::MinSyncPeriod(PERIOD),
+        batching: batching_for(mode, PERIOD),
         at: PERIOD,
         deadline,
     };
-    let log = driver.run(set, &cfg, Instant::now()).expect("churn phase");
+    let phase = Phase::all(&cfg)[0];
+    let log = driver.run(set, phase, Instant::now()).expect("churn phase");
     let seen = bg.finish().expect("background traffic ends");
     let failed = observe::failed(&seen.reports);
     assert!(failed.attempted > 1000, "{failed:?}");
@@ -93,6 +95,15 @@ fn churn(mode: Mode) -> (ChurnLog, Vec<(Instant, IpAddr)>) {
 fn check(mode: Mode) {
     let (log, hits) = churn(mode);
     assert_eq!(log.changes.len(), 20);
+    // Batched at minSyncPeriod a change waits up to one period; per change, only for
+    // the syncs ahead of it.
+    let period = match batching_for(mode, PERIOD) {
+        Batching::MinSyncPeriod(p) => p,
+        Batching::PerChange => {
+            assert_eq!(log.syncs.len(), 20, "{mode}: one sync per change");
+            Duration::ZERO
+        }
+    };
     let sync_of = |end: Duration| log.syncs.iter().find(|s| s.end == end).unwrap();
     let longest = log.syncs.iter().map(|s| s.end - s.start).max().unwrap();
     let at = |t: Instant| t.saturating_duration_since(log.started);
@@ -113,7 +124,7 @@ fn check(mode: Mode) {
             );
             let latency = first - c.arrival;
             assert!(
-                latency <= PERIOD + longest + SLACK,
+                latency <= period + longest + SLACK,
                 "{mode}: {ip} reached {latency:?} after its change (sync {longest:?})"
             );
         }
@@ -159,4 +170,22 @@ fn iptables_legacy_reaches_added_endpoints_within_a_period_and_leaves_removed_on
 )]
 fn nftables_reaches_added_endpoints_within_a_period_and_leaves_removed_ones() {
     check(Mode::Nftables);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "privileged: needs root and feature harness/root-tests"
+)]
+fn ebpf_syncs_per_change_and_reaches_added_endpoints_and_leaves_removed_ones() {
+    check(Mode::Ebpf);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "privileged: needs root and feature harness/root-tests"
+)]
+fn ebpf_tc_syncs_per_change_and_reaches_added_endpoints_and_leaves_removed_ones() {
+    check(Mode::EbpfTc);
 }

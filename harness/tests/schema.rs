@@ -136,6 +136,10 @@ fn a_case_with_a_churn_phase_validates_and_reads_back() {
             start_ms: 0.0,
             end_ms: 420.0,
             changes: 1,
+            writes: vec![SyncWrite {
+                name: "iptables-restore".into(),
+                calls: 1,
+            }],
         }],
         programming_latency_ms: Some(latency.clone()),
         removal_latency_ms: Some(latency),
@@ -163,6 +167,10 @@ fn a_case_with_a_churn_phase_validates_and_reads_back() {
             latency_ms: 900.0,
             added: true,
         }],
+        failure_marks: vec![FailureMark {
+            at_ms: 2440.5,
+            kind: "reset".into(),
+        }],
     };
     let mut doc = fixture("host");
     doc["cases"][0]["churn"] = serde_json::to_value(&churn).unwrap();
@@ -171,5 +179,24 @@ fn a_case_with_a_churn_phase_validates_and_reads_back() {
     let back: Results = serde_json::from_value(doc.clone()).unwrap();
     assert_eq!(back.cases[0].churn.as_ref(), Some(&churn));
     doc["cases"][0]["churn"]["kind"] = serde_json::json!("wave");
+    assert!(!errors(&schema, &doc).is_empty());
+    doc["cases"][0]["churn"]["kind"] = serde_json::json!("rolling");
+    doc["cases"][0]["churn"]["failure_marks"][0]["kind"] = serde_json::json!("slow");
+    assert!(!errors(&schema, &doc).is_empty());
+    // A rate sweep: `churn` at the first rate, `churn_sweep` at the further ones, each
+    // a whole churn object.
+    let mut doc = fixture("host");
+    let fifty = Churn {
+        rate_per_s: 50.0,
+        ..churn.clone()
+    };
+    doc["cases"][0]["churn"] = serde_json::to_value(&churn).unwrap();
+    doc["cases"][0]["churn_sweep"] = serde_json::to_value([&fifty]).unwrap();
+    let errs = errors(&schema, &doc);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let back: Results = serde_json::from_value(doc.clone()).unwrap();
+    let rates: Vec<f64> = back.cases[0].churn_phases().map(|c| c.rate_per_s).collect();
+    assert_eq!(rates, vec![10.0, 50.0]);
+    doc["cases"][0]["churn_sweep"][0]["rate_per_s"] = serde_json::json!(0);
     assert!(!errors(&schema, &doc).is_empty());
 }

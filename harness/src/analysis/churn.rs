@@ -67,13 +67,13 @@ fn same_point(a: &Row<'_>, b: &Row<'_>, ca: &Churn, cb: &Churn) -> bool {
         && ca.rate_per_s == cb.rate_per_s
 }
 
-/// Every churn phase of kube-proxy's profile (or of a case without a profile), in
-/// environment, mode, rate and service order.
+/// Every churn phase of kube-proxy's profile (or of a case without a profile), a
+/// sweep's every rate its own row, in environment, mode, rate and service order.
 pub fn rows(results: &[Results]) -> Vec<ChurnRow> {
     let all = case_rows(results);
     let with: Vec<(&Row<'_>, &Churn)> = all
         .iter()
-        .filter_map(|r| r.case.churn.as_ref().map(|c| (r, c)))
+        .flat_map(|r| r.case.churn_phases().map(move |c| (r, c)))
         .collect();
     let mut out: Vec<ChurnRow> = with
         .iter()
@@ -207,6 +207,7 @@ pub(crate) fn sample(p99_ms: f64, cpu: f64, profile: &str) -> Churn {
         request_p99_us: None,
         datapath_error: None,
         latency_points: vec![],
+        failure_marks: vec![],
     }
 }
 

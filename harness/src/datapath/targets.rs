@@ -272,6 +272,7 @@ mod tests {
             wall: Duration::from_secs(1),
             threads: 1,
             connections: 64,
+            failures: vec![],
         }
     }
 

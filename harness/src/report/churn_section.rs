@@ -145,9 +145,70 @@ const W: f64 = 720.0;
 const H: f64 = 220.0;
 const PAD: f64 = 40.0;
 
+/// What a sync's write `name` was, as the issue's events name it: an iptables-legacy
+/// restore swaps whole tables, iptables-nft's restore and `nft -f` are transactions.
+fn write_kind(mode: &str, name: &str) -> &'static str {
+    match (mode, name) {
+        ("iptables-legacy", n) if n.contains("restore") => "whole-table swap",
+        (_, n) if n.contains("restore") || n.starts_with("nft") => "transaction",
+        _ => "",
+    }
+}
+
+/// Each sync's kernel writes as a tick on top of its bar, at its end (when what it
+/// wrote had landed), titled with what they were.
+fn write_events(h: &mut String, r: &ChurnRow, x: &dyn Fn(f64) -> f64) {
+    for e in r.churn.sync_events.iter().filter(|e| !e.writes.is_empty()) {
+        let what: Vec<String> = (e.writes.iter())
+            .map(|w| {
+                let kind = write_kind(&r.mode, &w.name);
+                let kind = if kind.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {kind}")
+                };
+                format!("{} x{}{kind}", w.name, w.calls)
+            })
+            .collect();
+        let cx = x(e.end_ms);
+        let _ = write!(
+            h,
+            "<path d=\"M{:.1} {:.1} l-4 -7 h8 z\" fill=\"#2ca02c\"><title>{} at {:.0} ms</title></path>",
+            cx,
+            PAD,
+            escape(&what.join(", ")),
+            e.end_ms
+        );
+    }
+}
+
+/// The failed connections as red ticks just above the time axis, one per pixel
+/// column and kind, titled with how many failed there.
+fn failure_ticks(h: &mut String, r: &ChurnRow, x: &dyn Fn(f64) -> f64) {
+    let mut columns: std::collections::BTreeMap<(i64, &str), (u64, f64)> = Default::default();
+    for m in &r.churn.failure_marks {
+        let c = columns
+            .entry((x(m.at_ms).round() as i64, m.kind.as_str()))
+            .or_insert((0, m.at_ms));
+        c.0 += 1;
+    }
+    for ((cx, kind), (n, at)) in columns {
+        let _ = write!(
+            h,
+            "<line x1=\"{cx}\" y1=\"{:.1}\" x2=\"{cx}\" y2=\"{:.1}\" stroke=\"#d62728\" stroke-width=\"1.5\"><title>{n} {} from {:.0} ms</title></line>",
+            H - PAD - 10.0,
+            H - PAD,
+            escape(kind),
+            at
+        );
+    }
+}
+
 /// One churn phase on its time axis: the phase with the highest programming latency
-/// p99 among those with points; syncs as bars, each endpoint's latency as a point at
-/// its change's arrival (filled: added, programming; hollow: removed).
+/// p99 among those with points; syncs as bars with their kernel writes (whole-table
+/// swaps, transactions) as ticks on top, each endpoint's latency as a point at its
+/// change's arrival (filled: added, programming; hollow: removed), failed connections
+/// as red ticks on the axis at the time they were sent.
 fn timeline(h: &mut String, all: &[ChurnRow]) {
     let p99 = |r: &ChurnRow| {
         r.churn
@@ -168,6 +229,7 @@ fn timeline(h: &mut String, all: &[ChurnRow]) {
         .iter()
         .map(|e| e.end_ms)
         .chain(c.latency_points.iter().map(|p| p.arrival_ms + p.latency_ms))
+        .chain(c.failure_marks.iter().map(|m| m.at_ms))
         .fold(1.0, f64::max);
     let y_max = c
         .latency_points
@@ -192,6 +254,7 @@ fn timeline(h: &mut String, all: &[ChurnRow]) {
             e.end_ms
         );
     }
+    write_events(h, r, &x);
     for p in &c.latency_points {
         let (fill, stroke) = match p.added {
             true => ("#1f77b4", "#1f77b4"),
@@ -204,6 +267,7 @@ fn timeline(h: &mut String, all: &[ChurnRow]) {
             y(p.latency_ms)
         );
     }
+    failure_ticks(h, r, &x);
     let _ = write!(
         h,
         "<line x1=\"{PAD}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/><line x1=\"{PAD}\" y1=\"{PAD}\" x2=\"{PAD}\" y2=\"{b}\" stroke=\"#333\"/>\
@@ -216,6 +280,11 @@ fn timeline(h: &mut String, all: &[ChurnRow]) {
         t = PAD - 6.0,
         l = H - PAD + 14.0,
     );
+    caption(h, r);
+}
+
+fn caption(h: &mut String, r: &ChurnRow) {
+    let c = &r.churn;
     let failed = c
         .failed_connections
         .as_ref()
@@ -224,7 +293,13 @@ fn timeline(h: &mut String, all: &[ChurnRow]) {
         });
     let _ = writeln!(
         h,
-        "<figcaption>One churn phase: {} at {} services, {} {} changes/s. Grey bars:          syncs; filled points: each added endpoint's programming latency at its change's          arrival; hollow: each removed endpoint's removal latency. Failed connections in          the phase: {} (the load generator does not time-stamp failures, so they are          not placed on the axis).</figcaption></figure>",
+        "<figcaption>One churn phase: {} at {} services, {} {} changes/s. Grey bars: \
+         syncs, each with a green tick at its end for what it wrote to the kernel (hover: \
+         iptables-legacy's whole-table swaps, iptables-nft's and nftables' transactions, \
+         IPVS requests, BPF map updates); filled points: each added endpoint's \
+         programming latency at its change's arrival; hollow: each removed endpoint's \
+         removal latency; red ticks on the axis: failed connections at the time they \
+         were sent ({} in the phase).</figcaption></figure>",
         escape(&r.mode),
         r.services,
         stats::num(c.rate_per_s),
@@ -276,7 +351,21 @@ mod tests {
             start_ms: 0.0,
             end_ms: 500.0,
             changes: 1,
+            writes: vec![crate::results::SyncWrite {
+                name: "nft -f".into(),
+                calls: 1,
+            }],
         }];
+        churned.failure_marks = vec![
+            crate::results::FailureMark {
+                at_ms: 300.0,
+                kind: "reset".into(),
+            },
+            crate::results::FailureMark {
+                at_ms: 300.2,
+                kind: "reset".into(),
+            },
+        ];
         churned.latency_points = vec![crate::results::LatencyPoint {
             arrival_ms: 0.0,
             latency_ms: 600.0,
@@ -301,10 +390,38 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("<circle cx=\"40.0\" cy=\"40.0\""), "{h}");
+        // The transaction at the sync's end; both resets in the pixel column at 300 ms.
+        assert!(
+            h.contains("<title>nft -f x1: transaction at 500 ms</title>"),
+            "{h}"
+        );
+        assert!(h.contains("<title>2 reset from 300 ms</title>"), "{h}");
         assert!(
             h.contains("not at the smallest measured count; at 1000: controller CPU 80% of a core over the 50% budget"),
             "{h}"
         );
+        // A sweep: every rate of the case its own row and its own planner line.
+        let mut swept = profiled("iptables", 1000, "kube-proxy", &[1.0], &[1.0]);
+        swept.churn = Some(sample(1_000.0, 10.0, "kube-proxy"));
+        swept.churn_sweep = vec![crate::results::Churn {
+            rate_per_s: 50.0,
+            ..sample(2_000.0, 30.0, "kube-proxy")
+        }];
+        let mut h = String::new();
+        super::churn(&mut h, &[results("6.1.0", vec![swept])]);
+        for rate in ["10.0", "50.0"] {
+            assert!(
+                h.contains(&format!("<li>iptables at {rate} changes/s (")),
+                "{h}"
+            );
+            assert!(
+                h.contains(&format!(
+                    "<td class=\"l\">iptables</td><td>1000</td><td>{rate}</td>"
+                )),
+                "{h}"
+            );
+        }
+        assert!(h.contains("up to 1000 services"), "{h}");
         let mut quiet = String::new();
         super::churn(
             &mut quiet,

@@ -52,6 +52,19 @@ pub struct Churn {
     /// chart (added: programming latency; removed: removal latency).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_points: Vec<LatencyPoint>,
+    /// Every refused, reset or timed-out background connection of the phase (the
+    /// first 10,000 per churned service) at the time it was sent, for the chart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_marks: Vec<FailureMark>,
+}
+
+/// One failed background connection on the phase's time axis.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FailureMark {
+    /// When it was sent, ms from the phase's start (0 for one sent just before).
+    pub at_ms: f64,
+    /// `refused`, `reset` or `timeout`.
+    pub kind: String,
 }
 
 /// One endpoint's latency on the phase's time axis.
@@ -70,6 +83,19 @@ pub struct SyncEvent {
     pub end_ms: f64,
     /// Changes it programmed.
     pub changes: u64,
+    /// What it wrote to the kernel: each step of category restore (iptables-legacy's
+    /// whole-table swap, an iptables-nft or nftables transaction), ipset, netlink
+    /// (IPVS) or bpf (map updates), with how many calls. Absent in older results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<SyncWrite>,
+}
+
+/// A kernel write of a sync: the step's name (`iptables-restore`, `nft -f`,
+/// `BPF map update`) and its calls in that sync.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncWrite {
+    pub name: String,
+    pub calls: u64,
 }
 
 /// Percentiles of per-endpoint latencies, milliseconds.

@@ -125,6 +125,7 @@ mod tests {
                 sync: None,
                 datapath: None,
                 churn: None,
+                churn_sweep: vec![],
                 elapsed_s: None,
                 programmed_by: None,
                 sync_over_limit_s: None,

@@ -165,9 +165,15 @@ pub struct Case {
     /// Traffic through the programmed rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datapath: Option<Datapath>,
-    /// The churn phase, when the scenario has one.
+    /// The churn phase, when the scenario has one: at its first rate when it sweeps
+    /// several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<super::Churn>,
+    /// The further phases of a rate sweep (`[churn] rate_per_s = [...]`), one per
+    /// further rate in the scenario's order, each measured in this case after the one
+    /// before, on the rules it left. Empty (absent) with one rate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub churn_sweep: Vec<super::Churn>,
     /// Wall time the whole case took, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_s: Option<f64>,
@@ -180,6 +186,13 @@ pub struct Case {
     /// `sync.full` then holds the partial timings up to it, and no incremental syncs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_over_limit_s: Option<f64>,
+}
+
+impl Case {
+    /// Its churn phases: `churn`, then the sweep's further rates.
+    pub fn churn_phases(&self) -> impl Iterator<Item = &super::Churn> {
+        self.churn.iter().chain(&self.churn_sweep)
+    }
 }
 
 /// The rules of a case, as read back from the kernel after the full sync.

@@ -121,8 +121,10 @@ pub struct CaseDone {
     pub rules: Rules,
     pub sync: Sync,
     pub datapath: Option<Datapath>,
-    /// The churn phase, when the scenario has one.
-    pub churn: Option<crate::results::Churn>,
+    /// The churn phases, one per rate of the scenario's `[churn]` (none without one).
+    pub churn: Vec<crate::results::Churn>,
+    /// Why a further phase of a churn sweep stopped (the phases before it stand).
+    pub churn_error: Option<String>,
     /// Why the data path could not be measured, when it could not.
     pub datapath_error: Option<MeasureError>,
     /// Set when the kube-proxy full sync ran past the case's limit (this limit) and the
@@ -148,10 +150,19 @@ impl CaseDone {
                 limit.as_secs_f64()
             ));
         }
-        case.churn = self.churn;
+        let mut phases = self.churn.into_iter();
+        case.churn = phases.next();
+        case.churn_sweep = phases.collect();
         if let Some(why) = self.datapath_error {
             case.status = Status::Failed;
             case.reason = Some(format!("data path: {why}"));
+        }
+        if let Some(why) = self.churn_error {
+            case.status = Status::Failed;
+            case.reason = Some(match case.reason.take() {
+                Some(r) => format!("{r}; {why}"),
+                None => why,
+            });
         }
     }
 }
@@ -439,22 +450,54 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         Ok((done, set))
     }
 
-    /// The scenario's churn phase on `set` (programmed), when it has one: changes at
-    /// its rate, synced by the case's controller as the mode's agent batches them, on
-    /// real time, with background traffic through the churned services when the data
-    /// path is measured (as for [`CaseRun::datapath`]). Returns what it measured and the
-    /// set programmed at its end.
-    fn churn(
+    /// The scenario's churn phases on `set` (programmed), when it has them: one per
+    /// rate, in order, each on the rules the one before left, with changes at its rate
+    /// synced by the case's controller as the mode's agent batches them, on real time,
+    /// with background traffic through the churned services when the data path is
+    /// measured (as for [`CaseRun::datapath`]). Returns the phases measured, the set
+    /// programmed at the end, and why a further phase of a sweep stopped (the phases
+    /// before it stand); a first phase that stops fails the case.
+    fn churn(&mut self, mut set: ServiceSet) -> Result<ChurnDone, CaseError> {
+        use crate::run::churn::Phase;
+        let mode = self.backend.mode();
+        let scenario = self.scenario;
+        let Some(cfg) = (scenario.churn.as_ref()).filter(|c| c.applies(mode, set.len())) else {
+            return Ok((vec![], set, None));
+        };
+        let mut phases = Vec::new();
+        for phase in Phase::all(cfg) {
+            match self.churn_phase(set.clone(), phase) {
+                Ok((churn, next)) => {
+                    phases.push(churn);
+                    set = next;
+                }
+                Err(e) if phase.index == 0 || matches!(e, CaseError::Interrupted) => return Err(e),
+                Err(e) => {
+                    let why = format!("churn at {} changes/s: {e}", phase.rate_per_s);
+                    return Ok((phases, self.resync(set)?, Some(why)));
+                }
+            }
+        }
+        Ok((phases, set, None))
+    }
+
+    /// After a further phase of a sweep failed: programs `set` (what the phases before
+    /// it left) again from what the controller holds, so the read-back checks it.
+    fn resync(&mut self, set: ServiceSet) -> Result<ServiceSet, CaseError> {
+        self.deadline = Deadline::after(self.scenario.command_timeout() * 4);
+        self.sync(Step::Churn, None, &set)?;
+        Ok(set)
+    }
+
+    /// One phase of the churn sweep on `set`.
+    fn churn_phase(
         &mut self,
         set: ServiceSet,
-    ) -> Result<(Option<crate::results::Churn>, ServiceSet), CaseError> {
+        phase: crate::run::churn::Phase<'_>,
+    ) -> Result<(crate::results::Churn, ServiceSet), CaseError> {
         use crate::datapath::churn::BackgroundSpec;
         use crate::run::churn::{batching_for, run_phase, ChurnStop, Driver, Traffic};
-        let mode = self.backend.mode();
-        let Some(cfg) = (self.scenario.churn.as_ref()).filter(|c| c.applies(mode, set.len()))
-        else {
-            return Ok((None, set));
-        };
+        let cfg = phase.cfg;
         let measured_elsewhere = self.controller.profile() == Profile::Floor
             && self.scenario.profiles.contains(&ProfileKind::KubeProxy);
         let traffic = (self.scenario.datapath.enabled && !measured_elsewhere).then(|| Traffic {
@@ -479,15 +522,19 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         let mut step = |m: String| on_event(Event::Step(m));
         let limit = self.limit;
         let (churn, set) =
-            run_phase(&mut driver, set, cfg, traffic, &mut step).map_err(|e| match e {
+            run_phase(&mut driver, set, phase, traffic, &mut step).map_err(|e| match e {
                 ChurnStop::Interrupted => CaseError::Interrupted,
                 ChurnStop::Sync(source) => CaseError::at(Step::Churn, limit)(source),
             })?;
         let wall = churn.sync_events.last().map_or(0.0, |e| e.end_ms);
         self.at += Duration::from_secs_f64(wall / 1000.0) + self.scenario.sync_interval();
-        Ok((Some(churn), set))
+        Ok((churn, set))
     }
 }
+
+/// The churn phases of a case (one per rate), the set programmed at their end, and
+/// why a further phase of a sweep stopped.
+type ChurnDone = (Vec<crate::results::Churn>, ServiceSet, Option<String>);
 
 /// The service an add-service sync adds: index `services` with `e` endpoints; for a
 /// shape, at addresses after every endpoint of `set` (for N x E they are the same).
@@ -588,7 +635,7 @@ pub fn run_case(
         }
     }
     let (inc, set) = run.incremental(set, spec.services)?;
-    let (churn, set) = run.churn(set)?;
+    let (churn, set, churn_error) = run.churn(set)?;
     run.step("reading rules back after incremental syncs");
     run.settle(Step::ReadBackAfterIncremental, &set)?;
     run.verify(Step::ReadBackAfterIncremental, &set)?;
@@ -607,6 +654,7 @@ pub fn run_case(
         },
         datapath,
         churn,
+        churn_error,
         datapath_error,
         over_limit: None,
     })
@@ -693,6 +741,7 @@ fn floor_programmed(
         datapath,
         datapath_error,
         over_limit: Some(over.limit),
-        churn: None,
+        churn: vec![],
+        churn_error: None,
     })
 }

@@ -43,6 +43,7 @@ impl CaseSpec {
             sync: None,
             datapath: None,
             churn: None,
+            churn_sweep: vec![],
             elapsed_s: None,
             programmed_by: Some(self.profile.kind().name().to_string()),
             sync_over_limit_s: None,

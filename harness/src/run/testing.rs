@@ -513,6 +513,7 @@ pub fn lab_case(services: u64) -> Case {
         sync: None,
         datapath: None,
         churn: None,
+        churn_sweep: vec![],
         elapsed_s: Some(1.5),
         programmed_by: None,
         sync_over_limit_s: None,

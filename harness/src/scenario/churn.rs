@@ -11,13 +11,17 @@ use super::fields::{count, parse_modes, seconds, sizes};
 pub const MAX_CHURN_RATE: f64 = 10_000.0;
 /// Most background connections per second to the churned services.
 pub const MAX_BACKGROUND_RATE: f64 = 100_000.0;
+/// Most rates one `[churn]` sweeps (each phase draws its new endpoints from a block of
+/// its own in the spare address pool).
+pub const MAX_CHURN_RATES: usize = 8;
 
 /// `[churn]` exactly as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawChurn {
     enabled: Option<bool>,
-    rate_per_s: Option<f64>,
+    /// A number, or a list of them (a sweep).
+    rate_per_s: Option<toml::Value>,
     duration_s: Option<f64>,
     kind: Option<String>,
     services: Option<i64>,
@@ -61,8 +65,10 @@ impl ChurnKind {
 pub struct Churn {
     /// Run the phase (default true once the table is present).
     pub enabled: bool,
-    /// Endpoint changes per second (default 10).
-    pub rate_per_s: f64,
+    /// Endpoint changes per second, one phase per rate in order (default `[10]`): a
+    /// sweep runs every rate in the same case, one after the other, on the same rules.
+    #[serde(rename = "rate_per_s")]
+    pub rates_per_s: Vec<f64>,
     /// Length of the phase, seconds (default 10); a quiet phase of the same length
     /// precedes it.
     pub duration_s: f64,
@@ -94,7 +100,7 @@ impl Default for Churn {
     fn default() -> Self {
         Churn {
             enabled: true,
-            rate_per_s: 10.0,
+            rates_per_s: vec![10.0],
             duration_s: 10.0,
             kind: ChurnKind::Rolling,
             services: 10,
@@ -136,6 +142,56 @@ fn rate<E>(
     Ok(v)
 }
 
+/// `rate_per_s`: a number or a non-empty list of distinct ones (at most
+/// [`MAX_CHURN_RATES`]), each above 0 and at most [`MAX_CHURN_RATE`]; `[10]` when absent.
+fn rates<E>(v: Option<toml::Value>, field: &impl Fn(&str, String) -> E) -> Result<Vec<f64>, E> {
+    const NAME: &str = "churn.rate_per_s";
+    let number = |v: &toml::Value| match v {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    let not_a_number = |name: &str, v: &toml::Value| {
+        field(
+            name,
+            format!(
+                "{v} is not a number; use changes per second, e.g. 10, or a list, e.g. [1, 10, 50]"
+            ),
+        )
+    };
+    let list = match v {
+        None => return Ok(Churn::default().rates_per_s),
+        Some(toml::Value::Array(a)) => a,
+        Some(one) => {
+            let r = number(&one).ok_or_else(|| not_a_number(NAME, &one))?;
+            return Ok(vec![rate(Some(r), r, MAX_CHURN_RATE, NAME, field)?]);
+        }
+    };
+    if list.is_empty() || list.len() > MAX_CHURN_RATES {
+        return Err(field(
+            NAME,
+            format!(
+                "lists {} rates; list 1 to {MAX_CHURN_RATES}, e.g. [1, 10, 50]",
+                list.len()
+            ),
+        ));
+    }
+    let mut out: Vec<f64> = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        let name = format!("{NAME}[{i}]");
+        let r = number(v).ok_or_else(|| not_a_number(&name, v))?;
+        let r = rate(Some(r), r, MAX_CHURN_RATE, &name, field)?;
+        if out.contains(&r) {
+            return Err(field(
+                &name,
+                format!("{r} is listed twice; list each rate once"),
+            ));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// The `[churn]` table, every default filled in.
 pub(super) fn churn<E>(rc: RawChurn, field: &impl Fn(&str, String) -> E) -> Result<Churn, E> {
     let d = Churn::default();
@@ -161,13 +217,7 @@ pub(super) fn churn<E>(rc: RawChurn, field: &impl Fn(&str, String) -> E) -> Resu
         modes,
         scales,
         enabled: rc.enabled.unwrap_or(d.enabled),
-        rate_per_s: rate(
-            rc.rate_per_s,
-            d.rate_per_s,
-            MAX_CHURN_RATE,
-            "churn.rate_per_s",
-            field,
-        )?,
+        rates_per_s: rates(rc.rate_per_s, field)?,
         duration_s: seconds(rc.duration_s, d.duration_s, "churn.duration_s", 0.5, field)?,
         kind,
         services: count(rc.services, d.services as i64, 1, "churn.services", field)?,
@@ -199,7 +249,7 @@ mod tests {
         let s = Scenario::parse("[churn]\nkind = \"replace\"\n", "t.toml", "t").unwrap();
         let c = s.churn.unwrap();
         assert_eq!(c.kind, super::ChurnKind::Replace);
-        assert_eq!(c.rate_per_s, 10.0);
+        assert_eq!(c.rates_per_s, vec![10.0]);
         assert_eq!(c.duration_s, 10.0);
         assert_eq!(c.services, 10);
         assert!(c.enabled);
@@ -211,6 +261,19 @@ mod tests {
             ("[churn]\nrate_per_s = 0\n", "churn.rate_per_s"),
             ("[churn]\nrate_per_s = -1\n", "churn.rate_per_s"),
             ("[churn]\nrate_per_s = 20000\n", "churn.rate_per_s"),
+            ("[churn]\nrate_per_s = \"fast\"\n", "churn.rate_per_s"),
+            ("[churn]\nrate_per_s = []\n", "churn.rate_per_s"),
+            (
+                "[churn]\nrate_per_s = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n",
+                "churn.rate_per_s",
+            ),
+            ("[churn]\nrate_per_s = [1, 0]\n", "churn.rate_per_s[1]"),
+            ("[churn]\nrate_per_s = [1, \"x\"]\n", "churn.rate_per_s[1]"),
+            ("[churn]\nrate_per_s = [10, 20000]\n", "churn.rate_per_s[1]"),
+            (
+                "[churn]\nrate_per_s = [10, 5, 10.0]\n",
+                "churn.rate_per_s[2]",
+            ),
             ("[churn]\nduration_s = 0.1\n", "churn.duration_s"),
             ("[churn]\nkind = \"wave\"\n", "churn.kind"),
             ("[churn]\nservices = 0\n", "churn.services"),
@@ -230,6 +293,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_sweep_is_a_list_and_a_bare_number_one_rate() {
+        let parse = |text: &str| Scenario::parse(text, "t.toml", "t").unwrap().churn.unwrap();
+        assert_eq!(parse("[churn]\nrate_per_s = 5\n").rates_per_s, vec![5.0]);
+        assert_eq!(parse("[churn]\nrate_per_s = 2.5\n").rates_per_s, vec![2.5]);
+        let sweep = parse("[churn]\nrate_per_s = [1, 10, 50.0]\n");
+        // In the order written: the phases run in it.
+        assert_eq!(sweep.rates_per_s, vec![1.0, 10.0, 50.0]);
+        assert_eq!(
+            parse("[churn]\nrate_per_s = [50, 1]\n").rates_per_s,
+            vec![50.0, 1.0]
+        );
+        let (_, message) = bad("[churn]\nrate_per_s = [1, 1]\n");
+        assert!(message.contains("listed twice"), "{message}");
+        let (_, message) = bad("[churn]\nrate_per_s = true\n");
+        assert!(message.contains("[1, 10, 50]"), "{message}");
+    }
+
+    #[test]
     fn unknown_churn_field_is_rejected_with_its_name() {
         let e = Scenario::parse("[churn]\nrate = 3\n", "t.toml", "t").unwrap_err();
         assert!(e.to_string().contains("rate"), "{e}");
@@ -237,7 +318,8 @@ mod tests {
 
     #[test]
     fn the_resolved_churn_table_reads_back_the_same() {
-        let text = "[churn]\nrate_per_s = 5\nduration_s = 4\nkind = \"scale\"\nservices = 3\n\
+        let text =
+            "[churn]\nrate_per_s = [5, 0.5]\nduration_s = 4\nkind = \"scale\"\nservices = 3\n\
                     modes = [\"nftables\"]\nscales = [1000]\n";
         let s = Scenario::parse(text, "t.toml", "t").unwrap();
         let again = toml::to_string(&s).unwrap();
@@ -265,6 +347,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(churn.services, vec![1000, 5000, 10000]);
-        assert_eq!(churn.churn.unwrap().rate_per_s, 10.0);
+        assert_eq!(churn.churn.unwrap().rates_per_s, vec![1.0, 10.0, 50.0]);
+        assert_eq!(c.rates_per_s, vec![10.0]);
     }
 }

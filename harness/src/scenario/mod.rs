@@ -16,7 +16,7 @@ mod churn;
 mod fields;
 pub mod shape;
 
-pub use churn::{Churn, ChurnKind};
+pub use churn::{Churn, ChurnKind, MAX_CHURN_RATES};
 
 use fields::{count, seconds, sizes};
 

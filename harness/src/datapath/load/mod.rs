@@ -190,6 +190,10 @@ pub struct LoadReport {
     pub threads: usize,
     /// Connection slots.
     pub connections: usize,
+    /// When each refused, reset or timed-out request was sent, with its kind, in no
+    /// particular order: at most `MAX_FAILURE_MARKS` per thread's merge (the counts in
+    /// `errors` hold every one).
+    pub failures: Vec<(std::time::Instant, ErrorKind)>,
 }
 
 impl LoadReport {
@@ -257,6 +261,7 @@ pub fn run_load(ns: Option<&Netns>, spec: &LoadSpec) -> Result<LoadReport, LoadE
         wall,
         threads,
         connections: spec.connections,
+        failures: stats.failures,
     })
 }
 

@@ -27,7 +27,13 @@ pub(crate) struct Stats {
     pub endpoints: HashMap<Ipv4Addr, u64>,
     pub endpoint_unknown: u64,
     pub last_completion: Option<Instant>,
+    /// When each refused, reset or timed-out request was sent, with its kind: the first
+    /// [`MAX_FAILURE_MARKS`] of them (the counts in `errors` hold them all).
+    pub failures: Vec<(Instant, ErrorKind)>,
 }
+
+/// Most failures a generator time-stamps (marks on the churn chart's time axis).
+pub const MAX_FAILURE_MARKS: usize = 10_000;
 
 impl Stats {
     pub(crate) fn new() -> Self {
@@ -42,6 +48,7 @@ impl Stats {
             endpoints: HashMap::new(),
             endpoint_unknown: 0,
             last_completion: None,
+            failures: Vec::new(),
         }
     }
 
@@ -60,6 +67,21 @@ impl Stats {
         }
         self.endpoint_unknown += o.endpoint_unknown;
         self.last_completion = self.last_completion.max(o.last_completion);
+        let room = MAX_FAILURE_MARKS.saturating_sub(self.failures.len());
+        self.failures.extend(o.failures.iter().take(room));
+    }
+
+    /// Counts a failed request of `kind` sent at `sent`, time-stamping the connection
+    /// failures (refused, reset, timed out) while there is room.
+    fn fail(&mut self, kind: ErrorKind, sent: Instant) {
+        self.errors.add(kind);
+        let marked = matches!(
+            kind,
+            ErrorKind::Refused | ErrorKind::Reset | ErrorKind::Timeout
+        );
+        if marked && self.failures.len() < MAX_FAILURE_MARKS {
+            self.failures.push((sent, kind));
+        }
     }
 
     /// Counts a request that was due but never sent.
@@ -147,11 +169,11 @@ impl Shared {
             }
             Ok(Err(e)) => match e.kind() {
                 ErrorKind::Other => st.errors.add_other(|| e.message()),
-                k => st.errors.add(k),
+                k => st.fail(k, started),
             },
             Err(_elapsed) => {
                 conn.reset();
-                st.errors.add(ErrorKind::Timeout);
+                st.fail(ErrorKind::Timeout, started);
             }
         }
     }

@@ -11,6 +11,12 @@ use crate::scenario::ChurnKind;
 
 /// The first spare address a churn phase uses; below it are the incremental syncs'.
 const FIRST_SPARE: u32 = 1 << 20;
+/// Spare addresses each phase of a rate sweep has to itself: phase `p` starts at
+/// `FIRST_SPARE + p * PHASE_SPARES`; the scenario allows at most
+/// `scenario::MAX_CHURN_RATES` phases, which share the rest of the spare pool (about
+/// 131,000 new endpoints each, where the pool would wrap round).
+const PHASE_SPARES: u32 =
+    (model::MAX_ENDPOINTS_TOTAL as u32 - FIRST_SPARE) / crate::scenario::MAX_CHURN_RATES as u32;
 
 /// One endpoint change to one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +55,9 @@ pub struct Churner {
 
 impl Churner {
     /// Changes of `kind` to `count` services of `set` (at most all), the middle ones of
-    /// the rule order.
-    pub fn new(kind: ChurnKind, set: &ServiceSet, count: usize) -> Churner {
+    /// the rule order, for phase `phase` of a case (0 unless the case sweeps rates):
+    /// each phase's new endpoints come from a block of spare addresses of its own.
+    pub fn new(kind: ChurnKind, set: &ServiceSet, count: usize, phase: usize) -> Churner {
         let n = set.len();
         let k = count.min(n);
         let first = n / 2 - k / 2;
@@ -63,7 +70,7 @@ impl Churner {
             services,
             up: vec![true; k],
             next: 0,
-            spare: FIRST_SPARE,
+            spare: FIRST_SPARE + phase as u32 * PHASE_SPARES,
         }
     }
 
@@ -124,7 +131,7 @@ mod tests {
 
     fn run(kind: ChurnKind, n: usize) -> (ServiceSet, Vec<Change>) {
         let mut set = ServiceSet::generate(20, 3);
-        let mut c = Churner::new(kind, &set, 4);
+        let mut c = Churner::new(kind, &set, 4, 0);
         let mut changes = Vec::new();
         for _ in 0..n {
             let ch = c.next(&set).unwrap();
@@ -138,11 +145,13 @@ mod tests {
     fn the_middle_services_are_churned_in_turn() {
         let set = ServiceSet::generate(20, 3);
         assert_eq!(
-            Churner::new(ChurnKind::Rolling, &set, 4).services(),
+            Churner::new(ChurnKind::Rolling, &set, 4, 0).services(),
             &[8, 9, 10, 11]
         );
         assert_eq!(
-            Churner::new(ChurnKind::Rolling, &set, 50).services().len(),
+            Churner::new(ChurnKind::Rolling, &set, 50, 0)
+                .services()
+                .len(),
             20
         );
         let (_, changes) = run(ChurnKind::Rolling, 5);
@@ -191,5 +200,25 @@ mod tests {
             .flat_map(|s| &s.endpoints)
             .all(|e| !added.contains(&e.ip)));
         assert_eq!(set.total_endpoints(), 60);
+    }
+
+    #[test]
+    fn each_phase_of_a_sweep_adds_addresses_of_its_own() {
+        use crate::scenario::MAX_CHURN_RATES;
+        let set = ServiceSet::generate(20, 3);
+        let first = |phase: usize| {
+            let mut c = Churner::new(ChurnKind::Rolling, &set, 4, phase);
+            c.next(&set).unwrap().added[0]
+        };
+        let starts: Vec<Ipv4Addr> = (0..MAX_CHURN_RATES).map(first).collect();
+        for w in starts.windows(2) {
+            assert_eq!(u32::from(w[1]) - u32::from(w[0]), PHASE_SPARES);
+        }
+        // The last phase's block still lies inside the spare pool (no wrap-around).
+        let last = FIRST_SPARE + MAX_CHURN_RATES as u32 * PHASE_SPARES - 1;
+        assert_eq!(
+            u32::from(model::spare_endpoint_ip(last)) - u32::from(starts[0]),
+            last - FIRST_SPARE
+        );
     }
 }

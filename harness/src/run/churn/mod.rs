@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::floor::exec::{self, Cost};
 use dataplane::floor::model::ServiceSet;
-use dataplane::floor::sync::{Controller, MeasuredExecutor};
+use dataplane::floor::sync::{Category, Controller, MeasuredExecutor, StepLog};
 use dataplane::{ApplyError, Deadline, Mode};
 
 use crate::datapath::churn::BackgroundSpec;
@@ -32,6 +32,38 @@ pub fn batching_for(mode: Mode, min_sync_period: Duration) -> Batching {
     }
 }
 
+/// One phase of a case: the scenario's `[churn]` at one of its rates, the `index`-th
+/// (a sweep runs its rates one after the other in the same case).
+#[derive(Debug, Clone, Copy)]
+pub struct Phase<'a> {
+    pub cfg: &'a Churn,
+    pub rate_per_s: f64,
+    pub index: usize,
+}
+
+impl<'a> Phase<'a> {
+    /// Every phase of `cfg`, in the order of its rates.
+    pub fn all(cfg: &'a Churn) -> Vec<Phase<'a>> {
+        (cfg.rates_per_s.iter().enumerate())
+            .map(|(index, &rate_per_s)| Phase {
+                cfg,
+                rate_per_s,
+                index,
+            })
+            .collect()
+    }
+
+    /// The changes the phase offers: `duration_s x rate_per_s`, rounded down.
+    pub fn count(&self) -> usize {
+        (self.cfg.duration_s * self.rate_per_s).floor() as usize
+    }
+
+    /// The `k`-th change's arrival, from the phase's start.
+    pub fn arrival(&self, k: usize) -> Duration {
+        Duration::from_secs_f64(k as f64 / self.rate_per_s)
+    }
+}
+
 /// One sync of the phase, times from the phase's start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRecord {
@@ -41,6 +73,24 @@ pub struct SyncRecord {
     pub changes: usize,
     /// Its wall time and the CPU of the controller's thread and every tool it ran.
     pub cost: Cost,
+    /// What it wrote to the kernel, by step: (name, calls). See [`writes`].
+    pub writes: Vec<(String, u32)>,
+}
+
+/// The kernel writes among a sync's steps, (name, calls): iptables-legacy's
+/// whole-table swaps and iptables-nft's and nftables' transactions (category
+/// `restore`: `iptables-restore`, `nft -f`), ipset writes, IPVS netlink requests and
+/// BPF map updates.
+pub fn writes(steps: &StepLog) -> Vec<(String, u32)> {
+    (steps.steps.iter())
+        .filter(|s| {
+            matches!(
+                s.category,
+                Category::Restore | Category::Ipset | Category::Netlink | Category::Bpf
+            )
+        })
+        .map(|s| (s.name.clone(), s.calls))
+        .collect()
 }
 
 /// One change of the phase, times from the phase's start.
@@ -94,16 +144,17 @@ pub struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Runs the phase on `set` (programmed): changes arrive at `cfg.rate_per_s` for
-    /// `cfg.duration_s`, synced as the batching says; the changes still pending at the
-    /// end are synced too. `started` is time zero.
+    /// Runs `phase` on `set` (programmed): changes arrive at its rate for the
+    /// scenario's `duration_s`, synced as the batching says; the changes still pending
+    /// at the end are synced too. `started` is time zero.
     pub fn run(
         &mut self,
         set: ServiceSet,
-        cfg: &Churn,
+        phase: Phase<'_>,
         started: Instant,
     ) -> Result<ChurnLog, ChurnStop> {
-        let mut churner = Churner::new(cfg.kind, &set, cfg.services);
+        let cfg = phase.cfg;
+        let mut churner = Churner::new(cfg.kind, &set, cfg.services, phase.index);
         let (mut desired, mut programmed) = (set.clone(), set);
         let mut batcher = Batcher::new(self.batching);
         let mut log = ChurnLog {
@@ -114,8 +165,7 @@ impl Driver<'_> {
             wall: Duration::ZERO,
             services: churner.services().to_vec(),
         };
-        let count = (cfg.duration_s * cfg.rate_per_s).floor() as usize;
-        let arrival = |k: usize| Duration::from_secs_f64(k as f64 / cfg.rate_per_s);
+        let (count, arrival) = (phase.count(), |k: usize| phase.arrival(k));
         let mut next = 0;
         loop {
             if exec::cancelled() {
@@ -187,6 +237,7 @@ impl Driver<'_> {
             end,
             changes: taken.len(),
             cost: report.cost,
+            writes: writes(&report.steps),
         });
         *programmed = next;
         Ok(())
@@ -213,17 +264,18 @@ pub struct Traffic<'a> {
 pub fn run_phase(
     driver: &mut Driver<'_>,
     set: ServiceSet,
-    cfg: &Churn,
+    phase: Phase<'_>,
     traffic: Option<Traffic<'_>>,
     step: &mut dyn FnMut(String),
 ) -> Result<(crate::results::Churn, ServiceSet), ChurnStop> {
     let profile = driver.controller.profile().kind();
+    let cfg = phase.cfg;
     let Some(mut t) = traffic else {
-        let log = driver.run(set, cfg, Instant::now())?;
-        let churn = summary::record(&log, cfg, driver.batching, profile);
+        let log = driver.run(set, phase, Instant::now())?;
+        let churn = summary::record(&log, phase, driver.batching, profile);
         return Ok((churn, log.set));
     };
-    let k = Churner::new(cfg.kind, &set, cfg.services);
+    let k = Churner::new(cfg.kind, &set, cfg.services, phase.index);
     t.spec.targets = k
         .services()
         .iter()
@@ -241,7 +293,7 @@ pub fn run_phase(
     step(format!(
         "churn: {} {} changes/s for {} s",
         cfg.kind.name(),
-        cfg.rate_per_s,
+        phase.rate_per_s,
         cfg.duration_s
     ));
     let busy = BackgroundSpec {
@@ -253,7 +305,7 @@ pub fn run_phase(
         Ok(None) => Ok(None),
         Err(_) => Ok(None),
     };
-    let log = driver.run(set, cfg, Instant::now())?;
+    let log = driver.run(set, phase, Instant::now())?;
     let mut seen = running.and_then(|b| b.map(|b| b.finish()).transpose());
     if let Ok(Some(s)) = &mut seen {
         // Syncs slower than the phase ran past its traffic: the last changes'
@@ -275,7 +327,7 @@ pub fn run_phase(
             }
         }
     }
-    let mut churn = summary::record(&log, cfg, driver.batching, profile);
+    let mut churn = summary::record(&log, phase, driver.batching, profile);
     match (quiet, seen) {
         (Ok(Some(quiet)), Ok(Some(seen))) => summary::observed(&mut churn, &log, &quiet, &seen),
         (Err(e), _) | (_, Err(e)) => churn.datapath_error = Some(e.to_string()),

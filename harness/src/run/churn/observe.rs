@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::analysis::stats::{self, percentile, Forbidden};
 use crate::datapath::load::LoadReport;
 use crate::results::{
-    ChurnVsQuiet, FailedConnections, JudgedDifference, LatencyPoint, LatencySummaryMs,
+    ChurnVsQuiet, FailedConnections, FailureMark, JudgedDifference, LatencyPoint, LatencySummaryMs,
 };
 use crate::run::churn::ChurnLog;
 
@@ -113,6 +113,26 @@ pub fn failed(reports: &[LoadReport]) -> FailedConnections {
         f.attempted += r.requests;
     }
     f
+}
+
+/// Every time-stamped connection failure of `reports` on the phase's time axis, in
+/// time order (one sent just before `started` at 0).
+pub fn failure_marks(started: Instant, reports: &[LoadReport]) -> Vec<FailureMark> {
+    use crate::datapath::load::ErrorKind;
+    let mut marks: Vec<FailureMark> = (reports.iter())
+        .flat_map(|r| &r.failures)
+        .map(|&(t, kind)| FailureMark {
+            at_ms: ms(t.saturating_duration_since(started)),
+            kind: match kind {
+                ErrorKind::Refused => "refused",
+                ErrorKind::Reset => "reset",
+                _ => "timeout",
+            }
+            .into(),
+        })
+        .collect();
+    marks.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    marks
 }
 
 /// Each churned service's request latency p99 (µs), of the services answered at all.

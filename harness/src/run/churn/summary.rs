@@ -7,20 +7,19 @@ use dataplane::ProfileKind;
 use crate::analysis::stats;
 
 use crate::datapath::churn::Observed;
-use crate::results::{self, ControllerCpu, SyncEvent};
+use crate::results::{self, ControllerCpu, SyncEvent, SyncWrite};
 use crate::run::churn::batch::Batching;
-use crate::run::churn::{observe, ChurnLog};
-use crate::scenario::Churn;
+use crate::run::churn::{observe, ChurnLog, Phase};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The `churn` object of `log`, run by a controller of `profile` with `batching`; the
-/// data path's figures are added by the caller.
+/// The `churn` object of `log` (of `phase`), run by a controller of `profile` with
+/// `batching`; the data path's figures are added by the caller.
 pub fn record(
     log: &ChurnLog,
-    cfg: &Churn,
+    phase: Phase<'_>,
     batching: Batching,
     profile: ProfileKind,
 ) -> results::Churn {
@@ -29,8 +28,9 @@ pub fn record(
         .iter()
         .filter(|c| c.programmed.is_some())
         .count();
+    let cfg = phase.cfg;
     results::Churn {
-        rate_per_s: cfg.rate_per_s,
+        rate_per_s: phase.rate_per_s,
         duration_s: cfg.duration_s,
         kind: cfg.kind.name().into(),
         batching: match batching {
@@ -48,6 +48,12 @@ pub fn record(
                 start_ms: ms(s.start),
                 end_ms: ms(s.end),
                 changes: s.changes as u64,
+                writes: (s.writes.iter())
+                    .map(|(name, calls)| SyncWrite {
+                        name: name.clone(),
+                        calls: u64::from(*calls),
+                    })
+                    .collect(),
             })
             .collect(),
         programming_latency_ms: None,
@@ -58,6 +64,7 @@ pub fn record(
         request_p99_us: None,
         datapath_error: None,
         latency_points: vec![],
+        failure_marks: vec![],
     }
 }
 
@@ -74,6 +81,7 @@ pub fn observed(churn: &mut results::Churn, log: &ChurnLog, quiet: &Observed, se
         ));
     }
     churn.failed_connections = Some(observe::failed(&seen.reports));
+    churn.failure_marks = observe::failure_marks(log.started, &seen.reports);
     churn.failed_connections_quiet = Some(observe::failed(&quiet.reports));
     churn.request_p99_us = observe::request_p99(&seen.reports, &quiet.reports);
 }
