@@ -6,11 +6,8 @@
 
 mod standin;
 
-use std::time::Duration;
-
 use dataplane::conformance::{compare, differences, Step};
 use dataplane::iptables::IptablesBackend;
-use dataplane::ServiceSet;
 
 #[test]
 #[cfg_attr(
@@ -66,12 +63,7 @@ fn featured_steps() -> Vec<Step> {
         .clone();
     svc.endpoints.clear();
     emptied.upsert(svc);
-    let step = |name, set: &ServiceSet, at, settle| Step {
-        name,
-        set: set.clone(),
-        at: Duration::from_secs(at),
-        settle,
-    };
+    let step = Step::at;
     vec![
         step("full sync of every feature", &full, 0, false),
         step("local endpoints terminating", &terminating, 1, false),

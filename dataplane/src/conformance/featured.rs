@@ -4,7 +4,6 @@
 //! sequence over it, for the privileged tests of the modes that render them.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use super::Step;
 use crate::floor::model::{service, spare_endpoint_ip, Service, ServiceSet};
@@ -127,12 +126,7 @@ pub fn featured_sequence(n: usize, e: usize, rendered: &[Feature]) -> Vec<Step> 
     removed.remove(featured_index(n, 0));
     let mut added = removed.clone();
     added.upsert(service(n + 10, e));
-    let step = |name, set: &ServiceSet, at, settle| Step {
-        name,
-        set: set.clone(),
-        at: Duration::from_secs(at),
-        settle,
-    };
+    let step = Step::at;
     vec![
         step("full sync", &full, 0, false),
         step("change feature services", &changed, 1, false),

@@ -39,6 +39,19 @@ pub struct Step {
     pub settle: bool,
 }
 
+impl Step {
+    /// A sync to `set` (a copy) at virtual second `at_s`, or with `settle` the timers
+    /// fired with it programmed.
+    pub fn at(name: &'static str, set: &ServiceSet, at_s: u64, settle: bool) -> Step {
+        Step {
+            name,
+            set: set.clone(),
+            at: Duration::from_secs(at_s),
+            settle,
+        }
+    }
+}
+
 /// The sequence from `services` x `endpoints`: full sync (t=0), a service added (t=1),
 /// service 1 removed (t=2), service 2's first endpoint replaced and its last dropped
 /// (t=3), then the timers fired (settle at t=3).
@@ -55,12 +68,7 @@ pub fn sequence(services: usize, endpoints: usize) -> Vec<Step> {
         svc.endpoints.pop();
     }
     updated.upsert(svc);
-    let step = |name, set: &ServiceSet, at, settle| Step {
-        name,
-        set: set.clone(),
-        at: Duration::from_secs(at),
-        settle,
-    };
+    let step = Step::at;
     vec![
         step("full sync", &full, 0, false),
         step("add a service", &added, 1, false),
