@@ -242,8 +242,7 @@ pub struct Compared<'e> {
 /// entry none of whose modes ran in that range is left out.
 pub fn compare<'e>(published: &'e Published, results: &[Results]) -> Vec<Compared<'e>> {
     let rows = cases::rows(results);
-    let mut envs = cases::envs(&rows);
-    envs.dedup();
+    let envs = cases::envs(&rows);
     let mut out = Vec::new();
     for entry in &published.entries {
         let (lo, hi) = entry.range();
