@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::floor::deadline::Deadline;
 use crate::floor::netns::Netns;
+use crate::floor::thread_cpu::ThreadCpu;
 
 static CANCEL: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
 
@@ -45,22 +46,10 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
-fn timeval(t: nix::sys::time::TimeVal) -> Duration {
-    Duration::from_secs(t.tv_sec().max(0) as u64) + Duration::from_micros(t.tv_usec().max(0) as u64)
-}
-
-/// The user and system CPU the calling thread has used so far (wall is zero).
-pub fn thread_cpu() -> Cost {
-    use nix::sys::resource::{getrusage, UsageWho};
-    match getrusage(UsageWho::RUSAGE_THREAD) {
-        Ok(u) => Cost {
-            wall: Duration::ZERO,
-            user: timeval(u.user_time()),
-            sys: timeval(u.system_time()),
-        },
-        // Only EINVAL is possible, and RUSAGE_THREAD is valid on Linux.
-        Err(_) => Cost::default(),
-    }
+/// The user and system CPU the calling thread has used so far (wall is zero): a
+/// reading to take differences of with [`ThreadCpu::since`].
+pub fn thread_cpu() -> ThreadCpu {
+    crate::floor::thread_cpu::now()
 }
 
 /// Measures one sync: the wall time since [`Meter::start`] and the CPU of the calling
@@ -68,7 +57,7 @@ pub fn thread_cpu() -> Cost {
 #[derive(Debug, Clone, Copy)]
 pub struct Meter {
     start: Instant,
-    cpu: Cost,
+    cpu: ThreadCpu,
 }
 
 impl Meter {
@@ -82,11 +71,11 @@ impl Meter {
     /// The whole cost: wall time since the start, this thread's CPU since the start
     /// plus `others` (tools' and helper threads' CPU; their wall time is ignored).
     pub fn finish(self, others: Cost) -> Cost {
-        let now = thread_cpu();
+        let (user, sys) = thread_cpu().since(self.cpu);
         Cost {
             wall: self.start.elapsed(),
-            user: others.user + now.user.saturating_sub(self.cpu.user),
-            sys: others.sys + now.sys.saturating_sub(self.cpu.sys),
+            user: others.user + user,
+            sys: others.sys + sys,
         }
     }
 }

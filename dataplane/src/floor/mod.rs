@@ -6,7 +6,7 @@
 //!   port of a ClusterIP, [`shape`]: a cluster's services as structure and the
 //!   services built from one; [`topology`]: which endpoints each traffic policy
 //!   uses; [`names`]: their kernel names;
-//! - [`exec`]: tool runs; [`netns`]: namespaces; [`deadline`]: deadlines;
+//! - [`exec`]: tool runs; [`thread_cpu`]: the calling thread's exact CPU; [`netns`]: namespaces; [`deadline`]: deadlines;
 //! - [`prereq`]: what a mode needs of the machine; [`bpf`]: the embedded BPF objects;
 //! - [`error`]: [`error::ApplyError`], what programming or reading a dataplane can
 //!   fail with; [`errno`]: kernel errors by their errno name;
@@ -28,4 +28,5 @@ pub mod prereq;
 pub mod shape;
 pub mod spec;
 pub mod sync;
+pub mod thread_cpu;
 pub mod topology;

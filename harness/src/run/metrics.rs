@@ -86,12 +86,6 @@ pub fn mean_steps(logs: &[dataplane::floor::sync::StepLog]) -> Vec<StepSummary> 
     out
 }
 
-/// CPU time the calling thread has used so far (user, sys).
-pub fn thread_cpu() -> (Duration, Duration) {
-    let c = dataplane::floor::exec::thread_cpu();
-    (c.user, c.sys)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,7 +252,7 @@ struct Run {
     category: Category,
     calls: u32,
     wall: std::time::Duration,
-    cpu: Cost,
+    cpu: crate::floor::thread_cpu::ThreadCpu,
 }
 
 impl<'a> RealExecutor<'a> {
@@ -281,15 +281,15 @@ impl<'a> RealExecutor<'a> {
     /// first.
     fn flush_run(&mut self) {
         if let Some(run) = self.run.take() {
-            let now = thread_cpu();
+            let (user, sys) = thread_cpu().since(run.cpu);
             self.log.add_calls(
                 run.step,
                 run.category,
                 run.calls,
                 Cost {
                     wall: run.wall,
-                    user: now.user.saturating_sub(run.cpu.user),
-                    sys: now.sys.saturating_sub(run.cpu.sys),
+                    user,
+                    sys,
                 },
             );
         }
@@ -311,14 +311,14 @@ impl<'a> RealExecutor<'a> {
         let cpu = thread_cpu();
         let start = Instant::now();
         self.run_request(req)?;
-        let after = thread_cpu();
+        let (user, sys) = thread_cpu().since(cpu);
         self.log.add(
             req.step(),
             req.category(),
             Cost {
                 wall: start.elapsed(),
-                user: after.user.saturating_sub(cpu.user),
-                sys: after.sys.saturating_sub(cpu.sys),
+                user,
+                sys,
             },
         );
         Ok(())
@@ -381,14 +381,7 @@ impl<'a> RealExecutor<'a> {
                 tool = tool.stdin(data);
             }
             let out = tool.output();
-            let after = thread_cpu();
-            (
-                out,
-                (
-                    after.user.saturating_sub(before.user),
-                    after.sys.saturating_sub(before.sys),
-                ),
-            )
+            (out, thread_cpu().since(before))
         });
         let mut out = out?;
         out.cost.user += spent.0;

@@ -20,17 +20,6 @@ pub(crate) struct WorkerOutput {
     pub cpu_sys: Duration,
 }
 
-fn thread_cpu() -> (Duration, Duration) {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let tv = |t: nix::sys::time::TimeVal| {
-        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
-    };
-    match getrusage(UsageWho::RUSAGE_THREAD) {
-        Ok(u) => (tv(u.user_time()), tv(u.system_time())),
-        Err(_) => (Duration::ZERO, Duration::ZERO),
-    }
-}
-
 /// Lines the threads up so they start together, and lets the main thread call the
 /// start off when one of them (or spawning one) failed. Unlike a `Barrier`, it cannot
 /// leave a thread waiting forever.
@@ -96,13 +85,13 @@ pub(crate) fn run_threads(
                 let Some(start) = start else {
                     return Err(LoadError::Aborted);
                 };
-                let cpu0 = thread_cpu();
+                let cpu0 = dataplane::floor::thread_cpu::now();
                 let stats = run_worker(&rt, &spec, start, index, threads, slots);
-                let cpu1 = thread_cpu();
+                let (cpu_user, cpu_sys) = dataplane::floor::thread_cpu::now().since(cpu0);
                 Ok(WorkerOutput {
                     stats,
-                    cpu_user: cpu1.0.saturating_sub(cpu0.0),
-                    cpu_sys: cpu1.1.saturating_sub(cpu0.1),
+                    cpu_user,
+                    cpu_sys,
                 })
             });
         match h {
