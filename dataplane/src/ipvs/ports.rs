@@ -1,0 +1,245 @@
+//! A service as kube-proxy's IPVS proxier walks it in `syncProxyRules`
+//! (pkg/proxy/ipvs/proxier.go): one service port at a time, each with its protocol, and
+//! for each port the virtual services it syncs (`syncService` + `syncEndpoint`: the
+//! ClusterIP, then every external IP, load-balancer ingress IP and, for a node port,
+//! every node IP), the address each binds to `kube-ipvs0`, the real servers each wants
+//! (`CategorizeEndpoints`, [`crate::floor::topology`]) and the ipset entries the port
+//! adds, in the order kube-proxy inserts them.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::attrs::{IPPROTO_TCP, IPPROTO_UDP, IP_VS_SVC_F_PERSISTENT};
+use super::message::{RealServer, VirtualService};
+use crate::floor::model::{Endpoint, Service};
+use crate::floor::spec::{Feature, Protocol, ServicePort};
+use crate::floor::topology;
+
+/// The features this mode renders as kube-proxy's IPVS proxier does: ClientIP affinity
+/// (persistence), UDP ports, several ports per service (a virtual service per port),
+/// NodePort (a virtual service per node IP, the `KUBE-NODE-PORT-{TCP,UDP}` bitmap
+/// sets and their KUBE-NODE-PORT rules), LoadBalancer (a virtual service per ingress
+/// IP, bound to `kube-ipvs0`, KUBE-LOAD-BALANCER and its rules), both Local traffic
+/// policies (only the local endpoints as real servers where kube-proxy's
+/// `syncEndpoint` takes them, the `-LOCAL` sets and their RETURN rules) and endpoint
+/// conditions (`CategorizeEndpoints`: ready ones, else serving terminating ones).
+/// External IPs and `loadBalancerSourceRanges` are not rendered yet (their rules need
+/// the `physdev` and `ipvs` matches, which the stand-in and the lab do not model): a
+/// case whose services use one is skipped, naming it.
+pub const RENDERS: &[Feature] = &[
+    Feature::NodePort,
+    Feature::LoadBalancer,
+    Feature::Udp,
+    Feature::SeveralPorts,
+    Feature::Affinity,
+    Feature::ExternalPolicyLocal,
+    Feature::InternalPolicyLocal,
+    Feature::EndpointConditions,
+];
+
+/// The node's address kpbench's topology gives the node namespace on its client link
+/// (harness `sandbox::topology::NODE_CLIENT_ADDR`). kube-proxy is taken as run with
+/// `--nodeport-addresses` naming it (the `primary` node IP, nftables' default), so node
+/// ports get one virtual service each, on it; the dataplane library does not see the
+/// topology, so the settings carry it with this default.
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 255, 0, 1);
+
+/// kube-proxy's ipset of every ClusterIP + port (`hash:ip,port`).
+pub const CLUSTER_IP_SET: &str = "KUBE-CLUSTER-IP";
+/// kube-proxy's hairpin ipset (`hash:ip,port,ip`): `ep,proto:port,ep` of every
+/// endpoint on the node.
+pub const LOOP_BACK_SET: &str = "KUBE-LOOP-BACK";
+/// Node ports of TCP ports (`bitmap:port`).
+pub const NODE_PORT_TCP_SET: &str = "KUBE-NODE-PORT-TCP";
+/// Node ports of UDP ports (`bitmap:port`).
+pub const NODE_PORT_UDP_SET: &str = "KUBE-NODE-PORT-UDP";
+/// Node ports of TCP ports with `externalTrafficPolicy: Local`.
+pub const NODE_PORT_LOCAL_TCP_SET: &str = "KUBE-NODE-PORT-LOCAL-TCP";
+/// Node ports of UDP ports with `externalTrafficPolicy: Local`.
+pub const NODE_PORT_LOCAL_UDP_SET: &str = "KUBE-NODE-PORT-LOCAL-UDP";
+/// Every load-balancer ingress IP + port (`hash:ip,port`).
+pub const LOAD_BALANCER_SET: &str = "KUBE-LOAD-BALANCER";
+/// Those of services with `externalTrafficPolicy: Local`.
+pub const LOAD_BALANCER_LOCAL_SET: &str = "KUBE-LOAD-BALANCER-LOCAL";
+
+/// One virtual service kube-proxy syncs for a service port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Virtual {
+    pub vs: VirtualService,
+    /// The address `syncService` binds to `kube-ipvs0` (`bindAddr`): the ClusterIP, an
+    /// ingress IP that is not the node's; None for a node IP.
+    pub bind: Option<Ipv4Addr>,
+    /// The real servers `syncEndpoint` wants.
+    pub dests: Vec<RealServer>,
+}
+
+/// Everything one service wants: its virtual services in sync order and its ipset
+/// entries (set, entry) in insertion order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Wanted {
+    pub virtuals: Vec<Virtual>,
+    pub entries: Vec<(&'static str, String)>,
+}
+
+impl Wanted {
+    /// The addresses the service binds, each once, in sync order.
+    pub fn binds(&self) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = Vec::new();
+        for ip in self.virtuals.iter().filter_map(|v| v.bind) {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        out
+    }
+}
+
+/// The IP protocol number of a port's protocol.
+pub fn ip_protocol(p: Protocol) -> u16 {
+    match p {
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+    }
+}
+
+/// The virtual service at `addr:port` of a port of `svc`; ClientIP affinity makes it
+/// persistent with the affinity's timeout, as `syncProxyRules` sets `FlagPersistent`
+/// and `StickyMaxAgeSeconds` on every virtual server of the port.
+pub fn virtual_service(
+    svc: &Service,
+    protocol: Protocol,
+    addr: Ipv4Addr,
+    port: u16,
+    scheduler: &str,
+) -> VirtualService {
+    let mut vs = VirtualService::new(IpAddr::V4(addr), ip_protocol(protocol), port, scheduler);
+    if let Some(seconds) = svc.spec.affinity_timeout_s {
+        vs.flags |= IP_VS_SVC_F_PERSISTENT;
+        vs.timeout = seconds;
+    }
+    vs
+}
+
+/// The real server of an endpoint (masquerading, weight 1).
+pub fn real_server(ep: &Endpoint) -> RealServer {
+    RealServer::masq(IpAddr::V4(ep.ip), ep.port)
+}
+
+/// The `KUBE-CLUSTER-IP` entry of a port: `VIP,proto:PORT`.
+pub fn cluster_ip_entry(vip: Ipv4Addr, protocol: Protocol, port: u16) -> String {
+    format!("{vip},{}:{port}", protocol.lower())
+}
+
+/// What kube-proxy syncs for `svc` on a node whose node-port addresses are `node_ips`.
+pub fn wanted(svc: &Service, scheduler: &str, node_ips: &[Ipv4Addr]) -> Wanted {
+    let mut w = Wanted::default();
+    for (k, port) in svc.ports().iter().enumerate() {
+        port_objects(&mut w, svc, port, k == 0, scheduler, node_ips);
+    }
+    w
+}
+
+/// One port's objects, in `syncProxyRules`' order.
+fn port_objects(
+    w: &mut Wanted,
+    svc: &Service,
+    port: &ServicePort,
+    first: bool,
+    scheduler: &str,
+    node_ips: &[Ipv4Addr],
+) {
+    let lower = port.protocol.lower();
+    // The endpoints at the port's target port (the first port: each endpoint's own).
+    let endpoints: Vec<Endpoint> = svc
+        .endpoints
+        .iter()
+        .map(|e| Endpoint {
+            ip: e.ip,
+            port: if first { e.port } else { port.target_port },
+        })
+        .collect();
+    let cats = if topology::all_plain(svc) {
+        topology::plain(endpoints.len())
+    } else {
+        topology::categorize(svc, port.node_port)
+    };
+    // "Handle traffic that loops back to the originator with SNAT": every endpoint on
+    // the node, whatever its conditions.
+    for (e, orig) in endpoints.iter().zip(&svc.endpoints) {
+        if svc.conditions(orig).local {
+            w.entries.push((
+                LOOP_BACK_SET,
+                format!("{},{lower}:{},{}", e.ip, e.port, e.ip),
+            ));
+        }
+    }
+    w.entries.push((
+        CLUSTER_IP_SET,
+        cluster_ip_entry(svc.vip, port.protocol, port.port),
+    ));
+    // syncEndpoint: the local endpoints when the policy is Local and there are any,
+    // else the cluster ones.
+    let dests = |local_only: bool| -> Vec<RealServer> {
+        let which = if local_only && !cats.local.is_empty() {
+            &cats.local
+        } else {
+            &cats.cluster
+        };
+        which.iter().map(|&j| real_server(&endpoints[j])).collect()
+    };
+    let vs = |addr: Ipv4Addr, p: u16| virtual_service(svc, port.protocol, addr, p, scheduler);
+    w.virtuals.push(Virtual {
+        vs: vs(svc.vip, port.port),
+        bind: Some(svc.vip),
+        dests: dests(topology::internal_policy_local(svc)),
+    });
+    let ext_local = topology::external_policy_local(svc);
+    // "Capture load-balancer ingress" (external IPs, before it, are not rendered).
+    for &ip in &svc.spec.ingress_ips {
+        let entry = cluster_ip_entry(ip, port.protocol, port.port);
+        w.entries.push((LOAD_BALANCER_SET, entry.clone()));
+        if ext_local {
+            w.entries.push((LOAD_BALANCER_LOCAL_SET, entry));
+        }
+        w.virtuals.push(Virtual {
+            vs: vs(ip, port.port),
+            // "We must not add the address to the dummy device if it exist on another
+            // interface."
+            bind: (!node_ips.contains(&ip)).then_some(ip),
+            dests: dests(ext_local),
+        });
+    }
+    let Some(node_port) = port.node_port else {
+        return;
+    };
+    // No node IP: kube-proxy skips the node port altogether (its entries too).
+    if node_ips.is_empty() {
+        return;
+    }
+    let (set, local_set) = match port.protocol {
+        Protocol::Tcp => (NODE_PORT_TCP_SET, NODE_PORT_LOCAL_TCP_SET),
+        Protocol::Udp => (NODE_PORT_UDP_SET, NODE_PORT_LOCAL_UDP_SET),
+    };
+    w.entries.push((set, node_port.to_string()));
+    if ext_local {
+        w.entries.push((local_set, node_port.to_string()));
+    }
+    for &ip in node_ips {
+        w.virtuals.push(Virtual {
+            vs: vs(ip, node_port),
+            bind: None,
+            dests: dests(ext_local),
+        });
+    }
+}
+
+/// Virtual services plus real servers a full sync of `svc` leaves.
+pub fn objects(svc: &Service, node_ips: &[Ipv4Addr]) -> usize {
+    if svc.spec == Default::default() {
+        return 1 + svc.endpoints.len();
+    }
+    wanted(svc, "", node_ips)
+        .virtuals
+        .iter()
+        .map(|v| 1 + v.dests.len())
+        .sum()
+}
