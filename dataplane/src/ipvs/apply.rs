@@ -85,7 +85,7 @@ impl IpvsBackend {
 }
 
 impl Backend for IpvsBackend {
-    /// ClientIP affinity, UDP, several ports and NodePort ([`super::ports::RENDERS`]).
+    /// Every shape feature but external IPs ([`super::ports::RENDERS`]).
     fn renders(&self) -> &'static [crate::floor::spec::Feature] {
         super::ports::RENDERS
     }

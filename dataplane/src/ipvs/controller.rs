@@ -464,8 +464,10 @@ impl Controller for KubeProxyController {
         let mut active_services: HashSet<(IpAddr, u16, u16)> = HashSet::with_capacity(new.len());
         let mut active_bind: BTreeSet<Ipv4Addr> = BTreeSet::new();
         let mut active: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+        let mut drops: BTreeSet<String> = BTreeSet::new();
         for svc in &new.services {
             let w = wanted(svc, self.scheduler(), &self.settings.node_ips);
+            drops.extend(w.no_node_access);
             for (set, e) in w.entries {
                 active.entry(set).or_default().insert(e);
             }
@@ -489,7 +491,7 @@ impl Controller for KubeProxyController {
             .filter(|(_, e)| !e.is_empty())
             .map(|(n, _)| *n)
             .collect();
-        let payload = render::kube_proxy_payload(&filled);
+        let payload = render::kube_proxy_payload(&filled, &drops);
         let mut args: Vec<&str> = WAIT.to_vec();
         args.extend(["--noflush", "--counters"]);
         io.tool_ok(
@@ -554,8 +556,10 @@ pub struct FloorController {
     /// How many entries each set holds (what the rules depend on), kept from the
     /// differences the floor sends.
     entries: BTreeMap<&'static str, usize>,
-    /// The sets with entries when the rules were last written.
-    written: Option<BTreeSet<&'static str>>,
+    /// The KUBE-IPVS-OUT-FILTER drops the rules hold.
+    drops: BTreeSet<String>,
+    /// The sets with entries and the drops when the rules were last written.
+    written: Option<(BTreeSet<&'static str>, BTreeSet<String>)>,
 }
 
 impl FloorController {
@@ -564,6 +568,7 @@ impl FloorController {
             settings,
             index: None,
             entries: BTreeMap::new(),
+            drops: BTreeSet::new(),
             written: None,
         }
     }
@@ -634,6 +639,10 @@ impl Controller for FloorController {
             .chain(changes.bind.iter().map(bound))
             .collect();
         let filled = self.count(&del, &add);
+        for r in &changes.drops_del {
+            self.drops.remove(r);
+        }
+        self.drops.extend(changes.drops_add.iter().cloned());
         if first || !del.is_empty() || !add.is_empty() {
             let input = render::floor_ipset_restore(first, &del, &add);
             io.tool_ok(
@@ -661,11 +670,12 @@ impl Controller for FloorController {
         if !changes.unbind.is_empty() {
             io.netlink(NlRequest::DelAddresses(index, &changes.unbind))?;
         }
-        if self.written.as_ref() != Some(&filled) {
+        let rules = (filled, self.drops.clone());
+        if self.written.as_ref() != Some(&rules) {
             let payload = if first {
-                render::floor_first_payload(&filled)
+                render::floor_first_payload(&rules.0, &rules.1)
             } else {
-                render::kube_proxy_payload(&filled)
+                render::kube_proxy_payload(&rules.0, &rules.1)
             };
             let mut args: Vec<&str> = WAIT.to_vec();
             args.extend(["--noflush", "--counters"]);
@@ -678,7 +688,7 @@ impl Controller for FloorController {
                 )
                 .stdin(payload.as_bytes()),
             )?;
-            self.written = Some(filled);
+            self.written = Some(rules);
         }
         Ok(())
     }

@@ -22,9 +22,11 @@ use crate::floor::topology;
 /// policies (only the local endpoints as real servers where kube-proxy's
 /// `syncEndpoint` takes them, the `-LOCAL` sets and their RETURN rules) and endpoint
 /// conditions (`CategorizeEndpoints`: ready ones, else serving terminating ones).
-/// External IPs and `loadBalancerSourceRanges` are not rendered yet (their rules need
-/// the `physdev` and `ipvs` matches, which the stand-in and the lab do not model): a
-/// case whose services use one is skipped, naming it.
+/// `loadBalancerSourceRanges` (KUBE-LOAD-BALANCER-FW and -SOURCE-CIDR with their
+/// KUBE-PROXY-FIREWALL and KUBE-SOURCE-RANGES-FIREWALL rules, and the
+/// KUBE-IPVS-OUT-FILTER drop of the node's own access). External IPs are not rendered
+/// yet (their rules need the `physdev` match, which the kernel lab does not load): a
+/// case whose services use them is skipped, naming them.
 pub const RENDERS: &[Feature] = &[
     Feature::NodePort,
     Feature::LoadBalancer,
@@ -33,6 +35,7 @@ pub const RENDERS: &[Feature] = &[
     Feature::Affinity,
     Feature::ExternalPolicyLocal,
     Feature::InternalPolicyLocal,
+    Feature::SourceRanges,
     Feature::EndpointConditions,
 ];
 
@@ -60,6 +63,12 @@ pub const NODE_PORT_LOCAL_UDP_SET: &str = "KUBE-NODE-PORT-LOCAL-UDP";
 pub const LOAD_BALANCER_SET: &str = "KUBE-LOAD-BALANCER";
 /// Those of services with `externalTrafficPolicy: Local`.
 pub const LOAD_BALANCER_LOCAL_SET: &str = "KUBE-LOAD-BALANCER-LOCAL";
+/// Those of services with `loadBalancerSourceRanges`.
+pub const LOAD_BALANCER_FW_SET: &str = "KUBE-LOAD-BALANCER-FW";
+/// `ingress,proto:port,cidr` of every source range (`hash:ip,port,net`).
+pub const SOURCE_CIDR_SET: &str = "KUBE-LOAD-BALANCER-SOURCE-CIDR";
+/// `ingress,proto:port,ingress` where a source range holds the node IP.
+pub const SOURCE_IP_SET: &str = "KUBE-LOAD-BALANCER-SOURCE-IP";
 
 /// One virtual service kube-proxy syncs for a service port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +87,10 @@ pub struct Virtual {
 pub struct Wanted {
     pub virtuals: Vec<Virtual>,
     pub entries: Vec<(&'static str, String)>,
+    /// `lbNoNodeAccessIPPortProtocolEntries`, as the KUBE-IPVS-OUT-FILTER rules
+    /// `writeIptablesRules` makes of them: an ingress IP with source ranges none of
+    /// which holds the node IP is not reachable from the node.
+    pub no_node_access: Vec<String>,
 }
 
 impl Wanted {
@@ -198,7 +211,10 @@ fn port_objects(
         let entry = cluster_ip_entry(ip, port.protocol, port.port);
         w.entries.push((LOAD_BALANCER_SET, entry.clone()));
         if ext_local {
-            w.entries.push((LOAD_BALANCER_LOCAL_SET, entry));
+            w.entries.push((LOAD_BALANCER_LOCAL_SET, entry.clone()));
+        }
+        if !svc.spec.source_ranges.is_empty() {
+            source_ranges(w, svc, ip, &entry, lower, port.port, node_ips.first());
         }
         w.virtuals.push(Virtual {
             vs: vs(ip, port.port),
@@ -229,6 +245,36 @@ fn port_objects(
             bind: None,
             dests: dests(ext_local),
         });
+    }
+}
+
+/// An ingress IP's source ranges (`entry` is its `ip,proto:port`): KUBE-LOAD-BALANCER-FW,
+/// one KUBE-LOAD-BALANCER-SOURCE-CIDR entry per range, and either the node's own
+/// access (KUBE-LOAD-BALANCER-SOURCE-IP, when a range holds the node IP
+/// `proxier.nodeIP`) or the rule that blocks it.
+fn source_ranges(
+    w: &mut Wanted,
+    svc: &Service,
+    ip: Ipv4Addr,
+    entry: &str,
+    lower: &str,
+    port: u16,
+    node_ip: Option<&Ipv4Addr>,
+) {
+    w.entries.push((LOAD_BALANCER_FW_SET, entry.to_string()));
+    let mut allow_from_node = false;
+    for &(net, len) in &svc.spec.source_ranges {
+        w.entries
+            .push((SOURCE_CIDR_SET, format!("{entry},{net}/{len}")));
+        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        allow_from_node |= node_ip.is_some_and(|n| u32::from(*n) & mask == u32::from(net) & mask);
+    }
+    if allow_from_node {
+        w.entries.push((SOURCE_IP_SET, format!("{entry},{ip}")));
+    } else {
+        w.no_node_access.push(format!(
+            "-A KUBE-IPVS-OUT-FILTER -s {ip} -m ipvs --vaddr {ip} --vproto {lower} --vport {port} -j DROP"
+        ));
     }
 }
 

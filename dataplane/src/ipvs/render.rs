@@ -11,8 +11,9 @@ use std::net::Ipv4Addr;
 use super::message::{host_port, Op, RealServer, VirtualService};
 pub use super::ports::{real_server, CLUSTER_IP_SET, LOOP_BACK_SET, RENDERS};
 use super::ports::{
-    wanted, Wanted, LOAD_BALANCER_LOCAL_SET, LOAD_BALANCER_SET, NODE_PORT_LOCAL_TCP_SET,
-    NODE_PORT_LOCAL_UDP_SET, NODE_PORT_TCP_SET, NODE_PORT_UDP_SET,
+    wanted, Wanted, LOAD_BALANCER_FW_SET, LOAD_BALANCER_LOCAL_SET, LOAD_BALANCER_SET,
+    NODE_PORT_LOCAL_TCP_SET, NODE_PORT_LOCAL_UDP_SET, NODE_PORT_TCP_SET, NODE_PORT_UDP_SET,
+    SOURCE_CIDR_SET, SOURCE_IP_SET,
 };
 use crate::floor::model::{pod_cidr, ServiceSet};
 use crate::xtables::JumpRule;
@@ -38,6 +39,9 @@ pub struct Changes {
     /// `bind` and `unbind`).
     pub ipset_add: Vec<(&'static str, String)>,
     pub ipset_del: Vec<(&'static str, String)>,
+    /// KUBE-IPVS-OUT-FILTER rules (source ranges without the node IP) that come / go.
+    pub drops_add: Vec<String>,
+    pub drops_del: Vec<String>,
 }
 
 impl Changes {
@@ -108,6 +112,11 @@ impl Changes {
             .extend(old.entries.iter().filter(|e| !now.contains(e)).cloned());
         self.ipset_add
             .extend(new.entries.iter().filter(|e| !was.contains(e)).cloned());
+        let (was, now) = (&old.no_node_access, &new.no_node_access);
+        self.drops_del
+            .extend(was.iter().filter(|r| !now.contains(r)).cloned());
+        self.drops_add
+            .extend(now.iter().filter(|r| !was.contains(r)).cloned());
     }
 
     /// The IPVS requests, in the order they are sent: removals first, then additions.
@@ -351,10 +360,9 @@ pub type Filled<'a> = BTreeSet<&'a str>;
 
 /// kube-proxy's `ipsetWithIptablesChain`, in its order: for each set with entries,
 /// `-A FROM [-p PROTO] -m comment --comment COMMENT -m set --match-set SET MATCH -j TO`
-/// in TABLE (set, comment, table, from, to, match, protocol). Its SCTP rows and the
-/// source-range ones (KUBE-LOAD-BALANCER-FW, -SOURCE-CIDR, -SOURCE-IP) are left out:
-/// kpbench renders no SCTP port and no source range, so those sets stay empty.
-const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 7] = [
+/// in TABLE (set, comment, table, from, to, match, protocol). Its SCTP rows are left
+/// out: kpbench models no SCTP port, so those sets stay empty.
+const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 10] = [
     (
         LOOP_BACK_SET,
         "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose",
@@ -418,6 +426,33 @@ const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 7] = [
         "dst",
         "udp",
     ),
+    (
+        LOAD_BALANCER_FW_SET,
+        "Kubernetes service load balancer ip + port for load balancer with sourceRange",
+        "filter",
+        "KUBE-PROXY-FIREWALL",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "dst,dst",
+        "",
+    ),
+    (
+        SOURCE_CIDR_SET,
+        "Kubernetes service load balancer ip + port + source cidr for packet filter purpose",
+        "filter",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "RETURN",
+        "dst,dst,src",
+        "",
+    ),
+    (
+        SOURCE_IP_SET,
+        "Kubernetes service load balancer ip + port + source IP for packet filter purpose",
+        "filter",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "RETURN",
+        "dst,dst,src",
+        "",
+    ),
 ];
 
 /// kube-proxy's `iptables-restore --noflush --counters` payload for kpbench's services,
@@ -426,19 +461,20 @@ const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 7] = [
 /// while it has entries (`filled`): KUBE-CLUSTER-IP's two, KUBE-LOAD-BALANCER's
 /// ACCEPT, and those of `ipsetWithIptablesChain` (the node ports' KUBE-NODE-PORT
 /// rules, the load balancers' jump to KUBE-LOAD-BALANCER, the Local policies' RETURN
-/// rules, KUBE-LOOP-BACK's masquerade).
-pub fn kube_proxy_payload(filled: &Filled<'_>) -> String {
-    payload_with(filled, false)
+/// rules, the source ranges' firewall rules, KUBE-LOOP-BACK's masquerade). `drops`:
+/// the KUBE-IPVS-OUT-FILTER rules of ingress IPs the node may not reach, in order.
+pub fn kube_proxy_payload(filled: &Filled<'_>, drops: &BTreeSet<String>) -> String {
+    payload_with(filled, drops, false)
 }
 
 /// [`kube_proxy_payload`] with kube-proxy's 9 jumps as `-I` lines after each table's
 /// chain lines, in EnsureRule order: the floor's first restore, which leaves the same
 /// rules as kube-proxy's EnsureChain/EnsureRule calls plus its restore.
-pub fn floor_first_payload(filled: &Filled<'_>) -> String {
-    payload_with(filled, true)
+pub fn floor_first_payload(filled: &Filled<'_>, drops: &BTreeSet<String>) -> String {
+    payload_with(filled, drops, true)
 }
 
-fn payload_with(filled: &Filled<'_>, jumps: bool) -> String {
+fn payload_with(filled: &Filled<'_>, drops: &BTreeSet<String>, jumps: bool) -> String {
     let mut nat = String::from("*nat\n");
     let mut filter = String::from("*filter\n");
     for (table, chain) in KUBE_PROXY_CHAINS {
@@ -488,6 +524,10 @@ fn payload_with(filled: &Filled<'_>, jumps: bool) -> String {
     nat.push_str("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n");
     nat.push_str("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n");
     filter.push_str("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n");
+    for rule in drops {
+        filter.push_str(rule);
+        filter.push('\n');
+    }
     // acceptIPVSTraffic.
     for set in [CLUSTER_IP_SET, LOAD_BALANCER_SET] {
         if filled.contains(set) {

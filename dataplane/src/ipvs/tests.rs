@@ -361,9 +361,12 @@ COMMIT
 #[test]
 fn kube_proxys_restore_is_written_in_its_order() {
     let cluster = Filled::from(["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]);
-    assert_eq!(kube_proxy_payload(&cluster), KUBE_PROXY_RESTORE);
+    assert_eq!(
+        kube_proxy_payload(&cluster, &Default::default()),
+        KUBE_PROXY_RESTORE
+    );
     // Without services KUBE-CLUSTER-IP is empty and its two rules are not written.
-    let empty = kube_proxy_payload(&Filled::new());
+    let empty = kube_proxy_payload(&Filled::new(), &Default::default());
     assert!(!empty.contains("--match-set KUBE-CLUSTER-IP dst,dst ! -s"));
     assert!(
         !empty.contains("-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT")
@@ -376,7 +379,7 @@ fn kube_proxys_restore_is_written_in_its_order() {
 
 #[test]
 fn the_floors_first_restore_carries_the_jumps_in_ensure_order() {
-    let text = floor_first_payload(&Filled::from(["KUBE-CLUSTER-IP"]));
+    let text = floor_first_payload(&Filled::from(["KUBE-CLUSTER-IP"]), &Default::default());
     let jumps = "\
 -I OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
 -I PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES

@@ -129,7 +129,10 @@ fn the_node_port_sets_add_their_masquerade_rules_to_kube_node_port() {
         "KUBE-NODE-PORT-UDP",
         "KUBE-IPVS-IPS",
     ]);
-    let plain = kube_proxy_payload(&Filled::from(["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]));
+    let plain = kube_proxy_payload(
+        &Filled::from(["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]),
+        &Default::default(),
+    );
     let want = plain.replacen(
         "-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN\n",
         "-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN\n\
@@ -137,7 +140,7 @@ fn the_node_port_sets_add_their_masquerade_rules_to_kube_node_port() {
          -A KUBE-NODE-PORT -p udp -m comment --comment \"Kubernetes nodeport UDP port for masquerade purpose\" -m set --match-set KUBE-NODE-PORT-UDP dst -j KUBE-MARK-MASQ\n",
         1,
     );
-    assert_eq!(kube_proxy_payload(&filled), want);
+    assert_eq!(kube_proxy_payload(&filled, &Default::default()), want);
     assert_ne!(want, plain);
 }
 

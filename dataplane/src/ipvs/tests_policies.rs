@@ -6,8 +6,9 @@
 //! `TestOnlyLocalNodePorts` (the node port's virtual server with the local endpoint
 //! only, the ClusterIP's with every one; KUBE-NODE-PORT-LOCAL-TCP and its RETURN rule
 //! before the masquerade one; the local endpoint in KUBE-LOOP-BACK and its masquerade),
-//! `TestOnlyLocalLoadBalancing` (KUBE-LOAD-BALANCER-LOCAL and its RETURN), and
-//! syncEndpoint's fallbacks (kubernetes#97081: no local endpoint, the cluster ones;
+//! `TestOnlyLocalLoadBalancing` (KUBE-LOAD-BALANCER-LOCAL and its RETURN),
+//! `TestLoadBalancerSourceRanges` (the firewall sets and rules), and syncEndpoint's
+//! fallbacks (kubernetes#97081: no local endpoint, the cluster ones;
 //! `CategorizeEndpoints`: ready ones, else serving terminating ones).
 
 use std::net::Ipv4Addr;
@@ -48,10 +49,10 @@ fn local(svc: &mut Service, j: usize) {
 /// every payload has.
 fn extra_rules(filled: &[&'static str]) -> Vec<String> {
     let base = Filled::from(["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]);
-    let plain = kube_proxy_payload(&base);
+    let plain = kube_proxy_payload(&base, &Default::default());
     let mut all = base.clone();
     all.extend(filled);
-    kube_proxy_payload(&all)
+    kube_proxy_payload(&all, &Default::default())
         .lines()
         .filter(|l| !plain.lines().any(|p| p == *l))
         .map(str::to_string)
@@ -199,4 +200,59 @@ fn not_ready_endpoints_are_left_out_and_serving_terminating_ones_are_the_fallbac
             "-a -t 10.96.0.1:80 -r 10.128.0.2:8080 -m -w 1",
         ]
     );
+}
+
+/// `TestLoadBalancerSourceRanges`: the ingress IP in KUBE-LOAD-BALANCER-FW, one
+/// KUBE-LOAD-BALANCER-SOURCE-CIDR entry per range, the firewall rules for both sets;
+/// no range holds the node IP, so the node's own access is dropped in
+/// KUBE-IPVS-OUT-FILTER (kubernetes#119656).
+#[test]
+fn source_ranges_fill_the_firewall_sets_and_block_the_node() {
+    let mut svc = service(0, 1);
+    svc.spec.kind = ServiceType::LoadBalancer;
+    svc.spec.node_port = Some(30000);
+    svc.spec.ingress_ips = vec![Ipv4Addr::new(198, 19, 0, 1)];
+    svc.spec.source_ranges = vec![
+        (Ipv4Addr::new(100, 64, 0, 0), 24),
+        (Ipv4Addr::new(100, 64, 1, 0), 24),
+    ];
+    assert_eq!(
+        entries(&svc),
+        [
+            "KUBE-CLUSTER-IP 10.96.0.1,tcp:80",
+            "KUBE-LOAD-BALANCER 198.19.0.1,tcp:80",
+            "KUBE-LOAD-BALANCER-FW 198.19.0.1,tcp:80",
+            "KUBE-LOAD-BALANCER-SOURCE-CIDR 198.19.0.1,tcp:80,100.64.0.0/24",
+            "KUBE-LOAD-BALANCER-SOURCE-CIDR 198.19.0.1,tcp:80,100.64.1.0/24",
+            "KUBE-NODE-PORT-TCP 30000",
+        ]
+    );
+    let w = wanted(&svc, "rr", &[NODE_IP]);
+    assert_eq!(
+        w.no_node_access,
+        ["-A KUBE-IPVS-OUT-FILTER -s 198.19.0.1 -m ipvs --vaddr 198.19.0.1 --vproto tcp --vport 80 -j DROP"]
+    );
+    let filled = Filled::from([
+        "KUBE-CLUSTER-IP",
+        "KUBE-LOAD-BALANCER-FW",
+        "KUBE-LOAD-BALANCER-SOURCE-CIDR",
+    ]);
+    let drops = w.no_node_access.iter().cloned().collect();
+    let text = kube_proxy_payload(&filled, &drops);
+    assert!(text.contains("*filter\n:KUBE-FORWARD - [0:0]\n:KUBE-NODE-PORT - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-SOURCE-RANGES-FIREWALL - [0:0]\n:KUBE-IPVS-FILTER - [0:0]\n:KUBE-IPVS-OUT-FILTER - [0:0]\n\
+-A KUBE-PROXY-FIREWALL -m comment --comment \"Kubernetes service load balancer ip + port for load balancer with sourceRange\" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL\n\
+-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment \"Kubernetes service load balancer ip + port + source cidr for packet filter purpose\" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src -j RETURN\n\
+-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n\
+-A KUBE-IPVS-OUT-FILTER -s 198.19.0.1 -m ipvs --vaddr 198.19.0.1 --vproto tcp --vport 80 -j DROP\n\
+-A KUBE-FORWARD "), "{text}");
+    // A range holding the node IP lets the node in instead.
+    svc.spec
+        .source_ranges
+        .push((Ipv4Addr::new(10, 255, 0, 0), 16));
+    let w = wanted(&svc, "rr", &[NODE_IP]);
+    assert!(w.no_node_access.is_empty());
+    assert!(w.entries.contains(&(
+        "KUBE-LOAD-BALANCER-SOURCE-IP",
+        "198.19.0.1,tcp:80,198.19.0.1".into()
+    )));
 }
