@@ -85,7 +85,7 @@ impl IpvsBackend {
 }
 
 impl Backend for IpvsBackend {
-    /// Every shape feature but external IPs ([`super::ports::RENDERS`]).
+    /// Every shape feature ([`super::ports::RENDERS`]).
     fn renders(&self) -> &'static [crate::floor::spec::Feature] {
         super::ports::RENDERS
     }

@@ -14,30 +14,23 @@ use crate::floor::model::{Endpoint, Service};
 use crate::floor::spec::{Feature, Protocol, ServicePort};
 use crate::floor::topology;
 
-/// The features this mode renders as kube-proxy's IPVS proxier does: ClientIP affinity
+/// The features this mode renders as kube-proxy's IPVS proxier does, every one of the
+/// shape model: ClientIP affinity
 /// (persistence), UDP ports, several ports per service (a virtual service per port),
 /// NodePort (a virtual service per node IP, the `KUBE-NODE-PORT-{TCP,UDP}` bitmap
 /// sets and their KUBE-NODE-PORT rules), LoadBalancer (a virtual service per ingress
 /// IP, bound to `kube-ipvs0`, KUBE-LOAD-BALANCER and its rules), both Local traffic
 /// policies (only the local endpoints as real servers where kube-proxy's
-/// `syncEndpoint` takes them, the `-LOCAL` sets and their RETURN rules) and endpoint
-/// conditions (`CategorizeEndpoints`: ready ones, else serving terminating ones).
+/// `syncEndpoint` takes them, the `-LOCAL` sets and their RETURN rules), endpoint
+/// conditions (`CategorizeEndpoints`: ready ones, else serving terminating ones),
 /// `loadBalancerSourceRanges` (KUBE-LOAD-BALANCER-FW and -SOURCE-CIDR with their
 /// KUBE-PROXY-FIREWALL and KUBE-SOURCE-RANGES-FIREWALL rules, and the
-/// KUBE-IPVS-OUT-FILTER drop of the node's own access). External IPs are not rendered
-/// yet (their rules need the `physdev` match, which the kernel lab does not load): a
-/// case whose services use them is skipped, naming them.
-pub const RENDERS: &[Feature] = &[
-    Feature::NodePort,
-    Feature::LoadBalancer,
-    Feature::Udp,
-    Feature::SeveralPorts,
-    Feature::Affinity,
-    Feature::ExternalPolicyLocal,
-    Feature::InternalPolicyLocal,
-    Feature::SourceRanges,
-    Feature::EndpointConditions,
-];
+/// KUBE-IPVS-OUT-FILTER drop of the node's own access) and external IPs (a virtual
+/// service each, bound unless the node has the address; KUBE-EXTERNAL-IP(-LOCAL) and
+/// their masquerade and ACCEPT rules). What the kube-proxy profile does not replay: the
+/// UDP conntrack clean-up after a sync and health-check node ports (the shapes allocate
+/// none).
+pub const RENDERS: &[Feature] = &Feature::ALL;
 
 /// The node's address kpbench's topology gives the node namespace on its client link
 /// (harness `sandbox::topology::NODE_CLIENT_ADDR`). kube-proxy is taken as run with
@@ -63,6 +56,10 @@ pub const NODE_PORT_LOCAL_UDP_SET: &str = "KUBE-NODE-PORT-LOCAL-UDP";
 pub const LOAD_BALANCER_SET: &str = "KUBE-LOAD-BALANCER";
 /// Those of services with `externalTrafficPolicy: Local`.
 pub const LOAD_BALANCER_LOCAL_SET: &str = "KUBE-LOAD-BALANCER-LOCAL";
+/// Every external IP + port of a service with Cluster external policy.
+pub const EXTERNAL_IP_SET: &str = "KUBE-EXTERNAL-IP";
+/// Those of services with `externalTrafficPolicy: Local`.
+pub const EXTERNAL_IP_LOCAL_SET: &str = "KUBE-EXTERNAL-IP-LOCAL";
 /// Those of services with `loadBalancerSourceRanges`.
 pub const LOAD_BALANCER_FW_SET: &str = "KUBE-LOAD-BALANCER-FW";
 /// `ingress,proto:port,cidr` of every source range (`hash:ip,port,net`).
@@ -75,7 +72,7 @@ pub const SOURCE_IP_SET: &str = "KUBE-LOAD-BALANCER-SOURCE-IP";
 pub struct Virtual {
     pub vs: VirtualService,
     /// The address `syncService` binds to `kube-ipvs0` (`bindAddr`): the ClusterIP, an
-    /// ingress IP that is not the node's; None for a node IP.
+    /// external or ingress IP that is not the node's; None for a node IP.
     pub bind: Option<Ipv4Addr>,
     /// The real servers `syncEndpoint` wants.
     pub dests: Vec<RealServer>,
@@ -206,7 +203,22 @@ fn port_objects(
         dests: dests(topology::internal_policy_local(svc)),
     });
     let ext_local = topology::external_policy_local(svc);
-    // "Capture load-balancer ingress" (external IPs, before it, are not rendered).
+    // "Capture externalIPs."
+    for &ip in &svc.spec.external_ips {
+        let set = if ext_local {
+            EXTERNAL_IP_LOCAL_SET
+        } else {
+            EXTERNAL_IP_SET
+        };
+        w.entries
+            .push((set, cluster_ip_entry(ip, port.protocol, port.port)));
+        w.virtuals.push(Virtual {
+            vs: vs(ip, port.port),
+            bind: (!node_ips.contains(&ip)).then_some(ip),
+            dests: dests(ext_local),
+        });
+    }
+    // "Capture load-balancer ingress."
     for &ip in &svc.spec.ingress_ips {
         let entry = cluster_ip_entry(ip, port.protocol, port.port);
         w.entries.push((LOAD_BALANCER_SET, entry.clone()));
@@ -224,9 +236,24 @@ fn port_objects(
             dests: dests(ext_local),
         });
     }
-    let Some(node_port) = port.node_port else {
-        return;
-    };
+    if let Some(node_port) = port.node_port {
+        let local = ext_local.then(|| dests(true));
+        node_port_objects(w, port, node_port, node_ips, &vs, local, dests(false));
+    }
+}
+
+/// A node port's objects: its KUBE-NODE-PORT-* entries and a virtual service on every
+/// node IP, with the local endpoints (`local`, under `externalTrafficPolicy: Local`)
+/// or the cluster ones.
+fn node_port_objects(
+    w: &mut Wanted,
+    port: &ServicePort,
+    node_port: u16,
+    node_ips: &[Ipv4Addr],
+    vs: &dyn Fn(Ipv4Addr, u16) -> VirtualService,
+    local: Option<Vec<RealServer>>,
+    cluster: Vec<RealServer>,
+) {
     // No node IP: kube-proxy skips the node port altogether (its entries too).
     if node_ips.is_empty() {
         return;
@@ -236,14 +263,15 @@ fn port_objects(
         Protocol::Udp => (NODE_PORT_UDP_SET, NODE_PORT_LOCAL_UDP_SET),
     };
     w.entries.push((set, node_port.to_string()));
-    if ext_local {
+    if local.is_some() {
         w.entries.push((local_set, node_port.to_string()));
     }
+    let dests = local.unwrap_or(cluster);
     for &ip in node_ips {
         w.virtuals.push(Virtual {
             vs: vs(ip, node_port),
             bind: None,
-            dests: dests(ext_local),
+            dests: dests.clone(),
         });
     }
 }

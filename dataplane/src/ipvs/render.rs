@@ -11,9 +11,9 @@ use std::net::Ipv4Addr;
 use super::message::{host_port, Op, RealServer, VirtualService};
 pub use super::ports::{real_server, CLUSTER_IP_SET, LOOP_BACK_SET, RENDERS};
 use super::ports::{
-    wanted, Wanted, LOAD_BALANCER_FW_SET, LOAD_BALANCER_LOCAL_SET, LOAD_BALANCER_SET,
-    NODE_PORT_LOCAL_TCP_SET, NODE_PORT_LOCAL_UDP_SET, NODE_PORT_TCP_SET, NODE_PORT_UDP_SET,
-    SOURCE_CIDR_SET, SOURCE_IP_SET,
+    wanted, Wanted, EXTERNAL_IP_LOCAL_SET, EXTERNAL_IP_SET, LOAD_BALANCER_FW_SET,
+    LOAD_BALANCER_LOCAL_SET, LOAD_BALANCER_SET, NODE_PORT_LOCAL_TCP_SET, NODE_PORT_LOCAL_UDP_SET,
+    NODE_PORT_TCP_SET, NODE_PORT_UDP_SET, SOURCE_CIDR_SET, SOURCE_IP_SET,
 };
 use crate::floor::model::{pod_cidr, ServiceSet};
 use crate::xtables::JumpRule;
@@ -461,7 +461,8 @@ const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 10] = [
 /// while it has entries (`filled`): KUBE-CLUSTER-IP's two, KUBE-LOAD-BALANCER's
 /// ACCEPT, and those of `ipsetWithIptablesChain` (the node ports' KUBE-NODE-PORT
 /// rules, the load balancers' jump to KUBE-LOAD-BALANCER, the Local policies' RETURN
-/// rules, the source ranges' firewall rules, KUBE-LOOP-BACK's masquerade). `drops`:
+/// rules, the source ranges' firewall rules, KUBE-LOOP-BACK's masquerade) and the
+/// external IPs' masquerade and ACCEPT rules. `drops`:
 /// the KUBE-IPVS-OUT-FILTER rules of ingress IPs the node may not reach, in order.
 pub fn kube_proxy_payload(filled: &Filled<'_>, drops: &BTreeSet<String>) -> String {
     payload_with(filled, drops, false)
@@ -521,6 +522,7 @@ fn payload_with(filled: &Filled<'_>, drops: &BTreeSet<String>, jumps: bool) -> S
     if cluster_ips {
         let _ = writeln!(nat, "-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set {CLUSTER_IP_SET} dst,dst ! -s {} -j KUBE-MARK-MASQ", pod_cidr());
     }
+    external_ip_rules(&mut nat, filled);
     nat.push_str("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n");
     nat.push_str("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n");
     filter.push_str("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n");
@@ -548,6 +550,41 @@ fn payload_with(filled: &Filled<'_>, drops: &BTreeSet<String>, jumps: bool) -> S
     filter.push_str("COMMIT\n");
     nat.push_str("COMMIT\n");
     nat + &filter
+}
+
+/// writeIptablesRules' rules for external IPs, for each of their two sets with entries:
+/// masquerade (Cluster policy only), then ACCEPT what comes from off the machine
+/// (`physdev ! --physdev-is-in`, not from a local address) and what is for a local
+/// address (`externalIPRules`).
+fn external_ip_rules(nat: &mut String, filled: &Filled<'_>) {
+    let sets = [
+        (
+            EXTERNAL_IP_SET,
+            "Kubernetes service external ip + port for masquerade and filter purpose",
+            true,
+        ),
+        (
+            EXTERNAL_IP_LOCAL_SET,
+            "Kubernetes service external ip + port with externalTrafficPolicy=local",
+            false,
+        ),
+    ];
+    for (set, comment, masq) in sets {
+        if !filled.contains(set) {
+            continue;
+        }
+        let args = format!(
+            "-A KUBE-SERVICES -m comment --comment \"{comment}\" -m set --match-set {set} dst,dst"
+        );
+        if masq {
+            let _ = writeln!(nat, "{args} -j KUBE-MARK-MASQ");
+        }
+        let _ = writeln!(
+            nat,
+            "{args} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT"
+        );
+        let _ = writeln!(nat, "{args} -m addrtype --dst-type LOCAL -j ACCEPT");
+    }
 }
 
 /// writeIptablesRules' fixed filter rules: KUBE-FORWARD, the health-check node port,

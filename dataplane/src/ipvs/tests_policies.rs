@@ -256,3 +256,37 @@ fn source_ranges_fill_the_firewall_sets_and_block_the_node() {
         "198.19.0.1,tcp:80,198.19.0.1".into()
     )));
 }
+
+/// `TestExternalIPs`: a virtual server per external IP, its address bound to
+/// kube-ipvs0 (the node does not have it), KUBE-EXTERNAL-IP and its three KUBE-SERVICES
+/// rules (masquerade, ACCEPT from off the machine, ACCEPT to a local address); with
+/// `externalTrafficPolicy: Local`, KUBE-EXTERNAL-IP-LOCAL and only the two ACCEPTs.
+#[test]
+fn external_ips_are_bound_virtual_servers_with_their_accept_rules() {
+    let mut svc = service(0, 1);
+    svc.spec.external_ips = vec![Ipv4Addr::new(198, 18, 0, 1)];
+    assert_eq!(
+        lines(&svc)[2..],
+        [
+            "-A -t 198.18.0.1:80 -s rr",
+            "-a -t 198.18.0.1:80 -r 10.128.0.1:8080 -m -w 1"
+        ]
+    );
+    assert_eq!(entries(&svc)[1], "KUBE-EXTERNAL-IP 198.18.0.1,tcp:80");
+    assert_eq!(
+        wanted(&svc, "rr", &[NODE_IP]).binds(),
+        [Ipv4Addr::new(10, 96, 0, 1), Ipv4Addr::new(198, 18, 0, 1)]
+    );
+    let c = "-A KUBE-SERVICES -m comment --comment \"Kubernetes service external ip + port for masquerade and filter purpose\" -m set --match-set KUBE-EXTERNAL-IP dst,dst";
+    assert_eq!(
+        extra_rules(&["KUBE-EXTERNAL-IP"]),
+        [
+            format!("{c} -j KUBE-MARK-MASQ"),
+            format!("{c} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT"),
+            format!("{c} -m addrtype --dst-type LOCAL -j ACCEPT"),
+        ]
+    );
+    svc.spec.external_policy = TrafficPolicy::Local;
+    assert_eq!(entries(&svc)[1], "KUBE-EXTERNAL-IP-LOCAL 198.18.0.1,tcp:80");
+    assert_eq!(extra_rules(&["KUBE-EXTERNAL-IP-LOCAL"]).len(), 2);
+}
