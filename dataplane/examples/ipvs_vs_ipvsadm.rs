@@ -50,7 +50,7 @@ fn main() {
     let n = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (services, endpoints) = (n(0, 10_000), n(1, 10));
     let set = ServiceSet::generate(services, endpoints);
-    let changes = Changes::compute(None, &set, "rr");
+    let changes = Changes::compute(None, &set, "rr", &[]);
     let ops = changes.ops();
 
     let ns = Ns::new("bench-nl");

@@ -30,6 +30,7 @@ fn settings() -> Settings {
             feature: KernelFeature::NfTables,
         },
         old_kernel: false,
+        node_ips: vec![dataplane::ipvs::ports::NODE_IP],
     }
 }
 
@@ -124,16 +125,7 @@ fn the_floor_sends_only_the_difference() {
 
 /// What `ipvsadm -S -n`, `ipset list`, `iptables-save` and `ip addr` would show.
 fn objects(st: &NodeState) -> String {
-    let mut out = st.ipvsadm_save().join("\n");
-    out.push('\n');
-    out.push_str(&st.ipset_list(None).unwrap_or_default());
-    out.push_str(&st.iptables_save("nat"));
-    out.push_str(&st.iptables_save("filter"));
-    out.push_str(&format!(
-        "{:?}\n{:?}\n{:?}\n",
-        st.links, st.addresses, st.sysctls
-    ));
-    out
+    st.objects()
 }
 
 #[test]
@@ -377,4 +369,77 @@ fn affinity_is_persistence_through_both_profiles() {
         saves.push(objects(&node.state()));
     }
     assert_eq!(saves[0], saves[1]);
+}
+
+/// The shape features IPVS renders ([`dataplane::ipvs::ports::RENDERS`]: NodePort, a
+/// second UDP port, ClientIP affinity) through kube-proxy's loop and the floor, over
+/// the conformance module's featured sequence (full sync, feature services changed,
+/// the NodePort service removed, a service added, timers fired): after every step both
+/// leave the same objects, and the full sync's are those of pkg/proxy/ipvs
+/// proxier_test.go `TestNodePortIPv4` (a virtual server on the node IP per node port,
+/// UDP included, each port in its KUBE-NODE-PORT-* set).
+#[test]
+fn both_profiles_leave_identical_objects_through_the_shape_features() {
+    use dataplane::conformance::featured::featured_sequence;
+    use dataplane::Backend;
+
+    let steps = featured_sequence(3, 2, IpvsBackend::default().renders());
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for profile in [Profile::KubeProxy(KubeProxyVersion::V1_36), Profile::Floor] {
+        let node = Node::new();
+        let mut rec = Recorder::new(node.standins());
+        let mut ctl = IpvsBackend::controller_with(profile, settings());
+        let mut old: Option<&ServiceSet> = None;
+        let mut each = Vec::new();
+        for step in &steps {
+            if step.settle {
+                ctl.settle(&mut rec, &step.set, step.at).unwrap();
+            } else {
+                ctl.sync(&mut rec, old, &step.set, step.at)
+                    .unwrap_or_else(|e| panic!("{profile} {}: {e}", step.name));
+            }
+            old = Some(&step.set);
+            each.push(objects(&node.state()));
+        }
+        seen.push(each);
+    }
+    for (k, step) in steps.iter().enumerate() {
+        assert_eq!(seen[0][k], seen[1][k], "{}", step.name);
+    }
+    let full = &seen[0][0];
+    for line in [
+        "-A -t 10.255.0.1:30000 -s rr",
+        "-A -u 10.96.0.4:81 -s rr",
+        "-A -u 10.255.0.1:30001 -s rr",
+        "-A -t 10.96.0.5:80 -s rr -p 10800",
+        "Name: KUBE-NODE-PORT-UDP\nType: bitmap:port\nRevision: 0\nHeader: range 0-65535\nSize in memory: 0\nReferences: 0\nNumber of entries: 1\nMembers:\n30001\n",
+        "-A KUBE-NODE-PORT -p tcp -m comment --comment \"Kubernetes nodeport TCP port for masquerade purpose\" -m set --match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ\n",
+    ] {
+        assert!(full.contains(line), "{line}\n--- in:\n{full}");
+    }
+    // The LoadBalancer (externalTrafficPolicy: Local, its first endpoint on the node):
+    // its ingress IP and node port take only the local endpoint, the ClusterIP both
+    // (`TestOnlyLocalLoadBalancing`); its entries are in the -LOCAL sets too.
+    let lb_node_port: Vec<&str> = full
+        .lines()
+        .filter(|l| {
+            l.starts_with("-a -t 10.255.0.1:30002 ") || l.starts_with("-a -t 198.19.0.1:80 ")
+        })
+        .collect();
+    assert_eq!(
+        lb_node_port,
+        [
+            "-a -t 10.255.0.1:30002 -r 10.128.0.11:8080 -m -w 1",
+            "-a -t 198.19.0.1:80 -r 10.128.0.11:8080 -m -w 1"
+        ]
+    );
+    assert!(full.contains("Name: KUBE-LOAD-BALANCER-LOCAL\nType: hash:ip,port\nRevision: 0\nHeader: family inet hashsize 1024 maxelem 65536\nSize in memory: 0\nReferences: 0\nNumber of entries: 1\nMembers:\n198.19.0.1,tcp:80\n"), "{full}");
+    assert!(full.contains("-A KUBE-LOAD-BALANCER -m comment --comment \"Kubernetes service load balancer ip + port with externalTrafficPolicy=local\" -m set --match-set KUBE-LOAD-BALANCER-LOCAL dst,dst -j RETURN\n-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n"), "{full}");
+    // internalTrafficPolicy: Local with its second endpoint on the node: that one only.
+    assert!(full.contains("-a -t 10.96.0.7:80 -r 10.128.0.14:8080 -m -w 1\n-a -t 10.96.0.8:80"));
+    // The NodePort service removed: its node IP virtual servers and entries are gone.
+    let removed = &seen[0][2];
+    assert!(!removed.contains("10.255.0.1:30000"), "{removed}");
+    assert!(!removed.contains("10.96.0.4:81"), "{removed}");
+    assert!(!removed.contains("KUBE-NODE-PORT-UDP dst"), "{removed}");
 }

@@ -109,6 +109,23 @@ pub struct Conditions {
     pub local: bool,
 }
 
+impl Conditions {
+    /// Not ready, not serving, not terminating, on another node.
+    pub const NOT_READY: Conditions = Conditions {
+        ready: false,
+        serving: false,
+        terminating: false,
+        local: false,
+    };
+    /// Terminating but still serving, on another node.
+    pub const SERVING_TERMINATING: Conditions = Conditions {
+        ready: false,
+        serving: true,
+        terminating: true,
+        local: false,
+    };
+}
+
 impl Default for Conditions {
     /// Ready and serving, not terminating, on another node: every synthetic endpoint.
     fn default() -> Self {

@@ -57,6 +57,18 @@ pub struct Categories {
     pub has_any: bool,
 }
 
+/// The categories of `n` endpoints that are all ready, under Cluster policies: what
+/// [`categorize`] answers when [`all_plain`] holds.
+pub fn plain(n: usize) -> Categories {
+    let all: Vec<usize> = (0..n).collect();
+    Categories {
+        cluster: all.clone(),
+        local: Vec::new(),
+        reachable: all,
+        has_any: n > 0,
+    }
+}
+
 /// `CategorizeEndpoints` for the port of `svc` with `node_port`.
 pub fn categorize(svc: &Service, node_port: Option<u16>) -> Categories {
     let conds: Vec<Conditions> = svc.endpoints.iter().map(|e| svc.conditions(e)).collect();

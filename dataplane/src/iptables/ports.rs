@@ -154,17 +154,6 @@ impl PortView {
     }
 }
 
-/// The categories of `n` endpoints that are all ready, under Cluster policies.
-fn plain(n: usize) -> Categories {
-    let all: Vec<usize> = (0..n).collect();
-    Categories {
-        cluster: all.clone(),
-        local: Vec::new(),
-        reachable: all,
-        has_any: n > 0,
-    }
-}
-
 /// The port of `svc` named `name` with `proto`, `port`, `node_port` and its
 /// endpoints at `target` (None: the endpoints' own ports).
 fn view(
@@ -187,7 +176,7 @@ fn view(
         })
         .collect();
     let cats = if topology::all_plain(svc) {
-        plain(svc.endpoints.len())
+        topology::plain(svc.endpoints.len())
     } else {
         topology::categorize(svc, node_port)
     };

@@ -55,9 +55,14 @@ impl IpvsBackend {
         self.scheduler
     }
 
-    /// How many virtual services and real servers a full sync of `set` leaves.
+    /// How many virtual services and real servers a full sync of `set` leaves (node
+    /// ports on [`super::ports::NODE_IP`], as [`Settings::detect`] configures them).
     pub fn expected_objects(&self, set: &ServiceSet) -> usize {
-        set.len() + set.total_endpoints()
+        let node_ips = [super::ports::NODE_IP];
+        set.services
+            .iter()
+            .map(|s| super::ports::objects(s, &node_ips))
+            .sum()
     }
 
     /// Every virtual service with its real servers, read from the kernel with one
@@ -80,9 +85,9 @@ impl IpvsBackend {
 }
 
 impl Backend for IpvsBackend {
-    /// ClientIP affinity ([`super::render::RENDERS`]).
+    /// Every shape feature ([`super::ports::RENDERS`]).
     fn renders(&self) -> &'static [crate::floor::spec::Feature] {
-        super::render::RENDERS
+        super::ports::RENDERS
     }
 
     /// kube-proxy's IPVS `syncProxyRules` (the same calls in 1.35 and 1.36), or the floor.

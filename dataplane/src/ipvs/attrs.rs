@@ -69,6 +69,8 @@ pub const AF_INET: u16 = libc::AF_INET as u16;
 pub const AF_INET6: u16 = libc::AF_INET6 as u16;
 /// `IPPROTO_TCP`.
 pub const IPPROTO_TCP: u16 = libc::IPPROTO_TCP as u16;
+/// `IPPROTO_UDP`.
+pub const IPPROTO_UDP: u16 = libc::IPPROTO_UDP as u16;
 
 /// An address attribute: 4 bytes for IPv4 on the way out; the kernel answers with the
 /// 16-byte `union nf_inet_addr`, decoded with the address family in [`addr_from`].

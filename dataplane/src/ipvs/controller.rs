@@ -12,16 +12,18 @@
 //! Where kube-proxy iterates a Go map (services, endpoints, ipsets), a random order per
 //! sync, kpbench uses the service set's order and the declaration order of `ipsetInfo`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use super::attrs::IPPROTO_TCP;
 use super::exchange::Netlink;
 use super::link::DUMMY_DEVICE;
 use super::message::{Op, RealServer, VirtualService};
+use super::ports::{wanted, NODE_IP};
 use super::render::{
-    self, cluster_ip_entry, kube_proxy_ipset_create, real_server, virtual_service, Changes,
-    CLUSTER_IP_SET, IPVS_IPS_SET, KUBE_PROXY_CHAINS, KUBE_PROXY_IPSETS,
+    self, kube_proxy_ipset_create, Changes, Filled, IPVS_IPS_SET, KUBE_PROXY_CHAINS,
+    KUBE_PROXY_IPSETS,
 };
 use super::request::{NlReply, NlRequest};
 use crate::floor::error::ApplyError;
@@ -52,6 +54,9 @@ pub struct Settings {
     /// Whether the kernel predates 5.9: kube-proxy then sets `conn_reuse_mode=0`
     /// (kubernetes#93297).
     pub old_kernel: bool,
+    /// The node IPs `--nodeport-addresses` selects: each node port gets a virtual
+    /// service on every one ([`NODE_IP`] by default).
+    pub node_ips: Vec<Ipv4Addr>,
 }
 
 impl Settings {
@@ -61,6 +66,7 @@ impl Settings {
             scheduler,
             xt,
             old_kernel: release_before(&kernel_release(), 5, 9),
+            node_ips: vec![NODE_IP],
         }
     }
 
@@ -230,11 +236,12 @@ impl KubeProxyController {
     }
 
     /// `syncService`: GET_SERVICE, then NEW_SERVICE when missing or SET_SERVICE when it
-    /// differs; binds the VIP unless it already is.
+    /// differs; binds `bind` unless it already is.
     fn sync_service(
         &self,
         io: &mut dyn Executor,
         vs: &VirtualService,
+        bind: Option<Ipv4Addr>,
         index: u32,
         already_bound: &BTreeSet<Ipv4Addr>,
     ) -> Result<(), ApplyError> {
@@ -251,9 +258,9 @@ impl KubeProxyController {
             }
             Some(_) => {}
         }
-        if let IpAddr::V4(vip) = vs.addr {
-            if !already_bound.contains(&vip) {
-                io.netlink(NlRequest::AddAddresses(index, &[vip]))?;
+        if let Some(ip) = bind {
+            if !already_bound.contains(&ip) {
+                io.netlink(NlRequest::AddAddresses(index, &[ip]))?;
             }
         }
         Ok(())
@@ -390,8 +397,9 @@ impl KubeProxyController {
 }
 
 /// `deleteRsFunc`: GET_DEST dump of the service; the real server is deleted (DEL_DEST)
-/// when its active + inactive connections are 0 (TCP; every kpbench service is TCP).
-/// True when it is gone (or was not found), false when it must wait.
+/// when its active + inactive connections are 0, or at once for UDP
+/// (`IsRsGracefulTerminationNeeded`: only TCP waits). True when it is gone (or was not
+/// found), false when it must wait.
 fn delete_rs(
     io: &mut dyn Executor,
     vs: &VirtualService,
@@ -406,7 +414,7 @@ fn delete_rs(
     let Some(found) = dests.iter().find(|d| d.same_key(rs)) else {
         return Ok(true);
     };
-    if found.active_conns + found.inact_conns != 0 {
+    if vs.protocol == IPPROTO_TCP && found.active_conns + found.inact_conns != 0 {
         return Ok(false);
     }
     io.netlink(NlRequest::Ipvs(Op::DelDest(vs, *found)))?;
@@ -455,27 +463,35 @@ impl Controller for KubeProxyController {
 
         let mut active_services: HashSet<(IpAddr, u16, u16)> = HashSet::with_capacity(new.len());
         let mut active_bind: BTreeSet<Ipv4Addr> = BTreeSet::new();
-        let mut cluster_ips: BTreeSet<String> = BTreeSet::new();
+        let mut active: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+        let mut drops: BTreeSet<String> = BTreeSet::new();
         for svc in &new.services {
-            cluster_ips.insert(cluster_ip_entry(svc));
-            let vs = virtual_service(svc, self.scheduler());
-            self.sync_service(io, &vs, index, &already_bound)?;
-            active_bind.insert(svc.vip);
-            let wanted: Vec<RealServer> = svc.endpoints.iter().map(real_server).collect();
-            self.sync_endpoint(io, &vs, &wanted)?;
-            active_services.insert((vs.addr, vs.protocol, vs.port));
+            let w = wanted(svc, self.scheduler(), &self.settings.node_ips);
+            drops.extend(w.no_node_access);
+            for (set, e) in w.entries {
+                active.entry(set).or_default().insert(e);
+            }
+            for v in &w.virtuals {
+                self.sync_service(io, &v.vs, v.bind, index, &already_bound)?;
+                active_bind.extend(v.bind);
+                self.sync_endpoint(io, &v.vs, &v.dests)?;
+                active_services.insert((v.vs.addr, v.vs.protocol, v.vs.port));
+            }
         }
-        let ipvs_ips: BTreeSet<String> = active_bind.iter().map(|ip| ip.to_string()).collect();
+        active.insert(
+            IPVS_IPS_SET,
+            active_bind.iter().map(|ip| ip.to_string()).collect(),
+        );
         let empty = BTreeSet::new();
         for (name, _) in KUBE_PROXY_IPSETS {
-            let active = match name {
-                CLUSTER_IP_SET => &cluster_ips,
-                IPVS_IPS_SET => &ipvs_ips,
-                _ => &empty,
-            };
-            self.sync_ipset_entries(io, name, active)?;
+            self.sync_ipset_entries(io, name, active.get(name).unwrap_or(&empty))?;
         }
-        let payload = render::kube_proxy_payload(!cluster_ips.is_empty());
+        let filled: Filled<'_> = active
+            .iter()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
+        let payload = render::kube_proxy_payload(&filled, &drops);
         let mut args: Vec<&str> = WAIT.to_vec();
         args.extend(["--noflush", "--counters"]);
         io.tool_ok(
@@ -537,8 +553,13 @@ pub struct FloorController {
     settings: Settings,
     /// The dummy's index, once created (the first sync).
     index: Option<u32>,
-    /// Whether the rules last written had KUBE-CLUSTER-IP's rules.
-    written: Option<bool>,
+    /// How many entries each set holds (what the rules depend on), kept from the
+    /// differences the floor sends.
+    entries: BTreeMap<&'static str, usize>,
+    /// The KUBE-IPVS-OUT-FILTER drops the rules hold.
+    drops: BTreeSet<String>,
+    /// The sets with entries and the drops when the rules were last written.
+    written: Option<(BTreeSet<&'static str>, BTreeSet<String>)>,
 }
 
 impl FloorController {
@@ -546,8 +567,30 @@ impl FloorController {
         FloorController {
             settings,
             index: None,
+            entries: BTreeMap::new(),
+            drops: BTreeSet::new(),
             written: None,
         }
+    }
+
+    /// Counts the entries `del` removes and `add` adds; the sets left with entries.
+    fn count(
+        &mut self,
+        del: &[(&'static str, String)],
+        add: &[(&'static str, String)],
+    ) -> BTreeSet<&'static str> {
+        for (set, _) in del {
+            let n = self.entries.entry(set).or_default();
+            *n = n.saturating_sub(1);
+        }
+        for (set, _) in add {
+            *self.entries.entry(set).or_default() += 1;
+        }
+        self.entries
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, _)| *s)
+            .collect()
     }
 }
 
@@ -574,23 +617,32 @@ impl Controller for FloorController {
                 i
             }
         };
-        let changes = Changes::compute(old, new, self.settings.scheduler.name());
+        let changes = Changes::compute(
+            old,
+            new,
+            self.settings.scheduler.name(),
+            &self.settings.node_ips,
+        );
 
-        // The sets first: the rules match them. KUBE-IPVS-IPS holds the bound VIPs.
-        let cluster = |e: &String| (CLUSTER_IP_SET, e.clone());
+        // The sets first: the rules match them. KUBE-IPVS-IPS holds the bound addresses.
         let bound = |ip: &Ipv4Addr| (IPVS_IPS_SET, ip.to_string());
-        let del: Vec<(&str, String)> = changes
+        let del: Vec<(&'static str, String)> = changes
             .ipset_del
             .iter()
-            .map(cluster)
+            .cloned()
             .chain(changes.unbind.iter().map(bound))
             .collect();
-        let add: Vec<(&str, String)> = changes
+        let add: Vec<(&'static str, String)> = changes
             .ipset_add
             .iter()
-            .map(cluster)
+            .cloned()
             .chain(changes.bind.iter().map(bound))
             .collect();
+        let filled = self.count(&del, &add);
+        for r in &changes.drops_del {
+            self.drops.remove(r);
+        }
+        self.drops.extend(changes.drops_add.iter().cloned());
         if first || !del.is_empty() || !add.is_empty() {
             let input = render::floor_ipset_restore(first, &del, &add);
             io.tool_ok(
@@ -618,12 +670,12 @@ impl Controller for FloorController {
         if !changes.unbind.is_empty() {
             io.netlink(NlRequest::DelAddresses(index, &changes.unbind))?;
         }
-        let cluster_ips = !new.is_empty();
-        if self.written != Some(cluster_ips) {
+        let rules = (filled, self.drops.clone());
+        if self.written.as_ref() != Some(&rules) {
             let payload = if first {
-                render::floor_first_payload(cluster_ips)
+                render::floor_first_payload(&rules.0, &rules.1)
             } else {
-                render::kube_proxy_payload(cluster_ips)
+                render::kube_proxy_payload(&rules.0, &rules.1)
             };
             let mut args: Vec<&str> = WAIT.to_vec();
             args.extend(["--noflush", "--counters"]);
@@ -636,7 +688,7 @@ impl Controller for FloorController {
                 )
                 .stdin(payload.as_bytes()),
             )?;
-            self.written = Some(cluster_ips);
+            self.written = Some(rules);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use netlink_packet_utils::DecodeError;
 
 use super::attrs::{
     addr_bytes, addr_from, af_of, CmdAttr, DestAttr, IpvsMessage, SvcAttr, AF_INET, IPPROTO_TCP,
-    IPVS_CMD_DEL_DEST, IPVS_CMD_DEL_SERVICE, IPVS_CMD_FLUSH, IPVS_CMD_NEW_DEST,
+    IPPROTO_UDP, IPVS_CMD_DEL_DEST, IPVS_CMD_DEL_SERVICE, IPVS_CMD_FLUSH, IPVS_CMD_NEW_DEST,
     IPVS_CMD_NEW_SERVICE, IPVS_CMD_SET_DEST, IPVS_CMD_SET_SERVICE, IP_VS_CONN_F_MASQ,
     IP_VS_SVC_F_HASHED, IP_VS_SVC_F_PERSISTENT,
 };
@@ -28,15 +28,34 @@ impl VirtualService {
     /// A TCP service with kube-proxy's defaults (no flags, no persistence, netmask
     /// 0xffffffff for IPv4 and 128 for IPv6).
     pub fn tcp(addr: IpAddr, port: u16, scheduler: &str) -> Self {
+        VirtualService::new(addr, IPPROTO_TCP, port, scheduler)
+    }
+
+    /// A service of `protocol` (`IPPROTO_TCP`, `IPPROTO_UDP`) with kube-proxy's defaults.
+    pub fn new(addr: IpAddr, protocol: u16, port: u16, scheduler: &str) -> Self {
         VirtualService {
             addr,
-            protocol: IPPROTO_TCP,
+            protocol,
             port,
             scheduler: scheduler.to_string(),
             flags: 0,
             timeout: 0,
             netmask: if addr.is_ipv4() { 0xffff_ffff } else { 128 },
         }
+    }
+
+    /// ipvsadm's protocol option: `-u` for UDP, `-t` for TCP (and anything else).
+    pub fn flag(&self) -> &'static str {
+        if self.protocol == IPPROTO_UDP {
+            "-u"
+        } else {
+            "-t"
+        }
+    }
+
+    /// `-t a.b.c.d:port` (or `-u`), as ipvsadm names the service.
+    pub fn name(&self) -> String {
+        format!("{} {}", self.flag(), host_port(self.addr, self.port))
     }
 
     /// ` -p <timeout>` for a persistent service (ClientIP affinity), as `ipvsadm -S -n`
@@ -260,7 +279,7 @@ impl Op<'_> {
 
     /// A short description for error messages (`ipvsadm`-like).
     pub fn describe(&self) -> String {
-        let svc = |s: &VirtualService| format!("-t {}", host_port(s.addr, s.port));
+        let svc = |s: &VirtualService| s.name();
         match self {
             Op::NewService(s) => format!("new service {}", svc(s)),
             Op::SetService(s) => format!("set service {}", svc(s)),

@@ -10,6 +10,9 @@
 //! - [`request`]: the mode's kernel requests ([`NlRequest`]) and their replies, as data;
 //! - [`exchange`]: how they are run by the core executor and sent with
 //!   [`Netlink::netlink`];
+//! - [`ports`]: a service as kube-proxy's loop walks it, port by port: its virtual
+//!   services (ClusterIP, node IPs), their real servers, the addresses bound and the
+//!   ipset entries;
 //! - [`render`]: the pure part (changes between service sets, kube-proxy's payloads,
 //!   text for `kpbench rules`);
 //! - [`controller`]: the two sync profiles (kube-proxy's `syncProxyRules`, the floor);
@@ -23,6 +26,7 @@ pub mod exchange;
 pub mod link;
 pub mod message;
 pub mod nl;
+pub mod ports;
 mod readback;
 pub mod render;
 pub mod request;
@@ -31,6 +35,10 @@ pub mod standin;
 mod apply;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
+#[cfg(test)]
+mod tests_policies;
 
 pub use apply::IpvsBackend;
 pub use client::{IpvsClient, IpvsError};

@@ -1,67 +1,22 @@
 //! Pure rendering of kube-proxy's IPVS mode: the change between two service sets
-//! (virtual services, real servers, bound ClusterIPs, ipset entries) and kube-proxy's
-//! fixed iptables rules, with the text `kpbench rules --mode ipvs` prints.
+//! (virtual services, real servers, bound addresses, ipset entries: each service's
+//! objects as [`super::ports`] gives them) and kube-proxy's iptables rules, fixed but
+//! for those that match a set with entries, with the text `kpbench rules --mode ipvs`
+//! prints.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use super::attrs::IP_VS_SVC_F_PERSISTENT;
 use super::message::{host_port, Op, RealServer, VirtualService};
-use crate::floor::model::{pod_cidr, Endpoint, Service, ServiceSet};
+pub use super::ports::{real_server, CLUSTER_IP_SET, LOOP_BACK_SET, RENDERS};
+use super::ports::{
+    wanted, Wanted, EXTERNAL_IP_LOCAL_SET, EXTERNAL_IP_SET, LOAD_BALANCER_FW_SET,
+    LOAD_BALANCER_LOCAL_SET, LOAD_BALANCER_SET, NODE_PORT_LOCAL_TCP_SET, NODE_PORT_LOCAL_UDP_SET,
+    NODE_PORT_TCP_SET, NODE_PORT_UDP_SET, SOURCE_CIDR_SET, SOURCE_IP_SET,
+};
+use crate::floor::model::{pod_cidr, ServiceSet};
 use crate::xtables::JumpRule;
-
-/// kube-proxy's ipset of every ClusterIP + port (`hash:ip,port`).
-pub const CLUSTER_IP_SET: &str = "KUBE-CLUSTER-IP";
-/// kube-proxy's hairpin ipset (`hash:ip,port,ip`); empty here (no endpoint is local to
-/// the node), but the KUBE-POSTROUTING rule needs it to exist.
-pub const LOOP_BACK_SET: &str = "KUBE-LOOP-BACK";
-
-/// `ipset create` arguments as kube-proxy's CreateSet builds them (defaults: family
-/// inet, hashsize 1024, maxelem 65536).
-pub fn ipset_create_args(name: &str, kind: &str) -> Vec<String> {
-    [
-        "create", name, kind, "family", "inet", "hashsize", "1024", "maxelem", "65536",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// The two ipsets kube-proxy's IPVS mode needs for ClusterIP services.
-pub fn ipsets() -> [(&'static str, &'static str); 2] {
-    [
-        (CLUSTER_IP_SET, "hash:ip,port"),
-        (LOOP_BACK_SET, "hash:ip,port,ip"),
-    ]
-}
-
-/// The `KUBE-CLUSTER-IP` entry of a service: `VIP,tcp:PORT`.
-pub fn cluster_ip_entry(svc: &Service) -> String {
-    format!("{},tcp:{}", svc.vip, svc.port)
-}
-
-/// The virtual service of a synthetic service; ClientIP affinity makes it persistent
-/// with the affinity's timeout, as kube-proxy's `syncService` sets
-/// `FlagPersistent` and `StickyMaxAgeSeconds`.
-pub fn virtual_service(svc: &Service, scheduler: &str) -> VirtualService {
-    let mut vs = VirtualService::tcp(IpAddr::V4(svc.vip), svc.port, scheduler);
-    if let Some(seconds) = svc.spec.affinity_timeout_s {
-        vs.flags |= IP_VS_SVC_F_PERSISTENT;
-        vs.timeout = seconds;
-    }
-    vs
-}
-
-/// The features this mode renders as kube-proxy does: ClientIP affinity
-/// (persistence). NodePort (virtual services on every node address and the
-/// KUBE-NODE-PORT-* ipsets), several ports, UDP, LoadBalancer, external IPs, source
-/// ranges, Local policies and endpoint conditions are not rendered yet.
-pub const RENDERS: &[crate::floor::spec::Feature] = &[crate::floor::spec::Feature::Affinity];
-
-/// The real server of an endpoint (masquerading, weight 1).
-pub fn real_server(ep: &Endpoint) -> RealServer {
-    RealServer::masq(IpAddr::V4(ep.ip), ep.port)
-}
 
 /// What one sync changes, computed from the old and new service sets (None: from
 /// empty). Unchanged services are not touched.
@@ -71,80 +26,97 @@ pub struct Changes {
     pub new_services: Vec<(VirtualService, Vec<RealServer>)>,
     /// Virtual services to delete (the kernel drops their real servers with them).
     pub del_services: Vec<VirtualService>,
-    /// Services that stay whose persistence (affinity) changed: SET_SERVICE.
+    /// Virtual services that stay whose persistence (affinity) changed: SET_SERVICE.
     pub set_services: Vec<VirtualService>,
     /// Real servers to add to services that stay.
     pub new_dests: Vec<(VirtualService, Vec<RealServer>)>,
     /// Real servers to remove from services that stay.
     pub del_dests: Vec<(VirtualService, Vec<RealServer>)>,
-    /// ClusterIPs to bind to / unbind from `kube-ipvs0`.
+    /// Addresses to bind to / unbind from `kube-ipvs0`.
     pub bind: Vec<Ipv4Addr>,
     pub unbind: Vec<Ipv4Addr>,
-    /// `KUBE-CLUSTER-IP` entries to add / delete.
-    pub ipset_add: Vec<String>,
-    pub ipset_del: Vec<String>,
-}
-
-fn same_key(a: &Service, b: &Service) -> bool {
-    a.vip == b.vip && a.port == b.port
+    /// ipset entries (set, entry) to add / delete, KUBE-IPVS-IPS aside (it follows
+    /// `bind` and `unbind`).
+    pub ipset_add: Vec<(&'static str, String)>,
+    pub ipset_del: Vec<(&'static str, String)>,
+    /// KUBE-IPVS-OUT-FILTER rules (source ranges without the node IP) that come / go.
+    pub drops_add: Vec<String>,
+    pub drops_del: Vec<String>,
 }
 
 impl Changes {
-    pub fn compute(old: Option<&ServiceSet>, new: &ServiceSet, scheduler: &str) -> Self {
+    /// The change from `old` to `new` on a node whose node-port addresses are
+    /// `node_ips`.
+    pub fn compute(
+        old: Option<&ServiceSet>,
+        new: &ServiceSet,
+        scheduler: &str,
+        node_ips: &[Ipv4Addr],
+    ) -> Self {
         let mut c = Changes::default();
         let empty = ServiceSet::default();
         let old = old.unwrap_or(&empty);
-        let add = |c: &mut Changes, svc: &Service| {
-            c.new_services.push((
-                virtual_service(svc, scheduler),
-                svc.endpoints.iter().map(real_server).collect(),
-            ));
-            c.bind.push(svc.vip);
-            c.ipset_add.push(cluster_ip_entry(svc));
-        };
-        let del = |c: &mut Changes, svc: &Service| {
-            c.del_services.push(virtual_service(svc, scheduler));
-            c.unbind.push(svc.vip);
-            c.ipset_del.push(cluster_ip_entry(svc));
-        };
+        let want = |svc| wanted(svc, scheduler, node_ips);
         for svc in &old.services {
-            match new.get(svc.index) {
-                Some(now) if same_key(svc, now) => {}
-                _ => del(&mut c, svc),
+            if new.get(svc.index).is_none() {
+                c.diff(&want(svc), &Wanted::default());
             }
         }
         for svc in &new.services {
-            let Some(before) = old.get(svc.index).filter(|b| same_key(b, svc)) else {
-                add(&mut c, svc);
-                continue;
-            };
-            if before == svc {
-                continue;
-            }
-            let vs = virtual_service(svc, scheduler);
-            if before.spec.affinity_timeout_s != svc.spec.affinity_timeout_s {
-                c.set_services.push(vs.clone());
-            }
-            let gone: Vec<RealServer> = before
-                .endpoints
-                .iter()
-                .filter(|e| !svc.endpoints.contains(e))
-                .map(real_server)
-                .collect();
-            let came: Vec<RealServer> = svc
-                .endpoints
-                .iter()
-                .filter(|e| !before.endpoints.contains(e))
-                .map(real_server)
-                .collect();
-            if !gone.is_empty() {
-                c.del_dests.push((vs.clone(), gone));
-            }
-            if !came.is_empty() {
-                c.new_dests.push((vs, came));
+            match old.get(svc.index) {
+                Some(before) if before == svc => {}
+                Some(before) => c.diff(&want(before), &want(svc)),
+                None => c.diff(&Wanted::default(), &want(svc)),
             }
         }
         c
+    }
+
+    /// Adds what turns one service's objects `old` into `new`.
+    fn diff(&mut self, old: &Wanted, new: &Wanted) {
+        for v in &old.virtuals {
+            if !new.virtuals.iter().any(|n| n.vs.same_key(&v.vs)) {
+                self.del_services.push(v.vs.clone());
+            }
+        }
+        for v in &new.virtuals {
+            let Some(before) = old.virtuals.iter().find(|o| o.vs.same_key(&v.vs)) else {
+                self.new_services.push((v.vs.clone(), v.dests.clone()));
+                continue;
+            };
+            if !v.vs.kube_proxy_equal(&before.vs) {
+                self.set_services.push(v.vs.clone());
+            }
+            let missing = |from: &[RealServer], to: &[RealServer]| -> Vec<RealServer> {
+                from.iter()
+                    .filter(|r| !to.iter().any(|t| t.same_key(r)))
+                    .copied()
+                    .collect()
+            };
+            let gone = missing(&before.dests, &v.dests);
+            let came = missing(&v.dests, &before.dests);
+            if !gone.is_empty() {
+                self.del_dests.push((v.vs.clone(), gone));
+            }
+            if !came.is_empty() {
+                self.new_dests.push((v.vs.clone(), came));
+            }
+        }
+        let (was, now) = (old.binds(), new.binds());
+        self.unbind
+            .extend(was.iter().filter(|ip| !now.contains(ip)));
+        self.bind.extend(now.iter().filter(|ip| !was.contains(ip)));
+        let (was, now): (BTreeSet<_>, BTreeSet<_>) =
+            (old.entries.iter().collect(), new.entries.iter().collect());
+        self.ipset_del
+            .extend(old.entries.iter().filter(|e| !now.contains(e)).cloned());
+        self.ipset_add
+            .extend(new.entries.iter().filter(|e| !was.contains(e)).cloned());
+        let (was, now) = (&old.no_node_access, &new.no_node_access);
+        self.drops_del
+            .extend(was.iter().filter(|r| !now.contains(r)).cloned());
+        self.drops_add
+            .extend(now.iter().filter(|r| !was.contains(r)).cloned());
     }
 
     /// The IPVS requests, in the order they are sent: removals first, then additions.
@@ -175,14 +147,9 @@ pub fn ipvsadm_line(op: &Op<'_>) -> String {
             } else {
                 "-E"
             };
-            format!(
-                "{flag} -t {} -s {}{}",
-                host_port(s.addr, s.port),
-                s.scheduler,
-                s.persistence()
-            )
+            format!("{flag} {} -s {}{}", s.name(), s.scheduler, s.persistence())
         }
-        Op::DelService(s) => format!("-D -t {}", host_port(s.addr, s.port)),
+        Op::DelService(s) => format!("-D {}", s.name()),
         Op::NewDest(s, d) | Op::SetDest(s, d) => {
             let flag = if matches!(op, Op::NewDest(..)) {
                 "-a"
@@ -190,17 +157,13 @@ pub fn ipvsadm_line(op: &Op<'_>) -> String {
                 "-e"
             };
             format!(
-                "{flag} -t {} -r {} -m -w {}",
-                host_port(s.addr, s.port),
+                "{flag} {} -r {} -m -w {}",
+                s.name(),
                 host_port(d.addr, d.port),
                 d.weight
             )
         }
-        Op::DelDest(s, d) => format!(
-            "-d -t {} -r {}",
-            host_port(s.addr, s.port),
-            host_port(d.addr, d.port)
-        ),
+        Op::DelDest(s, d) => format!("-d {} -r {}", s.name(), host_port(d.addr, d.port)),
         Op::Flush => "-C".to_string(),
     }
 }
@@ -392,24 +355,127 @@ fn jump_line(j: &JumpRule) -> String {
     line
 }
 
-/// kube-proxy's `iptables-restore --noflush --counters` payload for kpbench's services
-/// (ClusterIP only, no endpoint local to the node), exactly as `syncProxyRules` and
-/// `writeIptablesRules` write it: nat chains, nat rules, filter chains, filter rules.
-/// `cluster_ips`: whether KUBE-CLUSTER-IP has entries (its two rules are written only
-/// then); every other set kube-proxy matches in `ipsetWithIptablesChain` is empty here,
-/// so those rules (KUBE-LOOP-BACK's masquerade among them) are absent.
-pub fn kube_proxy_payload(cluster_ips: bool) -> String {
-    payload_with(cluster_ips, false)
+/// The sets whose entries the payload's rules depend on: those with at least one.
+pub type Filled<'a> = BTreeSet<&'a str>;
+
+/// kube-proxy's `ipsetWithIptablesChain`, in its order: for each set with entries,
+/// `-A FROM [-p PROTO] -m comment --comment COMMENT -m set --match-set SET MATCH -j TO`
+/// in TABLE (set, comment, table, from, to, match, protocol). Its SCTP rows are left
+/// out: kpbench models no SCTP port, so those sets stay empty.
+const SET_RULES: [(&str, &str, &str, &str, &str, &str, &str); 10] = [
+    (
+        LOOP_BACK_SET,
+        "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose",
+        "nat",
+        "KUBE-POSTROUTING",
+        "MASQUERADE",
+        "dst,dst,src",
+        "",
+    ),
+    (
+        LOAD_BALANCER_SET,
+        "Kubernetes service lb portal",
+        "nat",
+        "KUBE-SERVICES",
+        "KUBE-LOAD-BALANCER",
+        "dst,dst",
+        "",
+    ),
+    (
+        LOAD_BALANCER_LOCAL_SET,
+        "Kubernetes service load balancer ip + port with externalTrafficPolicy=local",
+        "nat",
+        "KUBE-LOAD-BALANCER",
+        "RETURN",
+        "dst,dst",
+        "",
+    ),
+    (
+        NODE_PORT_LOCAL_TCP_SET,
+        "Kubernetes nodeport TCP port with externalTrafficPolicy=local",
+        "nat",
+        "KUBE-NODE-PORT",
+        "RETURN",
+        "dst",
+        "tcp",
+    ),
+    (
+        NODE_PORT_TCP_SET,
+        "Kubernetes nodeport TCP port for masquerade purpose",
+        "nat",
+        "KUBE-NODE-PORT",
+        "KUBE-MARK-MASQ",
+        "dst",
+        "tcp",
+    ),
+    (
+        NODE_PORT_LOCAL_UDP_SET,
+        "Kubernetes nodeport UDP port with externalTrafficPolicy=local",
+        "nat",
+        "KUBE-NODE-PORT",
+        "RETURN",
+        "dst",
+        "udp",
+    ),
+    (
+        NODE_PORT_UDP_SET,
+        "Kubernetes nodeport UDP port for masquerade purpose",
+        "nat",
+        "KUBE-NODE-PORT",
+        "KUBE-MARK-MASQ",
+        "dst",
+        "udp",
+    ),
+    (
+        LOAD_BALANCER_FW_SET,
+        "Kubernetes service load balancer ip + port for load balancer with sourceRange",
+        "filter",
+        "KUBE-PROXY-FIREWALL",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "dst,dst",
+        "",
+    ),
+    (
+        SOURCE_CIDR_SET,
+        "Kubernetes service load balancer ip + port + source cidr for packet filter purpose",
+        "filter",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "RETURN",
+        "dst,dst,src",
+        "",
+    ),
+    (
+        SOURCE_IP_SET,
+        "Kubernetes service load balancer ip + port + source IP for packet filter purpose",
+        "filter",
+        "KUBE-SOURCE-RANGES-FIREWALL",
+        "RETURN",
+        "dst,dst,src",
+        "",
+    ),
+];
+
+/// kube-proxy's `iptables-restore --noflush --counters` payload for kpbench's services,
+/// exactly as `syncProxyRules` and `writeIptablesRules` write it: nat chains, nat
+/// rules, filter chains, filter rules. The rules that match a set are written only
+/// while it has entries (`filled`): KUBE-CLUSTER-IP's two, KUBE-LOAD-BALANCER's
+/// ACCEPT, and those of `ipsetWithIptablesChain` (the node ports' KUBE-NODE-PORT
+/// rules, the load balancers' jump to KUBE-LOAD-BALANCER, the Local policies' RETURN
+/// rules, the source ranges' firewall rules, KUBE-LOOP-BACK's masquerade) and the
+/// external IPs' masquerade and ACCEPT rules. `drops`:
+/// the KUBE-IPVS-OUT-FILTER rules of ingress IPs the node may not reach, in order.
+pub fn kube_proxy_payload(filled: &Filled<'_>, drops: &BTreeSet<String>) -> String {
+    payload_with(filled, drops, false)
 }
 
 /// [`kube_proxy_payload`] with kube-proxy's 9 jumps as `-I` lines after each table's
 /// chain lines, in EnsureRule order: the floor's first restore, which leaves the same
 /// rules as kube-proxy's EnsureChain/EnsureRule calls plus its restore.
-pub fn floor_first_payload(cluster_ips: bool) -> String {
-    payload_with(cluster_ips, true)
+pub fn floor_first_payload(filled: &Filled<'_>, drops: &BTreeSet<String>) -> String {
+    payload_with(filled, drops, true)
 }
 
-fn payload_with(cluster_ips: bool, jumps: bool) -> String {
+fn payload_with(filled: &Filled<'_>, drops: &BTreeSet<String>, jumps: bool) -> String {
     let mut nat = String::from("*nat\n");
     let mut filter = String::from("*filter\n");
     for (table, chain) in KUBE_PROXY_CHAINS {
@@ -434,18 +500,97 @@ fn payload_with(cluster_ips: bool, jumps: bool) -> String {
     let m = MASQ_MARK;
     // writeIptablesRules, in its order; nat and filter rules go to their own buffers.
     nat.push_str("-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN\n");
+    for (set, comment, table, from, to, matching, proto) in SET_RULES {
+        if !filled.contains(set) {
+            continue;
+        }
+        let out = if table == "nat" {
+            &mut nat
+        } else {
+            &mut filter
+        };
+        let _ = write!(out, "-A {from} ");
+        if !proto.is_empty() {
+            let _ = write!(out, "-p {proto} ");
+        }
+        let _ = writeln!(
+            out,
+            "-m comment --comment \"{comment}\" -m set --match-set {set} {matching} -j {to}"
+        );
+    }
+    let cluster_ips = filled.contains(CLUSTER_IP_SET);
     if cluster_ips {
         let _ = writeln!(nat, "-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set {CLUSTER_IP_SET} dst,dst ! -s {} -j KUBE-MARK-MASQ", pod_cidr());
     }
+    external_ip_rules(&mut nat, filled);
     nat.push_str("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT\n");
     nat.push_str("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ\n");
     filter.push_str("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP\n");
-    if cluster_ips {
+    for rule in drops {
+        filter.push_str(rule);
+        filter.push('\n');
+    }
+    // acceptIPVSTraffic.
+    for set in [CLUSTER_IP_SET, LOAD_BALANCER_SET] {
+        if filled.contains(set) {
+            let _ = writeln!(
+                nat,
+                "-A KUBE-SERVICES -m set --match-set {set} dst,dst -j ACCEPT"
+            );
+        }
+    }
+    filter_rules(&mut filter);
+    let _ = writeln!(
+        nat,
+        "-A KUBE-POSTROUTING -m mark ! --mark {m}/{m} -j RETURN"
+    );
+    let _ = writeln!(nat, "-A KUBE-POSTROUTING -j MARK --xor-mark {m}");
+    nat.push_str("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n");
+    let _ = writeln!(nat, "-A KUBE-MARK-MASQ -j MARK --or-mark {m}");
+    filter.push_str("COMMIT\n");
+    nat.push_str("COMMIT\n");
+    nat + &filter
+}
+
+/// writeIptablesRules' rules for external IPs, for each of their two sets with entries:
+/// masquerade (Cluster policy only), then ACCEPT what comes from off the machine
+/// (`physdev ! --physdev-is-in`, not from a local address) and what is for a local
+/// address (`externalIPRules`).
+fn external_ip_rules(nat: &mut String, filled: &Filled<'_>) {
+    let sets = [
+        (
+            EXTERNAL_IP_SET,
+            "Kubernetes service external ip + port for masquerade and filter purpose",
+            true,
+        ),
+        (
+            EXTERNAL_IP_LOCAL_SET,
+            "Kubernetes service external ip + port with externalTrafficPolicy=local",
+            false,
+        ),
+    ];
+    for (set, comment, masq) in sets {
+        if !filled.contains(set) {
+            continue;
+        }
+        let args = format!(
+            "-A KUBE-SERVICES -m comment --comment \"{comment}\" -m set --match-set {set} dst,dst"
+        );
+        if masq {
+            let _ = writeln!(nat, "{args} -j KUBE-MARK-MASQ");
+        }
         let _ = writeln!(
             nat,
-            "-A KUBE-SERVICES -m set --match-set {CLUSTER_IP_SET} dst,dst -j ACCEPT"
+            "{args} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT"
         );
+        let _ = writeln!(nat, "{args} -m addrtype --dst-type LOCAL -j ACCEPT");
     }
+}
+
+/// writeIptablesRules' fixed filter rules: KUBE-FORWARD, the health-check node port,
+/// KUBE-IPVS-FILTER.
+fn filter_rules(filter: &mut String) {
+    let m = MASQ_MARK;
     let _ = writeln!(filter, "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {m}/{m} -j ACCEPT");
     filter.push_str("-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
     filter.push_str("-A KUBE-NODE-PORT -m comment --comment \"Kubernetes health check node port\" -m set --match-set KUBE-HEALTH-CHECK-NODE-PORT dst -j ACCEPT\n");
@@ -462,33 +607,27 @@ fn payload_with(cluster_ips: bool, jumps: bool) -> String {
         );
     }
     let _ = writeln!(filter, "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {IPVS_IPS_SET} dst -j REJECT");
-    let _ = writeln!(
-        nat,
-        "-A KUBE-POSTROUTING -m mark ! --mark {m}/{m} -j RETURN"
-    );
-    let _ = writeln!(nat, "-A KUBE-POSTROUTING -j MARK --xor-mark {m}");
-    nat.push_str("-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE --random-fully\n");
-    let _ = writeln!(nat, "-A KUBE-MARK-MASQ -j MARK --or-mark {m}");
-    filter.push_str("COMMIT\n");
-    nat.push_str("COMMIT\n");
-    nat + &filter
 }
 
-/// The entries of kpbench's services in the two sets that hold any: KUBE-CLUSTER-IP
-/// (`VIP,tcp:PORT`) and KUBE-IPVS-IPS (every VIP, as bound to kube-ipvs0).
+/// The entries of every set that holds any after a full sync of `set` on a node whose
+/// node-port addresses are `node_ips`, KUBE-IPVS-IPS (every bound address) included.
 pub fn kube_proxy_entries(
     set: &ServiceSet,
-) -> [(&'static str, std::collections::BTreeSet<String>); 2] {
-    [
-        (
-            CLUSTER_IP_SET,
-            set.services.iter().map(cluster_ip_entry).collect(),
-        ),
-        (
-            IPVS_IPS_SET,
-            set.services.iter().map(|s| ipvs_ips_entry(s.vip)).collect(),
-        ),
-    ]
+    node_ips: &[Ipv4Addr],
+) -> std::collections::BTreeMap<&'static str, BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<&'static str, BTreeSet<String>> = Default::default();
+    for svc in &set.services {
+        let w = wanted(svc, "", node_ips);
+        for (name, e) in &w.entries {
+            out.entry(name).or_default().insert(e.clone());
+        }
+        for ip in w.binds() {
+            out.entry(IPVS_IPS_SET)
+                .or_default()
+                .insert(ipvs_ips_entry(ip));
+        }
+    }
+    out
 }
 
 /// The floor's `ipset restore -exist` input: with `create`, the 17 sets as kube-proxy

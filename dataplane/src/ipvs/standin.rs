@@ -170,15 +170,31 @@ impl NodeState {
         }
     }
 
+    /// What `ipvsadm -S -n`, `ipset list`, `iptables-save` and `ip link` / `ip addr`
+    /// would show, and the sysctls: what two runs that should leave the same node
+    /// compare.
+    pub fn objects(&self) -> String {
+        let mut out = self.ipvsadm_save().join("\n");
+        out.push('\n');
+        out.push_str(&self.ipset_list(None).unwrap_or_default());
+        out.push_str(&self.iptables_save("nat"));
+        out.push_str(&self.iptables_save("filter"));
+        out.push_str(&format!(
+            "{:?}\n{:?}\n{:?}\n",
+            self.links, self.addresses, self.sysctls
+        ));
+        out
+    }
+
     /// The IPVS table in `ipvsadm -S -n` form, sorted.
     pub fn ipvsadm_save(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (s, dests) in &self.services {
-            let svc = super::host_port(s.addr, s.port);
-            lines.push(format!("-A -t {svc} -s {}{}", s.scheduler, s.persistence()));
+            let svc = s.name();
+            lines.push(format!("-A {svc} -s {}{}", s.scheduler, s.persistence()));
             for d in dests {
                 lines.push(format!(
-                    "-a -t {svc} -r {} -m -w {}",
+                    "-a {svc} -r {} -m -w {}",
                     super::host_port(d.addr, d.port),
                     d.weight
                 ));

@@ -157,11 +157,14 @@ fn replies_split_into_messages_and_errors() {
 #[test]
 fn a_full_sync_adds_every_service_and_endpoint() {
     let set = ServiceSet::generate(3, 2);
-    let c = Changes::compute(None, &set, "rr");
+    let c = Changes::compute(None, &set, "rr", &[]);
     assert_eq!(c.new_services.len(), 3);
     assert_eq!(c.ops().len(), 3 + 6);
     assert_eq!(c.bind.len(), 3);
-    assert_eq!(c.ipset_add[2], "10.96.0.3,tcp:80");
+    assert_eq!(
+        c.ipset_add[2],
+        ("KUBE-CLUSTER-IP", "10.96.0.3,tcp:80".into())
+    );
     assert!(c.del_services.is_empty() && c.unbind.is_empty());
 }
 
@@ -174,7 +177,7 @@ fn a_partial_sync_touches_only_the_difference() {
     let mut changed = new.get(2).unwrap().clone();
     changed.endpoints[0].ip = Ipv4Addr::new(10, 160, 0, 1);
     new.upsert(changed);
-    let c = Changes::compute(Some(&old), &new, "rr");
+    let c = Changes::compute(Some(&old), &new, "rr", &[]);
     let lines: Vec<String> = c.ops().iter().map(ipvsadm_line).collect();
     assert_eq!(
         lines,
@@ -189,9 +192,17 @@ fn a_partial_sync_touches_only_the_difference() {
     );
     assert_eq!(c.bind, vec![Ipv4Addr::new(10, 96, 0, 10)]);
     assert_eq!(c.unbind, vec![Ipv4Addr::new(10, 96, 0, 2)]);
-    assert_eq!(c.ipset_add, vec!["10.96.0.10,tcp:80"]);
-    assert_eq!(c.ipset_del, vec!["10.96.0.2,tcp:80"]);
-    assert!(Changes::compute(Some(&new), &new, "rr").ops().is_empty());
+    assert_eq!(
+        c.ipset_add,
+        vec![("KUBE-CLUSTER-IP", "10.96.0.10,tcp:80".into())]
+    );
+    assert_eq!(
+        c.ipset_del,
+        vec![("KUBE-CLUSTER-IP", "10.96.0.2,tcp:80".into())]
+    );
+    assert!(Changes::compute(Some(&new), &new, "rr", &[])
+        .ops()
+        .is_empty());
 }
 
 /// A namespace for privileged tests, removed on drop (even on panic). The tests that
@@ -349,9 +360,13 @@ COMMIT
 
 #[test]
 fn kube_proxys_restore_is_written_in_its_order() {
-    assert_eq!(kube_proxy_payload(true), KUBE_PROXY_RESTORE);
+    let cluster = Filled::from(["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]);
+    assert_eq!(
+        kube_proxy_payload(&cluster, &Default::default()),
+        KUBE_PROXY_RESTORE
+    );
     // Without services KUBE-CLUSTER-IP is empty and its two rules are not written.
-    let empty = kube_proxy_payload(false);
+    let empty = kube_proxy_payload(&Filled::new(), &Default::default());
     assert!(!empty.contains("--match-set KUBE-CLUSTER-IP dst,dst ! -s"));
     assert!(
         !empty.contains("-A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT")
@@ -364,7 +379,7 @@ fn kube_proxys_restore_is_written_in_its_order() {
 
 #[test]
 fn the_floors_first_restore_carries_the_jumps_in_ensure_order() {
-    let text = floor_first_payload(true);
+    let text = floor_first_payload(&Filled::from(["KUBE-CLUSTER-IP"]), &Default::default());
     let jumps = "\
 -I OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
 -I PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
@@ -410,12 +425,12 @@ fn ipsets_are_created_as_kube_proxys_create_set_does() {
         "create KUBE-IPVS-IPS hash:ip -exist"
     );
     let set = ServiceSet::generate(2, 1);
-    let [(a, cluster), (b, bound)] = kube_proxy_entries(&set);
-    assert_eq!((a, b), ("KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"));
-    let add: Vec<(&str, String)> = cluster
+    let entries = kube_proxy_entries(&set, &[]);
+    let sets: Vec<&str> = entries.keys().copied().collect();
+    assert_eq!(sets, ["KUBE-CLUSTER-IP", "KUBE-IPVS-IPS"]);
+    let add: Vec<(&str, String)> = entries
         .into_iter()
-        .map(|e| (a, e))
-        .chain(bound.into_iter().map(|e| (b, e)))
+        .flat_map(|(s, es)| es.into_iter().map(move |e| (s, e)))
         .collect();
     let text = floor_ipset_restore(
         true,

@@ -139,7 +139,11 @@ fn render(
         if !name.is_empty() {
             out.extend(["-m".to_string(), name.clone()]);
         }
-        let opts = if name == "recent" { recent(opts) } else { opts };
+        let opts = match name.as_str() {
+            "recent" => recent(opts),
+            "ipvs" => ipvs(opts),
+            _ => opts,
+        };
         for o in opts {
             match_option(&name, o).push(&mut out);
         }
@@ -182,6 +186,37 @@ fn match_option(name: &str, mut o: Opt) -> Opt {
         _ => {}
     }
     o
+}
+
+/// The ipvs match's options as libxt_ipvs's save prints them: `--vproto` as its
+/// number, then `--vaddr` (a /32 without its mask), `--vport`, the rest as given.
+fn ipvs(opts: Vec<Opt>) -> Vec<Opt> {
+    const ORDER: [&str; 3] = ["--vproto", "--vaddr", "--vport"];
+    let rank = |o: &Opt| {
+        ORDER
+            .iter()
+            .position(|n| *n == o.name)
+            .unwrap_or(ORDER.len())
+    };
+    let mut opts: Vec<Opt> = opts
+        .into_iter()
+        .map(|mut o| {
+            if o.name == "--vproto" {
+                o.value = o.value.map(|v| match v.as_str() {
+                    "tcp" => "6".into(),
+                    "udp" => "17".into(),
+                    "sctp" => "132".into(),
+                    _ => v,
+                });
+            }
+            if o.name == "--vaddr" {
+                o.value = o.value.map(|v| v.trim_end_matches("/32").to_string());
+            }
+            o
+        })
+        .collect();
+    opts.sort_by_key(rank);
+    opts
 }
 
 /// The recent match's options as the kernel prints them (libxt_recent's save): the

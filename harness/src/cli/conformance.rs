@@ -5,6 +5,7 @@
 //! the kernel after every step, else prints the differences and exits 1.
 
 use clap::Args;
+use dataplane::conformance::featured::featured_sequence;
 use dataplane::conformance::{compare, differences, sequence};
 use dataplane::{backend, ModeSpec, Netns};
 
@@ -17,6 +18,10 @@ pub struct ConformanceArgs {
     /// harness/tests/standin_ebpf.rs).
     #[arg(long, value_parser = super::parse_mode)]
     pub mode: dataplane::Mode,
+    /// Run the featured sequence instead: a service per shape feature the mode renders
+    /// (`dataplane::conformance::featured`) beside 4 x 2 ClusterIPs.
+    #[arg(long)]
+    pub featured: bool,
 }
 
 /// Deletes the namespace when dropped, also on panic.
@@ -35,7 +40,12 @@ pub fn main(a: ConformanceArgs) -> Result<i32, Failure> {
     let name = format!("kpb-conformance-{}", std::process::id());
     let ns =
         Scratch(Netns::create(&name).map_err(|e| Failure::new(exitcode::INTERNAL, e.to_string()))?);
-    let compared = compare(b.as_ref(), &ns.0, &sequence(6, 3)).map_err(|e| {
+    let steps = if a.featured {
+        featured_sequence(4, 2, b.renders())
+    } else {
+        sequence(6, 3)
+    };
+    let compared = compare(b.as_ref(), &ns.0, &steps).map_err(|e| {
         let code = if e.is_unavailable() {
             exitcode::UNAVAILABLE
         } else {

@@ -82,6 +82,8 @@ pub const WANTED_MODULES: &[&str] = &[
     "xt_multiport",
     "xt_limit",
     "xt_ipvs",
+    // kube-proxy's IPVS mode matches `physdev ! --physdev-is-in` for external IPs.
+    "xt_physdev",
     "xt_LOG",
     "xt_REJECT",
     "ipt_REJECT",
