@@ -74,6 +74,69 @@ struct {
 	__uint(max_entries, 65536);
 } cilium_lb4_reverse_nat SEC(".maps");
 
+/* Session affinity (bpf/lib/lb.h): the agent writes the (service, backend) pairs of
+ * services with ClientIP affinity into cilium_lb_affinity_match; the datapath
+ * writes each client's backend into cilium_lb4_affinity. kpbench's programs do not
+ * look them up (yet): the maps are created so the agent's writes land where
+ * Cilium's do. */
+union lb4_affinity_client_id {
+	__u32 client_ip;
+	__u64 client_cookie;  /* netns cookie, for the socket LB */
+} __attribute__((packed));
+
+struct lb4_affinity_key {
+	union lb4_affinity_client_id client_id;
+	__u16 rev_nat_id;
+	__u8 netns_cookie:1,
+	     reserved:7;
+	__u8 pad1;
+	__u32 pad2;
+} __attribute__((packed));
+
+struct lb_affinity_val {
+	__u64 last_used;
+	__u32 backend_id;
+	__u32 pad;
+} __attribute__((packed));
+
+struct lb_affinity_match {
+	__u32 backend_id;
+	__u16 rev_nat_id;  /* network order */
+	__u16 pad;
+} __attribute__((packed));
+
+/* loadBalancerSourceRanges: prefix = 32 bits of rev_nat_id and pad + the range. */
+struct lb4_src_range_key {
+	__u32 prefixlen;  /* struct bpf_lpm_trie_key's header */
+	__u16 rev_nat_id;  /* network order */
+	__u16 pad;
+	__u32 addr;
+};
+
+/* Sizes as Cilium's CILIUM_LB_AFFINITY_MAP_MAX_ENTRIES and LB4_SRC_RANGE_MAP_SIZE
+ * defaults (the agent's AffinityMapMaxEntries and SourceRangeMapMaxEntries). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb4_affinity_key);
+	__type(value, struct lb_affinity_val);
+	__uint(max_entries, 65536);
+} cilium_lb4_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_affinity_match);
+	__type(value, __u8);
+	__uint(max_entries, 65536);
+} cilium_lb_affinity_match SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct lb4_src_range_key);
+	__type(value, __u8);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} cilium_lb4_source_range SEC(".maps");
+
 /* lb4_lookup_service(key, false) for the external scope. */
 static __always_inline struct lb4_service *lookup_service(struct lb4_key *key)
 {

@@ -1,14 +1,7 @@
 //! Programming the maps as Cilium's agent does ([`super::layout::CILIUM_RELEASE`]):
 //! `pkg/service` allocates service and backend IDs and calls `pkg/maps/lbmap`, whose
 //! `UpsertService` and `DeleteService` make one `BPF_MAP_UPDATE_ELEM` or
-//! `BPF_MAP_DELETE_ELEM` per entry, in this order:
-//!
-//! - upsert: each new backend (`AddBackend`), the slots 1..count (`updateServiceEndpoint`),
-//!   the reverse NAT entry (`updateRevNatLocked`), the master entry
-//!   (`updateMasterService`), then slots past the new count and backends no service
-//!   uses any more (`DeleteBackendByID`);
-//! - delete: the master and every slot, 0..count, then the reverse NAT entry, then
-//!   the orphaned backends.
+//! `BPF_MAP_DELETE_ELEM` per entry, in the order [`super::agent`] describes.
 //!
 //! At start the agent dumps the service and backend maps to restore its state
 //! (`RestoreServices`); the first sync of the kube-proxy profile does the same. The
@@ -21,225 +14,31 @@
 //! out of the sync's cost ([`Executor::exclude`]); allocating IDs, encoding the
 //! entries and the map calls are in it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use super::agent::{AgentState, Changes, MapOp};
 use super::datapath::Datapath;
 use super::exchange::BpfMaps;
-use super::layout::{self, Entry, LbMap};
+use super::layout::{Entry, LbMap};
 use super::request::BpfRequest;
 use crate::floor::error::ApplyError;
 use crate::floor::exec::{Cost, Meter};
-use crate::floor::model::{Endpoint, Service, ServiceSet};
+use crate::floor::model::ServiceSet;
 use crate::floor::sync::{Controller, Executor, Profile};
 
-/// One map write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MapOp {
-    Update(Entry),
-    Delete { map: LbMap, key: Vec<u8> },
-}
-
-/// The IDs the agent allocates and what it has programmed, kept between syncs.
-#[derive(Debug, Default, Clone)]
-pub struct AgentState {
-    /// Service (frontend) IDs, which are also the reverse NAT indexes, from 1.
-    service_ids: HashMap<(Ipv4Addr, u16), u16>,
-    next_service: u16,
-    /// Backend IDs from 1, with how many services use each.
-    backend_ids: HashMap<Endpoint, (u32, usize)>,
-    next_backend: u32,
-    /// The backends of each programmed service, in slot order.
-    programmed: HashMap<(Ipv4Addr, u16), Vec<Endpoint>>,
-}
-
-/// What the agent's watcher hands it for one sync: the deleted services, then the
-/// new and changed ones, each in service order.
-#[derive(Debug, Default)]
-pub struct Changes<'a> {
-    gone: Vec<(Ipv4Addr, u16)>,
-    upserts: Vec<&'a Service>,
-}
-
-impl Changes<'_> {
-    /// How many services changed.
-    pub fn len(&self) -> usize {
-        self.gone.len() + self.upserts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-fn svc_key(s: &Service) -> (Ipv4Addr, u16) {
-    (s.vip, s.port)
-}
-
-impl AgentState {
-    fn service_id(&mut self, key: (Ipv4Addr, u16)) -> u16 {
-        if let Some(id) = self.service_ids.get(&key) {
-            return *id;
-        }
-        self.next_service = self.next_service.max(1);
-        let id = self.next_service;
-        self.next_service = self.next_service.wrapping_add(1).max(1);
-        self.service_ids.insert(key, id);
-        id
-    }
-
-    /// The services that changed from what is programmed to `new` (`old`: what the
-    /// previous sync was given, whose services may be gone).
-    pub fn changes<'a>(&self, old: Option<&ServiceSet>, new: &'a ServiceSet) -> Changes<'a> {
-        let gone = match old {
-            Some(o) => {
-                let wanted: std::collections::HashSet<_> =
-                    new.services.iter().map(svc_key).collect();
-                o.services
-                    .iter()
-                    .map(svc_key)
-                    .filter(|k| !wanted.contains(k) && self.programmed.contains_key(k))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let upserts = new
-            .services
-            .iter()
-            .filter(|s| self.programmed.get(&svc_key(s)) != Some(&s.endpoints))
-            .collect();
-        Changes { gone, upserts }
-    }
-
-    /// The map writes for `changes`, in the agent's order: deleted services first,
-    /// then new and changed ones.
-    pub fn apply(&mut self, changes: &Changes<'_>) -> Vec<MapOp> {
-        let mut ops = Vec::new();
-        for key in &changes.gone {
-            self.delete(*key, &mut ops);
-        }
-        for s in &changes.upserts {
-            self.upsert(s, &mut ops);
-        }
-        ops
-    }
-
-    /// The map writes that take the programmed state from `old` to `new`.
-    pub fn plan(&mut self, old: Option<&ServiceSet>, new: &ServiceSet) -> Vec<MapOp> {
-        let changes = self.changes(old, new);
-        self.apply(&changes)
-    }
-
-    /// [`AgentState::plan`], with finding the changes left out of the sync's cost:
-    /// the watcher's work, not the agent's.
-    fn plan_excluding_watch(
-        &mut self,
-        io: &mut dyn Executor,
-        old: Option<&ServiceSet>,
-        new: &ServiceSet,
-    ) -> Vec<MapOp> {
-        let meter = Meter::start();
-        let changes = self.changes(old, new);
-        io.exclude(meter.finish(Cost::default()));
-        self.apply(&changes)
-    }
-
-    fn upsert(&mut self, s: &Service, ops: &mut Vec<MapOp>) {
-        let key = svc_key(s);
-        let rev = self.service_id(key);
-        let prev = self.programmed.remove(&key).unwrap_or_default();
-        // New backends first (AddBackend).
-        let mut ids = Vec::with_capacity(s.endpoints.len());
-        for ep in &s.endpoints {
-            let id = match self.backend_ids.get_mut(ep) {
-                Some((id, users)) => {
-                    if !prev.contains(ep) {
-                        *users += 1;
-                    }
-                    *id
-                }
-                None => {
-                    self.next_backend = self.next_backend.max(1);
-                    let id = self.next_backend;
-                    self.next_backend += 1;
-                    self.backend_ids.insert(*ep, (id, 1));
-                    ops.push(MapOp::Update(Entry {
-                        map: LbMap::Backends,
-                        key: layout::backend_key(id),
-                        value: layout::backend(ep.ip, ep.port).bytes(),
-                    }));
-                    id
-                }
-            };
-            ids.push(id);
-        }
-        // Slots, reverse NAT, master.
-        for (i, id) in ids.iter().enumerate() {
-            ops.push(MapOp::Update(Entry {
-                map: LbMap::Services,
-                key: layout::slot_key(s.vip, s.port, i as u16 + 1).bytes(),
-                value: layout::slot(*id, rev).bytes(),
-            }));
-        }
-        ops.push(MapOp::Update(Entry {
-            map: LbMap::RevNat,
-            key: layout::rev_nat_key(rev),
-            value: layout::rev_nat_value(s.vip, s.port),
-        }));
-        ops.push(MapOp::Update(Entry {
-            map: LbMap::Services,
-            key: layout::master_key(s.vip, s.port).bytes(),
-            value: layout::master(ids.len() as u16, rev).bytes(),
-        }));
-        // Slots past the new count, then backends nobody uses any more.
-        for slot in ids.len() + 1..=prev.len() {
-            ops.push(MapOp::Delete {
-                map: LbMap::Services,
-                key: layout::slot_key(s.vip, s.port, slot as u16).bytes(),
-            });
-        }
-        for ep in prev.iter().filter(|ep| !s.endpoints.contains(ep)) {
-            self.release(ep, ops);
-        }
-        self.programmed.insert(key, s.endpoints.clone());
-    }
-
-    fn delete(&mut self, key: (Ipv4Addr, u16), ops: &mut Vec<MapOp>) {
-        let Some(prev) = self.programmed.remove(&key) else {
-            return;
-        };
-        for slot in 0..=prev.len() {
-            ops.push(MapOp::Delete {
-                map: LbMap::Services,
-                key: layout::slot_key(key.0, key.1, slot as u16).bytes(),
-            });
-        }
-        if let Some(rev) = self.service_ids.remove(&key) {
-            ops.push(MapOp::Delete {
-                map: LbMap::RevNat,
-                key: layout::rev_nat_key(rev),
-            });
-        }
-        for ep in &prev {
-            self.release(ep, ops);
-        }
-    }
-
-    fn release(&mut self, ep: &Endpoint, ops: &mut Vec<MapOp>) {
-        let Some((id, users)) = self.backend_ids.get_mut(ep) else {
-            return;
-        };
-        *users -= 1;
-        if *users == 0 {
-            let id = *id;
-            self.backend_ids.remove(ep);
-            ops.push(MapOp::Delete {
-                map: LbMap::Backends,
-                key: layout::backend_key(id),
-            });
-        }
-    }
+/// [`AgentState::plan`], with finding the changes left out of the sync's cost: the
+/// watcher's work, not the agent's.
+fn plan_excluding_watch(
+    state: &mut AgentState,
+    io: &mut dyn Executor,
+    old: Option<&ServiceSet>,
+    new: &ServiceSet,
+) -> Vec<MapOp> {
+    let meter = Meter::start();
+    let changes = state.changes(old, new);
+    io.exclude(meter.finish(Cost::default()));
+    state.apply(&changes)
 }
 
 /// Every entry a full sync of `set` from empty writes, in the agent's order.
@@ -291,7 +90,7 @@ impl Controller for AgentController {
             io.bpf(BpfRequest::Dump(LbMap::Backends))?;
             self.started = true;
         }
-        for op in self.state.plan_excluding_watch(io, old, new) {
+        for op in plan_excluding_watch(&mut self.state, io, old, new) {
             match &op {
                 MapOp::Update(e) => io.bpf(BpfRequest::Update {
                     map: e.map,
@@ -316,7 +115,8 @@ impl Controller for AgentController {
 }
 
 /// The floor: the same entries, one batch call per map and kind (updates of backends,
-/// services and reverse NAT; then deletes of services, reverse NAT and backends).
+/// services, reverse NAT, affinity matches and source ranges; then deletes of
+/// services, reverse NAT, affinity matches, source ranges and backends).
 #[derive(Debug)]
 pub struct FloorController {
     datapath: Datapath,
@@ -347,18 +147,32 @@ impl Controller for FloorController {
         io.bpf(BpfRequest::Attach(self.datapath))?;
         let mut updates: BTreeMap<LbMap, Vec<Entry>> = BTreeMap::new();
         let mut deletes: BTreeMap<LbMap, Vec<Vec<u8>>> = BTreeMap::new();
-        for op in self.state.plan_excluding_watch(io, old, new) {
+        for op in plan_excluding_watch(&mut self.state, io, old, new) {
             match op {
                 MapOp::Update(e) => updates.entry(e.map).or_default().push(e),
                 MapOp::Delete { map, key } => deletes.entry(map).or_default().push(key),
             }
         }
-        for map in [LbMap::Backends, LbMap::Services, LbMap::RevNat] {
+        let update_order = [
+            LbMap::Backends,
+            LbMap::Services,
+            LbMap::RevNat,
+            LbMap::AffinityMatch,
+            LbMap::SourceRange,
+        ];
+        for map in update_order {
             if let Some(entries) = updates.get(&map) {
                 io.bpf(BpfRequest::UpdateBatch { map, entries })?;
             }
         }
-        for map in [LbMap::Services, LbMap::RevNat, LbMap::Backends] {
+        let delete_order = [
+            LbMap::Services,
+            LbMap::RevNat,
+            LbMap::AffinityMatch,
+            LbMap::SourceRange,
+            LbMap::Backends,
+        ];
+        for map in delete_order {
             if let Some(keys) = deletes.get(&map) {
                 io.bpf(BpfRequest::DeleteBatch { map, keys })?;
             }

@@ -79,10 +79,18 @@ impl Datapath {
     }
 
     /// The maps of Cilium's it holds (the tc LB has no reverse socket map).
-    fn maps(self) -> &'static [LbMap] {
+    pub fn maps(self) -> &'static [LbMap] {
+        const TC: [LbMap; 6] = [
+            LbMap::Services,
+            LbMap::Backends,
+            LbMap::RevNat,
+            LbMap::AffinityMatch,
+            LbMap::Affinity,
+            LbMap::SourceRange,
+        ];
         match self {
             Datapath::SocketLb => &LbMap::ALL,
-            Datapath::Tc => &[LbMap::Services, LbMap::Backends, LbMap::RevNat],
+            Datapath::Tc => &TC,
         }
     }
 
@@ -431,7 +439,10 @@ fn map_fd(ebpf: &Ebpf, name: &str) -> Result<OwnedFd, ApplyError> {
         .map(name)
         .ok_or_else(|| aya_err(name, std::io::Error::other("map not in the object")))?;
     let data = match map {
-        aya::maps::Map::HashMap(d) | aya::maps::Map::LruHashMap(d) | aya::maps::Map::Array(d) => d,
+        aya::maps::Map::HashMap(d)
+        | aya::maps::Map::LruHashMap(d)
+        | aya::maps::Map::Array(d)
+        | aya::maps::Map::LpmTrie(d) => d,
         _ => return Err(aya_err(name, std::io::Error::other("unexpected map type"))),
     };
     data.fd()

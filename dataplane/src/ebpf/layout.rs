@@ -16,26 +16,60 @@ pub const CILIUM_RELEASE: &str = "v1.17";
 /// `IPPROTO_TCP`, written into keys and backends (the agent's protocol
 /// differentiation, on by default in [`CILIUM_RELEASE`]).
 pub const PROTO_TCP: u8 = 6;
-/// `SVC_FLAG_ROUTABLE`: a ClusterIP's master entry flag.
+/// `IPPROTO_UDP`.
+pub const PROTO_UDP: u8 = 17;
+/// `lb4_service.flags` (`bpf/lib/common.h`).
+pub const SVC_FLAG_EXTERNAL_IP: u8 = 1 << 0;
+pub const SVC_FLAG_NODEPORT: u8 = 1 << 1;
+/// `externalTrafficPolicy: Local`.
+pub const SVC_FLAG_EXT_LOCAL_SCOPE: u8 = 1 << 2;
+/// `sessionAffinity: ClientIP`.
+pub const SVC_FLAG_AFFINITY: u8 = 1 << 4;
+pub const SVC_FLAG_LOADBALANCER: u8 = 1 << 5;
+/// Not a ClusterIP nor the NodePort surrogate: reachable from outside the node.
 pub const SVC_FLAG_ROUTABLE: u8 = 1 << 6;
+/// Check `cilium_lb4_source_range`.
+pub const SVC_FLAG_SOURCE_RANGE: u8 = 1 << 7;
+/// `lb4_service.flags2`: `internalTrafficPolicy: Local`.
+pub const SVC_FLAG_INT_LOCAL_SCOPE: u8 = 1 << 4;
+/// Separate backends for the external and internal scopes.
+pub const SVC_FLAG_TWO_SCOPES: u8 = 1 << 5;
 /// `LB_LOOKUP_SCOPE_EXT`.
 pub const SCOPE_EXT: u8 = 0;
 
-/// One of the maps the socket load balancer reads.
+/// One of Cilium's load-balancing maps that kpbench's programs hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LbMap {
     Services,
     Backends,
     RevNat,
     ReverseSk,
+    /// `cilium_lb_affinity_match`: which backends a service with affinity has.
+    AffinityMatch,
+    /// `cilium_lb4_affinity`: each client's backend, written by the datapath only.
+    Affinity,
+    /// `cilium_lb4_source_range`: an LPM trie of each service's source ranges.
+    SourceRange,
 }
 
 impl LbMap {
-    pub const ALL: [LbMap; 4] = [
+    pub const ALL: [LbMap; 7] = [
         LbMap::Services,
         LbMap::Backends,
         LbMap::RevNat,
         LbMap::ReverseSk,
+        LbMap::AffinityMatch,
+        LbMap::Affinity,
+        LbMap::SourceRange,
+    ];
+
+    /// The maps the agent writes (every one but the datapath's own).
+    pub const AGENT: [LbMap; 5] = [
+        LbMap::Services,
+        LbMap::Backends,
+        LbMap::RevNat,
+        LbMap::AffinityMatch,
+        LbMap::SourceRange,
     ];
 
     /// The map's name in Cilium (and in the BPF object).
@@ -45,6 +79,9 @@ impl LbMap {
             LbMap::Backends => "cilium_lb4_backends_v3",
             LbMap::RevNat => "cilium_lb4_reverse_nat",
             LbMap::ReverseSk => "cilium_lb4_reverse_sk",
+            LbMap::AffinityMatch => "cilium_lb_affinity_match",
+            LbMap::Affinity => "cilium_lb4_affinity",
+            LbMap::SourceRange => "cilium_lb4_source_range",
         }
     }
 
@@ -55,6 +92,9 @@ impl LbMap {
             LbMap::Backends => (4, 12),
             LbMap::RevNat => (2, 6),
             LbMap::ReverseSk => (16, 8),
+            LbMap::AffinityMatch => (8, 1),
+            LbMap::Affinity => (16, 16),
+            LbMap::SourceRange => (12, 1),
         }
     }
 }
@@ -93,7 +133,7 @@ impl Lb4Key {
 /// `struct lb4_service` (12 bytes): a master entry (slot 0) or a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Lb4Service {
-    /// Slots: the backend ID; master: algorithm << 24 | affinity timeout (0 here).
+    /// Slots: the backend ID; master: algorithm << 24 | affinity timeout in seconds.
     pub backend_id: u32,
     pub count: u16,
     pub rev_nat_index: u16,
@@ -220,6 +260,9 @@ pub fn describe_key(map: LbMap, b: &[u8]) -> String {
             let cookie = u64::from_ne_bytes(b[..8].try_into().expect("8 bytes"));
             format!("{{cookie={cookie} address={a} port={p}}}")
         }),
+        LbMap::AffinityMatch => super::affinity::describe_match_key(b),
+        LbMap::Affinity => super::affinity::describe_affinity_key(b),
+        LbMap::SourceRange => super::source_range::describe_key(b),
     };
     format!("{} [{}]", fields.unwrap_or_else(|| "?".into()), hex(b))
 }
@@ -247,6 +290,8 @@ pub fn describe_value(map: LbMap, b: &[u8]) -> String {
             let (a, p) = parse_addr_port(b).expect("8 bytes");
             format!("{{address={a} port={p} rev_nat_index={}}}", u16::from_be_bytes([b[6], b[7]]))
         }),
+        LbMap::AffinityMatch | LbMap::SourceRange => super::affinity::describe_dummy(b),
+        LbMap::Affinity => super::affinity::describe_affinity_value(b),
     };
     format!("{} [{}]", fields.unwrap_or_else(|| "?".into()), hex(b))
 }
@@ -259,12 +304,12 @@ pub struct Entry {
     pub value: Vec<u8>,
 }
 
-/// A service's master key (slot 0).
+/// A TCP ClusterIP's master key (slot 0).
 pub fn master_key(vip: Ipv4Addr, port: u16) -> Lb4Key {
     slot_key(vip, port, 0)
 }
 
-/// A service's key for `slot` (0: master).
+/// A TCP ClusterIP's key for `slot` (0: master).
 pub fn slot_key(vip: Ipv4Addr, port: u16, slot: u16) -> Lb4Key {
     Lb4Key {
         address: vip,
@@ -275,26 +320,33 @@ pub fn slot_key(vip: Ipv4Addr, port: u16, slot: u16) -> Lb4Key {
     }
 }
 
-/// An active TCP backend.
-pub fn backend(address: Ipv4Addr, port: u16) -> Lb4Backend {
+/// A backend of protocol `proto` in state `flags` (`BE_STATE_*`).
+pub fn backend(address: Ipv4Addr, port: u16, proto: u8, flags: u8) -> Lb4Backend {
     Lb4Backend {
         address,
         port,
-        proto: PROTO_TCP,
-        flags: 0,
+        proto,
+        flags,
         cluster_id: 0,
         zone: 0,
     }
 }
 
-/// A ClusterIP's master entry.
-pub fn master(count: u16, rev_nat_index: u16) -> Lb4Service {
+/// A master entry: `count` backends, the frontend's flags, and in the backend-ID
+/// slot the affinity timeout (the algorithm byte above it is 0: the node's default,
+/// no per-service annotation).
+pub fn master(
+    count: u16,
+    rev_nat_index: u16,
+    flags: (u8, u8),
+    affinity_timeout: u32,
+) -> Lb4Service {
     Lb4Service {
-        backend_id: 0,
+        backend_id: affinity_timeout,
         count,
         rev_nat_index,
-        flags: SVC_FLAG_ROUTABLE,
-        flags2: 0,
+        flags: flags.0,
+        flags2: flags.1,
         qcount: 0,
     }
 }

@@ -13,33 +13,41 @@
 //! are this mode's own kernel requests ([`request::BpfRequest`]), run by the core
 //! executor ([`exchange`]).
 
+pub mod affinity;
+pub mod agent;
 pub mod cgroup;
 pub mod controller;
 pub mod datapath;
 pub mod exchange;
+pub mod frontends;
 pub mod layout;
 pub mod pins;
 mod readback;
 pub mod request;
+pub mod source_range;
 pub mod standin;
 pub mod sys;
 pub mod tc;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_features;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::floor::backend::{Backend, Objects};
 use crate::floor::deadline::Deadline;
 use crate::floor::error::ApplyError;
-use crate::floor::model::{Endpoint, ServiceSet};
+use crate::floor::model::ServiceSet;
 use crate::floor::netns::Netns;
 use crate::floor::prereq::{KernelFeature, Prerequisites};
+use crate::floor::spec::Feature;
 use crate::floor::sync::standin::StandIn;
 use crate::floor::sync::{Controller, Executor, Profile};
 use crate::mode::ModeSpec;
 use datapath::Datapath;
 pub use exchange::BpfMaps;
+use frontends::{BackendAddr, Frontend};
 use layout::{Lb4Backend, Lb4Key, Lb4Service, LbMap};
 pub use request::{BpfReply, BpfRequest};
 
@@ -72,72 +80,182 @@ impl EbpfBackend {
     }
 }
 
-/// How many map entries a full sync of `set` leaves: a master and a slot per endpoint
-/// for each service, a backend per endpoint, a reverse NAT entry per service.
-pub fn expected_entries(set: &ServiceSet) -> usize {
-    let backends: BTreeSet<&Endpoint> = set.services.iter().flat_map(|s| &s.endpoints).collect();
-    set.services
-        .iter()
-        .map(|s| 2 + s.endpoints.len())
-        .sum::<usize>()
-        + backends.len()
+/// The service features both eBPF modes render as Cilium's agent does, on Cilium's
+/// maps: every one of the shape model. What their programs do not exercise of them is
+/// in [`unexercised`].
+pub const RENDERS: &[Feature] = &Feature::ALL;
+
+/// What kpbench's programs for `datapath` do not do of Cilium's data path for the
+/// features in `used`: the maps hold what the agent writes, the lookups are narrower.
+pub fn unexercised(datapath: Datapath, used: &[Feature]) -> Vec<String> {
+    let socket = datapath == Datapath::SocketLb;
+    let note = |f: Feature| -> Option<&'static str> {
+        let text = match f {
+            Feature::Udp if socket => {
+                "UDP frontends are written (proto 17), but the socket LB attaches cgroup \
+                 connect4 for TCP only: Cilium's UDP path (cgroup sendmsg4/recvmsg4) is not \
+                 attached, so no datagram is translated"
+            }
+            Feature::Udp => {
+                "UDP frontends are written (proto 17), but the tc LB parses TCP only: UDP \
+                 packets pass untranslated"
+            }
+            Feature::Affinity => {
+                "the affinity matches are written and cilium_lb4_affinity is created, but \
+                 kpbench's programs neither look up nor record a client's backend (Cilium's \
+                 lb4_affinity_backend_id_*): every connection picks a random slot"
+            }
+            Feature::NodePort | Feature::LoadBalancer | Feature::ExternalIps => {
+                "NodePort, ingress and external-IP frontends are written, but traffic from \
+                 outside the node (Cilium's nodeport_lb4 on the node's devices) is not \
+                 modelled: the client's connections to them take the ClusterIP lookup"
+            }
+            Feature::ExternalPolicyLocal | Feature::InternalPolicyLocal => {
+                "the Local policies' frontends are written with their node-local backends \
+                 (internal-scope entries for two-scope services), but kpbench's programs \
+                 look up the external scope only, where Cilium's east-west lookups of a \
+                 TWO_SCOPES service use the internal one"
+            }
+            Feature::SourceRanges => {
+                "the source ranges are written to cilium_lb4_source_range, but only \
+                 north-south LoadBalancer traffic checks them, which kpbench's programs do \
+                 not serve"
+            }
+            Feature::SeveralPorts | Feature::EndpointConditions => return None,
+        };
+        Some(text)
+    };
+    // One note per text, naming every feature that shares it.
+    let mut notes: Vec<(Vec<&str>, &str)> = Vec::new();
+    for f in used {
+        let Some(text) = note(*f) else { continue };
+        match notes.iter_mut().find(|(_, t)| *t == text) {
+            Some((names, _)) => names.push(f.name()),
+            None => notes.push((vec![f.name()], text)),
+        }
+    }
+    notes
+        .into_iter()
+        .map(|(names, text)| format!("{}: {text}", names.join(", ")))
+        .collect()
 }
 
-/// Checks the dumped maps against `expected`: every service's master entry, its slots
-/// resolving through the backend map to exactly its endpoints, its reverse NAT entry,
-/// and nothing else. The number of entries when they agree.
-pub fn check_maps(
-    services: &[(Vec<u8>, Vec<u8>)],
-    backends: &[(Vec<u8>, Vec<u8>)],
-    rev_nat: &[(Vec<u8>, Vec<u8>)],
-    expected: &ServiceSet,
-) -> Result<Objects, ApplyError> {
+/// How many map entries a full sync of `set` leaves in the maps the agent writes
+/// ([`LbMap::AGENT`]): each written once.
+pub fn expected_entries(set: &ServiceSet) -> usize {
+    controller::render(set).len()
+}
+
+/// Every entry of the maps the agent writes, by map, as the kernel dumps them.
+pub type Dumps = BTreeMap<LbMap, Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// The maps' entries decoded for [`check_maps`].
+struct Decoded {
+    svc: BTreeMap<Lb4Key, Lb4Service>,
+    be: BTreeMap<u32, Lb4Backend>,
+    rev: BTreeMap<Vec<u8>, Vec<u8>>,
+    matches: BTreeSet<Vec<u8>>,
+    ranges: BTreeSet<Vec<u8>>,
+}
+
+impl Decoded {
+    fn new(dumps: &Dumps) -> Self {
+        let get = |m: LbMap| dumps.get(&m).map(Vec::as_slice).unwrap_or(&[]);
+        Decoded {
+            svc: get(LbMap::Services)
+                .iter()
+                .filter_map(|(k, v)| Some((Lb4Key::parse(k)?, Lb4Service::parse(v)?)))
+                .collect(),
+            be: get(LbMap::Backends)
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        u32::from_ne_bytes(k.as_slice().try_into().ok()?),
+                        Lb4Backend::parse(v)?,
+                    ))
+                })
+                .collect(),
+            rev: get(LbMap::RevNat).iter().cloned().collect(),
+            matches: get(LbMap::AffinityMatch)
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
+            ranges: get(LbMap::SourceRange)
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    /// Whether frontend `fe`'s entries are all there: its master with its count,
+    /// flags and affinity timeout, slots resolving through the backend map to exactly
+    /// its backends, its reverse NAT entry, affinity matches and source ranges.
+    fn holds(&self, fe: &Frontend) -> bool {
+        let Some(m) = self.svc.get(&fe.key.slot(0)) else {
+            return false;
+        };
+        let ids: Vec<u32> = (1..=fe.backends.len() as u16)
+            .filter_map(|slot| self.svc.get(&fe.key.slot(slot)))
+            .map(|v| v.backend_id)
+            .collect();
+        let mut got: Vec<BackendAddr> = ids
+            .iter()
+            .filter_map(|id| self.be.get(id))
+            .map(|b| BackendAddr {
+                ip: b.address,
+                port: b.port,
+                proto: b.proto,
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<BackendAddr> = fe.backends.iter().map(|b| b.addr).collect();
+        want.sort();
+        let rev = m.rev_nat_index;
+        // The agent keeps SOURCE_RANGE on a frontend whose last range it removed.
+        let ranged = fe.source_ranges.is_empty() || m.flags & layout::SVC_FLAG_SOURCE_RANGE != 0;
+        let matched = fe.affinity_timeout.is_none()
+            || ids
+                .iter()
+                .all(|id| self.matches.contains(&affinity::match_key(rev, *id)));
+        m.count as usize == fe.active()
+            && m.flags & !layout::SVC_FLAG_SOURCE_RANGE == fe.flags
+            && m.flags2 == fe.flags2
+            && m.backend_id == fe.affinity_timeout.unwrap_or(0)
+            && ranged
+            && got == want
+            && matched
+            && fe
+                .source_ranges
+                .iter()
+                .all(|r| self.ranges.contains(&source_range::key(rev, *r)))
+            && self.rev.get(&layout::rev_nat_key(rev))
+                == Some(&layout::rev_nat_value(fe.key.address, fe.key.port))
+    }
+}
+
+/// Checks the dumped maps against `expected`: every frontend of every service with
+/// all its entries ([`Decoded::holds`]), and nothing else. The number of entries when
+/// they agree.
+pub fn check_maps(dumps: &Dumps, expected: &ServiceSet) -> Result<Objects, ApplyError> {
     const WHAT: &str = "load-balancer map entries";
-    let found = services.len() + backends.len() + rev_nat.len();
+    let found = LbMap::AGENT
+        .iter()
+        .map(|m| dumps.get(m).map_or(0, Vec::len))
+        .sum();
     Objects::check(WHAT, found, expected_entries(expected))?;
-    let svc: BTreeMap<Lb4Key, Lb4Service> = services
-        .iter()
-        .filter_map(|(k, v)| Some((Lb4Key::parse(k)?, Lb4Service::parse(v)?)))
-        .collect();
-    let be: BTreeMap<u32, Lb4Backend> = backends
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                u32::from_ne_bytes(k.as_slice().try_into().ok()?),
-                Lb4Backend::parse(v)?,
-            ))
-        })
-        .collect();
-    let rev: BTreeMap<Vec<u8>, Vec<u8>> = rev_nat.iter().cloned().collect();
-    let good = expected
+    let maps = Decoded::new(dumps);
+    let node = frontends::node_addresses();
+    let all: Vec<Frontend> = expected
         .services
         .iter()
-        .filter(|s| {
-            let Some(m) = svc.get(&layout::master_key(s.vip, s.port)) else {
-                return false;
-            };
-            let mut eps: Vec<Endpoint> = (1..=m.count)
-                .filter_map(|slot| svc.get(&layout::slot_key(s.vip, s.port, slot)))
-                .filter_map(|v| be.get(&v.backend_id))
-                .map(|b| Endpoint {
-                    ip: b.address,
-                    port: b.port,
-                })
-                .collect();
-            eps.sort();
-            let mut want = s.endpoints.clone();
-            want.sort();
-            m.flags == layout::SVC_FLAG_ROUTABLE
-                && eps == want
-                && rev.get(&layout::rev_nat_key(m.rev_nat_index))
-                    == Some(&layout::rev_nat_value(s.vip, s.port))
-        })
-        .count();
-    if good != expected.len() {
+        .flat_map(|s| frontends::frontends(s, &node))
+        .collect();
+    let good = all.iter().filter(|fe| maps.holds(fe)).count();
+    if good != all.len() {
         return Err(ApplyError::Mismatch {
-            what: "services whose maps resolve to exactly their endpoints",
+            what: "frontends whose maps resolve to exactly their backends",
             found: good,
-            expected: expected.len(),
+            expected: all.len(),
         });
     }
     Ok(Objects {
@@ -162,6 +280,14 @@ impl Backend for EbpfBackend {
         }
     }
 
+    fn renders(&self) -> &'static [Feature] {
+        RENDERS
+    }
+
+    fn unexercised(&self, used: &[Feature]) -> Vec<String> {
+        unexercised(self.datapath, used)
+    }
+
     fn inspect_command(&self) -> &'static str {
         match self.datapath {
             Datapath::SocketLb => "bpftool map dump name cilium_lb4_services_v2",
@@ -183,11 +309,7 @@ impl Backend for EbpfBackend {
     /// Every entry of the datapath's maps, decoded and sorted: the socket LB's maps,
     /// or the tc LB's, which has no reverse socket map.
     fn readback(&self, io: &mut dyn Executor) -> Result<String, ApplyError> {
-        use layout::LbMap;
-        match self.datapath {
-            Datapath::SocketLb => readback::read(io, &LbMap::ALL),
-            Datapath::Tc => readback::read(io, &[LbMap::Services, LbMap::Backends, LbMap::RevNat]),
-        }
+        readback::read(io, self.datapath.maps())
     }
 
     fn verify(
@@ -200,19 +322,16 @@ impl Backend for EbpfBackend {
             what: format!("reading the load-balancer maps of {}", ns.name),
             source: std::io::Error::other("nothing was programmed for it by this process"),
         })?;
-        let dump = |map: LbMap| {
+        let mut dumps = Dumps::new();
+        for map in LbMap::AGENT {
             let (k, v) = map.sizes();
-            sys::dump(maps.fd(map), k, v).map_err(|source| ApplyError::Bpf {
+            let entries = sys::dump(maps.fd(map), k, v).map_err(|source| ApplyError::Bpf {
                 what: format!("dumping {}", map.name()),
                 source,
-            })
-        };
-        check_maps(
-            &dump(LbMap::Services)?,
-            &dump(LbMap::Backends)?,
-            &dump(LbMap::RevNat)?,
-            expected,
-        )
+            })?;
+            dumps.insert(map, entries);
+        }
+        check_maps(&dumps, expected)
     }
 
     fn keep(&self, ns: &Netns) -> Result<Option<String>, ApplyError> {

@@ -21,31 +21,35 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// (map, key, value) of each fixture line; key and value split by their known sizes.
 fn fixture() -> Vec<(String, Vec<u8>, Vec<u8>)> {
-    FIXTURE
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    parse(FIXTURE)
+}
+
+/// (map, key, value) of each line of a fixture's text.
+pub(super) fn parse(text: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('[') && !l.trim().is_empty())
         .map(|l| {
             let (map, rest) = l.split_once(' ').unwrap();
             let bytes = unhex(rest);
-            let m = LbMap::ALL.into_iter().find(|m| m.name() == map).unwrap();
+            let m = LbMap::ALL.into_iter().find(|m| m.name() == map).expect(map);
             let k = m.sizes().0;
             (map.to_string(), bytes[..k].to_vec(), bytes[k..].to_vec())
         })
         .collect()
 }
 
-#[test]
-fn a_two_service_set_renders_cilium_s_exact_bytes_in_the_agent_s_order() {
-    let got: Vec<(String, Vec<u8>, Vec<u8>)> = render(&ServiceSet::generate(2, 2))
+/// Checks that a full sync of `set` writes exactly `want`, in order, each entry of
+/// its map's sizes.
+pub(super) fn renders_exactly(set: &ServiceSet, want: &[(String, Vec<u8>, Vec<u8>)]) {
+    let got: Vec<(String, Vec<u8>, Vec<u8>)> = render(set)
         .into_iter()
         .map(|e| (e.map.name().to_string(), e.key, e.value))
         .collect();
-    let want = fixture();
-    assert_eq!(want.len(), 12);
-    for (g, w) in got.iter().zip(&want) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(
             (g.0.as_str(), hex(&g.1), hex(&g.2)),
-            (w.0.as_str(), hex(&w.1), hex(&w.2))
+            (w.0.as_str(), hex(&w.1), hex(&w.2)),
+            "entry {i}"
         );
     }
     assert_eq!(got.len(), want.len());
@@ -60,13 +64,20 @@ fn a_two_service_set_renders_cilium_s_exact_bytes_in_the_agent_s_order() {
 }
 
 #[test]
+fn a_two_service_set_renders_cilium_s_exact_bytes_in_the_agent_s_order() {
+    let want = fixture();
+    assert_eq!(want.len(), 12);
+    renders_exactly(&ServiceSet::generate(2, 2), &want);
+}
+
+#[test]
 fn entries_decode_to_their_fields_with_their_bytes() {
     let key = layout::slot_key(model::service_vip(0), 80, 1).bytes();
     assert_eq!(
         layout::describe_key(LbMap::Services, &key),
         "{address=10.96.0.1 dport=80 backend_slot=1 proto=6 scope=0} [0a600001 00500100 06000000]"
     );
-    let v = layout::master(10, 7).bytes();
+    let v = layout::master(10, 7, (layout::SVC_FLAG_ROUTABLE, 0), 0).bytes();
     assert_eq!(
         layout::describe_value(LbMap::Services, &v),
         "{backend_id=0 count=10 rev_nat_index=7 flags=0x40 flags2=0x00 qcount=0} [00000000 0a000007 40000000]"
@@ -80,7 +91,7 @@ fn entries_decode_to_their_fields_with_their_bytes() {
     );
 }
 
-fn run(
+pub(super) fn run(
     ctl: &mut dyn Controller,
     syncs: &[(Option<&ServiceSet>, &ServiceSet)],
 ) -> (Recorder, MapsStandIn) {
@@ -89,7 +100,7 @@ fn run(
         ctl.sync(&mut r, *old, new, Duration::ZERO).unwrap();
     }
     let mut dumps = MapsStandIn::new();
-    for m in [LbMap::Services, LbMap::Backends, LbMap::RevNat] {
+    for m in LbMap::AGENT {
         if let BpfReply::Entries(e) = r.bpf(BpfRequest::Dump(m)).unwrap() {
             dumps.maps.insert(m, e.into_iter().collect());
         }
@@ -97,20 +108,13 @@ fn run(
     (r, dumps)
 }
 
-fn check(dumps: &MapsStandIn, set: &ServiceSet) -> Result<Objects, ApplyError> {
-    let get = |m| -> Vec<(Vec<u8>, Vec<u8>)> {
-        dumps
-            .maps
-            .get(&m)
-            .map(|x| x.clone().into_iter().collect())
-            .unwrap_or_default()
-    };
-    check_maps(
-        &get(LbMap::Services),
-        &get(LbMap::Backends),
-        &get(LbMap::RevNat),
-        set,
-    )
+pub(super) fn check(dumps: &MapsStandIn, set: &ServiceSet) -> Result<Objects, ApplyError> {
+    let all: Dumps = dumps
+        .maps
+        .iter()
+        .map(|(m, x)| (*m, x.clone().into_iter().collect()))
+        .collect();
+    check_maps(&all, set)
 }
 
 #[test]

@@ -75,6 +75,15 @@ pub trait Backend: Send + Sync {
         &[]
     }
 
+    /// What this mode's data path does not do as the real one does for the features
+    /// in `used` (of [`Backend::renders`]), one sentence each: their kernel objects
+    /// are programmed as they should be, but traffic through kpbench's programs does
+    /// not take that path. A case whose services use them records these notes
+    /// (default none: the mode's data path is the real one).
+    fn unexercised(&self, _used: &[Feature]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The command that shows what this mode programmed, to run inside the namespace
     /// (`ipvsadm -S -n`, `nft list table ip kube-proxy`, ...).
     fn inspect_command(&self) -> &'static str;

@@ -126,6 +126,7 @@ mod tests {
                 datapath: None,
                 churn: None,
                 churn_sweep: vec![],
+                notes: vec![],
                 elapsed_s: None,
                 programmed_by: None,
                 sync_over_limit_s: None,

@@ -186,6 +186,12 @@ pub struct Case {
     /// `sync.full` then holds the partial timings up to it, and no incremental syncs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_over_limit_s: Option<f64>,
+    /// What the mode's data path does not exercise of the features the case's
+    /// services use, one sentence each (`Backend::unexercised`): the kernel objects
+    /// are programmed, but traffic through kpbench's programs does not take that
+    /// path. Empty (absent) for N x E cases and modes whose data path is the real one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Case {

@@ -44,6 +44,7 @@ impl CaseSpec {
             datapath: None,
             churn: None,
             churn_sweep: vec![],
+            notes: vec![],
             elapsed_s: None,
             programmed_by: Some(self.profile.kind().name().to_string()),
             sync_over_limit_s: None,

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dataplane::floor::spec;
+use dataplane::floor::spec::{self, Feature};
 use dataplane::{
     floor::exec, Backend, KernelFeature, Mode, ModeSpec, NotImplemented, Profile, ProfileKind,
     Unavailable,
@@ -75,6 +75,19 @@ fn unrendered(b: &dyn Backend, s: &Scenario, spec: &CaseSpec) -> Option<String> 
     let set = s.service_set(spec.services);
     let left = spec::unrendered(set.services.iter().map(|s| &s.spec), b.renders());
     spec::skip_reason(&spec.mode.to_string(), &left)
+}
+
+/// What `b`'s data path does not exercise of the features `spec`'s services use (only
+/// a shape has such services).
+fn unexercised(b: &dyn Backend, s: &Scenario, spec: &CaseSpec) -> Vec<String> {
+    if !s.is_shaped() {
+        return Vec::new();
+    }
+    let set = s.service_set(spec.services);
+    let used: Vec<Feature> = spec::unrendered(set.services.iter().map(|s| &s.spec), &[])
+        .into_keys()
+        .collect();
+    b.unexercised(&used)
 }
 
 /// For a kernel without IPVS: the lab has one.
@@ -289,6 +302,7 @@ impl Runner<'_> {
         match self.not_run(s, spec, backend, &tally.gave_up) {
             Err(why) => case.reason = Some(why.to_string()),
             Ok(b) => {
+                case.notes = unexercised(b, s, spec);
                 let prefix = format!("{}-c{index}", p.run_id);
                 match run_case(b, self.sandbox, s, spec, &prefix, started, on_event) {
                     Ok(done) => done.record_into(&mut case),

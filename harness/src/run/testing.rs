@@ -514,6 +514,7 @@ pub fn lab_case(services: u64) -> Case {
         datapath: None,
         churn: None,
         churn_sweep: vec![],
+        notes: vec![],
         elapsed_s: Some(1.5),
         programmed_by: None,
         sync_over_limit_s: None,
