@@ -18,6 +18,12 @@
  * service address the client dialled (the SYN's destination at ingress, before DNAT;
  * the SYN-ACK's source at egress, after reverse NAT).
  *
+ * A UDP target is timed the same way on its first datagram and the reply: the pass
+ * sends one datagram per flow whose payload starts with a probe header (a magic number
+ * and a random key; the echo in the backend namespace answers with the reply's magic
+ * and the same key). NAT rewrites addresses and ports, never the payload, so the key
+ * pairs ingress with egress as the sequence number does for TCP. Other UDP is ignored.
+ *
  * Every other TCP packet is timed ingress -> egress through a per-CPU slot tagged
  * with (seq, ack_seq): the forward path of one packet is one softirq on one CPU, so
  * no other packet comes between its ingress and egress there. Its nanoseconds go
@@ -32,6 +38,7 @@
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -39,6 +46,16 @@
 #define SLOTS 4096 /* a power of two */
 #define KIND_SYN 1
 #define KIND_SYNACK 2
+#define KIND_UDP 3       /* a UDP target's first datagram */
+#define KIND_UDP_REPLY 4 /* and its reply */
+#define PROBE_REQUEST 0x4b504251 /* "KPBQ" */
+#define PROBE_REPLY 0x4b504252   /* "KPBR" */
+
+/* The head of a probe datagram's payload, network order. */
+struct probe_payload {
+	__u32 magic;
+	__u32 key;
+};
 
 /* One exact sample, as userspace reads it from the ring buffer (24 bytes). */
 struct sample {
@@ -81,13 +98,18 @@ struct counters {
 	__u64 synack_evicted;
 	__u64 other_unmatched;  /* a non-SYN packet left with no start on this CPU */
 	__u64 ring_full;        /* samples lost: the ring buffer was full */
+	__u64 udp_in;           /* probe datagrams stamped at ingress */
+	__u64 udp_out;          /* and matched at egress (samples) */
+	__u64 udp_reply_in;
+	__u64 udp_reply_out;
 };
 
-/* SYNs in [0, SLOTS), SYN-ACKs in [SLOTS, 2 * SLOTS): one map, so each lookup is
- * a constant map the verifier can inline. */
+/* SYNs in [0, SLOTS), SYN-ACKs in [SLOTS, 2 * SLOTS), probe datagrams and their
+ * replies in the next two: one map, so each lookup is a constant map the verifier can
+ * inline. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * SLOTS);
+	__uint(max_entries, 4 * SLOTS);
 	__type(key, __u32);
 	__type(value, struct slot);
 } slots SEC(".maps");
@@ -135,6 +157,55 @@ static __always_inline struct tcphdr *tcp_of(struct __sk_buff *skb, struct iphdr
 	return tcp;
 }
 
+/* The UDP header of an IPv4 packet, or NULL. */
+static __always_inline struct udphdr *udp_of(struct __sk_buff *skb, struct iphdr **ip_out)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip;
+	struct udphdr *udp;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+		return NULL;
+	if (ip->frag_off & bpf_htons(0x1fff))
+		return NULL;
+	udp = (void *)ip + ip->ihl * 4;
+	if ((void *)(udp + 1) > data_end)
+		return NULL;
+	*ip_out = ip;
+	return udp;
+}
+
+/*
+ * A probe datagram's kind (KIND_UDP or KIND_UDP_REPLY, 0 for any other datagram), its
+ * key and its slot.
+ */
+static __always_inline int probe_datagram(struct __sk_buff *skb, struct udphdr *udp,
+					  __u32 *key, __u32 *idx)
+{
+	void *data_end = (void *)(long)skb->data_end;
+	struct probe_payload *p = (void *)(udp + 1);
+	__u32 magic;
+
+	if ((void *)(p + 1) > data_end)
+		return 0;
+	magic = bpf_ntohl(p->magic);
+	*key = bpf_ntohl(p->key);
+	if (magic == PROBE_REQUEST) {
+		*idx = 2 * SLOTS + (*key & (SLOTS - 1));
+		return KIND_UDP;
+	}
+	if (magic == PROBE_REPLY) {
+		*idx = 3 * SLOTS + (*key & (SLOTS - 1));
+		return KIND_UDP_REPLY;
+	}
+	return 0;
+}
+
 static __always_inline struct counters *counters_here(void)
 {
 	__u32 zero = 0;
@@ -161,6 +232,84 @@ static __always_inline int handshake(const struct tcphdr *tcp, __u32 *key, __u32
 	return KIND_SYNACK;
 }
 
+/* transit_in for a probe datagram: stamps its slot (other UDP passes untouched). */
+static __always_inline int udp_in(struct __sk_buff *skb)
+{
+	struct iphdr *ip;
+	struct udphdr *udp = udp_of(skb, &ip);
+	struct counters *c;
+	struct slot *s;
+	__u32 key, idx;
+	int kind;
+
+	if (!udp)
+		return TC_ACT_UNSPEC;
+	kind = probe_datagram(skb, udp, &key, &idx);
+	if (!kind)
+		return TC_ACT_UNSPEC;
+	s = bpf_map_lookup_elem(&slots, &idx);
+	c = counters_here();
+	if (!s || !c)
+		return TC_ACT_UNSPEC;
+	if (kind == KIND_UDP)
+		c->udp_in++;
+	else
+		c->udp_reply_in++;
+	s->key = key;
+	s->addr = ip->daddr;
+	s->port = udp->dest;
+	s->pending = 1;
+	/* Last: everything above is outside the interval. */
+	s->start = bpf_ktime_get_ns();
+	return TC_ACT_UNSPEC;
+}
+
+/* transit_out for a probe datagram whose egress clock read `now`: its sample. */
+static __always_inline int udp_out(struct __sk_buff *skb, __u64 now)
+{
+	struct iphdr *ip;
+	struct udphdr *udp = udp_of(skb, &ip);
+	struct counters *c;
+	struct sample *out;
+	struct slot *s;
+	__u32 key, idx;
+	int kind;
+
+	if (!udp)
+		return TC_ACT_UNSPEC;
+	kind = probe_datagram(skb, udp, &key, &idx);
+	if (!kind)
+		return TC_ACT_UNSPEC;
+	c = counters_here();
+	s = bpf_map_lookup_elem(&slots, &idx);
+	if (!c || !s || !s->pending || s->key != key || s->start > now)
+		return TC_ACT_UNSPEC;
+	s->pending = 0;
+	if (kind == KIND_UDP)
+		c->udp_out++;
+	else
+		c->udp_reply_out++;
+	out = bpf_ringbuf_reserve(&samples, sizeof(*out), 0);
+	if (!out) {
+		c->ring_full++;
+		return TC_ACT_UNSPEC;
+	}
+	out->ns = now - s->start;
+	out->key = key;
+	out->kind = kind;
+	if (kind == KIND_UDP) {
+		/* The destination is post-DNAT here; the slot kept the one dialled. */
+		out->addr = s->addr;
+		out->port = s->port;
+	} else {
+		out->addr = ip->saddr;
+		out->port = udp->source;
+	}
+	__builtin_memset(out->pad, 0, sizeof(out->pad));
+	bpf_ringbuf_submit(out, BPF_RB_NO_WAKEUP);
+	return TC_ACT_UNSPEC;
+}
+
 SEC("classifier")
 int transit_in(struct __sk_buff *skb)
 {
@@ -172,7 +321,7 @@ int transit_in(struct __sk_buff *skb)
 	int kind;
 
 	if (!tcp)
-		return TC_ACT_UNSPEC;
+		return udp_in(skb);
 	kind = handshake(tcp, &key, &idx);
 	if (!kind) {
 		struct inflight *f = bpf_map_lookup_elem(&inflight, &zero);
@@ -229,7 +378,7 @@ int transit_out(struct __sk_buff *skb)
 	int kind;
 
 	if (!tcp)
-		return TC_ACT_UNSPEC;
+		return udp_out(skb, now);
 	c = counters_here();
 	if (!c)
 		return TC_ACT_UNSPEC;

@@ -200,3 +200,106 @@ fn a_case_with_a_churn_phase_validates_and_reads_back() {
     doc["cases"][0]["churn_sweep"][0]["rate_per_s"] = serde_json::json!(0);
     assert!(!errors(&schema, &doc).is_empty());
 }
+
+/// Issue 20 item 5: transit targets carry their lookup path. A document as an older
+/// kpbench wrote it (no `path`) reads as `clusterip`; one with every path and the
+/// absent paths validates and reads back exactly; a path outside the five is refused.
+#[test]
+fn transit_paths_validate_read_back_and_default_to_clusterip() {
+    use harness::results::*;
+    let schema = compiled();
+    let pct = |p50: f64| {
+        serde_json::json!({"p10": p50 - 100.0, "p50": p50, "p90": p50 + 100.0, "p99": p50 + 300.0,
+            "ci95_p50": [p50 - 20.0, p50 + 20.0]})
+    };
+    let target = |name: &str, index: Option<u64>, path: Option<&str>, p50: f64| {
+        let mut t = serde_json::json!({"target": name, "service_index": index, "samples": 150,
+            "syn_ns": pct(p50), "synack_ns": pct(2000.0)});
+        if let Some(p) = path {
+            t["path"] = serde_json::json!(p);
+        }
+        t
+    };
+    let transit = |targets: Vec<serde_json::Value>, absent: serde_json::Value| {
+        serde_json::json!({"targets": targets,
+            "ns_per_service": {"estimate": 1.0, "ci95": [0.5, 1.5]},
+            "probe_overhead_pct": 3.0, "absent_paths": absent})
+    };
+    let mut doc = fixture("host");
+    // Older results: no path anywhere, no absent paths.
+    doc["cases"][0]["datapath"]["transit"] = transit(
+        vec![
+            target("svc-0", Some(0), None, 4000.0),
+            target("svc-9", Some(9), None, 4100.0),
+            target("direct", None, None, 3000.0),
+        ],
+        serde_json::json!({}),
+    );
+    // A shaped case: a target per path, and one path absent with why.
+    doc["cases"][1]["datapath"]["transit"] = transit(
+        vec![
+            target("svc-0", Some(0), Some("clusterip"), 4000.0),
+            target("direct", None, Some("clusterip"), 3000.0),
+            target("nodeport", Some(20), Some("nodeport"), 6000.0),
+            target("affinity", Some(21), Some("affinity"), 5000.0),
+            target("udp", Some(20), Some("udp"), 4500.0),
+        ],
+        serde_json::json!({"local": "the service set has no externalTrafficPolicy: Local service"}),
+    );
+    let errs = errors(&schema, &doc);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let r: Results = serde_json::from_value(doc.clone()).unwrap();
+    let old = r.cases[0]
+        .datapath
+        .as_ref()
+        .unwrap()
+        .transit
+        .as_ref()
+        .unwrap();
+    assert!(old.targets.iter().all(|t| t.path == TransitPath::ClusterIp));
+    assert_eq!(old.positions().count(), 2);
+    assert!(old.absent_paths.is_empty());
+    let shaped = r.cases[1]
+        .datapath
+        .as_ref()
+        .unwrap()
+        .transit
+        .as_ref()
+        .unwrap();
+    let paths: Vec<(&str, TransitPath)> = shaped
+        .path_targets()
+        .map(|t| (t.target.as_str(), t.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("nodeport", TransitPath::NodePort),
+            ("affinity", TransitPath::Affinity),
+            ("udp", TransitPath::Udp)
+        ]
+    );
+    assert_eq!(
+        shaped.positions().count(),
+        1,
+        "direct and the paths are no position"
+    );
+    assert!(shaped.absent_paths[&TransitPath::Local].contains("Local"));
+    // Written again, the same document reads back the same.
+    let again: Results = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+    assert_eq!(again, r);
+    let written = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        written["cases"][0]["datapath"]["transit"]["targets"][2]["path"],
+        "clusterip"
+    );
+    assert!(errors(&schema, &written).is_empty());
+    let mut bad = doc;
+    bad["cases"][1]["datapath"]["transit"]["targets"][2]["path"] = serde_json::json!("hostport");
+    assert!(!errors(&schema, &bad).is_empty());
+    let mut bad_key = fixture("host");
+    bad_key["cases"][0]["datapath"]["transit"] = transit(
+        vec![target("svc-0", Some(0), None, 4000.0)],
+        serde_json::json!({"hostport": "no"}),
+    );
+    assert!(!errors(&schema, &bad_key).is_empty());
+}

@@ -254,3 +254,75 @@ fn the_same_case_twice_gives_overlapping_intervals() {
         assert_eq!(a.spans, Some(harness::results::Spans::Replicates));
     }
 }
+
+/// Issue 20 item 5: a shaped set's further lookup paths are timed in the same pass as
+/// the ClusterIP positions: a NodePort through the node's address, an affinity service,
+/// a UDP port (its first datagram, answered by the echo), an `externalTrafficPolicy:
+/// Local` service through its node port. Each has samples for every flow it made and a
+/// transit of the order of the positions'.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root: scripts/test.sh runs it as root"
+)]
+fn a_shaped_set_times_every_lookup_path() {
+    use dataplane::conformance::featured::featured_set;
+    use dataplane::floor::spec::Feature;
+    use harness::results::TransitPath;
+    for (mode, tag) in [(Mode::IptablesLegacy, "pl"), (Mode::Nftables, "pn")] {
+        let b = backend_of(mode);
+        let set = featured_set(20, 1, &Feature::ALL);
+        let (topo, _server) = programmed(&*b, tag, &set);
+        let mut probes = Probes::load(&topo.node).unwrap_or_else(|e| panic!("{e}"));
+        let p = transit::measure(&mut probes, &topo, &set, &config())
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let t = &p.transit;
+        for x in &t.targets {
+            eprintln!(
+                "{mode} paths: {:>9} {:<9} samples {:>4} of {:>4} (errors {}) syn p50 {:?} answer p50 {:?}",
+                x.target,
+                x.path.name(),
+                x.samples,
+                x.connections,
+                x.errors,
+                x.syn_ns.map(|q| q.p50),
+                x.synack_ns.map(|q| q.p50)
+            );
+        }
+        eprintln!("{mode} paths: checks {:?}", t.checks);
+        assert!(t.absent_paths.is_empty(), "{mode}: {:?}", t.absent_paths);
+        let direct = t.targets.iter().find(|x| x.target == "direct").unwrap();
+        let direct_p50 = direct.syn_ns.expect("direct samples").p50;
+        for path in &TransitPath::ALL[1..] {
+            let x = t
+                .targets
+                .iter()
+                .find(|x| x.path == *path)
+                .unwrap_or_else(|| panic!("{mode}: no {} target", path.name()));
+            assert_eq!(x.errors, 0, "{mode} {}: every flow answered", x.target);
+            assert!(x.samples > 0, "{mode} {}: no sample", x.target);
+            assert_eq!(
+                x.samples as u64, x.connections,
+                "{mode} {}: one opening sample per flow",
+                x.target
+            );
+            let syn = x.syn_ns.unwrap().p50;
+            let answer = x.synack_ns.expect("the answer timed too").p50;
+            assert!(
+                syn > direct_p50 / 2 && syn < 1_000_000,
+                "{mode} {}: {syn} ns against direct's {direct_p50} ns is implausible",
+                x.target
+            );
+            assert!(
+                answer > 0 && answer < 1_000_000,
+                "{mode} {}: {answer}",
+                x.target
+            );
+        }
+        assert_eq!(t.checks.udp_unmatched, 0, "{mode}: {:?}", t.checks);
+        assert!(
+            t.ns_per_service.is_some(),
+            "{mode}: the positions still fit"
+        );
+    }
+}

@@ -372,6 +372,7 @@ pub(crate) mod fixtures {
         TransitTarget {
             target: service_index.map_or("direct".into(), |i| format!("svc-{i}")),
             service_index,
+            path: TransitPath::ClusterIp,
             samples: 200,
             syn_ns: pct(p50, half),
             synack_ns: pct(2000.0, 50.0),
@@ -417,7 +418,30 @@ pub(crate) mod fixtures {
             probe_overhead: None,
             probe_run_ns_per_connection: None,
             unmatched: 0,
+            absent_paths: BTreeMap::new(),
         });
+        c
+    }
+
+    /// `c` (with a transit pass) with a target per `(path, service, p50)` (interval
+    /// +- 20 ns) and the `absent` paths with their reasons.
+    pub fn with_paths(
+        mut c: Case,
+        paths: &[(TransitPath, u64, f64)],
+        absent: &[(TransitPath, &str)],
+    ) -> Case {
+        let t = c
+            .datapath
+            .as_mut()
+            .and_then(|d| d.transit.as_mut())
+            .expect("a transit pass");
+        for &(path, i, p50) in paths {
+            let mut x = transit_target(Some(i), p50, 20.0);
+            x.target = path.name().into();
+            x.path = path;
+            t.targets.push(x);
+        }
+        t.absent_paths = absent.iter().map(|(p, w)| (*p, w.to_string())).collect();
         c
     }
 

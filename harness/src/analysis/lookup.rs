@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use crate::analysis::cases::{self, EnvKey, Row};
 use crate::analysis::stats;
-use crate::results::{Case, Estimate, Results, Spans, Transit, TransitTarget, Trend};
+use crate::results::{Case, Estimate, Results, Spans, Transit, TransitPath, TransitTarget, Trend};
 
 /// One service position of the transit pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +23,19 @@ pub struct Position {
     pub service_index: u64,
     /// The SYN's transit p50, ns, with its interval.
     pub syn_ns: Estimate,
+}
+
+/// The target of a path beyond `clusterip` (a NodePort through the node's address, an
+/// affinity service, a UDP port, an `externalTrafficPolicy: Local` service).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathTarget {
+    pub path: TransitPath,
+    /// The service it goes through, and its position in rule order.
+    pub service_index: Option<u64>,
+    /// The opening packet's transit p50, ns, with its interval: the SYN, or for `udp`
+    /// the first datagram of the flow.
+    pub syn_ns: Estimate,
+    pub samples: u64,
 }
 
 /// The transit figures of a case.
@@ -42,6 +55,11 @@ pub struct TransitLookup {
     /// The overhead with its interval (absent in older results).
     pub probe_overhead: Option<Estimate>,
     pub unmatched: u64,
+    /// The other paths' targets, in [`TransitPath::ALL`] order.
+    pub paths: Vec<PathTarget>,
+    /// The paths the case has no target for, with why (empty in older results and for
+    /// plain N x E sets).
+    pub absent_paths: BTreeMap<TransitPath, String>,
 }
 
 fn syn(t: &TransitTarget) -> Estimate {
@@ -54,8 +72,7 @@ fn syn(t: &TransitTarget) -> Estimate {
 impl TransitLookup {
     pub fn from_transit(t: &Transit) -> TransitLookup {
         let mut positions: Vec<Position> = t
-            .targets
-            .iter()
+            .positions()
             .filter_map(|x| {
                 Some(Position {
                     service_index: x.service_index?,
@@ -68,7 +85,7 @@ impl TransitLookup {
             direct: t
                 .targets
                 .iter()
-                .find(|x| x.service_index.is_none())
+                .find(|x| x.path == TransitPath::ClusterIp && x.service_index.is_none())
                 .map(syn),
             positions,
             ns_per_service: t.ns_per_service.fit(),
@@ -80,7 +97,35 @@ impl TransitLookup {
                 ci95,
             }),
             unmatched: t.unmatched,
+            paths: {
+                let mut v: Vec<PathTarget> = t
+                    .path_targets()
+                    .map(|x| PathTarget {
+                        path: x.path,
+                        service_index: x.service_index,
+                        syn_ns: syn(x),
+                        samples: x.samples,
+                    })
+                    .collect();
+                v.sort_by_key(|p| p.path);
+                v
+            },
+            absent_paths: t.absent_paths.clone(),
         }
+    }
+
+    /// The target of `path`: a service position's figure is not one (see
+    /// [`TransitLookup::positions`]).
+    pub fn path(&self, path: TransitPath) -> Option<&PathTarget> {
+        self.paths.iter().find(|p| p.path == path)
+    }
+
+    /// The opening packet of `path`'s target against direct's, ns, with its interval.
+    pub fn path_vs_direct(&self, path: TransitPath) -> Option<Estimate> {
+        Some(stats::difference_of_estimates(
+            self.path(path)?.syn_ns,
+            self.direct?,
+        ))
     }
 
     pub fn first(&self) -> Option<&Position> {
@@ -274,7 +319,41 @@ pub fn histogram_median_ci(b64: &str) -> Option<[f64; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::cases::fixtures::{case, est, with_transit};
+    use crate::analysis::cases::fixtures::{case, est, with_paths, with_transit};
+
+    #[test]
+    fn path_targets_are_no_position_and_differ_from_direct() {
+        let c = with_transit(
+            case("iptables", 1000, 1.0, 1.0, 1.0),
+            3000.0,
+            4000.0,
+            5.0,
+            30.0,
+            est(5.0, 4.5, 5.5),
+        );
+        let c = with_paths(
+            c,
+            &[
+                (TransitPath::Udp, 10, 4500.0),
+                (TransitPath::NodePort, 20, 9000.0),
+            ],
+            &[(TransitPath::Local, "the service set has no Local service")],
+        );
+        let t = transit(&c).unwrap();
+        assert_eq!(t.positions.len(), 9, "the path targets are no position");
+        assert_eq!(t.last().unwrap().service_index, 999);
+        assert_eq!(t.direct.unwrap().estimate, 3000.0);
+        let paths: Vec<TransitPath> = t.paths.iter().map(|p| p.path).collect();
+        assert_eq!(paths, [TransitPath::NodePort, TransitPath::Udp]);
+        assert_eq!(t.path(TransitPath::Udp).unwrap().service_index, Some(10));
+        let d = t.path_vs_direct(TransitPath::NodePort).unwrap();
+        assert_eq!(d.estimate, 6000.0);
+        // Both medians +- 20 and +- 30 ns: the halves in quadrature.
+        let half = (20.0f64.powi(2) + 30.0f64.powi(2)).sqrt();
+        assert!((d.ci95[1] - d.estimate - half).abs() < 1e-9, "{d:?}");
+        assert_eq!(t.path_vs_direct(TransitPath::Affinity), None);
+        assert!(t.absent_paths[&TransitPath::Local].contains("Local"));
+    }
 
     #[test]
     fn transit_differences_carry_intervals() {

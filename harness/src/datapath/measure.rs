@@ -25,8 +25,8 @@ use crate::datapath::serve::{ServeError, ServeOptions, Server};
 use crate::datapath::targets::{aims, Aim, Phases};
 use crate::datapath::{replicates, transit};
 use crate::results::{
-    Datapath, Estimate, MaxRate, NoiseFloor, ProbeOverhead, Spans, Transit, TransitPercentiles,
-    TransitTarget,
+    Datapath, Estimate, MaxRate, NoiseFloor, ProbeOverhead, Spans, Transit, TransitPath,
+    TransitPercentiles, TransitTarget,
 };
 use crate::sandbox::topology::Topology;
 use crate::scenario;
@@ -154,8 +154,9 @@ fn latency_figures(r: &LoadReport) -> (f64, f64) {
 }
 
 /// The pass's figures as the results record them: targets without a SYN sample are
-/// left out (they have no percentiles to report). None without a fitted cost per
-/// position (fewer than three services).
+/// left out (they have no percentiles to report; a path target among them is in
+/// `absent_paths` with why). None without a fitted cost per position (fewer than three
+/// services).
 fn transit_result(t: transit::Transit) -> Option<Transit> {
     let fit = t.ns_per_service?;
     let pct = |q: transit::Quantiles| TransitPercentiles {
@@ -181,6 +182,7 @@ fn transit_result(t: transit::Transit) -> Option<Transit> {
                 Some(TransitTarget {
                     target: x.target,
                     service_index: x.service_index.map(|i| i as u64),
+                    path: x.path,
                     samples: x.samples as u64,
                     syn_ns: pct(syn),
                     synack_ns: x.synack_ns.map(pct).unwrap_or_else(empty),
@@ -206,6 +208,7 @@ fn transit_result(t: transit::Transit) -> Option<Transit> {
         probe_overhead: probe_overhead(t.probe_overhead_pct, t.probe_overhead_ci95),
         probe_run_ns_per_connection: t.probe_run_ns_per_connection,
         unmatched: t.checks.syn_unmatched,
+        absent_paths: t.absent_paths,
     })
 }
 
@@ -415,7 +418,11 @@ impl<'a> Generator<'a> {
         let Some(_stats) = transit::enable_run_stats() else {
             return;
         };
-        for target in &mut t.targets {
+        for target in t
+            .targets
+            .iter_mut()
+            .filter(|x| x.path == TransitPath::ClusterIp)
+        {
             let Some(svc) = target
                 .service_index
                 .and_then(|i| set.services.get(i as usize))

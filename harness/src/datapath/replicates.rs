@@ -81,8 +81,7 @@ pub fn pool(first: &mut Transit, all: &[(u64, Transit)]) {
         .iter()
         .enumerate()
         .flat_map(|(r, (_, t))| {
-            t.targets
-                .iter()
+            t.positions()
                 .filter_map(move |x| Some((r, x.service_index? as f64, x.syn_ns.p50)))
         })
         .collect();

@@ -244,3 +244,108 @@ async fn accept_loop(
         });
     }
 }
+
+/// A UDP echo on given endpoint addresses, for the transit pass's UDP targets: each
+/// socket is bound to its endpoint's own IP (the pod CIDR's local route lets it), so
+/// the reply leaves from the address the node's DNAT sent the datagram to and its
+/// conntrack entry reverses it. A probe datagram (`transit::probes::PROBE_REQUEST`
+/// first) comes back with `PROBE_REPLY` in its place; anything else comes back as it
+/// came. Dropping it stops the echo.
+#[derive(Debug)]
+pub struct UdpEcho {
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpEcho {
+    /// Binds every address of `addrs` inside `ns` on one thread; returns once all are
+    /// bound (an address that cannot be bound fails the whole echo).
+    pub fn start(ns: &Netns, addrs: &[std::net::SocketAddrV4]) -> Result<UdpEcho, ServeError> {
+        let ns = ns.clone();
+        let addrs = addrs.to_vec();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ServeError>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("kpb-udp-echo".into())
+            .spawn(move || {
+                if let Err(e) = ns.enter() {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ServeError::Runtime(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut sockets = Vec::with_capacity(addrs.len());
+                    for a in &addrs {
+                        let addr = SocketAddr::V4(*a);
+                        match tokio::net::UdpSocket::bind(addr).await {
+                            Ok(s) => sockets.push(s),
+                            Err(source) => {
+                                let _ = ready_tx.send(Err(ServeError::Listen { addr, source }));
+                                return;
+                            }
+                        }
+                    }
+                    let _ = ready_tx.send(Ok(()));
+                    let tasks: Vec<_> =
+                        sockets.into_iter().map(|s| tokio::spawn(echo(s))).collect();
+                    let _ = stop_rx.await;
+                    for t in tasks {
+                        t.abort();
+                    }
+                });
+            })
+            .map_err(ServeError::Runtime)?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(UdpEcho {
+                shutdown: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(ServeError::Panicked)
+            }
+        }
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers every datagram on `sock` to its sender, a probe's magic turned into the
+/// reply's.
+async fn echo(sock: tokio::net::UdpSocket) {
+    use crate::datapath::transit::probes::{PROBE_REPLY, PROBE_REQUEST};
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            // Not expected on an unconnected socket; never spin on it.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        if n >= 4 && buf[..4] == PROBE_REQUEST.to_be_bytes() {
+            buf[..4].copy_from_slice(&PROBE_REPLY.to_be_bytes());
+        }
+        let _ = sock.send_to(&buf[..n], peer).await;
+    }
+}

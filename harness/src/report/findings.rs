@@ -157,6 +157,7 @@ pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, S
             transit_row(h, r);
         }
         h.push_str("</table></div>\n");
+        path_table(h, &timed);
     }
     let untimed: Vec<&&Row<'_>> = ok
         .iter()
@@ -183,6 +184,56 @@ pub(super) fn lookup_cost(h: &mut String, rows: &[Row<'_>], charts: &[(&Chart, S
         }
         h.push_str("</table></div>\n");
     }
+}
+
+/// The other paths' targets of every timed case that has them (or says why not): the
+/// opening packet's p50 and its difference from direct, per path per mode.
+fn path_table(h: &mut String, timed: &[&&Row<'_>]) {
+    let with: Vec<(&Row<'_>, lookup::TransitLookup)> = timed
+        .iter()
+        .filter_map(|r| Some((**r, lookup::transit(r.case)?)))
+        .filter(|(_, t)| !t.paths.is_empty() || !t.absent_paths.is_empty())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<p>Per lookup path (shaped service sets): the opening packet's transit through the \
+         node, the SYN or, for <code>udp</code>, the flow's first datagram, for one service \
+         per path at the rule position given; its difference from direct combines both \
+         medians' intervals. A path without a target says why.</p>\n<div class=\"scroll\"><table>\n\
+         <tr><th class=\"l\">environment</th><th class=\"l\">mode</th><th>services</th><th class=\"l\">path</th><th>service position</th><th class=\"l\">p50 ns</th><th class=\"l\">minus direct ns</th><th>samples</th></tr>\n",
+    );
+    for (r, t) in &with {
+        let head = format!(
+            "<td class=\"l nw\">{}</td><td class=\"l nw\">{}</td><td>{}</td>",
+            escape(&r.env().label()),
+            escape(&cases::mode_label(r.case)),
+            r.case.services
+        );
+        for p in &t.paths {
+            let _ = writeln!(
+                h,
+                "<tr>{head}<td class=\"l nw\">{}</td><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td></tr>",
+                p.path.name(),
+                p.service_index.map_or("&ndash;".into(), |i| i.to_string()),
+                escape(&stats::with_ci(&p.syn_ns, "")),
+                t.path_vs_direct(p.path)
+                    .map(|e| escape(&stats::difference(&e, "")))
+                    .unwrap_or_else(|| "&ndash;".into()),
+                p.samples,
+            );
+        }
+        for (path, why) in &t.absent_paths {
+            let _ = writeln!(
+                h,
+                "<tr>{head}<td class=\"l nw\">{}</td><td colspan=\"4\" class=\"l\">not measured: {}</td></tr>",
+                path.name(),
+                escape(why),
+            );
+        }
+    }
+    h.push_str("</table></div>\n");
 }
 
 fn transit_row(h: &mut String, r: &Row<'_>) {
@@ -258,6 +309,52 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn the_path_table_lists_each_path_per_mode_and_says_why_one_is_missing() {
+        use crate::analysis::cases::fixtures::{results, with_paths};
+        use crate::results::TransitPath;
+        let slope = est(1.0, 0.5, 1.5);
+        let timed = with_transit(
+            case("iptables", 100, 10.0, 1.0, 5.0),
+            900.0,
+            3000.0,
+            1.0,
+            30.0,
+            slope,
+        );
+        let c = with_paths(
+            timed.clone(),
+            &[(TransitPath::Affinity, 7, 4200.0)],
+            &[(
+                TransitPath::Udp,
+                "udp (svc-3 at 10.96.0.4:53/UDP): no packet timed",
+            )],
+        );
+        let r = results("6.18.0", vec![c, timed]);
+        let rows = cases::rows(std::slice::from_ref(&r));
+        let refs: Vec<&Row<'_>> = rows.iter().collect();
+        let timed: Vec<&&Row<'_>> = refs.iter().collect();
+        let mut h = String::new();
+        path_table(&mut h, &timed);
+        assert_eq!(
+            h.matches("<tr>").count(),
+            3,
+            "a header, a path, an absent path: {h}"
+        );
+        assert!(
+            h.contains("<td class=\"l nw\">affinity</td><td>7</td>"),
+            "{h}"
+        );
+        assert!(
+            h.contains("not measured: udp (svc-3 at 10.96.0.4:53/UDP)"),
+            "{h}"
+        );
+        // Plain cases only: no table.
+        let mut h = String::new();
+        path_table(&mut h, &timed[1..]);
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -477,15 +477,43 @@ pub struct Transit {
     /// or the packet took another path). 0 in a quiet pass.
     #[serde(default)]
     pub unmatched: u64,
+    /// The paths beyond `clusterip` the case has no target for, each with why: the
+    /// service set has no service of that kind, or its target had no sample in this
+    /// mode (with the connections' outcome). Empty for a plain N x E set, which has
+    /// none of them to measure.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub absent_paths: BTreeMap<TransitPath, String>,
+}
+
+impl Transit {
+    /// The service positions (path `clusterip` with a service), in their order.
+    pub fn positions(&self) -> impl Iterator<Item = &TransitTarget> {
+        self.targets
+            .iter()
+            .filter(|t| t.path == TransitPath::ClusterIp && t.service_index.is_some())
+    }
+
+    /// The targets of the other paths (`nodeport`, `affinity`, `udp`, `local`).
+    pub fn path_targets(&self) -> impl Iterator<Item = &TransitTarget> {
+        self.targets
+            .iter()
+            .filter(|t| t.path != TransitPath::ClusterIp)
+    }
 }
 
 /// One target of the transit pass.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TransitTarget {
-    /// `svc-<index>` for a service VIP, `direct` for an endpoint reached directly.
+    /// `svc-<index>` for a service VIP, `direct` for an endpoint reached directly, and
+    /// for the other paths the path's name (`nodeport`, `affinity`, `udp`, `local`).
     pub target: String,
     /// The service's position in kube-proxy's rule order (0 = first); `None` for direct.
     pub service_index: Option<u64>,
+    /// How the target is reached ([`TransitPath`]). The service positions and `direct`
+    /// (their baseline) are `clusterip`; results from before paths existed have only
+    /// those, so a missing field reads as `clusterip`.
+    #[serde(default)]
+    pub path: TransitPath,
     /// Connections timed.
     pub samples: u64,
     /// The SYN's transit, nanoseconds.
@@ -497,6 +525,53 @@ pub struct TransitTarget {
     /// (connect4), per packet from the client for `ebpf-tc` (tc ingress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpf_run_ns: Option<f64>,
+}
+
+/// The lookup path a transit target takes through the node.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TransitPath {
+    /// A TCP ClusterIP at its service position (and `direct`, their baseline): the
+    /// positions the cost per position is fitted on.
+    #[default]
+    #[serde(rename = "clusterip")]
+    ClusterIp,
+    /// A NodePort (or LoadBalancer) service with Cluster external policy, dialled at the
+    /// node's address and node port.
+    #[serde(rename = "nodeport")]
+    NodePort,
+    /// A `sessionAffinity: ClientIP` service, at its ClusterIP.
+    Affinity,
+    /// A UDP port, at its ClusterIP: the first datagram of a new flow and its reply are
+    /// timed where a TCP target's SYN and SYN-ACK are.
+    Udp,
+    /// An `externalTrafficPolicy: Local` service with an endpoint on the node, dialled at
+    /// the node's address and node port.
+    Local,
+}
+
+impl TransitPath {
+    /// Every path, in the order targets and reports list them.
+    pub const ALL: [TransitPath; 5] = [
+        TransitPath::ClusterIp,
+        TransitPath::NodePort,
+        TransitPath::Affinity,
+        TransitPath::Udp,
+        TransitPath::Local,
+    ];
+
+    /// The name results spell it with (`clusterip`, `nodeport`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransitPath::ClusterIp => "clusterip",
+            TransitPath::NodePort => "nodeport",
+            TransitPath::Affinity => "affinity",
+            TransitPath::Udp => "udp",
+            TransitPath::Local => "local",
+        }
+    }
 }
 
 /// Percentiles of one packet's transit, nanoseconds, with the median's 95% interval.

@@ -240,8 +240,7 @@ fn cpu_samples(c: &Case) -> Vec<f64> {
     c.datapath
         .iter()
         .filter_map(|d| d.transit.as_ref())
-        .flat_map(|t| t.targets.iter())
-        .filter(|t| t.service_index.is_some())
+        .flat_map(|t| t.positions())
         .map(|t| (t.syn_ns.p50 + t.synack_ns.p50) / 1000.0)
         .collect()
 }

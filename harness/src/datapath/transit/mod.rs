@@ -1,15 +1,17 @@
 //! Lookup cost measured inside the kernel: the SYN's (and SYN-ACK's) transit through
 //! the node namespace, timed by tc programs, per target at service positions from
-//! first to last plus direct, interleaved in one pass; a fitted cost per service
-//! position with its 95% interval; the probes' own cost on the connection rate; and
-//! the node's in-kernel time for every TCP packet (the CPU that belongs to the
-//! dataplane).
+//! first to last plus direct, and on a shaped set per further lookup path (a UDP
+//! target's first datagram and reply timed as the SYN and SYN-ACK are), interleaved in
+//! one pass; a fitted cost per service position with its 95% interval; the probes'
+//! own cost on the connection rate; and the node's in-kernel time for every TCP packet
+//! (the CPU that belongs to the dataplane).
 //!
 //! - [`probes`]: load the object once, attach it in the node namespace, read samples
 //!   and counters.
 //! - [`pass`]: the interleaved connection pass and the paired probe-overhead rounds.
 //! - [`result`]: what a case records (`datapath.transit`), built from the samples.
-//! - [`target`]: the targets of the pass (service positions, then direct).
+//! - [`target`]: the targets of the pass (service positions, then direct, then one
+//!   per further lookup path a shaped set has: NodePort, affinity, UDP, Local).
 //! - [`stats`]: the pure statistics (percentiles, order-statistic and bootstrap
 //!   intervals).
 //!
@@ -55,7 +57,7 @@ pub use pass::{measure, PassConfig, TransitPass};
 pub use probes::{enable_run_stats, Counters, Kind, Probes, RunStats, Sample};
 pub use result::{Overhead, OverheadRound, TargetSamples, Transit, TransitChecks, TransitTarget};
 pub use stats::{Estimate, Quantiles};
-pub use target::{targets, Target};
+pub use target::{all_targets, targets, Target, Targets};
 
 /// Why the transit measurement could not run. The case keeps its end-to-end figures
 /// and records this message instead.

@@ -1,20 +1,26 @@
 //! The paired connection pass: new TCP connections from the client namespace to every
-//! target in turn (service positions from first to last, then direct), one pass,
-//! round after round, so the machine's speed phases fall on every target alike and
-//! cancel in the differences. Each connection is connect-then-close; the probes time
-//! its SYN and SYN-ACK through the node. Then the probe-overhead rounds: the same
-//! connections, alternately with the probes attached and detached.
+//! target in turn (service positions from first to last, direct, then the other paths'
+//! targets), one pass, round after round, so the machine's speed phases fall on every
+//! target alike and cancel in the differences. Each connection is connect-then-close;
+//! the probes time its SYN and SYN-ACK through the node. A UDP target gets one probe
+//! datagram per flow from a fresh socket (a new conntrack entry, so a new lookup),
+//! answered by an echo on its endpoints; the probes time the datagram and the reply.
+//! Then the probe-overhead rounds: the same connections, alternately with the probes
+//! attached and detached.
 
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use dataplane::floor::model::ServiceSet;
 
-use super::probes::{enable_run_stats, Counters, Probes, Sample};
+use super::probes::{enable_run_stats, Counters, Probes, Sample, PROBE_REPLY, PROBE_REQUEST};
 use super::result::{summarize, FitConfig, Overhead, OverheadRound, Tally, TargetSamples, Transit};
-use super::target::{targets, Target};
+use super::target::{all_targets, Target};
 use super::TransitError;
 use crate::analysis::stats::SplitMix64;
+use crate::datapath::serve::UdpEcho;
+use crate::results::TransitPath;
 use crate::sandbox::topology::Topology;
 
 /// How the pass runs.
@@ -77,17 +83,26 @@ pub fn measure(
     set: &ServiceSet,
     cfg: &PassConfig,
 ) -> Result<TransitPass, TransitError> {
-    let targets = targets(set, cfg.positions);
+    let picked = all_targets(set, cfg.positions);
+    let mut absent = picked.absent;
+    let mut targets = picked.targets;
     if targets.is_empty() {
         return Err(TransitError::Pass("no service to time".into()));
     }
+    let _echo = udp_echo(topo, &mut targets, &mut absent);
     let client = topo.client.clone();
     let run = std::thread::scope(|s| {
         s.spawn(|| -> Result<_, TransitError> {
             client.enter()?;
             probes.attach()?;
             let (tallies, samples, counters) = interleaved(probes, &targets, cfg)?;
-            let overhead = overhead_rounds(probes, &targets, cfg);
+            let live: Vec<Target> = targets
+                .iter()
+                .zip(&tallies)
+                .filter(|(t, tally)| !retired(t, tally))
+                .map(|(t, _)| t.clone())
+                .collect();
+            let overhead = overhead_rounds(probes, &live, cfg);
             probes.attach()?;
             Ok((tallies, samples, counters, overhead?))
         })
@@ -105,13 +120,50 @@ pub fn measure(
         resamples: cfg.resamples,
         seed: cfg.seed,
     };
-    let (transit, samples) = summarize(&targets, &tallies, &samples, &counters, &overhead, fit);
+    let (transit, samples) = summarize(
+        &targets, &absent, &tallies, &samples, &counters, &overhead, fit,
+    );
     Ok(TransitPass {
         transit,
         samples,
         counters,
     })
 }
+
+/// The echo for the UDP targets, on their endpoints in the backend namespace; a UDP
+/// target whose echo cannot listen is taken out, `absent` saying why.
+fn udp_echo(
+    topo: &Topology,
+    targets: &mut Vec<Target>,
+    absent: &mut BTreeMap<TransitPath, String>,
+) -> Option<UdpEcho> {
+    let addrs: Vec<SocketAddrV4> = targets
+        .iter()
+        .filter(|t| t.udp())
+        .flat_map(|t| t.backends.iter().copied())
+        .collect();
+    if addrs.is_empty() {
+        return None;
+    }
+    match UdpEcho::start(&topo.backend, &addrs) {
+        Ok(echo) => Some(echo),
+        Err(e) => {
+            for t in targets.iter().filter(|t| t.udp()) {
+                absent.insert(
+                    t.path,
+                    format!("{}: the UDP echo could not listen: {e}", t.name),
+                );
+            }
+            targets.retain(|t| !t.udp());
+            None
+        }
+    }
+}
+
+/// A path target (beyond `clusterip`) whose first this many tries all failed is
+/// dialled no more in the pass: a mode that cannot carry it would otherwise spend a
+/// timeout per round on it. Its record says so.
+const RETIRE_AFTER: u64 = 3;
 
 /// Fisher-Yates: `v` in a uniformly random order drawn from `rng`.
 fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
@@ -125,6 +177,30 @@ fn connect(addr: SocketAddrV4, timeout: Duration) -> bool {
     TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).is_ok()
 }
 
+/// One flow to `t`: a TCP connection, or for a UDP target one probe datagram from a
+/// fresh socket with the next key of `key`, answered by the echo within `timeout`.
+fn dial(t: &Target, timeout: Duration, key: &mut u32) -> bool {
+    if !t.udp() {
+        return connect(t.addr, timeout);
+    }
+    *key = key.wrapping_add(1);
+    datagram(t.addr, *key, timeout).unwrap_or(false)
+}
+
+/// Sends one probe datagram with `key` to `addr` and waits for its echo.
+fn datagram(addr: SocketAddrV4, key: u32, timeout: Duration) -> std::io::Result<bool> {
+    let sock = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+    sock.set_read_timeout(Some(timeout))?;
+    sock.connect(SocketAddr::V4(addr))?;
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&PROBE_REQUEST.to_be_bytes());
+    out[4..8].copy_from_slice(&key.to_be_bytes());
+    sock.send(&out)?;
+    let mut back = [0u8; 64];
+    let n = sock.recv(&mut back)?;
+    Ok(n >= 8 && back[..4] == PROBE_REPLY.to_be_bytes() && back[4..8] == key.to_be_bytes())
+}
+
 /// The pass proper, on a thread in the client namespace: one warm-up connection per
 /// target (ARP, routes, the server's first accept), then rounds. Each round visits the
 /// targets in a fresh random order (seeded by `cfg.seed`, so a pass can be replayed):
@@ -135,8 +211,9 @@ fn interleaved(
     targets: &[Target],
     cfg: &PassConfig,
 ) -> Result<(Vec<Tally>, Vec<Sample>, Counters), TransitError> {
+    let mut key = cfg.seed as u32;
     for t in targets {
-        connect(t.addr, cfg.connect_timeout);
+        dial(t, cfg.connect_timeout, &mut key);
     }
     let _ = probes.drain();
     let before = probes.counters()?;
@@ -158,7 +235,10 @@ fn interleaved(
         }
         shuffle(&mut order, &mut rng);
         for &i in &order {
-            if connect(targets[i].addr, cfg.connect_timeout) {
+            if retired(&targets[i], &tallies[i]) {
+                continue;
+            }
+            if dial(&targets[i], cfg.connect_timeout, &mut key) {
                 tallies[i].ok += 1;
             } else {
                 tallies[i].errors += 1;
@@ -171,6 +251,12 @@ fn interleaved(
     samples.extend(probes.drain());
     let counters = probes.counters()?.since(&before);
     Ok((tallies, samples, counters))
+}
+
+/// Whether `t` is dialled no more: a path target whose every one of its first
+/// [`RETIRE_AFTER`] tries failed.
+fn retired(t: &Target, tally: &Tally) -> bool {
+    t.path != TransitPath::ClusterIp && tally.ok == 0 && tally.errors >= RETIRE_AFTER
 }
 
 /// How often (in pairs) the overhead test looks at its interval after its minimum.
@@ -211,6 +297,7 @@ fn overhead_rounds(
     let started = Instant::now();
     let mut rounds = Vec::with_capacity(cfg.overhead_pairs);
     let mut next = 0usize;
+    let mut key = (cfg.seed as u32).wrapping_add(1 << 31);
     let mut on_connections = 0u64;
     let mut rate = |probes: &mut Probes, on: bool| -> Result<f64, TransitError> {
         if on {
@@ -221,9 +308,10 @@ fn overhead_rounds(
         let t0 = Instant::now();
         let mut ok = 0u64;
         while t0.elapsed() < cfg.overhead_round {
-            ok += u64::from(connect(
-                targets[next % targets.len()].addr,
+            ok += u64::from(dial(
+                &targets[next % targets.len()],
                 cfg.connect_timeout,
+                &mut key,
             ));
             next += 1;
         }

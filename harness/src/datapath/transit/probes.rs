@@ -48,6 +48,10 @@ struct RawCounters {
     synack_evicted: u64,
     other_unmatched: u64,
     ring_full: u64,
+    udp_in: u64,
+    udp_out: u64,
+    udp_reply_in: u64,
+    udp_reply_out: u64,
 }
 
 // SAFETY: plain integers, `repr(C)`, no padding.
@@ -78,6 +82,12 @@ pub struct Counters {
     pub other_unmatched: u64,
     /// Samples lost because the ring buffer was full.
     pub ring_full: u64,
+    /// Probe datagrams (a UDP target's first datagram of a flow) stamped at ingress /
+    /// timed at egress, and the same for their replies. UDP is in no other counter.
+    pub udp_in: u64,
+    pub udp_out: u64,
+    pub udp_reply_in: u64,
+    pub udp_reply_out: u64,
 }
 
 impl Counters {
@@ -94,6 +104,10 @@ impl Counters {
         self.synack_evicted += r.synack_evicted;
         self.other_unmatched += r.other_unmatched;
         self.ring_full += r.ring_full;
+        self.udp_in += r.udp_in;
+        self.udp_out += r.udp_out;
+        self.udp_reply_in += r.udp_reply_in;
+        self.udp_reply_out += r.udp_reply_out;
     }
 
     /// What was counted after `earlier` was read.
@@ -113,7 +127,17 @@ impl Counters {
             synack_evicted: self.synack_evicted.saturating_sub(earlier.synack_evicted),
             other_unmatched: self.other_unmatched.saturating_sub(earlier.other_unmatched),
             ring_full: self.ring_full.saturating_sub(earlier.ring_full),
+            udp_in: self.udp_in.saturating_sub(earlier.udp_in),
+            udp_out: self.udp_out.saturating_sub(earlier.udp_out),
+            udp_reply_in: self.udp_reply_in.saturating_sub(earlier.udp_reply_in),
+            udp_reply_out: self.udp_reply_out.saturating_sub(earlier.udp_reply_out),
         }
+    }
+
+    /// Probe datagrams that entered the node and were not timed out of it (dropped,
+    /// or sent elsewhere by the rules).
+    pub fn udp_unmatched(&self) -> u64 {
+        self.udp_in.saturating_sub(self.udp_out)
     }
 
     /// SYNs that entered the node and were not timed out of it.
@@ -134,20 +158,44 @@ impl Counters {
     }
 }
 
-/// Which packet of the handshake a sample timed.
+/// Which packet a sample timed: of a TCP handshake, or of a UDP target's flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Syn,
     SynAck,
+    /// A UDP target's first datagram (the SYN's counterpart).
+    Udp,
+    /// Its reply from the echo (the SYN-ACK's).
+    UdpReply,
 }
+
+impl Kind {
+    /// The opening packet of a flow (SYN or first datagram), not the answer.
+    pub fn opening(self) -> bool {
+        matches!(self, Kind::Syn | Kind::Udp)
+    }
+
+    /// A UDP probe's.
+    pub fn udp(self) -> bool {
+        matches!(self, Kind::Udp | Kind::UdpReply)
+    }
+}
+
+/// The magic numbers a probe datagram's payload starts with (big-endian, then the
+/// 32-bit key): `KPBQ` from the client, `KPBR` in the echo's reply. Must match
+/// `PROBE_REQUEST` and `PROBE_REPLY` in `transit.bpf.c`.
+pub const PROBE_REQUEST: u32 = 0x4b50_4251;
+pub const PROBE_REPLY: u32 = 0x4b50_4252;
 
 /// One exact sample: a SYN or SYN-ACK's transit through the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
     pub kind: Kind,
-    /// The SYN's sequence number (for a SYN-ACK, its ack_seq - 1).
+    /// The SYN's sequence number (for a SYN-ACK, its ack_seq - 1); a probe datagram's
+    /// key.
     pub key: u32,
-    /// The address the client dialled: the service VIP:port (or the endpoint, direct).
+    /// The address the client dialled: the service VIP:port, the endpoint (direct) or
+    /// the node's address and node port.
     pub dest: SocketAddrV4,
     pub ns: u64,
 }
@@ -169,6 +217,8 @@ impl Sample {
         let kind = match b[18] {
             1 => Kind::Syn,
             2 => Kind::SynAck,
+            3 => Kind::Udp,
+            4 => Kind::UdpReply,
             _ => return None,
         };
         Some(Sample {
@@ -555,6 +605,10 @@ mod tests {
         );
         b[18] = 2;
         assert_eq!(Sample::decode(&b).unwrap().kind, Kind::SynAck);
+        b[18] = 3;
+        assert_eq!(Sample::decode(&b).unwrap().kind, Kind::Udp);
+        b[18] = 4;
+        assert_eq!(Sample::decode(&b).unwrap().kind, Kind::UdpReply);
         b[18] = 7;
         assert_eq!(Sample::decode(&b), None);
         assert_eq!(Sample::decode(&b[..20]), None);
@@ -602,7 +656,7 @@ mod tests {
 
     #[test]
     fn the_counters_layout_matches_the_program() {
-        // struct counters: twelve __u64.
-        assert_eq!(std::mem::size_of::<RawCounters>(), 12 * 8);
+        // struct counters: sixteen __u64.
+        assert_eq!(std::mem::size_of::<RawCounters>(), 16 * 8);
     }
 }

@@ -1,14 +1,15 @@
 //! What a case records of the transit pass (`datapath.transit`), and how it is built
 //! from the labelled samples. Pure: the pass hands over samples and tallies.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddrV4;
 
 use serde::{Deserialize, Serialize};
 
-use super::probes::{Counters, Kind, Sample};
+use super::probes::{Counters, Sample};
 use super::stats::{self, Estimate, Quantiles};
 use super::target::Target;
+use crate::results::TransitPath;
 
 /// `datapath.transit` of a case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,16 +45,21 @@ pub struct Transit {
     /// The seed of the random target order of every round (the pass can be replayed).
     #[serde(default)]
     pub round_order_seed: u64,
+    /// The paths beyond `clusterip` with no target or no sample, each with why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub absent_paths: BTreeMap<TransitPath, String>,
 }
 
 /// One target of the pass.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitTarget {
-    /// `svc-<index>` or `direct`.
+    /// `svc-<index>`, `direct`, or the path's name.
     pub target: String,
     /// The service's index (rule order); null for `direct`.
     pub service_index: Option<usize>,
-    /// SYN samples (exact transits) behind the figures.
+    #[serde(default)]
+    pub path: TransitPath,
+    /// SYN samples (exact transits; a UDP target's first datagrams) behind the figures.
     pub samples: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn_ns: Option<Quantiles>,
@@ -82,9 +88,10 @@ pub struct Overhead {
 /// The pass's own accounting: every SYN the client sent should have a sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransitChecks {
-    /// Connections that completed (each sent at least one SYN).
+    /// Connections that completed (each sent at least one SYN), and UDP flows that got
+    /// their reply.
     pub connections: u64,
-    /// SYN samples labelled with a target.
+    /// SYN samples labelled with a target, and a UDP target's first-datagram samples.
     pub syn_samples: u64,
     /// SYNs that entered the node and were never timed out of it.
     pub syn_unmatched: u64,
@@ -92,6 +99,9 @@ pub struct TransitChecks {
     pub syn_retransmitted: u64,
     /// SYN-ACKs that entered the node and were never timed out of it.
     pub synack_unmatched: u64,
+    /// Probe datagrams that entered the node and were never timed out of it.
+    #[serde(default)]
+    pub udp_unmatched: u64,
     /// Samples lost to a full ring buffer.
     pub samples_lost: u64,
     /// Samples whose label was no target of the pass (other traffic).
@@ -104,7 +114,10 @@ pub struct TransitChecks {
 impl TransitChecks {
     /// Every completed connection's SYN was timed, none went missing.
     pub fn complete(&self) -> bool {
-        self.syn_unmatched == 0 && self.samples_lost == 0 && self.syn_samples >= self.connections
+        self.syn_unmatched == 0
+            && self.udp_unmatched == 0
+            && self.samples_lost == 0
+            && self.syn_samples >= self.connections
     }
 }
 
@@ -120,6 +133,9 @@ pub struct Tally {
 pub struct TargetSamples {
     pub target: String,
     pub service_index: Option<usize>,
+    pub path: TransitPath,
+    /// The opening packet's transits (SYN, or a UDP target's first datagram) and the
+    /// answer's (SYN-ACK, or the echo's reply).
     pub syn_ns: Vec<u64>,
     pub synack_ns: Vec<u64>,
 }
@@ -133,9 +149,11 @@ pub struct FitConfig {
 
 /// Labels `samples` by target and builds the case's record. `tallies` is parallel to
 /// `targets`; `counters` are the pass's own (a difference); `overhead` the paired
-/// rounds.
+/// rounds; `absent` the paths the set gave no target, with why (a path target without
+/// a sample joins them).
 pub fn summarize(
     targets: &[Target],
+    absent: &BTreeMap<TransitPath, String>,
     tallies: &[Tally],
     samples: &[Sample],
     counters: &Counters,
@@ -147,34 +165,36 @@ pub fn summarize(
     // A sample is labelled by the address the client dialled; with a socket load
     // balancer (ebpf mode) the node only ever sees the chosen endpoint, so a service's
     // endpoints label it too. The dialled addresses win (direct is an endpoint of the
-    // first service).
-    let mut by_addr: HashMap<SocketAddrV4, usize> = HashMap::new();
+    // first service). TCP and UDP are labelled apart: a port number may be both.
+    let mut by_addr: HashMap<(SocketAddrV4, bool), usize> = HashMap::new();
     for (i, t) in targets.iter().enumerate() {
         for b in &t.backends {
-            by_addr.insert(*b, i);
+            by_addr.insert((*b, t.udp()), i);
         }
     }
     for (i, t) in targets.iter().enumerate() {
-        by_addr.insert(t.addr, i);
+        by_addr.insert((t.addr, t.udp()), i);
     }
     let mut kept: Vec<TargetSamples> = targets
         .iter()
         .map(|t| TargetSamples {
             target: t.name.clone(),
             service_index: t.service_index,
+            path: t.path,
             syn_ns: Vec::new(),
             synack_ns: Vec::new(),
         })
         .collect();
     let mut unlabelled = 0;
     for s in samples {
-        let Some(&i) = by_addr.get(&s.dest) else {
+        let Some(&i) = by_addr.get(&(s.dest, s.kind.udp())) else {
             unlabelled += 1;
             continue;
         };
-        match s.kind {
-            Kind::Syn => kept[i].syn_ns.push(s.ns),
-            Kind::SynAck => kept[i].synack_ns.push(s.ns),
+        if s.kind.opening() {
+            kept[i].syn_ns.push(s.ns);
+        } else {
+            kept[i].synack_ns.push(s.ns);
         }
     }
     let rows = targets
@@ -184,6 +204,7 @@ pub fn summarize(
         .map(|((t, k), tally)| TransitTarget {
             target: t.name.clone(),
             service_index: t.service_index,
+            path: t.path,
             samples: k.syn_ns.len(),
             syn_ns: stats::quantiles(&k.syn_ns),
             synack_ns: stats::quantiles(&k.synack_ns),
@@ -205,6 +226,7 @@ pub fn summarize(
         syn_unmatched: counters.syn_unmatched(),
         syn_retransmitted: counters.syn_restarted,
         synack_unmatched: counters.synack_unmatched(),
+        udp_unmatched: counters.udp_unmatched(),
         samples_lost: counters.ring_full,
         unlabelled,
         node_ns_per_connection: (connections > 0).then(|| counters.transit_ns / connections),
@@ -219,8 +241,39 @@ pub fn summarize(
         probe_run_ns_per_connection: overhead.run_ns_per_connection,
         checks,
         round_order_seed: fit.seed,
+        absent_paths: absent_paths(absent, targets, &kept, tallies),
     };
     (transit, kept)
+}
+
+/// `absent`, and each path target beyond `clusterip` without an opening sample, with
+/// what its connections did: the mode's rules did not carry it through the node.
+fn absent_paths(
+    absent: &BTreeMap<TransitPath, String>,
+    targets: &[Target],
+    kept: &[TargetSamples],
+    tallies: &[Tally],
+) -> BTreeMap<TransitPath, String> {
+    let mut out = absent.clone();
+    for ((t, k), tally) in targets.iter().zip(kept).zip(tallies) {
+        if t.path == TransitPath::ClusterIp || !k.syn_ns.is_empty() {
+            continue;
+        }
+        let what = if t.udp() { "datagrams" } else { "connections" };
+        out.insert(
+            t.path,
+            format!(
+                "{} (svc-{} at {}{}): no packet timed through the node; {} of {} {what} to it failed",
+                t.name,
+                t.service_index.unwrap_or_default(),
+                t.addr,
+                if t.udp() { "/UDP" } else { "" },
+                tally.errors,
+                tally.ok + tally.errors,
+            ),
+        );
+    }
+    out
 }
 
 /// The cost per service position from the positioned targets' samples: the
@@ -260,6 +313,7 @@ fn fit_slope(targets: &[Target], kept: &[TargetSamples]) -> (Option<Estimate>, O
 
 #[cfg(test)]
 mod tests {
+    use super::super::probes::Kind;
     use super::*;
 
     fn target(name: &str, index: Option<usize>, addr: &str) -> Target {
@@ -267,6 +321,7 @@ mod tests {
             name: name.into(),
             service_index: index,
             position: index,
+            path: TransitPath::ClusterIp,
             addr: addr.parse().unwrap(),
             backends: Vec::new(),
         }
@@ -318,7 +373,15 @@ mod tests {
             resamples: 100,
             seed: 1,
         };
-        let (t, kept) = summarize(&targets, &tallies, &samples, &counters, &overhead, fit);
+        let (t, kept) = summarize(
+            &targets,
+            &BTreeMap::new(),
+            &tallies,
+            &samples,
+            &counters,
+            &overhead,
+            fit,
+        );
         assert_eq!(t.targets.len(), 3);
         assert_eq!(t.targets[0].samples, 7);
         assert_eq!(t.targets[0].syn_ns.unwrap().p50, 1_003);
@@ -358,6 +421,7 @@ mod tests {
             .collect();
         let (t, _) = summarize(
             &targets,
+            &BTreeMap::new(),
             &[Tally { ok: 10, errors: 0 }; 3],
             &samples,
             &Counters::default(),

@@ -1,13 +1,17 @@
 //! The lookup cost chart, per environment: the SYN's in-kernel transit (p50, its 95%
 //! interval as whiskers) against the service's position, one series per mode at its
 //! largest scale with a transit pass, and each mode's direct connection (no DNAT) as a
-//! thin flat line. The picture the iptables-against-IPVS debate is about.
+//! thin flat line. The picture the iptables-against-IPVS debate is about. Beside it,
+//! when a shaped set gave the pass targets on further paths, the opening packet's
+//! transit per path (direct, the last ClusterIP position, NodePort, affinity, UDP,
+//! Local), one bar per mode.
 
 use std::collections::BTreeMap;
 
-use super::{Body, Chart, Place, Section, Series};
+use super::{Bars, Body, Chart, Place, Section, Series};
 use crate::analysis::cases::Row;
 use crate::analysis::lookup::{self, TransitLookup};
+use crate::results::TransitPath;
 
 pub(super) const CAPTION: &str = "The SYN's transit through the node, from tc ingress on \
      the client's veth to tc egress on the backend's, timed inside the kernel: its p50 per \
@@ -17,20 +21,74 @@ pub(super) const CAPTION: &str = "The SYN's transit through the node, from tc in
      targets and replicates (the table says which). Thin flat lines: the same pass's \
      direct connection (no DNAT), the floor every VIP pays on top of.";
 
-pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
-    // Per mode, the largest scale with a transit pass.
-    let mut largest: BTreeMap<String, (u64, TransitLookup)> = BTreeMap::new();
+pub(super) const PATHS_CAPTION: &str = "The opening packet's transit through the node \
+     per lookup path, p50, for each mode at its largest scale whose pass had targets on \
+     other paths: direct (no DNAT), the last ClusterIP position, a NodePort service dialled \
+     at the node's address, a ClientIP-affinity service, a UDP port (its first datagram, \
+     timed as the SYN is) and an externalTrafficPolicy: Local service through its node \
+     port. Each path is one service, at the rule position the table gives. A missing bar: \
+     that mode has no target on the path (the table says why).";
+
+/// Per mode, its largest scale whose case passes `keep`.
+fn largest(
+    rows: &[Row<'_>],
+    keep: impl Fn(&TransitLookup) -> bool,
+) -> BTreeMap<String, (u64, TransitLookup)> {
+    let mut out: BTreeMap<String, (u64, TransitLookup)> = BTreeMap::new();
     for r in rows {
-        let Some(t) = lookup::transit(r.case) else {
+        let Some(t) = lookup::transit(r.case).filter(|t| keep(t)) else {
             continue;
         };
-        if largest
-            .get(&r.mode())
-            .is_none_or(|(n, _)| r.case.services > *n)
-        {
-            largest.insert(r.mode(), (r.case.services, t));
+        if out.get(&r.mode()).is_none_or(|(n, _)| r.case.services > *n) {
+            out.insert(r.mode(), (r.case.services, t));
         }
     }
+    out
+}
+
+pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
+    let mut out = vec![positions_chart(rows, place)];
+    out.extend(paths_chart(rows, place));
+    out
+}
+
+/// The per-path bars; `None` when no case has a target beyond `clusterip`.
+fn paths_chart(rows: &[Row<'_>], place: &Place<'_>) -> Option<Chart> {
+    let largest = largest(rows, |t| !t.paths.is_empty());
+    if largest.is_empty() {
+        return None;
+    }
+    let mut categories = vec!["direct".to_string(), "clusterip (last)".to_string()];
+    categories.extend(TransitPath::ALL[1..].iter().map(|p| p.name().to_string()));
+    let series = largest
+        .iter()
+        .map(|(mode, (services, t))| {
+            let mut v = vec![
+                t.direct.map(|d| d.estimate),
+                t.last().map(|p| p.syn_ns.estimate),
+            ];
+            v.extend(
+                TransitPath::ALL[1..]
+                    .iter()
+                    .map(|p| t.path(*p).map(|x| x.syn_ns.estimate)),
+            );
+            (format!("{mode} ({services} svc)"), v)
+        })
+        .collect();
+    Some(Chart {
+        name: place.name("lookup_paths"),
+        title: place.title("Lookup cost per path: the opening packet's in-kernel transit"),
+        x_label: "path".into(),
+        y_label: "SYN or first datagram transit, ns (p50)".into(),
+        body: Body::Bars(Bars { categories, series }),
+        section: Section::Lookup,
+        caption: PATHS_CAPTION.into(),
+    })
+}
+
+fn positions_chart(rows: &[Row<'_>], place: &Place<'_>) -> Chart {
+    // Per mode, the largest scale with a transit pass.
+    let largest = largest(rows, |_| true);
     let mut series = Vec::new();
     for (mode, (services, t)) in &largest {
         let color = place.color(mode);
@@ -59,7 +117,7 @@ pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
             });
         }
     }
-    vec![Chart {
+    Chart {
         name: place.name("lookup_cost"),
         title: place.title("Lookup cost: the SYN's in-kernel transit by service position"),
         x_label: "service position (0 = first in rule order)".into(),
@@ -71,14 +129,88 @@ pub(super) fn charts(rows: &[Row<'_>], place: &Place<'_>) -> Vec<Chart> {
         },
         section: Section::Lookup,
         caption: CAPTION.into(),
-    }]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::cases::fixtures::{case, est, results, with_transit};
+    use crate::analysis::cases::fixtures::{case, est, results, with_paths, with_transit};
     use crate::analysis::cases::{self, EnvKey};
+
+    #[test]
+    fn paths_get_their_own_bars_per_mode_and_plain_runs_none() {
+        let timed = |mode: &str| {
+            with_transit(
+                case(mode, 100, 1.0, 1.0, 1.0),
+                900.0,
+                3000.0,
+                1.0,
+                30.0,
+                est(1.0, 0.5, 1.5),
+            )
+        };
+        let ipt = with_paths(
+            timed("iptables"),
+            &[
+                (TransitPath::NodePort, 100, 5000.0),
+                (TransitPath::Udp, 101, 4000.0),
+            ],
+            &[],
+        );
+        let nft = with_paths(
+            timed("nftables"),
+            &[(TransitPath::NodePort, 100, 3500.0)],
+            &[(TransitPath::Udp, "no sample")],
+        );
+        let env = EnvKey {
+            kind: "host".into(),
+            kernel: "6.18.0".into(),
+        };
+        let modes = ["iptables".to_string(), "nftables".into()];
+        let place = Place {
+            env: &env,
+            several: false,
+            modes: &modes,
+        };
+        let r = results("6.18.0", vec![ipt, nft]);
+        let rows = cases::rows(std::slice::from_ref(&r));
+        let all = charts(&rows, &place);
+        assert_eq!(all.len(), 2);
+        let c = &all[1];
+        assert_eq!(c.name, "lookup_paths");
+        assert_eq!(c.section, Section::Lookup);
+        let Body::Bars(b) = &c.body else { panic!() };
+        assert_eq!(
+            b.categories,
+            [
+                "direct",
+                "clusterip (last)",
+                "nodeport",
+                "affinity",
+                "udp",
+                "local"
+            ]
+        );
+        assert_eq!(b.series[0].0, "iptables (100 svc)");
+        assert_eq!(
+            b.series[0].1,
+            [
+                Some(900.0),
+                Some(3099.0),
+                Some(5000.0),
+                None,
+                Some(4000.0),
+                None
+            ]
+        );
+        assert_eq!(b.series[1].1[2], Some(3500.0));
+        assert_eq!(b.series[1].1[4], None);
+        // No path targets anywhere: the positions chart alone.
+        let r = results("6.18.0", vec![timed("iptables")]);
+        let rows = cases::rows(std::slice::from_ref(&r));
+        assert_eq!(charts(&rows, &place).len(), 1);
+    }
 
     #[test]
     fn one_series_per_mode_at_its_largest_scale_with_whiskers() {
