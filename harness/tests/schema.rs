@@ -303,3 +303,61 @@ fn transit_paths_validate_read_back_and_default_to_clusterip() {
     );
     assert!(!errors(&schema, &bad_key).is_empty());
 }
+
+#[test]
+fn a_shaped_case_with_its_picks_validates_and_reads_back() {
+    use harness::results::*;
+    let schema = compiled();
+    let mut doc = fixture("host");
+    let summary = doc["cases"][0]["sync"]["add_service"].clone();
+    assert!(
+        summary.is_object(),
+        "the fixture's first case has an add_service"
+    );
+    let d: DurationSummary = serde_json::from_value(summary).unwrap();
+    let typical = PickedSyncs {
+        pick: "typical".into(),
+        service_index: Some(412),
+        kind: Some("ClusterIP".into()),
+        ports: Some(1),
+        endpoints: Some(2),
+        add_service: Some(d.clone()),
+        remove_service: Some(d.clone()),
+        update_endpoints: Some(d.clone()),
+        reason: None,
+    };
+    let nodeport = PickedSyncs {
+        pick: "nodeport".into(),
+        service_index: None,
+        kind: None,
+        ports: None,
+        endpoints: None,
+        add_service: None,
+        remove_service: None,
+        update_endpoints: None,
+        reason: Some("the shape has no service of type NodePort".into()),
+    };
+    doc["cases"][0]["sync"]["picks"] = serde_json::to_value([&typical, &nodeport]).unwrap();
+    let errs = errors(&schema, &doc);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let back: Results = serde_json::from_value(doc.clone()).unwrap();
+    let picks = &back.cases[0].sync.as_ref().unwrap().picks;
+    assert_eq!(picks, &[typical, nodeport]);
+    // A pick is one of the three names, and one without a service says why.
+    let mut bad = doc.clone();
+    bad["cases"][0]["sync"]["picks"][0]["pick"] = serde_json::json!("random");
+    assert!(!errors(&schema, &bad).is_empty());
+    let mut silent = doc.clone();
+    silent["cases"][0]["sync"]["picks"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("reason");
+    assert!(!errors(&schema, &silent).is_empty());
+    // Results from before picks have none.
+    let old: Results = serde_json::from_value(fixture("host")).unwrap();
+    assert!(old
+        .cases
+        .iter()
+        .filter_map(|c| c.sync.as_ref())
+        .all(|s| s.picks.is_empty()));
+}

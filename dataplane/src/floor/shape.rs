@@ -274,6 +274,57 @@ impl Shape {
     }
 }
 
+impl ServiceSet {
+    /// A copy of `of` as a new service `index`: the same type, ports, affinity,
+    /// policies, source ranges, endpoint count and conditions, at ClusterIP
+    /// [`model::service_vip`]`(index)`, with endpoints at the addresses after every
+    /// endpoint of the set ([`ServiceSet::fresh_service`]) and node ports, external IPs
+    /// and ingress IPs after every one of the set, so it shares no key with a service
+    /// already there (an incremental sync's added service, for a shape).
+    pub fn fresh_copy(&self, of: &Service, index: usize) -> Service {
+        let mut copy = self.fresh_service(index, of.endpoints.len());
+        for (new, old) in copy.endpoints.iter_mut().zip(&of.endpoints) {
+            new.port = old.port;
+        }
+        let mut spec = of.spec.clone();
+        spec.conditions = of
+            .endpoints
+            .iter()
+            .zip(&copy.endpoints)
+            .filter_map(|(old, new)| Some((new.ip, *of.spec.conditions.get(&old.ip)?)))
+            .collect();
+        let specs = || self.services.iter().map(|s| &s.spec);
+        let mut node_port = specs()
+            .flat_map(|s| {
+                std::iter::once(s.node_port).chain(s.extra_ports.iter().map(|p| p.node_port))
+            })
+            .flatten()
+            .max()
+            .unwrap_or(FIRST_NODE_PORT - 1);
+        let mut next_port = |p: &mut Option<u16>| {
+            if p.is_some() {
+                node_port = node_port.saturating_add(1);
+                *p = Some(node_port);
+            }
+        };
+        next_port(&mut spec.node_port);
+        for p in &mut spec.extra_ports {
+            next_port(&mut p.node_port);
+        }
+        let after = |base: Ipv4Addr, ips: &dyn Fn(&Spec) -> &[Ipv4Addr]| {
+            let last = specs().flat_map(ips).max().copied().unwrap_or(base);
+            move |k: usize| Ipv4Addr::from(u32::from(last) + k as u32 + 1)
+        };
+        let external = after(EXTERNAL_IP_BASE, &|s| &s.external_ips);
+        spec.external_ips = (0..of.spec.external_ips.len()).map(external).collect();
+        let ingress = after(INGRESS_IP_BASE, &|s| &s.ingress_ips);
+        spec.ingress_ips = (0..of.spec.ingress_ips.len()).map(ingress).collect();
+        copy.port = of.port;
+        copy.spec = spec;
+        copy
+    }
+}
+
 impl Group {
     /// `count` services of `kind` with `ports` and `ready` endpoints, nothing else:
     /// no affinity, Cluster policies, no source range or extra address.

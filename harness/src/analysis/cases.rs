@@ -264,6 +264,7 @@ pub(crate) mod fixtures {
                 add_service: Some(summary(&incr)),
                 remove_service: Some(summary(&incr)),
                 update_endpoints: Some(summary(&incr)),
+                picks: vec![],
             }),
             datapath: Some(Datapath {
                 connection_per_request: true,
@@ -318,6 +319,7 @@ pub(crate) mod fixtures {
             add_service: Some(summary(incr)),
             remove_service: Some(summary(incr)),
             update_endpoints: Some(summary(incr)),
+            picks: vec![],
         });
         c
     }

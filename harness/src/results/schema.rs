@@ -229,6 +229,46 @@ pub struct Sync {
     /// Changing the endpoints of one service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_endpoints: Option<DurationSummary>,
+    /// For a shaped scenario: the incremental syncs of each pick (`typical`,
+    /// `largest`, `nodeport`), in that order, each its own samples; `add_service`,
+    /// `remove_service` and `update_endpoints` above are the `typical` pick's. Empty
+    /// (absent) for N x E scenarios and in older results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub picks: Vec<PickedSyncs>,
+}
+
+/// The incremental syncs of one pick of a shaped scenario: which service it picked
+/// and, per kind of sync, that pick's own samples. Each round adds a copy of the
+/// picked service (its type, ports, affinity, policies and endpoint count, at the next
+/// free index and fresh addresses), removes it, and replaces one endpoint of the
+/// picked service itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PickedSyncs {
+    /// `typical`, `largest` or `nodeport`.
+    pub pick: String,
+    /// The picked service's index (`svc-<i>`); absent when the pick found none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_index: Option<u64>,
+    /// Its type: `ClusterIP`, `NodePort` or `LoadBalancer`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Its number of ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<u64>,
+    /// Its number of endpoints (every condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_service: Option<DurationSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_service: Option<DurationSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_endpoints: Option<DurationSummary>,
+    /// Why a kind of sync is absent or has fewer samples than the scenario's
+    /// `repeats` (no such service in the shape, no endpoint to replace, the case's
+    /// time limit); absent when every kind has them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Repeated wall-time measurements of one kind of sync, in milliseconds.

@@ -24,7 +24,8 @@ use dataplane::{floor::exec, ApplyError, Backend, Deadline, Profile, ProfileKind
 
 use crate::datapath::measure::MeasureError;
 use crate::results::{Case, Datapath, Rules, Status, Sync};
-use crate::run::metrics::{mean_steps, summarize, Sample};
+use crate::run::metrics::{Sample, Samples};
+use crate::run::picks::{self, Kinds, Pick, PickRun};
 use crate::run::plan::CaseSpec;
 use crate::run::seams::{CaseSandbox, Sandbox};
 use crate::run::Event;
@@ -167,41 +168,32 @@ impl CaseDone {
     }
 }
 
-/// The samples of one kind of sync, with their steps.
-#[derive(Debug, Default)]
-struct Samples {
-    samples: Vec<Sample>,
-    steps: Vec<StepLog>,
-    payloads: Vec<usize>,
-}
-
-impl Samples {
-    fn push(&mut self, (sample, payload, steps): (Sample, usize, StepLog)) {
-        self.samples.push(sample);
-        self.steps.push(steps);
-        self.payloads.push(payload);
-    }
-
-    fn summary(&self) -> Option<crate::results::DurationSummary> {
-        let mut s = summarize(&self.samples)?;
-        s.steps = mean_steps(&self.steps);
-        let mut p = self.payloads.clone();
-        p.sort_unstable();
-        s.payload_bytes = p.get(p.len() / 2).map(|&b| b as u64);
-        Some(s)
-    }
-}
-
 /// A further transit replicate: its full sync from empty, and its pass (`None`
 /// without a fitted cost per position).
 type ReplicateDone = ((Sample, usize, StepLog), Option<crate::results::Transit>);
 
-/// The samples of the incremental syncs.
+/// The samples of the incremental syncs: N x E's, or a shape's per pick.
 #[derive(Debug, Default)]
 struct Incremental {
-    adds: Samples,
-    removes: Samples,
-    updates: Samples,
+    plain: Kinds,
+    picks: Vec<PickRun>,
+}
+
+impl Incremental {
+    /// The case's `sync` from its full syncs: for a shape, `add_service` and the
+    /// others are the typical pick's, and every pick is recorded beside them.
+    fn sync(&self, full: &Samples, repeats: usize) -> Sync {
+        let typical = self.picks.iter().find(|p| p.pick == Pick::Typical);
+        let (add_service, remove_service, update_endpoints) =
+            typical.map_or(&self.plain, |p| &p.kinds).summaries();
+        Sync {
+            full: full.summary().expect("one sample at least"),
+            add_service,
+            remove_service,
+            update_endpoints,
+            picks: self.picks.iter().map(|p| p.record(repeats)).collect(),
+        }
+    }
 }
 
 /// One case in progress: its backend, sandbox, scenario and deadline, the controller
@@ -267,9 +259,9 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
         fulls: &mut Samples,
     ) -> Result<(), CaseError> {
         let wanted = self.scenario.full_sync_repeats;
-        let first = fulls.samples[0].wall;
+        let first = fulls.samples()[0].wall;
         let set = self.scenario.service_set(spec.services);
-        for k in fulls.samples.len()..wanted {
+        for k in fulls.samples().len()..wanted {
             if exec::cancelled() {
                 return Err(CaseError::Interrupted);
             }
@@ -420,12 +412,16 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
     }
 
     /// `repeats` rounds of: add a service, remove it, replace one endpoint of a service
-    /// in the middle of the rule order. Returns the samples and the final set.
+    /// in the middle of the rule order; for a shape, each round does so for every pick
+    /// ([`picks`]). Returns the samples and the final set.
     fn incremental(
         &mut self,
         mut set: ServiceSet,
         services: usize,
     ) -> Result<(Incremental, ServiceSet), CaseError> {
+        if self.scenario.is_shaped() {
+            return self.incremental_by_pick(set, services);
+        }
         let (repeats, e) = (self.scenario.repeats, self.scenario.endpoints_per_service);
         let mut done = Incremental::default();
         for r in 0..repeats {
@@ -434,20 +430,104 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
             }
             self.step(format!("incremental syncs {}/{repeats}", r + 1));
             let mut grown = set.clone();
-            grown.upsert(added_service(self.scenario, &set, services, e));
-            done.adds
+            grown.upsert(model::service(services, e));
+            done.plain
+                .adds
                 .push(self.sync(Step::AddService, Some(&set), &grown)?);
-            done.removes
+            done.plain
+                .removes
                 .push(self.sync(Step::RemoveService, Some(&grown), &set)?);
-            if let Some(changed) = changed_service(self.scenario, &set, services, r) {
+            if let Some(changed) = changed_service(&set, services, e, r) {
                 let mut next = set.clone();
                 next.upsert(changed);
-                done.updates
+                done.plain
+                    .updates
                     .push(self.sync(Step::UpdateEndpoints, Some(&set), &next)?);
                 set = next;
             }
         }
         Ok((done, set))
+    }
+
+    /// A shape's rounds: each runs every pick that found a service, in
+    /// [`Pick::ALL`] order, so the picks share the machine's speed phases. A pick
+    /// after the typical one stops, for the rest of the case, when the time left
+    /// could not take twice the typical pick's remaining rounds at the slowest pick's
+    /// pace so far (it records the rounds it ran).
+    fn incremental_by_pick(
+        &mut self,
+        mut set: ServiceSet,
+        services: usize,
+    ) -> Result<(Incremental, ServiceSet), CaseError> {
+        let repeats = self.scenario.repeats;
+        let mut runs: Vec<PickRun> = picks::choose(&set).into_iter().map(PickRun::new).collect();
+        let mut slowest = Duration::ZERO;
+        for r in 0..repeats {
+            if exec::cancelled() {
+                return Err(CaseError::Interrupted);
+            }
+            for (p, run) in runs.iter_mut().enumerate() {
+                let Some(index) = run.runs() else { continue };
+                let need = slowest * 2 * (repeats - r) as u32;
+                if p > 0 && self.deadline.remaining() < need {
+                    run.stopped_after = Some(r);
+                    continue;
+                }
+                self.step(format!(
+                    "incremental syncs {}/{repeats}, {} service svc-{index}",
+                    r + 1,
+                    run.pick.name()
+                ));
+                let started = std::time::Instant::now();
+                let spare = (r * Pick::ALL.len() + p) as u32;
+                set = self.pick_round(set, services, run, index, (r, spare))?;
+                slowest = slowest.max(started.elapsed());
+            }
+        }
+        let done = Incremental {
+            plain: Kinds::default(),
+            picks: runs,
+        };
+        Ok((done, set))
+    }
+
+    /// One round of one pick on `set`: add a copy of service `index` (at index
+    /// `services`), remove it, replace endpoint `r` of the service with spare address
+    /// `spare`. Returns the set the update left.
+    fn pick_round(
+        &mut self,
+        set: ServiceSet,
+        services: usize,
+        run: &mut PickRun,
+        index: usize,
+        (r, spare): (usize, u32),
+    ) -> Result<ServiceSet, CaseError> {
+        let picked = set
+            .get(index)
+            .expect("a pick is a service of the set")
+            .clone();
+        let mut grown = set.clone();
+        grown.upsert(set.fresh_copy(&picked, services));
+        run.kinds
+            .adds
+            .push(self.sync(Step::AddService, Some(&set), &grown)?);
+        run.kinds
+            .removes
+            .push(self.sync(Step::RemoveService, Some(&grown), &set)?);
+        match picks::updated(&picked, r, spare) {
+            Ok(changed) => {
+                let mut next = set.clone();
+                next.upsert(changed);
+                run.kinds
+                    .updates
+                    .push(self.sync(Step::UpdateEndpoints, Some(&set), &next)?);
+                Ok(next)
+            }
+            Err(why) => {
+                run.no_update = Some(why);
+                Ok(set)
+            }
+        }
     }
 
     /// The scenario's churn phases on `set` (programmed), when it has them: one per
@@ -536,35 +616,15 @@ impl<F: FnMut(Event)> CaseRun<'_, F> {
 /// why a further phase of a sweep stopped.
 type ChurnDone = (Vec<crate::results::Churn>, ServiceSet, Option<String>);
 
-/// The service an add-service sync adds: index `services` with `e` endpoints; for a
-/// shape, at addresses after every endpoint of `set` (for N x E they are the same).
-fn added_service(s: &Scenario, set: &ServiceSet, services: usize, e: usize) -> Service {
-    if !s.is_shaped() {
-        return model::service(services, e);
+/// Round `r`'s endpoint update of N x E: the service in the middle of the rule order
+/// (moving on by `r`) with endpoint `r` replaced by a spare address. None without
+/// endpoints.
+fn changed_service(set: &ServiceSet, services: usize, e: usize, r: usize) -> Option<Service> {
+    if e == 0 {
+        return None;
     }
-    set.fresh_service(services, e)
-}
-
-/// Round `r`'s endpoint update: the service in the middle of the rule order (moving
-/// on by `r`) with endpoint `r` replaced by a spare address; for a shape, the first
-/// service from there that has endpoints. None when no service has one.
-fn changed_service(s: &Scenario, set: &ServiceSet, services: usize, r: usize) -> Option<Service> {
-    let e = s.endpoints_per_service;
-    if !s.is_shaped() {
-        if e == 0 {
-            return None;
-        }
-        let mut changed = set.services[(services / 2 + r) % services].clone();
-        changed.endpoints[r % e].ip = model::spare_endpoint_ip(r as u32);
-        return Some(changed);
-    }
-    let n = set.len();
-    let mut changed = (0..n)
-        .map(|k| &set.services[(n / 2 + r + k) % n])
-        .find(|svc| !svc.endpoints.is_empty())?
-        .clone();
-    let j = r % changed.endpoints.len();
-    changed.endpoints[j].ip = model::spare_endpoint_ip(r as u32);
+    let mut changed = set.services[(services / 2 + r) % services].clone();
+    changed.endpoints[r % e].ip = model::spare_endpoint_ip(r as u32);
     Some(changed)
 }
 
@@ -646,12 +706,7 @@ pub fn run_case(
             payload_bytes: Some(payload_bytes as u64),
             kernel_memory_bytes: None,
         },
-        sync: Sync {
-            full: fulls.summary().expect("one sample at least"),
-            add_service: inc.adds.summary(),
-            remove_service: inc.removes.summary(),
-            update_endpoints: inc.updates.summary(),
-        },
+        sync: inc.sync(&fulls, s.repeats),
         datapath,
         churn,
         churn_error,
@@ -737,6 +792,7 @@ fn floor_programmed(
             add_service: None,
             remove_service: None,
             update_endpoints: None,
+            picks: Vec::new(),
         },
         datapath,
         datapath_error,

@@ -86,6 +86,39 @@ pub fn mean_steps(logs: &[dataplane::floor::sync::StepLog]) -> Vec<StepSummary> 
     out
 }
 
+/// The samples of one kind of sync, with their steps.
+#[derive(Debug, Default)]
+pub struct Samples {
+    samples: Vec<Sample>,
+    steps: Vec<dataplane::floor::sync::StepLog>,
+    payloads: Vec<usize>,
+}
+
+impl Samples {
+    pub fn push(
+        &mut self,
+        (sample, payload, steps): (Sample, usize, dataplane::floor::sync::StepLog),
+    ) {
+        self.samples.push(sample);
+        self.steps.push(steps);
+        self.payloads.push(payload);
+    }
+
+    /// The samples so far.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    pub fn summary(&self) -> Option<DurationSummary> {
+        let mut s = summarize(&self.samples)?;
+        s.steps = mean_steps(&self.steps);
+        let mut p = self.payloads.clone();
+        p.sort_unstable();
+        s.payload_bytes = p.get(p.len() / 2).map(|&b| b as u64);
+        Some(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

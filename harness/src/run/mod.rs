@@ -17,6 +17,7 @@ pub mod environment;
 pub mod lab;
 pub mod memory;
 pub mod metrics;
+pub mod picks;
 pub mod plan;
 pub mod runner;
 pub mod seams;

@@ -46,6 +46,8 @@ pub struct Script {
     pub no_kernel_feature: bool,
     /// The read-back finds this many objects fewer than were programmed.
     pub short_by: usize,
+    /// The service features it renders (none: N x E's ClusterIPs only).
+    pub renders: &'static [dataplane::floor::spec::Feature],
 }
 
 /// The cost of a fake sync, all exact milliseconds: a full sync of N services takes
@@ -231,6 +233,10 @@ impl Backend for FakeBackend {
 
     fn inspect_command(&self) -> &'static str {
         "true"
+    }
+
+    fn renders(&self) -> &'static [dataplane::floor::spec::Feature] {
+        self.script.renders
     }
 
     fn verify(

@@ -569,3 +569,82 @@ fn a_shape_with_features_a_mode_does_not_render_skips_naming_them_and_a_plain_on
     ));
     assert_eq!(r.cases[0].status, Status::Ok, "{:?}", r.cases[0].reason);
 }
+
+#[test]
+fn a_shapes_incremental_syncs_run_every_pick_and_record_it() {
+    use dataplane::floor::spec::Feature;
+    let out = tempfile::tempdir().unwrap();
+    let shaped = |mix: &str| {
+        let text = format!("modes = [\"iptables\"]\nservices = [20]\nrepeats = 2\n[datapath]\nenabled = false\n[synthetic]\n{mix}");
+        crate::scenario::Scenario::parse(&text, "t.toml", "t").unwrap()
+    };
+    let mut backends = FakeBackends::all_ok();
+    backends.scripts.get_mut(&Mode::Iptables).unwrap().renders = &[Feature::NodePort];
+    let log = Log::default();
+    let sandbox = FakeSandbox {
+        log: log.clone(),
+        ..FakeSandbox::default()
+    };
+    let run = |s| run_fake(s, &backends, &sandbox, &FakeHost::default(), out.path()).0;
+    let r = run(shaped(
+        "nodeport = 0.3\nendpoints = { \"1\" = 0.5, \"2\" = 0.3, \"40\" = 0.2 }\n",
+    ));
+    let c = &r.cases[0];
+    assert_eq!(c.status, Status::Ok, "{:?}", c.reason);
+    let sync = c.sync.as_ref().unwrap();
+    let names: Vec<&str> = sync.picks.iter().map(|p| p.pick.as_str()).collect();
+    assert_eq!(names, ["typical", "largest", "nodeport"]);
+    for p in &sync.picks {
+        assert_eq!(p.reason, None, "{p:?}");
+        for kind in [&p.add_service, &p.remove_service, &p.update_endpoints] {
+            assert_eq!(kind.as_ref().unwrap().samples, 2, "{p:?}");
+        }
+    }
+    let (typical, largest, nodeport) = (&sync.picks[0], &sync.picks[1], &sync.picks[2]);
+    assert_eq!(typical.kind.as_deref(), Some("ClusterIP"));
+    assert_eq!(largest.endpoints, Some(40));
+    assert_eq!(nodeport.kind.as_deref(), Some("NodePort"));
+    // The case's own figures are the typical pick's.
+    assert_eq!(sync.add_service, typical.add_service);
+    assert_eq!(sync.update_endpoints, typical.update_endpoints);
+    // Two rounds of three picks, each an add, a remove and an update.
+    let partial = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("partial"))
+        .count();
+    assert_eq!(partial, 2 * 3 * 3);
+    // A shape without NodePort services records that pick as skipped, with why.
+    let r = run(shaped("endpoints = { \"1\" = 0.5, \"3\" = 0.5 }\n"));
+    let sync = r.cases[0].sync.as_ref().unwrap();
+    let skipped = &sync.picks[2];
+    assert_eq!(skipped.pick, "nodeport");
+    assert_eq!(
+        (skipped.service_index, skipped.add_service.as_ref()),
+        (None, None)
+    );
+    assert_eq!(
+        skipped.reason.as_deref(),
+        Some("the shape has no service of type NodePort")
+    );
+    assert_eq!(Results::read(out.path()).unwrap(), r);
+}
+
+#[test]
+fn n_x_e_records_no_picks() {
+    let out = tempfile::tempdir().unwrap();
+    let s = scenario(&[Mode::Iptables], &[10]);
+    let (r, _) = run_fake(
+        s,
+        &FakeBackends::all_ok(),
+        &FakeSandbox::default(),
+        &FakeHost::default(),
+        out.path(),
+    );
+    let sync = r.cases[0].sync.as_ref().unwrap();
+    assert!(sync.picks.is_empty());
+    assert_eq!(sync.add_service.as_ref().unwrap().samples, 3);
+    let json = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+    assert!(!json.contains("\"picks\""));
+}

@@ -163,3 +163,89 @@ fn the_file_round_trips_and_rejects_unknown_fields() {
     let bad = text.replace("\"count\"", "\"name\":\"x\",\"count\"");
     assert!(serde_json::from_str::<Shape>(&bad).is_err());
 }
+
+#[test]
+fn a_fresh_copy_keeps_the_structure_and_shares_no_key() {
+    let mut lb = group(
+        2,
+        ServiceType::LoadBalancer,
+        &[Protocol::Tcp, Protocol::Udp],
+        2,
+    );
+    lb.endpoints.not_ready = 1;
+    lb.endpoints.local = 1;
+    lb.external_ips = 1;
+    lb.ingress_ips = 1;
+    lb.source_ranges = 1;
+    lb.affinity_timeout_s = Some(60);
+    let s = shape(vec![
+        lb,
+        group(1, ServiceType::ClusterIP, &[Protocol::Tcp], 1),
+    ]);
+    s.check().unwrap();
+    let set = s.service_set();
+    let of = set
+        .services
+        .iter()
+        .find(|x| x.spec.kind == ServiceType::LoadBalancer)
+        .unwrap();
+    let copy = set.fresh_copy(of, 3);
+    assert_eq!((copy.index, copy.vip), (3, model::service_vip(3)));
+    assert_eq!(copy.spec.features(), of.spec.features());
+    assert_eq!(copy.endpoints.len(), 3);
+    let (kind, aff, ranges) = (
+        copy.spec.kind,
+        copy.spec.affinity_timeout_s,
+        &copy.spec.source_ranges,
+    );
+    assert_eq!(
+        (kind, aff, ranges),
+        (
+            of.spec.kind,
+            of.spec.affinity_timeout_s,
+            &of.spec.source_ranges
+        )
+    );
+    // The same conditions, on the copy's own endpoints.
+    let conditions = |svc: &Service| -> Vec<Conditions> {
+        svc.endpoints.iter().map(|e| svc.conditions(e)).collect()
+    };
+    assert_eq!(conditions(&copy), conditions(of));
+    // No endpoint, node port, external or ingress IP of the set is reused.
+    let all = |f: fn(&Service) -> Vec<String>| -> Vec<String> {
+        set.services.iter().flat_map(f).collect()
+    };
+    let keys: [fn(&Service) -> Vec<String>; 4] = [
+        |s| s.endpoints.iter().map(|e| e.ip.to_string()).collect(),
+        |s| {
+            s.ports()
+                .iter()
+                .filter_map(|p| p.node_port)
+                .map(|p| p.to_string())
+                .collect()
+        },
+        |s| {
+            s.spec
+                .external_ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect()
+        },
+        |s| s.spec.ingress_ips.iter().map(|ip| ip.to_string()).collect(),
+    ];
+    for key in keys {
+        let (taken, mine) = (all(key), key(&copy));
+        assert_eq!(mine.len(), key(of).len());
+        assert!(
+            mine.iter().all(|k| !taken.contains(k)),
+            "{mine:?} in {taken:?}"
+        );
+    }
+    assert_eq!(copy.ports()[0].node_port, Some(30004));
+}
+
+#[test]
+fn a_fresh_copy_of_a_plain_service_is_the_next_generated_one() {
+    let set = ServiceSet::generate(4, 3);
+    assert_eq!(set.fresh_copy(&set.services[1], 4), model::service(4, 3));
+}
