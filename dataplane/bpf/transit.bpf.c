@@ -133,51 +133,86 @@ struct {
 	__uint(max_entries, 1 << 20);
 } samples SEC(".maps");
 
-/* The TCP header of an IPv4 packet, or NULL. */
-static __always_inline struct tcphdr *tcp_of(struct __sk_buff *skb, struct iphdr **ip_out)
+/*
+ * The IPv4 header of a packet carrying `proto` with its transport header in bounds
+ * (`hdr_len` bytes after the IP header), or NULL; `*l4_out` is that header.
+ */
+static __always_inline struct iphdr *ipv4_of(struct __sk_buff *skb, __u8 proto, __u32 hdr_len,
+					     void **l4_out)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
-	struct tcphdr *tcp;
+	void *l4;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return NULL;
 	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_TCP || ip->ihl < 5)
+	if ((void *)(ip + 1) > data_end || ip->protocol != proto || ip->ihl < 5)
 		return NULL;
-	/* Fragments other than the first carry no TCP header. */
+	/* Fragments other than the first carry no transport header. */
 	if (ip->frag_off & bpf_htons(0x1fff))
 		return NULL;
-	tcp = (void *)ip + ip->ihl * 4;
-	if ((void *)(tcp + 1) > data_end)
+	l4 = (void *)ip + ip->ihl * 4;
+	if (l4 + hdr_len > data_end)
 		return NULL;
-	*ip_out = ip;
-	return tcp;
+	*l4_out = l4;
+	return ip;
+}
+
+/* The TCP header of an IPv4 packet, or NULL. */
+static __always_inline struct tcphdr *tcp_of(struct __sk_buff *skb, struct iphdr **ip_out)
+{
+	void *tcp = NULL;
+
+	*ip_out = ipv4_of(skb, IPPROTO_TCP, sizeof(struct tcphdr), &tcp);
+	return *ip_out ? tcp : NULL;
 }
 
 /* The UDP header of an IPv4 packet, or NULL. */
 static __always_inline struct udphdr *udp_of(struct __sk_buff *skb, struct iphdr **ip_out)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip;
-	struct udphdr *udp;
+	void *udp = NULL;
 
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return NULL;
-	ip = (void *)(eth + 1);
-	if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
-		return NULL;
-	if (ip->frag_off & bpf_htons(0x1fff))
-		return NULL;
-	udp = (void *)ip + ip->ihl * 4;
-	if ((void *)(udp + 1) > data_end)
-		return NULL;
-	*ip_out = ip;
-	return udp;
+	*ip_out = ipv4_of(skb, IPPROTO_UDP, sizeof(struct udphdr), &udp);
+	return *ip_out ? udp : NULL;
+}
+
+/*
+ * Marks `s` pending for `key`, labelled with the destination dialled, and stamps it.
+ * The clock is read last: everything before it is outside the interval.
+ */
+static __always_inline void stamp(struct slot *s, __u32 key, __u32 addr, __u16 port)
+{
+	s->key = key;
+	s->addr = addr;
+	s->port = port;
+	s->pending = 1;
+	s->start = bpf_ktime_get_ns();
+}
+
+/*
+ * Sends one sample to userspace, labelled: a request (SYN or probe datagram) with the
+ * destination its slot kept (post-DNAT here), a reply with its source.
+ */
+static __always_inline void emit(struct counters *c, const struct slot *s, __u64 ns, __u32 key,
+				 int kind, int request, __u32 saddr, __u16 sport)
+{
+	struct sample *out = bpf_ringbuf_reserve(&samples, sizeof(*out), 0);
+
+	if (!out) {
+		c->ring_full++;
+		return;
+	}
+	out->ns = ns;
+	out->key = key;
+	out->kind = kind;
+	out->addr = request ? s->addr : saddr;
+	out->port = request ? s->port : sport;
+	__builtin_memset(out->pad, 0, sizeof(out->pad));
+	/* Userspace polls: no wakeup per sample. */
+	bpf_ringbuf_submit(out, BPF_RB_NO_WAKEUP);
 }
 
 /*
@@ -255,12 +290,7 @@ static __always_inline int udp_in(struct __sk_buff *skb)
 		c->udp_in++;
 	else
 		c->udp_reply_in++;
-	s->key = key;
-	s->addr = ip->daddr;
-	s->port = udp->dest;
-	s->pending = 1;
-	/* Last: everything above is outside the interval. */
-	s->start = bpf_ktime_get_ns();
+	stamp(s, key, ip->daddr, udp->dest);
 	return TC_ACT_UNSPEC;
 }
 
@@ -270,7 +300,6 @@ static __always_inline int udp_out(struct __sk_buff *skb, __u64 now)
 	struct iphdr *ip;
 	struct udphdr *udp = udp_of(skb, &ip);
 	struct counters *c;
-	struct sample *out;
 	struct slot *s;
 	__u32 key, idx;
 	int kind;
@@ -289,24 +318,7 @@ static __always_inline int udp_out(struct __sk_buff *skb, __u64 now)
 		c->udp_out++;
 	else
 		c->udp_reply_out++;
-	out = bpf_ringbuf_reserve(&samples, sizeof(*out), 0);
-	if (!out) {
-		c->ring_full++;
-		return TC_ACT_UNSPEC;
-	}
-	out->ns = now - s->start;
-	out->key = key;
-	out->kind = kind;
-	if (kind == KIND_UDP) {
-		/* The destination is post-DNAT here; the slot kept the one dialled. */
-		out->addr = s->addr;
-		out->port = s->port;
-	} else {
-		out->addr = ip->saddr;
-		out->port = udp->source;
-	}
-	__builtin_memset(out->pad, 0, sizeof(out->pad));
-	bpf_ringbuf_submit(out, BPF_RB_NO_WAKEUP);
+	emit(c, s, now - s->start, key, kind, kind == KIND_UDP, ip->saddr, udp->source);
 	return TC_ACT_UNSPEC;
 }
 
@@ -354,12 +366,7 @@ int transit_in(struct __sk_buff *skb)
 		c->syn_in++;
 	else
 		c->synack_in++;
-	s->key = key;
-	s->addr = ip->daddr;
-	s->port = tcp->dest;
-	s->pending = 1;
-	/* Last: everything above is outside the interval. */
-	s->start = bpf_ktime_get_ns();
+	stamp(s, key, ip->daddr, tcp->dest);
 	return TC_ACT_UNSPEC;
 }
 
@@ -371,7 +378,6 @@ int transit_out(struct __sk_buff *skb)
 	struct iphdr *ip;
 	struct tcphdr *tcp = tcp_of(skb, &ip);
 	struct counters *c;
-	struct sample *out;
 	struct slot *s;
 	__u32 key, idx, zero = 0;
 	__u64 ns;
@@ -408,26 +414,7 @@ int transit_out(struct __sk_buff *skb)
 		c->syn_out++;
 	else
 		c->synack_out++;
-
-	out = bpf_ringbuf_reserve(&samples, sizeof(*out), 0);
-	if (!out) {
-		c->ring_full++;
-		return TC_ACT_UNSPEC;
-	}
-	out->ns = ns;
-	out->key = key;
-	out->kind = kind;
-	if (kind == KIND_SYN) {
-		/* The destination is post-DNAT here; the slot kept the one dialled. */
-		out->addr = s->addr;
-		out->port = s->port;
-	} else {
-		out->addr = ip->saddr;
-		out->port = tcp->source;
-	}
-	__builtin_memset(out->pad, 0, sizeof(out->pad));
-	/* Userspace polls: no wakeup per sample. */
-	bpf_ringbuf_submit(out, BPF_RB_NO_WAKEUP);
+	emit(c, s, ns, key, kind, kind == KIND_SYN, ip->saddr, tcp->source);
 	return TC_ACT_UNSPEC;
 }
 
