@@ -129,22 +129,13 @@ impl Server {
                 rt.shutdown_timeout(Duration::from_millis(200));
             })
             .map_err(ServeError::Runtime)?;
-        match ready_rx.recv() {
-            Ok(Ok(addr)) => Ok(Server {
-                addr,
-                served,
-                shutdown: Some(stop_tx),
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(ServeError::Panicked)
-            }
-        }
+        let (addr, thread) = ready(&ready_rx, thread)?;
+        Ok(Server {
+            addr,
+            served,
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 
     /// The address the listener is bound to (with the real port if 0 was asked for).
@@ -304,19 +295,29 @@ impl UdpEcho {
                 });
             })
             .map_err(ServeError::Runtime)?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(UdpEcho {
-                shutdown: Some(stop_tx),
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(ServeError::Panicked)
-            }
+        let ((), thread) = ready(&ready_rx, thread)?;
+        Ok(UdpEcho {
+            shutdown: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Waits until a server's thread says it is ready: what it sent and the thread, or,
+/// once the thread is joined, its error ([`ServeError::Panicked`] if it sent nothing).
+fn ready<T>(
+    rx: &std::sync::mpsc::Receiver<Result<T, ServeError>>,
+    thread: JoinHandle<()>,
+) -> Result<(T, JoinHandle<()>), ServeError> {
+    match rx.recv() {
+        Ok(Ok(v)) => Ok((v, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(ServeError::Panicked)
         }
     }
 }
