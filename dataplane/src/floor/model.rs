@@ -175,6 +175,27 @@ pub fn service(i: usize, per_service: usize) -> Service {
     }
 }
 
+/// Service 0 with `endpoints` endpoints as NodePort 30000 with a second port `p1`
+/// (`protocol`, 81 -> 8081, node port 30001): what the modes' feature tests start
+/// from.
+#[cfg(test)]
+pub(crate) fn nodeport_two_ports(
+    endpoints: usize,
+    protocol: crate::floor::spec::Protocol,
+) -> Service {
+    let mut svc = service(0, endpoints);
+    svc.spec.kind = crate::floor::spec::ServiceType::NodePort;
+    svc.spec.node_port = Some(30000);
+    svc.spec.extra_ports.push(ServicePort {
+        name: "p1".into(),
+        protocol,
+        port: 81,
+        target_port: 8081,
+        node_port: Some(30001),
+    });
+    svc
+}
+
 /// A set of services in rule order (service index order).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceSet {

@@ -7,23 +7,13 @@
 //! KUBE-EXTERNAL-SERVICES), with kpbench's names and addresses in place of the test's.
 
 use super::*;
-use crate::floor::model::service;
-use crate::floor::spec::{ServicePort, ServiceType};
+use crate::floor::model::nodeport_two_ports;
 
 /// Service 0 with 2 endpoints as NodePort 30000, affinity 10800 s and a second TCP
 /// port `p1` (81 -> 8081, node port 30001).
 fn featured() -> Service {
-    let mut svc = service(0, 2);
-    svc.spec.kind = ServiceType::NodePort;
-    svc.spec.node_port = Some(30000);
+    let mut svc = nodeport_two_ports(2, crate::floor::spec::Protocol::Tcp);
     svc.spec.affinity_timeout_s = Some(10800);
-    svc.spec.extra_ports.push(ServicePort {
-        name: "p1".into(),
-        protocol: crate::floor::spec::Protocol::Tcp,
-        port: 81,
-        target_port: 8081,
-        node_port: Some(30001),
-    });
     svc
 }
 

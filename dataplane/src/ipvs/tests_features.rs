@@ -19,8 +19,8 @@ use super::ports::{wanted, NODE_IP};
 use super::render::*;
 use super::standin::Node;
 use super::IpvsBackend;
-use crate::floor::model::{service, Service, ServiceSet};
-use crate::floor::spec::{Protocol, ServicePort, ServiceType};
+use crate::floor::model::{nodeport_two_ports, service, Service, ServiceSet};
+use crate::floor::spec::{Protocol, ServicePort};
 use crate::floor::sync::record::Recorder;
 use crate::floor::sync::{KubeProxyVersion, Profile};
 use crate::mode::IpvsScheduler;
@@ -38,17 +38,8 @@ fn settings() -> Settings {
 /// Service 0 with 2 endpoints as NodePort 30000, affinity 10800 s and a second port
 /// `p1`, UDP 81 -> 8081, node port 30001.
 fn featured() -> Service {
-    let mut svc = service(0, 2);
-    svc.spec.kind = ServiceType::NodePort;
-    svc.spec.node_port = Some(30000);
+    let mut svc = nodeport_two_ports(2, Protocol::Udp);
     svc.spec.affinity_timeout_s = Some(10800);
-    svc.spec.extra_ports.push(ServicePort {
-        name: "p1".into(),
-        protocol: Protocol::Udp,
-        port: 81,
-        target_port: 8081,
-        node_port: Some(30001),
-    });
     svc
 }
 

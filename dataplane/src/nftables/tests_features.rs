@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::floor::backend::Backend;
-use crate::floor::model::{service, spare_endpoint_ip};
-use crate::floor::spec::{Conditions, Protocol, ServicePort, ServiceType, TrafficPolicy};
+use crate::floor::model::{nodeport_two_ports, service, spare_endpoint_ip};
+use crate::floor::spec::{Conditions, Protocol, ServiceType, TrafficPolicy};
 use crate::floor::sync::record::Recorder;
 use crate::floor::sync::Controller;
 
@@ -51,17 +51,7 @@ fn one(svc: &Service, release: KubeProxyVersion) -> String {
 
 /// A NodePort service with a TCP and a UDP port and one endpoint.
 fn nodeport_tcp_udp() -> Service {
-    let mut s = service(0, 1);
-    s.spec.kind = ServiceType::NodePort;
-    s.spec.node_port = Some(30000);
-    s.spec.extra_ports.push(ServicePort {
-        name: "p1".into(),
-        protocol: Protocol::Udp,
-        port: 81,
-        target_port: 8081,
-        node_port: Some(30001),
-    });
-    s
+    nodeport_two_ports(1, Protocol::Udp)
 }
 
 #[test]
