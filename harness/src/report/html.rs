@@ -82,6 +82,7 @@ pub fn page(results: &[Results], charts: &[(&Chart, String)], plan: &Plan) -> St
     findings::lookup_cost(&mut h, &rows, charts);
     summary(&mut h, &rows);
     super::picks_section::picks(&mut h, &rows);
+    super::notes_section::notes(&mut h, &rows);
     charts_section(&mut h, charts);
     sync_sections::breakdown(&mut h, results, charts);
     sync_sections::overhead(&mut h, results);

@@ -8,6 +8,7 @@ mod churn_section;
 mod findings;
 mod html;
 mod markup;
+mod notes_section;
 mod picks_section;
 mod plan_section;
 mod published_section;
