@@ -48,6 +48,22 @@ fn the_shipped_scenarios_parse() {
     )
     .unwrap();
     assert!(scale.services.iter().max().unwrap() >= &20_000);
+    for (text, file, modes) in [
+        (
+            include_str!("../../../scenarios/churn-10.toml"),
+            "churn-10.toml",
+            5,
+        ),
+        (
+            include_str!("../../../scenarios/churn-ipvs.toml"),
+            "churn-ipvs.toml",
+            1,
+        ),
+    ] {
+        let s = Scenario::parse(text, file, file.trim_end_matches(".toml")).unwrap();
+        assert_eq!(s.modes.len(), modes, "{file}");
+        assert!(s.churn.is_some(), "{file} has no churn phase");
+    }
 }
 
 #[test]
