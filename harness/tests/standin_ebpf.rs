@@ -92,7 +92,12 @@ fn featured_holds(mode: Mode, tag: &str) {
     ignore = "needs root: scripts/test.sh runs it as root"
 )]
 fn the_map_standin_agrees_with_the_socket_lb_maps() {
-    holds(Mode::Ebpf, "eb", |_| sequence(6, 3));
+    let compared = holds(Mode::Ebpf, "eb", |_| sequence(6, 3));
+    assert_eq!(
+        compared.len(),
+        5,
+        "full sync, add, remove, update, timers fired"
+    );
 }
 
 #[test]
@@ -101,7 +106,12 @@ fn the_map_standin_agrees_with_the_socket_lb_maps() {
     ignore = "needs root: scripts/test.sh runs it as root"
 )]
 fn the_map_standin_agrees_with_the_tc_lb_maps() {
-    holds(Mode::EbpfTc, "et", |_| sequence(6, 3));
+    let compared = holds(Mode::EbpfTc, "et", |_| sequence(6, 3));
+    assert_eq!(
+        compared.len(),
+        5,
+        "full sync, add, remove, update, timers fired"
+    );
 }
 
 #[test]
